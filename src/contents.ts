@@ -1,0 +1,335 @@
+// File contents: scatter on write and gather on read, piece by piece, through bounded caches.
+// Writes are copy-on-write: new piece versions are sealed and made durable before the metadata commit
+// that points to them, and the versions they replace are deleted only after that commit.
+
+import { addressOf, makeChaff, type Address } from './address.js';
+import type { VaultKeys } from './crypto.js';
+import { IntegrityError } from './errors.js';
+import { ByteLru } from './lru.js';
+import type { Inode } from './meta/inode.js';
+import type { Metadata } from './meta/metadata.js';
+import { Mutex } from './mutex.js';
+import type { OpStats } from './op-stats.js';
+import { blobSizeClasses, fileKey, openPiece, sealPiece, type PieceId } from './pieces.js';
+import type { PieceStore } from './store/piece-store.js';
+
+/** Plaintext held for writes not yet sealed, per file; past it the oldest dirty pieces are sealed early. */
+const DIRTY_BYTES_PER_FILE = 8 * 1024 * 1024;
+/** Decrypted pieces kept for reads. */
+const CLEAN_CACHE_BYTES = 16 * 1024 * 1024;
+
+export interface ContentSettings {
+  vaultId: Buffer;
+  keys: VaultKeys;
+  store: PieceStore;
+  meta: Metadata;
+  pieceSize: number;
+  chaffRatio: number;
+  stats: OpStats;
+}
+
+/** A piece being written: its plaintext so far. `len` bytes are data; the rest of `buf` is spare room. */
+interface DirtyPiece {
+  buf: Buffer;
+  len: number;
+}
+
+/** The content state of one file while it has open handles (or a truncate is in progress). */
+export class OpenFile {
+  refs = 0;
+  readonly lock = new Mutex();
+  readonly dirty = new Map<number, DirtyPiece>();
+  dirtyBytes = 0;
+  /** Piece versions sealed since the last commit: deleted at once if overwritten again before it. */
+  readonly uncommitted = new Map<number, number>();
+  /** Set when size, pieces or mtime differ from the committed inode. */
+  changed = false;
+  /** Unlinked while open: its blobs go when the last handle closes. */
+  unlinked = false;
+
+  size: number;
+  pieces: Map<number, number>;
+  nextVersion: number;
+  mtime: number;
+  committed: Map<number, number>;
+  readonly lost: Set<number>;
+
+  constructor(readonly id: string, readonly fileId: Buffer, readonly key: Buffer, inode: Inode) {
+    this.size = inode.size;
+    this.pieces = new Map(inode.pieces);
+    this.committed = new Map(inode.pieces);
+    this.nextVersion = inode.nextVersion;
+    this.mtime = inode.mtime;
+    this.lost = new Set(inode.lost);
+  }
+}
+
+export class Contents {
+  private readonly open = new Map<string, OpenFile>();
+  private readonly clean = new ByteLru<string>(CLEAN_CACHE_BYTES);
+  private readonly classes: number[];
+  readonly pieceSize: number;
+
+  constructor(private readonly s: ContentSettings) {
+    this.pieceSize = s.pieceSize;
+    this.classes = blobSizeClasses(s.pieceSize);
+  }
+
+  /** The open state of a file, creating it from the inode if the file is not open yet. */
+  acquire(inode: Inode): OpenFile {
+    let of = this.open.get(inode.id);
+    if (!of) {
+      of = new OpenFile(inode.id, inode.fileId, fileKey(this.s.keys.content, inode.fileId), inode);
+      this.open.set(inode.id, of);
+    }
+    of.refs++;
+    return of;
+  }
+
+  /** Drops one reference; the last one commits and forgets the state. */
+  async release(of: OpenFile): Promise<void> {
+    try {
+      await this.commit(of);
+    } finally {
+      if (--of.refs === 0) {
+        this.open.delete(of.id);
+        if (of.unlinked) await this.deleteAllPieces(of.fileId, [...of.committed, ...of.pieces]);
+      }
+    }
+  }
+
+  openState(id: string): OpenFile | undefined {
+    return this.open.get(id);
+  }
+
+  async read(of: OpenFile, target: Buffer, length: number, position: number): Promise<number> {
+    return of.lock.run(async () => {
+      const end = Math.min(position + length, of.size);
+      if (position >= end) return 0;
+      const P = this.pieceSize;
+      for (let i = Math.floor(position / P); i * P < end; i++) {
+        const pStart = i * P;
+        const from = Math.max(position, pStart);
+        const to = Math.min(end, pStart + P);
+        const data = await this.pieceData(of, i);
+        const dst = target.subarray(from - position, to - position);
+        const avail = Math.max(0, Math.min(data.length, to - pStart) - (from - pStart));
+        if (avail > 0) data.copy(dst, 0, from - pStart, from - pStart + avail);
+        if (avail < dst.length) dst.fill(0, avail);
+      }
+      return end - position;
+    });
+  }
+
+  async write(of: OpenFile, source: Buffer, position: number): Promise<number> {
+    return of.lock.run(async () => {
+      const end = position + source.length;
+      const P = this.pieceSize;
+      for (let i = Math.floor(position / P); i * P < end; i++) {
+        const pStart = i * P;
+        const a = Math.max(position, pStart) - pStart;
+        const b = Math.min(end, pStart + P) - pStart;
+        const piece = await this.dirtyPiece(of, i, a === 0 && b >= this.logicalLength(of, i));
+        ensureRoom(piece, b);
+        if (a > piece.len) piece.buf.fill(0, piece.len, a);
+        source.copy(piece.buf, a, pStart + a - position, pStart + b - position);
+        if (b > piece.len) {
+          of.dirtyBytes += b - piece.len;
+          piece.len = b;
+        }
+      }
+      if (end > of.size) of.size = end;
+      of.mtime = Date.now();
+      of.changed = true;
+      if (of.dirtyBytes > DIRTY_BYTES_PER_FILE) await this.sealOldest(of, of.dirtyBytes - DIRTY_BYTES_PER_FILE / 2);
+      return source.length;
+    });
+  }
+
+  async truncate(of: OpenFile, size: number): Promise<void> {
+    return of.lock.run(async () => {
+      const P = this.pieceSize;
+      if (size < of.size) {
+        const keep = Math.ceil(size / P);
+        for (const i of [...of.pieces.keys()]) if (i >= keep) await this.dropPiece(of, i);
+        for (const [i, piece] of [...of.dirty]) {
+          if (i >= keep) {
+            of.dirty.delete(i);
+            of.dirtyBytes -= piece.len;
+          }
+        }
+        for (const i of [...of.lost]) if (i >= keep) of.lost.delete(i);
+        // The new last piece must not keep bytes past the new end: they would reappear on a later extend.
+        const tail = Math.floor(size / P);
+        const tailLen = size - tail * P;
+        if (tailLen > 0 && (of.pieces.has(tail) || of.dirty.has(tail))) {
+          const piece = await this.dirtyPiece(of, tail, false);
+          if (piece.len > tailLen) {
+            of.dirtyBytes -= piece.len - tailLen;
+            piece.len = tailLen;
+          }
+        }
+      }
+      of.size = size;
+      of.mtime = Date.now();
+      of.changed = true;
+    });
+  }
+
+  /**
+   * Makes the file's current content durable: seals dirty pieces, flushes the store, commits size and
+   * piece map in one metadata transaction, then deletes the versions that commit superseded.
+   */
+  async commit(of: OpenFile, extra?: (inode: Inode) => void): Promise<void> {
+    return of.lock.run(async () => {
+      if (!of.changed || of.unlinked) return;
+      for (const i of [...of.dirty.keys()].sort((x, y) => x - y)) await this.sealPiece(of, i);
+      await this.s.store.flush();
+      const t = process.hrtime.bigint();
+      this.s.meta.transaction(() => {
+        const inode = this.s.meta.requireInode(of.id);
+        inode.size = of.size;
+        inode.pieces = new Map(of.pieces);
+        inode.nextVersion = of.nextVersion;
+        inode.mtime = of.mtime;
+        inode.ctime = Math.max(inode.ctime, of.mtime);
+        inode.lost = [...of.lost];
+        extra?.(inode);
+        this.s.meta.putInode(inode);
+      });
+      this.s.stats.record('meta.commit', t, 0);
+      const superseded: Address[] = [];
+      for (const [i, v] of of.committed) if (of.pieces.get(i) !== v) superseded.push(this.addressOf(of.fileId, i, v));
+      of.committed = new Map(of.pieces);
+      of.uncommitted.clear();
+      of.changed = false;
+      for (const a of superseded) await this.s.store.delete(a);
+    });
+  }
+
+  /** Deletes every blob of a file whose inode is gone (after the commit that removed it). */
+  async deleteAllPieces(fileId: Buffer, pieces: Iterable<[number, number]>): Promise<void> {
+    for (const [i, v] of pieces) await this.s.store.delete(this.addressOf(fileId, i, v));
+  }
+
+  addressOf(fileId: Buffer, index: number, version: number): Address {
+    return addressOf(this.s.keys.address, { fileId, index, version });
+  }
+
+  /** Reads, verifies and decrypts one committed piece of an inode (used by fsck and reads). */
+  async gather(fileId: Buffer, key: Buffer, index: number, version: number, what: string): Promise<Buffer> {
+    const id: PieceId = { fileId, index, version };
+    const address = addressOf(this.s.keys.address, id);
+    const cacheKey = address.toString('hex');
+    const cached = this.clean.get(cacheKey);
+    if (cached) return cached;
+    const blob = await this.s.store.get(address);
+    if (!blob) throw new IntegrityError(`${what}: piece ${index} (version ${version}) is missing from the store`);
+    const t = process.hrtime.bigint();
+    const data = openPiece(key, this.s.vaultId, id, blob, this.pieceSize);
+    this.s.stats.record('crypto.open', t, blob.length);
+    if (!data) throw new IntegrityError(`${what}: piece ${index} (version ${version}) failed authentication`);
+    this.clean.set(cacheKey, data);
+    return data;
+  }
+
+  fileKeyOf(fileId: Buffer): Buffer {
+    return fileKey(this.s.keys.content, fileId);
+  }
+
+  /** A piece's bytes as they stand (may be shorter than the piece: the rest reads as zeroes). */
+  private async pieceData(of: OpenFile, i: number): Promise<Buffer> {
+    const d = of.dirty.get(i);
+    if (d) return d.buf.subarray(0, d.len);
+    const version = of.pieces.get(i);
+    if (version === undefined) {
+      if (of.lost.has(i)) throw new IntegrityError(`file ${of.id}: piece ${i} was quarantined by fsck as damaged`);
+      return EMPTY;
+    }
+    return this.gather(of.fileId, of.key, i, version, `file ${of.id}`);
+  }
+
+  private logicalLength(of: OpenFile, i: number): number {
+    return Math.max(0, Math.min(this.pieceSize, of.size - i * this.pieceSize));
+  }
+
+  private async dirtyPiece(of: OpenFile, i: number, overwriteAll: boolean): Promise<DirtyPiece> {
+    let piece = of.dirty.get(i);
+    if (piece) {
+      of.dirty.delete(i); // re-insert: the map's order is the order in which pieces were last written
+      of.dirty.set(i, piece);
+      return piece;
+    }
+    const existing = overwriteAll ? EMPTY : await this.pieceData(of, i);
+    const len = Math.min(existing.length, this.logicalLength(of, i));
+    piece = { buf: Buffer.alloc(Math.max(len, Math.min(this.pieceSize, 4096))), len };
+    existing.copy(piece.buf, 0, 0, len);
+    of.dirty.set(i, piece);
+    of.dirtyBytes += len;
+    if (overwriteAll) of.lost.delete(i);
+    return piece;
+  }
+
+  private async sealOldest(of: OpenFile, bytes: number): Promise<void> {
+    let freed = 0;
+    for (const i of [...of.dirty.keys()]) {
+      if (freed >= bytes) break;
+      freed += of.dirty.get(i)?.len ?? 0;
+      await this.sealPiece(of, i);
+    }
+  }
+
+  /** Seals a dirty piece as a new version and puts it in the store; the metadata commit comes later. */
+  private async sealPiece(of: OpenFile, i: number): Promise<void> {
+    const piece = of.dirty.get(i);
+    if (!piece) return;
+    const version = of.nextVersion++;
+    const id: PieceId = { fileId: of.fileId, index: i, version };
+    const t = process.hrtime.bigint();
+    const blob = sealPiece(of.key, this.s.vaultId, id, piece.buf.subarray(0, piece.len), this.classes);
+    this.s.stats.record('crypto.seal', t, blob.length);
+    await this.s.store.put(addressOf(this.s.keys.address, id), blob);
+    await this.dropUncommitted(of, i);
+    of.pieces.set(i, version);
+    of.uncommitted.set(i, version);
+    of.dirty.delete(i);
+    of.dirtyBytes -= piece.len;
+    of.lost.delete(i);
+    await this.maybeChaff(blob.length);
+  }
+
+  /** Removes piece i from the working map; an uncommitted version of it is deleted now, a committed one at commit. */
+  private async dropPiece(of: OpenFile, i: number): Promise<void> {
+    await this.dropUncommitted(of, i);
+    of.pieces.delete(i);
+  }
+
+  private async dropUncommitted(of: OpenFile, i: number): Promise<void> {
+    const v = of.uncommitted.get(i);
+    if (v !== undefined) {
+      of.uncommitted.delete(i);
+      await this.s.store.delete(this.addressOf(of.fileId, i, v));
+    }
+  }
+
+  /** Chaff: with probability chaffRatio per real piece, a random blob of the same size joins the store. */
+  private async maybeChaff(size: number): Promise<void> {
+    let n = Math.floor(this.s.chaffRatio);
+    if (Math.random() < this.s.chaffRatio - n) n++;
+    for (let k = 0; k < n; k++) {
+      const { address, blob } = makeChaff(this.s.keys.address, size);
+      await this.s.store.put(address, blob);
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function ensureRoom(piece: DirtyPiece, bytes: number): void {
+  if (piece.buf.length >= bytes) return;
+  let size = piece.buf.length;
+  while (size < bytes) size *= 2;
+  const grown = Buffer.alloc(size);
+  piece.buf.copy(grown, 0, 0, piece.len);
+  piece.buf = grown;
+}

@@ -1,0 +1,83 @@
+// Cryptographic primitives of svault, all from Node's crypto (OpenSSL): key derivation, AEAD sealing, keyed hashes.
+// Nothing here is home-made: AES-256-GCM for sealing, HKDF-SHA256 for subkeys, HMAC-SHA256 as the PRF.
+
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export const KEY_BYTES = 32;
+export const NONCE_BYTES = 12;
+export const TAG_BYTES = 16;
+/** Bytes an AEAD seal adds to its plaintext: the random nonce in front, the tag behind. */
+export const SEAL_OVERHEAD = NONCE_BYTES + TAG_BYTES;
+
+/** The purpose-separated keys derived from one master key. No key is used for two purposes. */
+export interface VaultKeys {
+  /** Root of the per-file piece subkeys. */
+  readonly content: Buffer;
+  /** Seals metadata records. */
+  readonly meta: Buffer;
+  /** Keyed hashes that name metadata records (lookups by parent and name). */
+  readonly index: Buffer;
+  /** The PRF that places pieces in the store (the 8-dimensional address). */
+  readonly address: Buffer;
+}
+
+export function hkdf(key: Buffer, salt: Buffer, info: string, length = KEY_BYTES): Buffer {
+  return Buffer.from(hkdfSync('sha256', key, salt, Buffer.from(info, 'utf8'), length));
+}
+
+export function deriveVaultKeys(master: Buffer, vaultId: Buffer): VaultKeys {
+  return {
+    content: hkdf(master, vaultId, 'svault/v1/content'),
+    meta: hkdf(master, vaultId, 'svault/v1/meta'),
+    index: hkdf(master, vaultId, 'svault/v1/index'),
+    address: hkdf(master, vaultId, 'svault/v1/address'),
+  };
+}
+
+/** HMAC-SHA256 over the concatenation of parts: the keyed PRF used for addresses and record names. */
+export function prf(key: Buffer, ...parts: (Buffer | string)[]): Buffer {
+  const h = createHmac('sha256', key);
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+/**
+ * Seals plaintext parts (concatenated) with AES-256-GCM under a fresh random nonce.
+ * Output: nonce || ciphertext || tag. Parts avoid copying a large buffer just to prepend a header.
+ */
+export function seal(key: Buffer, aad: Buffer, parts: Buffer[]): Buffer {
+  const nonce = randomBytes(NONCE_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(aad);
+  const out: Buffer[] = [nonce];
+  for (const p of parts) out.push(cipher.update(p));
+  out.push(cipher.final(), cipher.getAuthTag());
+  return Buffer.concat(out);
+}
+
+/** Opens a sealed blob; returns null when it does not authenticate (wrong key, tampered, truncated). */
+export function open(key: Buffer, aad: Buffer, sealed: Buffer): Buffer | null {
+  if (sealed.length < SEAL_OVERHEAD) return null;
+  const nonce = sealed.subarray(0, NONCE_BYTES);
+  const tag = sealed.subarray(sealed.length - TAG_BYTES);
+  const decipher = createDecipheriv('aes-256-gcm', key, nonce);
+  decipher.setAAD(aad);
+  decipher.setAuthTag(tag);
+  const body = decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES));
+  try {
+    decipher.final();
+  } catch {
+    return null;
+  }
+  return body;
+}
+
+export function constantTimeEqual(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function u64(n: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(n));
+  return b;
+}

@@ -1,0 +1,183 @@
+// Typed metadata over the encrypted record store: inodes, directory entries and directory listing pages.
+// A directory's listing is split into pages of at most PAGE_CAPACITY entries, each its own record, so a
+// create or unlink rewrites one small page however large the directory, and every record looks alike.
+
+import { IntegrityError } from '../errors.js';
+import { decodeInode, encodeInode, cloneInode, type Inode, type Kind } from './inode.js';
+import type { RecordStore } from './record-store.js';
+
+export const PAGE_CAPACITY = 128;
+const INODE_CACHE_LIMIT = 20000;
+
+export interface DirEntry {
+  name: string;
+  id: string;
+  kind: Kind;
+}
+
+interface EntryRecord extends DirEntry {
+  page: number;
+}
+
+export class Metadata {
+  private readonly inodes = new Map<string, Inode>();
+
+  constructor(readonly records: RecordStore) {}
+
+  private inodeName(id: string): Buffer {
+    return this.records.nameOf('inode', id);
+  }
+
+  private entryName(parentId: string, name: string): Buffer {
+    return this.records.nameOf('entry', parentId, name);
+  }
+
+  private pageName(dirId: string, page: number): Buffer {
+    return this.records.nameOf('dirpage', dirId, String(page));
+  }
+
+  /** The inode, or null when there is no record. Returns a copy the caller may change. */
+  getInode(id: string): Inode | null {
+    let inode = this.inodes.get(id);
+    if (!inode) {
+      const bytes = this.records.get(this.inodeName(id), `inode ${id}`);
+      if (!bytes) return null;
+      inode = decodeInode(bytes, id);
+      this.remember(inode);
+    }
+    return cloneInode(inode);
+  }
+
+  requireInode(id: string): Inode {
+    const inode = this.getInode(id);
+    if (!inode) throw new IntegrityError(`inode ${id} is referenced but its record is missing`);
+    return inode;
+  }
+
+  putInode(inode: Inode): void {
+    this.records.put(this.inodeName(inode.id), encodeInode(inode));
+    this.remember(cloneInode(inode));
+  }
+
+  deleteInode(id: string): void {
+    this.records.delete(this.inodeName(id));
+    this.inodes.delete(id);
+  }
+
+  private remember(inode: Inode): void {
+    if (this.inodes.size >= INODE_CACHE_LIMIT) {
+      const oldest = this.inodes.keys().next().value;
+      if (oldest !== undefined) this.inodes.delete(oldest);
+    }
+    this.inodes.set(inode.id, inode);
+  }
+
+  lookup(parentId: string, name: string): EntryRecord | null {
+    const bytes = this.records.get(this.entryName(parentId, name), `entry "${name}"`);
+    if (!bytes) return null;
+    const e = parseJson<EntryRecord>(bytes, `entry "${name}"`);
+    if (e.name !== name) throw new IntegrityError(`entry "${name}" holds another name`);
+    return e;
+  }
+
+  private readPage(dirId: string, page: number): DirEntry[] {
+    const bytes = this.records.get(this.pageName(dirId, page), `directory page ${page} of ${dirId}`);
+    if (!bytes) throw new IntegrityError(`directory ${dirId}: listing page ${page} is missing`);
+    return parseJson<DirEntry[]>(bytes, `directory page ${page} of ${dirId}`);
+  }
+
+  private writePage(dirId: string, page: number, entries: DirEntry[]): void {
+    this.records.put(this.pageName(dirId, page), Buffer.from(JSON.stringify(entries)));
+  }
+
+  private writeEntry(dirId: string, e: EntryRecord): void {
+    this.records.put(this.entryName(dirId, e.name), Buffer.from(JSON.stringify(e)));
+  }
+
+  /** Adds an entry to a directory; `dir` is changed in place and the caller writes it. Call inside a transaction. */
+  addEntry(dir: Inode, entry: DirEntry): void {
+    let page = dir.dirPages - 1;
+    let entries = page >= 0 ? this.readPage(dir.id, page) : [];
+    if (page < 0 || entries.length >= PAGE_CAPACITY) {
+      page = dir.dirPages++;
+      entries = [];
+    }
+    entries.push(entry);
+    this.writePage(dir.id, page, entries);
+    this.writeEntry(dir.id, { ...entry, page });
+    dir.entries++;
+  }
+
+  /**
+   * Removes an entry. The hole it leaves in its page is filled with the last page's last entry, so pages
+   * stay dense and a directory that shrinks gives its records back. Call inside a transaction.
+   */
+  removeEntry(dir: Inode, name: string): void {
+    const rec = this.lookup(dir.id, name);
+    if (!rec) throw new IntegrityError(`directory ${dir.id}: entry "${name}" is missing`);
+    const entries = this.readPage(dir.id, rec.page);
+    const at = entries.findIndex((e) => e.name === name);
+    if (at < 0) throw new IntegrityError(`directory ${dir.id}: entry "${name}" is not in its listing page`);
+    const lastPage = dir.dirPages - 1;
+    if (rec.page === lastPage) {
+      entries.splice(at, 1);
+      this.writeOrDropPage(dir, lastPage, entries);
+    } else {
+      const last = this.readPage(dir.id, lastPage);
+      const moved = last.pop();
+      if (!moved) throw new IntegrityError(`directory ${dir.id}: last listing page is empty`);
+      entries[at] = moved;
+      this.writePage(dir.id, rec.page, entries);
+      this.writeEntry(dir.id, { ...moved, page: rec.page });
+      this.writeOrDropPage(dir, lastPage, last);
+    }
+    this.records.delete(this.entryName(dir.id, name));
+    dir.entries--;
+  }
+
+  private writeOrDropPage(dir: Inode, page: number, entries: DirEntry[]): void {
+    if (entries.length === 0 && page === dir.dirPages - 1) {
+      this.records.delete(this.pageName(dir.id, page));
+      dir.dirPages--;
+    } else {
+      this.writePage(dir.id, page, entries);
+    }
+  }
+
+  /** Changes what an existing entry points to (rename over an existing target). */
+  replaceEntry(dir: Inode, name: string, id: string, kind: Kind): void {
+    const rec = this.lookup(dir.id, name);
+    if (!rec) throw new IntegrityError(`directory ${dir.id}: entry "${name}" is missing`);
+    const entries = this.readPage(dir.id, rec.page);
+    const at = entries.findIndex((e) => e.name === name);
+    if (at < 0) throw new IntegrityError(`directory ${dir.id}: entry "${name}" is not in its listing page`);
+    entries[at] = { name, id, kind };
+    this.writePage(dir.id, rec.page, entries);
+    this.writeEntry(dir.id, { name, id, kind, page: rec.page });
+  }
+
+  list(dir: Inode): DirEntry[] {
+    const all: DirEntry[] = [];
+    for (let p = 0; p < dir.dirPages; p++) all.push(...this.readPage(dir.id, p));
+    if (all.length !== dir.entries) throw new IntegrityError(`directory ${dir.id}: listing holds ${all.length} entries, inode says ${dir.entries}`);
+    return all;
+  }
+
+  transaction<T>(fn: () => T): T {
+    try {
+      return this.records.transaction(fn);
+    } catch (err) {
+      // The cache may hold inodes the rolled-back transaction changed: forget them all.
+      this.inodes.clear();
+      throw err;
+    }
+  }
+}
+
+function parseJson<T>(bytes: Buffer, what: string): T {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T;
+  } catch {
+    throw new IntegrityError(`${what}: record is not valid`);
+  }
+}

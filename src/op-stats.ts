@@ -1,0 +1,73 @@
+// Cheap, always-on operation counters: calls, bytes, total time and a log2 latency histogram per operation.
+
+const BUCKETS = 40; // bucket i counts latencies in [2^i, 2^(i+1)) nanoseconds
+
+export interface OpSummary {
+  op: string;
+  calls: number;
+  bytes: number;
+  totalMs: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+class OpCounter {
+  calls = 0;
+  bytes = 0;
+  totalNs = 0;
+  readonly histogram = new Uint32Array(BUCKETS);
+
+  add(ns: number, bytes: number): void {
+    this.calls++;
+    this.bytes += bytes;
+    this.totalNs += ns;
+    const bucket = ns < 2 ? 0 : Math.min(BUCKETS - 1, Math.floor(Math.log2(ns)));
+    this.histogram[bucket] = (this.histogram[bucket] ?? 0) + 1;
+  }
+
+  /** The upper bound of the bucket holding quantile q: a histogram answer, within a factor of two. */
+  quantileNs(q: number): number {
+    const target = Math.ceil(this.calls * q);
+    let seen = 0;
+    for (let i = 0; i < BUCKETS; i++) {
+      seen += this.histogram[i] ?? 0;
+      if (seen >= target && target > 0) return 2 ** (i + 1);
+    }
+    return 0;
+  }
+}
+
+export class OpStats {
+  private readonly counters = new Map<string, OpCounter>();
+
+  /** Records one call that started at `startNs` (process.hrtime.bigint()) and moved `bytes`. */
+  record(op: string, startNs: bigint, bytes: number): void {
+    this.add(op, Number(process.hrtime.bigint() - startNs), bytes);
+  }
+
+  add(op: string, ns: number, bytes: number): void {
+    let c = this.counters.get(op);
+    if (!c) {
+      c = new OpCounter();
+      this.counters.set(op, c);
+    }
+    c.add(ns, bytes);
+  }
+
+  summary(): OpSummary[] {
+    return [...this.counters.entries()]
+      .map(([op, c]) => ({
+        op,
+        calls: c.calls,
+        bytes: c.bytes,
+        totalMs: c.totalNs / 1e6,
+        p50Ms: c.quantileNs(0.5) / 1e6,
+        p99Ms: c.quantileNs(0.99) / 1e6,
+      }))
+      .sort((a, b) => a.op.localeCompare(b.op));
+  }
+
+  reset(): void {
+    this.counters.clear();
+  }
+}

@@ -1,0 +1,70 @@
+// Sealing and opening pieces: a file's content cut into fixed-size pieces, each sealed with AES-256-GCM
+// under a per-file subkey and padded to one of a few blob size classes so blob sizes say little.
+
+import { hkdf, open, seal, SEAL_OVERHEAD, u64 } from './crypto.js';
+
+/** Inside the seal each piece starts with its data length, so padding is authenticated too. */
+const LENGTH_HEADER = 4;
+/** Total bytes a full piece's blob has beyond its data. */
+export const PIECE_OVERHEAD = SEAL_OVERHEAD + LENGTH_HEADER;
+const SMALLEST_CLASS = 4096;
+
+/** Identifies one version of one piece of one file: everything bound into its associated data and address. */
+export interface PieceId {
+  fileId: Buffer; // 16 random bytes, fixed for the life of the file
+  index: number;
+  version: number;
+}
+
+/** Blob sizes in use: powers of four from 4 KiB below a full piece, then the full piece. */
+export function blobSizeClasses(pieceSize: number): number[] {
+  const full = pieceSize + PIECE_OVERHEAD;
+  const classes: number[] = [];
+  for (let c = SMALLEST_CLASS; c < full; c *= 4) classes.push(c);
+  classes.push(full);
+  return classes;
+}
+
+export function blobSizeFor(dataLength: number, classes: number[]): number {
+  const need = dataLength + PIECE_OVERHEAD;
+  for (const c of classes) if (c >= need) return c;
+  throw new RangeError(`piece of ${dataLength} bytes exceeds the piece size`);
+}
+
+/** The per-file content key: a leaked file key exposes one file, and nonce reuse bounds are per file. */
+export function fileKey(contentKey: Buffer, fileId: Buffer): Buffer {
+  return hkdf(contentKey, fileId, 'svault/v1/piece');
+}
+
+function pieceAad(vaultId: Buffer, id: PieceId): Buffer {
+  return Buffer.concat([Buffer.from('svault-piece-v1'), vaultId, id.fileId, u64(id.index), u64(id.version)]);
+}
+
+const zeroes = new Map<number, Buffer>();
+function zeroPad(n: number): Buffer {
+  let z = zeroes.get(n);
+  if (!z) {
+    z = Buffer.alloc(n);
+    if (zeroes.size < 16) zeroes.set(n, z);
+  }
+  return z;
+}
+
+export function sealPiece(key: Buffer, vaultId: Buffer, id: PieceId, data: Buffer, classes: number[]): Buffer {
+  const blobSize = blobSizeFor(data.length, classes);
+  const header = Buffer.alloc(LENGTH_HEADER);
+  header.writeUInt32BE(data.length);
+  const parts = [header, data];
+  const pad = blobSize - PIECE_OVERHEAD - data.length;
+  if (pad > 0) parts.push(zeroPad(pad));
+  return seal(key, pieceAad(vaultId, id), parts);
+}
+
+/** Opens a piece blob. Returns the data, or null when it fails authentication or is malformed. */
+export function openPiece(key: Buffer, vaultId: Buffer, id: PieceId, blob: Buffer, pieceSize: number): Buffer | null {
+  const body = open(key, pieceAad(vaultId, id), blob);
+  if (!body || body.length < LENGTH_HEADER) return null;
+  const length = body.readUInt32BE(0);
+  if (length > pieceSize || LENGTH_HEADER + length > body.length) return null;
+  return body.subarray(LENGTH_HEADER, LENGTH_HEADER + length);
+}

@@ -1,0 +1,50 @@
+// One process at a time per store: a lock file holding the owner's pid. A lock left by a dead process
+// (kill -9) is taken over; one held by a live process is refused.
+
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { StoreLockedError } from './errors.js';
+
+export const LOCK_FILE = 'svault.lock';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function lockHolder(store: string): number | null {
+  try {
+    const pid = Number.parseInt(readFileSync(join(store, LOCK_FILE), 'utf8'), 10);
+    return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+export function acquireStoreLock(store: string): () => void {
+  const path = join(store, LOCK_FILE);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = openSync(path, 'wx', 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => {
+        try {
+          if (readFileSync(path, 'utf8') === String(process.pid)) unlinkSync(path);
+        } catch {
+          /* already gone */
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = lockHolder(store);
+      if (holder !== null && holder !== process.pid) throw new StoreLockedError(store, holder);
+      unlinkSync(path); // stale: its process is gone
+    }
+  }
+  throw new Error(`could not take the lock ${path}`);
+}

@@ -1,0 +1,57 @@
+// An op-counting layer over any piece store: calls, bytes and time per operation, for the profiler and
+// `svault status`. Counting is a few additions and one clock read per call.
+
+import type { Address } from '../address.js';
+import { OpStats } from '../op-stats.js';
+import type { PieceStore } from './piece-store.js';
+
+export class CountingStore implements PieceStore {
+  constructor(private readonly inner: PieceStore, readonly stats: OpStats) {}
+
+  async put(address: Address, blob: Buffer): Promise<void> {
+    const t = process.hrtime.bigint();
+    try {
+      await this.inner.put(address, blob);
+    } finally {
+      this.stats.record('store.put', t, blob.length);
+    }
+  }
+
+  async get(address: Address): Promise<Buffer | null> {
+    const t = process.hrtime.bigint();
+    let n = 0;
+    try {
+      const b = await this.inner.get(address);
+      n = b?.length ?? 0;
+      return b;
+    } finally {
+      this.stats.record('store.get', t, n);
+    }
+  }
+
+  async delete(address: Address): Promise<void> {
+    const t = process.hrtime.bigint();
+    try {
+      await this.inner.delete(address);
+    } finally {
+      this.stats.record('store.delete', t, 0);
+    }
+  }
+
+  list(): AsyncIterable<Address> {
+    return this.inner.list();
+  }
+
+  async flush(): Promise<void> {
+    const t = process.hrtime.bigint();
+    try {
+      await this.inner.flush();
+    } finally {
+      this.stats.record('store.flush', t, 0);
+    }
+  }
+
+  usage(): Promise<{ blobs: number; bytes: number }> {
+    return this.inner.usage();
+  }
+}

@@ -1,0 +1,562 @@
+// The vault: a store directory opened with its passphrase. Path-level filesystem operations over the
+// metadata (namespace) and the contents engine (scatter and gather). FUSE-free: fs/ adapts it to FUSE.
+
+import { existsSync, mkdirSync, readdirSync, statfsSync } from 'node:fs';
+import { createConfig, readConfig, rewrapConfig, unwrapMasterKey, writeConfig, type VaultConfig, type VaultSettings } from './config.js';
+import { Contents, type OpenFile } from './contents.js';
+import { deriveVaultKeys, type VaultKeys } from './crypto.js';
+import { BadStoreError, FsError } from './errors.js';
+import { newInode, ROOT_ID, S_IFMT, type Inode, type Kind } from './meta/inode.js';
+import { Metadata } from './meta/metadata.js';
+import { RecordStore } from './meta/record-store.js';
+import { OpStats } from './op-stats.js';
+import { acquireStoreLock } from './store-lock.js';
+import { CountingStore } from './store/counting-store.js';
+import { LocalDirStore } from './store/local-dir-store.js';
+import type { PieceStore } from './store/piece-store.js';
+
+export const DEFAULT_PIECE_SIZE = 128 * 1024;
+export const DEFAULT_CHAFF_RATIO = 0.1;
+export const NAME_MAX = 255;
+export const XATTR_SIZE_MAX = 65536;
+const XATTR_CREATE = 1;
+const XATTR_REPLACE = 2;
+
+export interface Attr {
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  atime: number;
+  mtime: number;
+  ctime: number;
+  blocks: number;
+  blksize: number;
+}
+
+export interface OpenOptions {
+  /** Replace the directory store, e.g. with a MemoryStore in unit tests. */
+  store?: PieceStore;
+  stats?: OpStats;
+  /** Skip the store lock (read-only inspection such as `svault info`). */
+  noLock?: boolean;
+}
+
+interface Handle {
+  id: string;
+  of: OpenFile;
+}
+
+function fail(errno: FsError['errno'], message: string): never {
+  throw new FsError(errno, message);
+}
+
+/** Splits "/a/b/c" into its components, checking each name's length. */
+function components(path: string): string[] {
+  const parts = path.split('/').filter((p) => p.length > 0);
+  for (const p of parts) if (Buffer.byteLength(p) > NAME_MAX) fail('ENAMETOOLONG', `name too long: ${p.slice(0, 32)}...`);
+  return parts;
+}
+
+function splitParent(path: string): { parent: string; name: string } {
+  const parts = components(path);
+  const name = parts.pop();
+  if (name === undefined) fail('EBUSY', 'the root cannot be changed this way');
+  return { parent: '/' + parts.join('/'), name };
+}
+
+export class Vault {
+  readonly stats: OpStats;
+  readonly meta: Metadata;
+  readonly contents: Contents;
+  private readonly pathCache = new Map<string, string>();
+  private readonly handles = new Map<number, Handle>();
+  private nextHandle = 1;
+  private closed = false;
+
+  private constructor(
+    readonly storeDir: string,
+    readonly config: VaultConfig,
+    private master: Buffer,
+    readonly keys: VaultKeys,
+    readonly store: PieceStore,
+    records: RecordStore,
+    private readonly unlock: () => void,
+    stats: OpStats,
+  ) {
+    this.stats = stats;
+    this.meta = new Metadata(records);
+    this.contents = new Contents({
+      vaultId: Buffer.from(config.vaultId, 'hex'),
+      keys,
+      store,
+      meta: this.meta,
+      pieceSize: config.pieceSize,
+      chaffRatio: config.chaffRatio,
+      stats,
+    });
+  }
+
+  /** Creates a new vault in storeDir (which must be missing or empty) and returns it opened. */
+  static async create(storeDir: string, passphrase: string, settings: Partial<VaultSettings> = {}, opts: OpenOptions = {}): Promise<Vault> {
+    if (existsSync(storeDir) && readdirSync(storeDir).length > 0) {
+      throw new BadStoreError(storeDir, 'the store directory is not empty; a new vault needs an empty or missing directory');
+    }
+    mkdirSync(storeDir, { recursive: true, mode: 0o700 });
+    const { config } = createConfig(passphrase, {
+      pieceSize: settings.pieceSize ?? DEFAULT_PIECE_SIZE,
+      chaffRatio: settings.chaffRatio ?? DEFAULT_CHAFF_RATIO,
+    });
+    writeConfig(storeDir, config);
+    const vault = await Vault.open(storeDir, passphrase, opts);
+    vault.meta.transaction(() => {
+      const root = newInode('dir', 0o755, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
+      root.id = ROOT_ID;
+      vault.meta.putInode(root);
+    });
+    return vault;
+  }
+
+  /** Opens an existing vault. Wrong passphrase: WrongPassphraseError, and nothing in the store is written. */
+  static async open(storeDir: string, passphrase: string, opts: OpenOptions = {}): Promise<Vault> {
+    const config = readConfig(storeDir);
+    const master = unwrapMasterKey(config, passphrase, storeDir);
+    const unlock = opts.noLock ? () => {} : acquireStoreLock(storeDir);
+    try {
+      const vaultId = Buffer.from(config.vaultId, 'hex');
+      const keys = deriveVaultKeys(master, vaultId);
+      const stats = opts.stats ?? new OpStats();
+      const store = new CountingStore(opts.store ?? new LocalDirStore(storeDir), stats);
+      const records = new RecordStore(storeDir, keys.meta, keys.index, vaultId);
+      return new Vault(storeDir, config, master, keys, store, records, unlock, stats);
+    } catch (err) {
+      unlock();
+      throw err;
+    }
+  }
+
+  /** Rewraps the master key under a new passphrase; pieces and metadata are untouched. */
+  changePassphrase(newPassphrase: string): void {
+    const config = rewrapConfig(readConfig(this.storeDir), this.master, newPassphrase);
+    writeConfig(this.storeDir, config);
+  }
+
+  get pieceSize(): number {
+    return this.config.pieceSize;
+  }
+
+  // ---- path resolution ----
+
+  /** The inode id at a path. Caches paths: this mount is the store's only writer. */
+  resolveId(path: string): string {
+    const cached = this.pathCache.get(path);
+    if (cached) return cached;
+    const parts = components(path);
+    let id = ROOT_ID;
+    for (let k = 0; k < parts.length; k++) {
+      const name = parts[k] as string;
+      const e = this.meta.lookup(id, name) ?? fail('ENOENT', `no such file or directory: ${path}`);
+      if (k < parts.length - 1 && e.kind !== 'dir') fail('ENOTDIR', `not a directory: /${parts.slice(0, k + 1).join('/')}`);
+      id = e.id;
+    }
+    if (this.pathCache.size > 100000) this.pathCache.clear();
+    this.pathCache.set(path, id);
+    return id;
+  }
+
+  inodeAt(path: string): Inode {
+    return this.meta.requireInode(this.resolveId(path));
+  }
+
+  private dirAt(path: string): Inode {
+    const dir = this.inodeAt(path);
+    if (dir.kind !== 'dir') fail('ENOTDIR', `not a directory: ${path}`);
+    return dir;
+  }
+
+  private forgetPath(path: string): void {
+    const prefix = path + '/';
+    for (const p of this.pathCache.keys()) if (p === path || p.startsWith(prefix)) this.pathCache.delete(p);
+  }
+
+  // ---- attributes ----
+
+  attrOf(inode: Inode): Attr {
+    const of = this.contents.openState(inode.id);
+    const size = of ? of.size : inode.size;
+    const mtime = of ? of.mtime : inode.mtime;
+    return {
+      ino: Number.parseInt(inode.id.slice(0, 12), 16),
+      mode: inode.mode,
+      uid: inode.uid,
+      gid: inode.gid,
+      size,
+      nlink: inode.nlink,
+      atime: inode.atime,
+      mtime,
+      ctime: Math.max(inode.ctime, of?.changed ? mtime : 0),
+      blocks: Math.ceil(size / 512),
+      blksize: this.pieceSize,
+    };
+  }
+
+  getattr(path: string): Attr {
+    return this.attrOf(this.inodeAt(path));
+  }
+
+  fgetattr(fh: number): Attr {
+    return this.attrOf(this.meta.requireInode(this.handle(fh).id));
+  }
+
+  readdir(path: string): string[] {
+    return this.meta.list(this.dirAt(path)).map((e) => e.name);
+  }
+
+  // ---- namespace ----
+
+  /** Creates a new entry in path's parent, in one transaction with the new inode. */
+  private addNode(path: string, inode: Inode): void {
+    const { parent, name } = splitParent(path);
+    const dir = this.dirAt(parent);
+    if (this.meta.lookup(dir.id, name)) fail('EEXIST', `already exists: ${path}`);
+    const now = Date.now();
+    this.meta.transaction(() => {
+      this.meta.putInode(inode);
+      this.meta.addEntry(dir, { name, id: inode.id, kind: inode.kind });
+      if (inode.kind === 'dir') dir.nlink++;
+      dir.mtime = dir.ctime = now;
+      this.meta.putInode(dir);
+    });
+  }
+
+  mkdir(path: string, mode: number, uid = 0, gid = 0): void {
+    this.addNode(path, newInode('dir', mode, uid, gid));
+  }
+
+  symlink(target: string, path: string, uid = 0, gid = 0): void {
+    const link = newInode('symlink', 0o777, uid, gid);
+    link.target = target;
+    link.size = Buffer.byteLength(target);
+    this.addNode(path, link);
+  }
+
+  readlink(path: string): string {
+    const inode = this.inodeAt(path);
+    if (inode.kind !== 'symlink' || inode.target === undefined) fail('EINVAL', `not a symlink: ${path}`);
+    return inode.target;
+  }
+
+  /** Unlinks a name; drops the inode (and, after the commit, its pieces) when no name and no handle remain. */
+  unlink(path: string): void {
+    const { parent, name } = splitParent(path);
+    const dir = this.dirAt(parent);
+    const entry = this.meta.lookup(dir.id, name) ?? fail('ENOENT', `no such file: ${path}`);
+    if (entry.kind === 'dir') fail('EISDIR', `is a directory: ${path}`);
+    const inode = this.meta.requireInode(entry.id);
+    const now = Date.now();
+    let dropPieces = false;
+    this.meta.transaction(() => {
+      this.meta.removeEntry(dir, name);
+      dir.mtime = dir.ctime = now;
+      this.meta.putInode(dir);
+      this.dropLink(inode, now, () => (dropPieces = true));
+    });
+    this.forgetPath(path);
+    if (dropPieces) void this.contents.deleteAllPieces(inode.fileId, inode.pieces).catch(() => undefined);
+  }
+
+  /** One less name for an inode. Inside a transaction; calls onGone when its pieces must go after the commit. */
+  private dropLink(inode: Inode, now: number, onGone: () => void): void {
+    inode.nlink = inode.kind === 'dir' ? 0 : inode.nlink - 1;
+    inode.ctime = now;
+    const of = this.contents.openState(inode.id);
+    if (inode.nlink > 0) {
+      this.meta.putInode(inode);
+    } else if (of) {
+      of.unlinked = true; // POSIX: an open file lives on until its last close
+      this.meta.deleteInode(inode.id);
+    } else {
+      this.meta.deleteInode(inode.id);
+      onGone();
+    }
+  }
+
+  rmdir(path: string): void {
+    const { parent, name } = splitParent(path);
+    const dir = this.dirAt(parent);
+    const entry = this.meta.lookup(dir.id, name) ?? fail('ENOENT', `no such directory: ${path}`);
+    if (entry.kind !== 'dir') fail('ENOTDIR', `not a directory: ${path}`);
+    const target = this.meta.requireInode(entry.id);
+    if (target.entries > 0) fail('ENOTEMPTY', `directory not empty: ${path}`);
+    const now = Date.now();
+    this.meta.transaction(() => {
+      this.meta.removeEntry(dir, name);
+      dir.nlink--;
+      dir.mtime = dir.ctime = now;
+      this.meta.putInode(dir);
+      this.meta.deleteInode(target.id);
+    });
+    this.forgetPath(path);
+  }
+
+  /** rename(2): files and whole directories, replacing an existing target as POSIX says. */
+  rename(from: string, to: string): void {
+    const src = splitParent(from);
+    const dst = splitParent(to);
+    const fromNorm = '/' + components(from).join('/');
+    const toNorm = '/' + components(to).join('/');
+    if (fromNorm === toNorm) {
+      this.inodeAt(from);
+      return;
+    }
+    if (toNorm.startsWith(fromNorm + '/')) fail('EINVAL', `cannot move a directory into itself: ${from} -> ${to}`);
+    const srcDir = this.dirAt(src.parent);
+    const entry = this.meta.lookup(srcDir.id, src.name) ?? fail('ENOENT', `no such file or directory: ${from}`);
+    const sameDir = this.resolveId(dst.parent) === srcDir.id;
+    const dstDir = sameDir ? srcDir : this.dirAt(dst.parent);
+    const existing = this.meta.lookup(dstDir.id, dst.name);
+    let replaced: Inode | null = null;
+    if (existing) {
+      if (existing.id === entry.id) return; // two names of one inode: POSIX says do nothing
+      replaced = this.meta.requireInode(existing.id);
+      if (entry.kind === 'dir' && replaced.kind !== 'dir') fail('ENOTDIR', `not a directory: ${to}`);
+      if (entry.kind !== 'dir' && replaced.kind === 'dir') fail('EISDIR', `is a directory: ${to}`);
+      if (replaced.kind === 'dir' && replaced.entries > 0) fail('ENOTEMPTY', `directory not empty: ${to}`);
+    }
+    const moved = this.meta.requireInode(entry.id);
+    const now = Date.now();
+    let dropPieces = false;
+    this.meta.transaction(() => {
+      if (replaced) {
+        this.meta.replaceEntry(dstDir, dst.name, entry.id, entry.kind);
+        if (replaced.kind === 'dir') dstDir.nlink--;
+        this.dropLink(replaced, now, () => (dropPieces = true));
+      } else {
+        this.meta.addEntry(dstDir, { name: dst.name, id: entry.id, kind: entry.kind });
+      }
+      this.meta.removeEntry(srcDir, src.name);
+      if (entry.kind === 'dir' && !sameDir) {
+        srcDir.nlink--;
+        dstDir.nlink++;
+      }
+      srcDir.mtime = srcDir.ctime = dstDir.mtime = dstDir.ctime = now;
+      this.meta.putInode(srcDir);
+      if (!sameDir) this.meta.putInode(dstDir);
+      moved.ctime = now;
+      this.meta.putInode(moved);
+    });
+    this.forgetPath(from);
+    this.forgetPath(to);
+    if (dropPieces && replaced) void this.contents.deleteAllPieces(replaced.fileId, replaced.pieces).catch(() => undefined);
+  }
+
+  link(existing: string, path: string): void {
+    const inode = this.inodeAt(existing);
+    if (inode.kind === 'dir') fail('EPERM', `cannot hard-link a directory: ${existing}`);
+    const { parent, name } = splitParent(path);
+    const dir = this.dirAt(parent);
+    if (this.meta.lookup(dir.id, name)) fail('EEXIST', `already exists: ${path}`);
+    const now = Date.now();
+    this.meta.transaction(() => {
+      this.meta.addEntry(dir, { name, id: inode.id, kind: inode.kind });
+      dir.mtime = dir.ctime = now;
+      this.meta.putInode(dir);
+      inode.nlink++;
+      inode.ctime = now;
+      this.meta.putInode(inode);
+    });
+  }
+
+  private updateInode(path: string, change: (inode: Inode) => void): void {
+    const inode = this.inodeAt(path);
+    change(inode);
+    inode.ctime = Date.now();
+    this.meta.transaction(() => this.meta.putInode(inode));
+  }
+
+  chmod(path: string, mode: number): void {
+    this.updateInode(path, (i) => (i.mode = (i.mode & S_IFMT) | (mode & 0o7777)));
+  }
+
+  chown(path: string, uid: number, gid: number): void {
+    // -1 (as unsigned 32 bits, too) leaves the id as it is.
+    const keep = (n: number) => n === -1 || n === 0xffffffff;
+    this.updateInode(path, (i) => {
+      if (!keep(uid)) i.uid = uid;
+      if (!keep(gid)) i.gid = gid;
+    });
+  }
+
+  /** Sets times in ms; undefined leaves a time as it is (UTIME_OMIT). */
+  utimens(path: string, atime: number | undefined, mtime: number | undefined): void {
+    this.updateInode(path, (i) => {
+      if (atime !== undefined) i.atime = atime;
+      if (mtime !== undefined) {
+        i.mtime = mtime;
+        const of = this.contents.openState(i.id);
+        if (of) of.mtime = mtime; // a later commit of this open file keeps the time just set
+      }
+    });
+  }
+
+  // ---- extended attributes (sealed with the inode record) ----
+
+  setxattr(path: string, name: string, value: Buffer, flags: number): void {
+    if (Buffer.byteLength(name) > 255 || name.length === 0) fail('ERANGE', `bad xattr name length`);
+    if (value.length > XATTR_SIZE_MAX) fail('E2BIG', `xattr value too large`);
+    this.updateInode(path, (i) => {
+      const has = i.xattrs.has(name);
+      if (flags & XATTR_CREATE && has) fail('EEXIST', `xattr exists: ${name}`);
+      if (flags & XATTR_REPLACE && !has) fail('ENODATA', `no such xattr: ${name}`);
+      i.xattrs.set(name, Buffer.from(value));
+    });
+  }
+
+  getxattr(path: string, name: string): Buffer {
+    return this.inodeAt(path).xattrs.get(name) ?? fail('ENODATA', `no such xattr: ${name}`);
+  }
+
+  listxattr(path: string): string[] {
+    return [...this.inodeAt(path).xattrs.keys()];
+  }
+
+  removexattr(path: string, name: string): void {
+    this.updateInode(path, (i) => {
+      if (!i.xattrs.delete(name)) fail('ENODATA', `no such xattr: ${name}`);
+    });
+  }
+
+  // ---- file contents ----
+
+  private handle(fh: number): Handle {
+    return this.handles.get(fh) ?? fail('EBADF', `bad file handle ${fh}`);
+  }
+
+  private newHandle(inode: Inode): number {
+    const fh = this.nextHandle++;
+    this.handles.set(fh, { id: inode.id, of: this.contents.acquire(inode) });
+    return fh;
+  }
+
+  create(path: string, mode: number, uid = 0, gid = 0): number {
+    const inode = newInode('file', mode, uid, gid);
+    this.addNode(path, inode);
+    return this.newHandle(inode);
+  }
+
+  open(path: string): number {
+    const inode = this.inodeAt(path);
+    if (inode.kind === 'dir') fail('EISDIR', `is a directory: ${path}`);
+    return this.newHandle(inode);
+  }
+
+  read(fh: number, target: Buffer, length: number, position: number): Promise<number> {
+    return this.contents.read(this.handle(fh).of, target, length, position);
+  }
+
+  write(fh: number, source: Buffer, position: number): Promise<number> {
+    return this.contents.write(this.handle(fh).of, source, position);
+  }
+
+  /** close(2) and fsync(2) both end in a durable commit: data closed after writing survives a crash. */
+  flush(fh: number): Promise<void> {
+    return this.contents.commit(this.handle(fh).of);
+  }
+
+  fsync(fh: number): Promise<void> {
+    return this.flush(fh);
+  }
+
+  async release(fh: number): Promise<void> {
+    const h = this.handle(fh);
+    this.handles.delete(fh);
+    await this.contents.release(h.of);
+  }
+
+  async ftruncate(fh: number, size: number): Promise<void> {
+    const of = this.handle(fh).of;
+    await this.contents.truncate(of, size);
+    await this.contents.commit(of);
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    const inode = this.inodeAt(path);
+    if (inode.kind === 'dir') fail('EISDIR', `is a directory: ${path}`);
+    if (size < 0) fail('EINVAL', 'negative size');
+    const of = this.contents.acquire(inode);
+    try {
+      await this.contents.truncate(of, size);
+    } finally {
+      await this.contents.release(of);
+    }
+  }
+
+  /** Reads a whole file (for tools and tests, not for the mount's hot path). */
+  async readFile(path: string): Promise<Buffer> {
+    const fh = this.open(path);
+    try {
+      const size = this.fgetattr(fh).size;
+      const buf = Buffer.alloc(size);
+      const n = await this.read(fh, buf, size, 0);
+      return buf.subarray(0, n);
+    } finally {
+      await this.release(fh);
+    }
+  }
+
+  async writeFile(path: string, data: Buffer, mode = 0o644): Promise<void> {
+    let fh: number;
+    try {
+      fh = this.open(path);
+      await this.ftruncate(fh, 0);
+    } catch (err) {
+      if (!(err instanceof FsError) || err.errno !== 'ENOENT') throw err;
+      fh = this.create(path, mode);
+    }
+    try {
+      await this.write(fh, data, 0);
+      await this.flush(fh);
+    } finally {
+      await this.release(fh);
+    }
+  }
+
+  // ---- whole vault ----
+
+  statfs(): { bsize: number; frsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number; namemax: number } {
+    const s = statfsSync(this.storeDir);
+    const files = this.meta.records.count();
+    return {
+      bsize: s.bsize,
+      frsize: s.bsize,
+      blocks: s.blocks,
+      bfree: s.bfree,
+      bavail: s.bavail,
+      files: files + s.ffree,
+      ffree: s.ffree,
+      namemax: NAME_MAX,
+    };
+  }
+
+  kindOf(path: string): Kind {
+    return this.inodeAt(path).kind;
+  }
+
+  /** Commits every open file, checkpoints the metadata and releases the store. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const fh of [...this.handles.keys()]) {
+      try {
+        await this.release(fh);
+      } catch {
+        /* keep closing the rest; the error was logged by the caller's handler */
+      }
+    }
+    this.meta.records.close();
+    this.master.fill(0);
+    this.unlock();
+  }
+}
