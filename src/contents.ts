@@ -98,6 +98,10 @@ export class Contents {
     }
   }
 
+  openCount(): number {
+    return this.open.size;
+  }
+
   openState(id: string): OpenFile | undefined {
     return this.open.get(id);
   }

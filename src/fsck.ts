@@ -20,6 +20,8 @@ export interface FsckReport {
   directories: number;
   symlinks: number;
   pieces: number;
+  /** Sum of file sizes (what the user stored). */
+  logicalBytes: number;
   chaff: number;
   orphans: number;
   unreachableRecords: number;
@@ -27,7 +29,7 @@ export interface FsckReport {
   problems: FsckProblem[];
 }
 
-interface Scan {
+export interface Scan {
   report: FsckReport;
   /** Damaged files: path -> the inode and the indexes of its bad pieces. */
   damaged: Map<string, { inode: Inode; bad: { index: number; version: number }[] }>;
@@ -41,8 +43,8 @@ function join(dir: string, name: string): string {
   return dir === '/' ? `/${name}` : `${dir}/${name}`;
 }
 
-async function scan(vault: Vault): Promise<Scan> {
-  const report: FsckReport = { files: 0, directories: 0, symlinks: 0, pieces: 0, chaff: 0, orphans: 0, unreachableRecords: 0, quarantinedFiles: 0, problems: [] };
+export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
+  const report: FsckReport = { files: 0, directories: 0, symlinks: 0, pieces: 0, logicalBytes: 0, chaff: 0, orphans: 0, unreachableRecords: 0, quarantinedFiles: 0, problems: [] };
   const s: Scan = { report, damaged: new Map(), brokenEntries: [], orphanAddresses: [], unreachable: [] };
   const referenced = new Map<string, string>();
   const reachableRecords = new Set<string>();
@@ -60,6 +62,7 @@ async function scan(vault: Vault): Promise<Scan> {
     }
     if (inode.kind === 'file') {
       report.files++;
+      report.logicalBytes += inode.size;
       if (inode.lost.length > 0 && path.startsWith(`/${LOST_AND_FOUND}/`)) report.quarantinedFiles++;
       const key = vault.contents.fileKeyOf(inode.fileId);
       for (const [index, version] of [...inode.pieces].sort((a, b) => a[0] - b[0])) {
@@ -71,6 +74,7 @@ async function scan(vault: Vault): Promise<Scan> {
           continue;
         }
         referenced.set(hex, path);
+        if (!verifyPieces) continue;
         try {
           await vault.contents.gather(inode.fileId, key, index, version, path);
         } catch (err) {
@@ -181,6 +185,17 @@ async function repair(vault: Vault, s: Scan): Promise<void> {
     for (const name of left.unreachable) meta.records.delete(name);
   });
   await vault.store.flush();
+}
+
+/**
+ * Deletes blobs no committed metadata points to (and that are not chaff): what a crash between a piece
+ * write and its metadata commit leaves. Run before serving, never alongside writes. Returns the count.
+ */
+export async function sweepOrphans(vault: Vault): Promise<number> {
+  const s = await scan(vault, false);
+  for (const a of s.orphanAddresses) await vault.store.delete(a);
+  await vault.store.flush();
+  return s.orphanAddresses.length;
 }
 
 export function isClean(r: FsckReport): boolean {

@@ -25,25 +25,29 @@ export function lockHolder(store: string): number | null {
   }
 }
 
-export function acquireStoreLock(store: string): () => void {
+/** Takes the store's lock. `stale` says a dead process held it: that process did not shut down cleanly. */
+export function acquireStoreLock(store: string): { release: () => void; stale: boolean } {
   const path = join(store, LOCK_FILE);
+  let stale = false;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = openSync(path, 'wx', 0o600);
       writeSync(fd, String(process.pid));
       closeSync(fd);
-      return () => {
+      const release = () => {
         try {
           if (readFileSync(path, 'utf8') === String(process.pid)) unlinkSync(path);
         } catch {
           /* already gone */
         }
       };
+      return { release, stale };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const holder = lockHolder(store);
       if (holder !== null && holder !== process.pid) throw new StoreLockedError(store, holder);
       unlinkSync(path); // stale: its process is gone
+      stale = true;
     }
   }
   throw new Error(`could not take the lock ${path}`);

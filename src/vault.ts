@@ -75,6 +75,8 @@ export class Vault {
   private readonly handles = new Map<number, Handle>();
   private nextHandle = 1;
   private closed = false;
+  /** The store's previous user died without closing it: orphaned blobs may be left (see sweepOrphans). */
+  recoveredFromCrash = false;
 
   private constructor(
     readonly storeDir: string,
@@ -123,14 +125,17 @@ export class Vault {
   static async open(storeDir: string, passphrase: string, opts: OpenOptions = {}): Promise<Vault> {
     const config = readConfig(storeDir);
     const master = unwrapMasterKey(config, passphrase, storeDir);
-    const unlock = opts.noLock ? () => {} : acquireStoreLock(storeDir);
+    const lock = opts.noLock ? { release: () => {}, stale: false } : acquireStoreLock(storeDir);
+    const unlock = lock.release;
     try {
       const vaultId = Buffer.from(config.vaultId, 'hex');
       const keys = deriveVaultKeys(master, vaultId);
       const stats = opts.stats ?? new OpStats();
       const store = new CountingStore(opts.store ?? new LocalDirStore(storeDir), stats);
       const records = new RecordStore(storeDir, keys.meta, keys.index, vaultId);
-      return new Vault(storeDir, config, master, keys, store, records, unlock, stats);
+      const vault = new Vault(storeDir, config, master, keys, store, records, unlock, stats);
+      vault.recoveredFromCrash = lock.stale;
+      return vault;
     } catch (err) {
       unlock();
       throw err;

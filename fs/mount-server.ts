@@ -1,0 +1,148 @@
+// The mount server: opens the vault, mounts it, answers `svault status` on a socket, and unmounts and
+// closes cleanly on SIGINT, SIGTERM, `svault unmount` or an external `fusermount -u`. If anything goes
+// wrong it still unmounts on the way out: nothing is left mounted.
+
+import { mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { sweepOrphans } from '../src/fsck.js';
+import { OpStats } from '../src/op-stats.js';
+import { mountsDir } from '../src/paths.js';
+import { Vault } from '../src/vault.js';
+import { createFuse, isMounted, lazyUnmount } from './fuse-binding.js';
+import { svaultOperations, type Logger } from './svault-fs.js';
+
+export interface ServeOptions {
+  store: string;
+  mountpoint: string;
+  passphrase: string;
+  /** -o options as given by the user (allow_other, ro, ...). */
+  fuseOptions: string[];
+  log: Logger;
+  logFile?: string;
+  /** Called once the mount is live, or with the error that stopped it. */
+  onReady: (err: Error | null) => void;
+}
+
+export interface MountRecord {
+  pid: number;
+  mountpoint: string;
+  store: string;
+  log?: string;
+  started: string;
+  readOnly: boolean;
+}
+
+/**
+ * Single writer: every change goes through this mount, so the kernel may cache entries and attributes;
+ * a second of caching saves most lookups without making another process's view go stale for long.
+ */
+const CACHE_OPTIONS = ['entry_timeout=1', 'attr_timeout=1', 'negative_timeout=1'];
+
+/** Mount options: ours, then the user's. allow_other turns on the kernel's permission checks. */
+export function mountOptionsFor(store: string, user: string[]): { options: string[]; readOnly: boolean } {
+  const options = [`fsname=svault`, 'subtype=svault', ...CACHE_OPTIONS, ...user];
+  if (user.includes('allow_other') && !user.includes('default_permissions')) options.push('default_permissions');
+  void store;
+  return { options, readOnly: user.includes('ro') };
+}
+
+export async function serve(o: ServeOptions): Promise<void> {
+  const stats = new OpStats();
+  let vault: Vault;
+  try {
+    vault = await Vault.open(o.store, o.passphrase, { stats });
+  } catch (err) {
+    o.onReady(err as Error);
+    return;
+  }
+  if (vault.recoveredFromCrash) {
+    o.log(`the previous mount of ${o.store} did not shut down cleanly; sweeping orphaned pieces`);
+    const removed = await sweepOrphans(vault);
+    o.log(`removed ${removed} orphaned blob(s)`);
+  }
+  const { options, readOnly } = mountOptionsFor(o.store, o.fuseOptions);
+  const fuse = createFuse(o.mountpoint, svaultOperations(vault, { readOnly, log: o.log, stats }), {
+    mountOptions: options,
+    force: true,
+    timeout: false,
+  });
+
+  const record: MountRecord = { pid: process.pid, mountpoint: o.mountpoint, store: o.store, log: o.logFile, started: new Date().toISOString(), readOnly };
+  const registry = join(mountsDir(), `${process.pid}.json`);
+  const socketPath = join(mountsDir(), `${process.pid}.sock`);
+  let statusServer: Server | null = null;
+  let state: 'mounting' | 'mounted' | 'stopping' = 'mounting';
+  let watchdog: NodeJS.Timeout | null = null;
+
+  // Last line of defence: whatever ends this process, the mount goes with it.
+  const onExit = () => {
+    if (state !== 'stopping' || isMounted(o.mountpoint)) lazyUnmount(o.mountpoint);
+    for (const f of [registry, socketPath]) {
+      try {
+        unlinkSync(f);
+      } catch {
+        /* not there */
+      }
+    }
+  };
+  process.on('exit', onExit);
+
+  const stop = async (why: string, code: number) => {
+    if (state === 'stopping') return;
+    const wasMounted = state === 'mounted';
+    state = 'stopping';
+    o.log(`stopping: ${why}`);
+    if (watchdog) clearInterval(watchdog);
+    statusServer?.close();
+    if (wasMounted && isMounted(o.mountpoint)) {
+      await new Promise<void>((resolve) => fuse.unmount((err) => {
+        if (err) o.log(`unmount: ${err.message}; detaching lazily`);
+        resolve();
+      }));
+      lazyUnmount(o.mountpoint);
+    }
+    try {
+      await vault.close();
+    } catch (err) {
+      o.log(`closing the vault: ${(err as Error).message}`);
+      code = code || 1;
+    }
+    o.log('stopped');
+    process.exit(code);
+  };
+
+  process.on('SIGINT', () => void stop('SIGINT', 0));
+  process.on('SIGTERM', () => void stop('SIGTERM', 0));
+  process.on('SIGHUP', () => void stop('SIGHUP', 0));
+  process.on('uncaughtException', (err) => {
+    o.log(`uncaught exception: ${err.stack ?? err.message}`);
+    void stop('uncaught exception', 1);
+  });
+  process.on('unhandledRejection', (err) => {
+    o.log(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`);
+  });
+
+  fuse.mount((err) => {
+    if (err) {
+      state = 'stopping';
+      void vault.close().finally(() => o.onReady(err));
+      return;
+    }
+    state = 'mounted';
+    mkdirSync(mountsDir(), { recursive: true, mode: 0o700 });
+    writeFileSync(registry, JSON.stringify(record));
+    statusServer = createServer((sock) => {
+      sock.end(JSON.stringify({ ...record, ops: stats.summary(), openFiles: vault.contents.openCount() }));
+    });
+    statusServer.on('error', (e) => o.log(`status socket: ${e.message}`));
+    statusServer.listen(socketPath);
+    statusServer.unref();
+    // An external `fusermount -u` or `umount` does not reach fuse-native: notice it and exit.
+    watchdog = setInterval(() => {
+      if (!isMounted(o.mountpoint)) void stop('unmounted from outside', 0);
+    }, 1000);
+    o.log(`mounted ${o.store} on ${o.mountpoint}${readOnly ? ' (read-only)' : ''}`);
+    o.onReady(null);
+  });
+}

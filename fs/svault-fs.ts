@@ -1,0 +1,102 @@
+// The FUSE adapter: one short handler per operation, each a call into the vault. It knows nothing of
+// pieces or ciphers. Every handler is wrapped so a thrown error becomes an errno (EIO plus a log line for
+// the unexpected), and every call is counted for `svault status` and the profiler.
+
+import type Fuse from 'fuse-native';
+import { FsError } from '../src/errors.js';
+import type { OpStats } from '../src/op-stats.js';
+import type { Attr, Vault } from '../src/vault.js';
+import { toFuseCode } from './errno.js';
+import { UTIME_OMIT } from './fuse-binding.js';
+
+export type Logger = (line: string) => void;
+
+export interface AdapterOptions {
+  readOnly: boolean;
+  log: Logger;
+  stats: OpStats;
+}
+
+function stat(a: Attr): Fuse.Stat {
+  return { ...a };
+}
+
+/** Builds the fuse-native operations object for a vault. */
+export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Operations {
+  const { log, stats } = opts;
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+
+  /** Runs one operation: result via onOk, errors mapped to a negative errno for cb. */
+  function run<T>(op: string, path: string, cb: (code: number) => void, body: () => T | Promise<T>, onOk: (v: T) => void, bytes = 0): void {
+    const t = process.hrtime.bigint();
+    const fail = (err: unknown) => {
+      stats.record(`fuse.${op}`, t, 0);
+      const { code, unexpected } = toFuseCode(err);
+      if (unexpected) log(`${op} ${path}: ${err instanceof Error ? err.message : String(err)}`);
+      cb(code);
+    };
+    try {
+      if (opts.readOnly && WRITE_OPS.has(op)) throw new FsError('EROFS', 'read-only mount');
+      const r = body();
+      if (r instanceof Promise) {
+        r.then((v) => {
+          stats.record(`fuse.${op}`, t, bytes);
+          onOk(v);
+        }, fail);
+      } else {
+        stats.record(`fuse.${op}`, t, bytes);
+        onOk(r);
+      }
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  const done = (cb: Fuse.Callback) => () => cb(0);
+
+  return {
+    init: (cb) => cb(0),
+    getattr: (path, cb) => run('getattr', path, cb, () => vault.getattr(path), (a) => cb(0, stat(a))),
+    fgetattr: (path, fd, cb) => run('fgetattr', path, cb, () => vault.fgetattr(fd), (a) => cb(0, stat(a))),
+    access: (path, _mode, cb) => run('access', path, cb, () => vault.getattr(path), done(cb)),
+    statfs: (path, cb) => run('statfs', path, cb, () => vault.statfs(), (s) => cb(0, s)),
+    readdir: (path, cb) => run('readdir', path, cb, () => vault.readdir(path), (names) => cb(0, ['.', '..', ...names])),
+
+    mkdir: (path, mode, cb) => run('mkdir', path, cb, () => vault.mkdir(path, mode, uid, gid), done(cb)),
+    rmdir: (path, cb) => run('rmdir', path, cb, () => vault.rmdir(path), done(cb)),
+    create: (path, mode, cb) => run('create', path, cb, () => vault.create(path, mode, uid, gid), (fh) => cb(0, fh)),
+    open: (path, flags, cb) =>
+      run('open', path, cb, () => {
+        if (opts.readOnly && (flags & 3) !== 0) throw new FsError('EROFS', 'read-only mount');
+        return vault.open(path);
+      }, (fh) => cb(0, fh)),
+    read: (path, fd, buffer, length, position, cb) => run('read', path, cb, () => vault.read(fd, buffer, length, position), (n) => cb(n), length),
+    write: (path, fd, buffer, length, position, cb) =>
+      run('write', path, cb, () => vault.write(fd, buffer.subarray(0, length), position), (n) => cb(n), length),
+    flush: (path, fd, cb) => run('flush', path, cb, () => vault.flush(fd), done(cb)),
+    fsync: (path, fd, _datasync, cb) => run('fsync', path, cb, () => vault.fsync(fd), done(cb)),
+    fsyncdir: (path, _fd, _datasync, cb) => run('fsyncdir', path, cb, () => undefined, done(cb)),
+    release: (path, fd, cb) => run('release', path, cb, () => vault.release(fd), done(cb)),
+    truncate: (path, size, cb) => run('truncate', path, cb, () => vault.truncate(path, size), done(cb)),
+    ftruncate: (path, fd, size, cb) => run('ftruncate', path, cb, () => vault.ftruncate(fd, size), done(cb)),
+    unlink: (path, cb) => run('unlink', path, cb, () => vault.unlink(path), done(cb)),
+    rename: (src, dest, cb) => run('rename', src, cb, () => vault.rename(src, dest), done(cb)),
+    link: (src, dest, cb) => run('link', dest, cb, () => vault.link(src, dest), done(cb)),
+    symlink: (target, path, cb) => run('symlink', path, cb, () => vault.symlink(target, path, uid, gid), done(cb)),
+    readlink: (path, cb) => run('readlink', path, cb, () => vault.readlink(path), (t) => cb(0, t)),
+    chmod: (path, mode, cb) => run('chmod', path, cb, () => vault.chmod(path, mode), done(cb)),
+    chown: (path, u, g, cb) => run('chown', path, cb, () => vault.chown(path, u, g), done(cb)),
+    utimens: (path, atime, mtime, cb) =>
+      run('utimens', path, cb, () => vault.utimens(path, atime === UTIME_OMIT ? undefined : atime, mtime === UTIME_OMIT ? undefined : mtime), done(cb)),
+    setxattr: (path, name, value, _position, flags, cb) => run('setxattr', path, cb, () => vault.setxattr(path, name, value, flags), done(cb)),
+    getxattr: (path, name, _position, cb) => run('getxattr', path, cb, () => vault.getxattr(path, name), (v) => cb(0, v)),
+    listxattr: (path, cb) => run('listxattr', path, cb, () => vault.listxattr(path), (names) => cb(0, names)),
+    removexattr: (path, name, cb) => run('removexattr', path, cb, () => vault.removexattr(path, name), done(cb)),
+  };
+}
+
+const WRITE_OPS = new Set([
+  'mkdir', 'rmdir', 'create', 'write', 'truncate', 'ftruncate', 'unlink', 'rename', 'link', 'symlink',
+  'chmod', 'chown', 'utimens', 'setxattr', 'removexattr',
+]);
