@@ -14,6 +14,7 @@ import { fsck, isClean, scan, type FsckReport } from './fsck.js';
 import { defaultPassphraseFile, logsDir, mountsDir, resolveStore } from './paths.js';
 import { generateDefaultPassphrase, getNewPassphrase, getPassphrase } from './passphrase.js';
 import { lockHolder } from './store-lock.js';
+import { processAlive } from './process-alive.js';
 import { DEFAULT_CHAFF_RATIO, DEFAULT_PIECE_SIZE, Vault } from './vault.js';
 import type { OpSummary } from './op-stats.js';
 
@@ -235,15 +236,6 @@ interface LiveMount {
   readOnly: boolean;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function liveMounts(): LiveMount[] {
   const dir = mountsDir();
   if (!existsSync(dir)) return [];
@@ -252,7 +244,7 @@ function liveMounts(): LiveMount[] {
     if (!f.endsWith('.json')) continue;
     try {
       const m = JSON.parse(readFileSync(join(dir, f), 'utf8')) as LiveMount;
-      if (alive(m.pid)) out.push(m);
+      if (processAlive(m.pid)) out.push(m);
       else rmSync(join(dir, f), { force: true });
     } catch {
       rmSync(join(dir, f), { force: true });
@@ -268,8 +260,8 @@ async function cmdUnmount(mnt: string): Promise<void> {
   if (server) {
     process.kill(server.pid, 'SIGTERM');
     const deadline = Date.now() + 60_000;
-    while (alive(server.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    if (alive(server.pid)) throw new CliError(EXIT.MOUNT_FAILED, `the server (pid ${server.pid}) did not stop within 60 s`);
+    while (processAlive(server.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (processAlive(server.pid)) throw new CliError(EXIT.MOUNT_FAILED, `the server (pid ${server.pid}) did not stop within 60 s`);
     if (isMounted(mountpoint)) lazyUnmount(mountpoint);
     say(`unmounted ${mountpoint}`);
     return;

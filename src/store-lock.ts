@@ -4,22 +4,14 @@
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreLockedError } from './errors.js';
+import { processAlive } from './process-alive.js';
 
 export const LOCK_FILE = 'svault.lock';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export function lockHolder(store: string): number | null {
   try {
     const pid = Number.parseInt(readFileSync(join(store, LOCK_FILE), 'utf8'), 10);
-    return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : null;
+    return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : null;
   } catch {
     return null;
   }
