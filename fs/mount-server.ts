@@ -20,6 +20,8 @@ export interface ServeOptions {
   fuseOptions: string[];
   log: Logger;
   logFile?: string;
+  anchorDir?: string;
+  acceptRollback?: boolean;
   /** Called once the mount is live, or with the error that stopped it. */
   onReady: (err: Error | null) => void;
 }
@@ -51,7 +53,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   const stats = new OpStats();
   let vault: Vault;
   try {
-    vault = await Vault.open(o.store, o.passphrase, { stats });
+    vault = await Vault.open(o.store, o.passphrase, { stats, anchorDir: o.anchorDir, acceptRollback: o.acceptRollback });
   } catch (err) {
     o.onReady(err as Error);
     return;
@@ -141,6 +143,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     // An external `fusermount -u` or `umount` does not reach fuse-native: notice it and exit.
     watchdog = setInterval(() => {
       if (!isMounted(o.mountpoint)) void stop('unmounted from outside', 0);
+      else vault.saveAnchor();
     }, 1000);
     o.log(`mounted ${o.store} on ${o.mountpoint}${readOnly ? ' (read-only)' : ''}`);
     o.onReady(null);

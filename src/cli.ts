@@ -7,11 +7,12 @@ import { accessSync, appendFileSync, constants as fsc, existsSync, mkdirSync, op
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { RollbackError } from './anchor.js';
 import { readConfig, unwrapMasterKey, validateSettings } from './config.js';
 import { BadStoreError, StoreLockedError, WrongPassphraseError } from './errors.js';
 import { CliError, EXIT } from './exitcodes.js';
 import { fsck, isClean, scan, type FsckReport } from './fsck.js';
-import { defaultPassphraseFile, logsDir, mountsDir, resolveStore } from './paths.js';
+import { defaultPassphraseFile, logsDir, mountsDir, resolveStore, stateDir } from './paths.js';
 import { generateDefaultPassphrase, getNewPassphrase, getPassphrase } from './passphrase.js';
 import { lockHolder } from './store-lock.js';
 import { processAlive } from './process-alive.js';
@@ -21,7 +22,11 @@ import type { OpSummary } from './op-stats.js';
 interface StoreOpts {
   store?: string;
   passphraseFile?: string;
+  acceptRollback?: boolean;
 }
+
+/** Rollback anchors live outside every store, in the user's state directory. */
+export const anchorDir = () => join(stateDir(), 'anchors');
 
 const say = (line: string) => process.stderr.write(line + '\n');
 
@@ -41,7 +46,7 @@ function parseRatio(v: string): number {
 function toCliError(err: unknown): CliError {
   if (err instanceof CliError) return err;
   if (err instanceof WrongPassphraseError) return new CliError(EXIT.PASSPHRASE, err.message);
-  if (err instanceof BadStoreError) return new CliError(EXIT.STORE, err.message);
+  if (err instanceof BadStoreError || err instanceof RollbackError) return new CliError(EXIT.STORE, err.message);
   if (err instanceof StoreLockedError) return new CliError(EXIT.BUSY, err.message);
   const code = (err as NodeJS.ErrnoException)?.code;
   if (code === 'EACCES' || code === 'EROFS' || code === 'ENOSPC') return new CliError(EXIT.STORE, (err as Error).message);
@@ -53,7 +58,7 @@ async function openVault(o: StoreOpts, extra: { noLock?: boolean } = {}): Promis
   const { store, isDefault } = resolveStore(o.store);
   readConfig(store); // "no vault here" before asking for a passphrase
   const passphrase = await getPassphrase({ passphraseFile: o.passphraseFile, isDefaultStore: isDefault });
-  return Vault.open(store, passphrase, extra);
+  return Vault.open(store, passphrase, { ...extra, anchorDir: anchorDir(), acceptRollback: o.acceptRollback });
 }
 
 // ---------- init ----------
@@ -132,14 +137,14 @@ async function cmdMount(mnt: string, o: MountOpts): Promise<void> {
     const log = (line: string) => say(`[svault ${new Date().toISOString()}] ${line}`);
     await new Promise<void>((resolveReady, reject) => {
       void serve({
-        store, mountpoint, passphrase, fuseOptions, log,
+        store, mountpoint, passphrase, fuseOptions, log, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback,
         onReady: (err) => (err ? reject(err) : resolveReady()),
       });
     });
     say(`mounted ${store} on ${mountpoint}; Ctrl-C unmounts`);
     return; // the server keeps the process alive
   }
-  await mountInBackground(store, mountpoint, passphrase, fuseOptions);
+  await mountInBackground({ store, mountpoint, passphrase, fuseOptions, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback });
 }
 
 async function createDefaultVault(store: string, o: MountOpts): Promise<string> {
@@ -163,7 +168,17 @@ async function createDefaultVault(store: string, o: MountOpts): Promise<string> 
 }
 
 /** Starts the server as a detached child, hands it the passphrase over IPC and waits until it is mounted. */
-async function mountInBackground(store: string, mountpoint: string, passphrase: string, fuseOptions: string[]): Promise<void> {
+interface ServerOrders {
+  store: string;
+  mountpoint: string;
+  passphrase: string;
+  fuseOptions: string[];
+  anchorDir: string;
+  acceptRollback: boolean;
+}
+
+async function mountInBackground(orders: ServerOrders): Promise<void> {
+  const { store, mountpoint } = orders;
   mkdirSync(logsDir(), { recursive: true, mode: 0o700 });
   const logFile = join(logsDir(), `mount-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}.log`);
   const logFd = openSync(logFile, 'a', 0o600);
@@ -182,7 +197,7 @@ async function mountInBackground(store: string, mountpoint: string, passphrase: 
       clearTimeout(timer);
       done({ ok: false, message: `the mount server exited (code ${code}) before mounting; see ${logFile}`, exitCode: EXIT.MOUNT_FAILED });
     });
-    child.send({ store, mountpoint, passphrase, fuseOptions, logFile });
+    child.send({ ...orders, logFile });
   });
   if (!result.ok) {
     try {
@@ -199,7 +214,7 @@ async function mountInBackground(store: string, mountpoint: string, passphrase: 
 
 /** The detached server's entry: gets its orders over IPC, mounts, reports, then lives until unmounted. */
 async function serveChild(): Promise<void> {
-  const msg = await new Promise<{ store: string; mountpoint: string; passphrase: string; fuseOptions: string[]; logFile: string }>((r) => process.once('message', r));
+  const msg = await new Promise<ServerOrders & { logFile: string }>((r) => process.once('message', r));
   const { serve } = await import('../fs/mount-server.js');
   const log = (line: string) => {
     try {
@@ -465,6 +480,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   storeOptions(program.command('mount <mountpoint>'))
     .description('mount a vault (the default vault is created on first use)')
+    .option('--accept-rollback', 'mount a store older than this machine last saw it (a backup restored on purpose)')
     .option('-f, --foreground', 'stay in the foreground and log to stderr (Ctrl-C unmounts)')
     .option('-o, --options <options>', 'FUSE mount options, comma separated: allow_other, default_permissions, ro, nonempty, ...', (v: string, prev: string[] = []) => [...prev, v])
     .addHelpText('after', '\nExamples:\n  svault mount ./mnt\n  svault mount --store ~/vault ~/private\n  svault mount -f -o ro ~/private\n  SVAULT_PASSPHRASE=... svault mount -o allow_other /srv/vault\n')
@@ -490,6 +506,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   storeOptions(program.command('fsck'))
     .description('check every record and piece; --repair removes orphans and quarantines damaged files')
     .option('--repair', 'delete orphaned blobs and move damaged files to /lost+found')
+    .option('--accept-rollback', 'check a store older than this machine last saw it (a backup restored on purpose)')
     .option('--json', 'machine-readable output')
     .addHelpText('after', `\nExit codes: 0 clean, ${EXIT.FSCK_PROBLEMS} problems found, ${EXIT.FSCK_REPAIRED} repaired, ${EXIT.FSCK_UNREPAIRED} not all repaired.\n\nExamples:\n  svault fsck --store ~/vault\n  svault fsck --store ~/vault --repair\n`)
     .action(action(cmdFsck));

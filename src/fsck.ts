@@ -113,6 +113,7 @@ export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
     }
   };
 
+  note(records.nameOf('state'));
   try {
     await visit('/', vault.inodeAt('/'));
   } catch (err) {

@@ -3,6 +3,7 @@
 
 import { existsSync, mkdirSync, readdirSync, statfsSync } from 'node:fs';
 import { createConfig, readConfig, rewrapConfig, unwrapMasterKey, writeConfig, type VaultConfig, type VaultSettings } from './config.js';
+import { Anchor, RollbackError } from './anchor.js';
 import { Contents, type OpenFile } from './contents.js';
 import { deriveVaultKeys, type VaultKeys } from './crypto.js';
 import { BadStoreError, FsError } from './errors.js';
@@ -42,6 +43,10 @@ export interface OpenOptions {
   stats?: OpStats;
   /** Skip the store lock (read-only inspection such as `svault info`). */
   noLock?: boolean;
+  /** Where rollback anchors live (outside the store); without it, no rollback check. */
+  anchorDir?: string;
+  /** Open a store older than its anchor (a backup restored on purpose), and move the anchor back. */
+  acceptRollback?: boolean;
 }
 
 interface Handle {
@@ -77,6 +82,7 @@ export class Vault {
   private closed = false;
   /** The store's previous user died without closing it: orphaned blobs may be left (see sweepOrphans). */
   recoveredFromCrash = false;
+  private anchor: Anchor | null = null;
 
   private constructor(
     readonly storeDir: string,
@@ -135,6 +141,17 @@ export class Vault {
       const records = new RecordStore(storeDir, keys.meta, keys.index, vaultId);
       const vault = new Vault(storeDir, config, master, keys, store, records, unlock, stats);
       vault.recoveredFromCrash = lock.stale;
+      if (opts.anchorDir) {
+        const anchor = new Anchor(opts.anchorDir, vaultId, master);
+        const known = anchor.read();
+        if (known !== null && known > vault.meta.generation && !opts.acceptRollback) {
+          records.close();
+          throw new RollbackError(storeDir, vault.meta.generation, known);
+        }
+        if (opts.acceptRollback && known !== null && known > vault.meta.generation) anchor.reset(vault.meta.generation);
+        anchor.save(vault.meta.generation);
+        vault.anchor = anchor;
+      }
       return vault;
     } catch (err) {
       unlock();
@@ -549,6 +566,11 @@ export class Vault {
     return this.inodeAt(path).kind;
   }
 
+  /** Records the current metadata generation in the rollback anchor (cheap when nothing changed). */
+  saveAnchor(): void {
+    this.anchor?.save(this.meta.generation);
+  }
+
   /** Commits every open file, checkpoints the metadata and releases the store. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -560,6 +582,7 @@ export class Vault {
         /* keep closing the rest; the error was logged by the caller's handler */
       }
     }
+    this.saveAnchor();
     this.meta.records.close();
     this.master.fill(0);
     this.unlock();

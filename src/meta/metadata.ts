@@ -21,8 +21,20 @@ interface EntryRecord extends DirEntry {
 
 export class Metadata {
   private readonly inodes = new Map<string, Inode>();
+  /**
+   * Counts committed transactions. Sealed in the store, and remembered outside it by the anchor
+   * (src/anchor.ts), so a store replaced by an older copy of itself is noticed.
+   */
+  generation: number;
 
-  constructor(readonly records: RecordStore) {}
+  constructor(readonly records: RecordStore) {
+    const state = records.get(this.stateName(), 'vault state');
+    this.generation = state ? parseJson<{ generation: number }>(state, 'vault state').generation : 0;
+  }
+
+  private stateName(): Buffer {
+    return this.records.nameOf('state');
+  }
 
   private inodeName(id: string): Buffer {
     return this.records.nameOf('inode', id);
@@ -165,7 +177,14 @@ export class Metadata {
 
   transaction<T>(fn: () => T): T {
     try {
-      return this.records.transaction(fn);
+      if (this.records.inTransaction) return fn();
+      const result = this.records.transaction(() => {
+        const r = fn();
+        this.records.put(this.stateName(), Buffer.from(JSON.stringify({ generation: this.generation + 1 })));
+        return r;
+      });
+      this.generation++; // only once the commit succeeded
+      return result;
     } catch (err) {
       // The cache may hold inodes the rolled-back transaction changed: forget them all.
       this.inodes.clear();

@@ -63,6 +63,10 @@ export class RecordStore {
     this.delStmt.run(name);
   }
 
+  get inTransaction(): boolean {
+    return this.db.inTransaction;
+  }
+
   /** Runs fn in one transaction: all of its puts and deletes commit together or not at all. */
   transaction<T>(fn: () => T): T {
     if (this.db.inTransaction) return fn();
