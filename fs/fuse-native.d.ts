@@ -9,7 +9,8 @@
 // - read and write take one number instead: bytes transferred, or a negative errno.
 // - A file handle (fd) returned by open/create/opendir must be a non-zero
 //   32-bit integer; 0 means "no handle".
-// - Times are milliseconds since the epoch (a number) or Date objects.
+// - Times are milliseconds since the epoch (a number) or Date objects; with
+//   the patch, times before 1970 work too.
 // - An op is only called if it is present on the ops object; ENOSYS otherwise.
 // - There is no `destroy` op: fuse-native never calls one. `init` is the only
 //   lifecycle hook.
@@ -168,6 +169,7 @@ declare module 'fuse-native' {
        * (e.g. plain `touch`) arrives as the current time; UTIME_OMIT arrives
        * as -1 and means "leave this time unchanged" (`touch -m` gives
        * atime === -1). fs/fuse-binding.ts exports the value as UTIME_OMIT.
+       * (So the instant 1969-12-31T23:59:59.999Z cannot be set.)
        */
       utimens?(path: string, atime: number, mtime: number, cb: Callback): void;
 

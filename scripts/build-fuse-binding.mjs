@@ -188,9 +188,9 @@ function applyPatch(fuseDir) {
 // 2. Build
 
 function which(cmd, pathVar = process.env.PATH ?? '') {
-  for (const dir of pathVar.split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, cmd);
+  const dirs = cmd.includes('/') ? [''] : pathVar.split(delimiter).filter(Boolean);
+  for (const dir of dirs) {
+    const candidate = dir ? join(dir, cmd) : cmd;
     try {
       accessSync(candidate, constants.X_OK);
       return candidate;
@@ -276,7 +276,11 @@ function build(fuseDir, libfuse) {
     maxBuffer: 64 * 1024 * 1024,
   });
   if (res.error || res.status !== 0) {
-    const log = `${res.stdout ?? ''}${res.stderr ?? ''}`.trim().split('\n').slice(-40).join('\n');
+    const log = `${res.stdout ?? ''}${res.stderr ?? ''}`
+      .split('\n')
+      .filter((l) => l.trim() && !l.startsWith('gyp info'))
+      .slice(-40)
+      .join('\n');
     fail(
       `node-gyp rebuild failed in ${fuseDir} (${res.error?.message ?? `exit ${res.status}`})` +
         (nodedir ? '' : '; no local Node headers were found, so node-gyp had to download them') +
