@@ -1,7 +1,7 @@
 // The vault: a store directory opened with its passphrase. Path-level filesystem operations over the
 // metadata (namespace) and the contents engine (scatter and gather). FUSE-free: fs/ adapts it to FUSE.
 
-import { existsSync, mkdirSync, readdirSync, statfsSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, statfsSync } from 'node:fs';
 import { createConfig, readConfig, rewrapConfig, unwrapMasterKey, writeConfig, type VaultConfig, type VaultSettings } from './config.js';
 import { Anchor, RollbackError } from './anchor.js';
 import { Contents, type OpenFile } from './contents.js';
@@ -131,6 +131,12 @@ export class Vault {
   static async open(storeDir: string, passphrase: string, opts: OpenOptions = {}): Promise<Vault> {
     const config = readConfig(storeDir);
     const master = unwrapMasterKey(config, passphrase, storeDir);
+    try {
+      accessSync(storeDir, fsConstants.W_OK);
+    } catch (err) {
+      // Even reading needs the lock file and SQLite's journal: refuse clearly instead of failing later.
+      throw new BadStoreError(storeDir, `the store is not writable (${(err as NodeJS.ErrnoException).code}); svault needs write access to its store, even to read`);
+    }
     const lock = opts.noLock ? { release: () => {}, stale: false } : acquireStoreLock(storeDir);
     const unlock = lock.release;
     try {
