@@ -90,6 +90,12 @@ export class Contents {
   async release(of: OpenFile): Promise<void> {
     try {
       await this.commit(of);
+    } catch (err) {
+      // The commit failed (a full disk, say): what it sealed will never be committed, so give it back.
+      if (of.refs === 1) {
+        for (const [i, v] of of.uncommitted) await this.s.store.delete(this.addressOf(of.fileId, i, v)).catch(() => undefined);
+      }
+      throw err;
     } finally {
       if (--of.refs === 0) {
         this.open.delete(of.id);

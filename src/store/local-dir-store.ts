@@ -35,13 +35,17 @@ export class LocalDirStore implements PieceStore {
         this.knownShards.add(shard);
         this.dirtyShards.add('.');
       }
-      const fd = openSync(join(this.root, rel), 'w', 0o600);
+      const path = join(this.root, rel);
+      const fd = openSync(path, 'w', 0o600);
       try {
         let off = 0;
         while (off < blob.length) off += writeSync(fd, blob, off, blob.length - off);
-      } finally {
+      } catch (err) {
         closeSync(fd);
+        unlinkSync(path); // a partial blob (full disk) is of no use to anyone
+        throw err;
       }
+      closeSync(fd);
       this.dirtyShards.add(shard);
       this.unsynced.push(rel);
       if (this.unsynced.length >= MAX_UNSYNCED) this.syncBlobs();
