@@ -16,6 +16,10 @@
 //   lifecycle hook.
 // - Every handler runs on the single JS thread while a FUSE thread waits, so
 //   never touch the mount synchronously from the process that serves it.
+// - Patched: the ops that create things (create, mkdir, mknod, symlink) also
+//   get the calling process's uid and gid, as trailing arguments after the
+//   callback (see CallerUid). Handlers that declare fewer parameters keep
+//   working.
 
 declare module 'fuse-native' {
   namespace Fuse {
@@ -27,6 +31,21 @@ declare module 'fuse-native' {
     /** For read/write: bytes transferred (>= 0), or a negative errno. */
     type BytesCallback = (bytesOrCode: number) => void;
     type TimeValue = Date | number;
+
+    /**
+     * The trailing `uid, gid` of create, mkdir, mknod and symlink
+     * (patched). They are the fsuid and fsgid of the process that made the
+     * request, as the kernel reports them (libfuse's fuse_get_context(), read
+     * in the FUSE thread before the op is dispatched to JS). Give the new
+     * entry this owner so that, with allow_other, files belong to whoever
+     * created them rather than to the server's user. POSIX's rule that an
+     * entry created in a setgid directory takes the directory's group is not
+     * applied by the kernel for FUSE: do it in the handler if wanted. `mode`
+     * arrives with the caller's umask already applied by the kernel.
+     */
+    type CallerUid = number;
+    /** See CallerUid. */
+    type CallerGid = number;
 
     /** Only `mode` is needed; missing numbers become 0 (nlink: 1), missing times become now. */
     interface Stat {
@@ -122,15 +141,18 @@ declare module 'fuse-native' {
       releasedir?(path: string, fd: number, cb: Callback): void;
       /** datasync is non-zero for fdatasync. Patched to (fd, datasync) as in the README. */
       fsyncdir?(path: string, fd: number, datasync: number, cb: Callback): void;
-      mkdir?(path: string, mode: number, cb: Callback): void;
+      /** `mode` has the permission bits only (no S_IFDIR); `uid`/`gid`: the caller (see CallerUid). */
+      mkdir?(path: string, mode: number, cb: Callback, uid: CallerUid, gid: CallerGid): void;
       rmdir?(path: string, cb: Callback): void;
 
       /**
        * Create and open a file. `flags` (open(2) flags: O_WRONLY, O_EXCL,
-       * O_TRUNC, ...) come after the callback so that (path, mode, cb)
-       * handlers keep working (patched: upstream passed none).
+       * O_TRUNC, ...) and the caller's `uid` and `gid` (see CallerUid) come
+       * after the callback so that (path, mode, cb) handlers keep working
+       * (patched: upstream passed none of them). `mode` includes S_IFREG.
+       * libfuse also routes mknod(2) of a regular file here.
        */
-      create?(path: string, mode: number, cb: FdCallback, flags: number): void;
+      create?(path: string, mode: number, cb: FdCallback, flags: number, uid: CallerUid, gid: CallerGid): void;
       open?(path: string, flags: number, cb: FdCallback): void;
       /**
        * Fill `buffer` (which is `length` bytes) and call cb(bytesRead); 0 at
@@ -156,11 +178,17 @@ declare module 'fuse-native' {
       /**
        * Careful with the order: `target` is the link's content (any string,
        * not necessarily an existing path) and `path` is the new link.
+       * `uid`/`gid`: the caller (patched; see CallerUid).
        */
-      symlink?(target: string, path: string, cb: Callback): void;
+      symlink?(target: string, path: string, cb: Callback, uid: CallerUid, gid: CallerGid): void;
       /** cb(0, target); the target is cut to the kernel's buffer size. */
       readlink?(path: string, cb: (code: Code, target?: string) => void): void;
-      mknod?(path: string, mode: number, dev: number, cb: Callback): void;
+      /**
+       * Special files (FIFOs, sockets, devices); `mode` includes the file
+       * type. Regular files go to create when it exists.
+       * `uid`/`gid`: the caller (patched; see CallerUid).
+       */
+      mknod?(path: string, mode: number, dev: number, cb: Callback, uid: CallerUid, gid: CallerGid): void;
 
       chmod?(path: string, mode: number, cb: Callback): void;
       chown?(path: string, uid: number, gid: number, cb: Callback): void;

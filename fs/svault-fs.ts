@@ -24,8 +24,6 @@ function stat(a: Attr): Fuse.Stat {
 /** Builds the fuse-native operations object for a vault. */
 export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Operations {
   const { log, stats } = opts;
-  const uid = process.getuid?.() ?? 0;
-  const gid = process.getgid?.() ?? 0;
 
   /** Runs one operation: result via onOk, errors mapped to a negative errno for cb. */
   function run<T>(op: string, path: string, cb: (code: number) => void, body: () => T | Promise<T>, onOk: (v: T) => void, bytes = 0): void {
@@ -63,9 +61,10 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
     statfs: (path, cb) => run('statfs', path, cb, () => vault.statfs(), (s) => cb(0, s)),
     readdir: (path, cb) => run('readdir', path, cb, () => vault.readdir(path), (names) => cb(0, ['.', '..', ...names])),
 
-    mkdir: (path, mode, cb) => run('mkdir', path, cb, () => vault.mkdir(path, mode, uid, gid), done(cb)),
+    // uid/gid: the calling process (patched fuse-native), so with allow_other new entries belong to their creator.
+    mkdir: (path, mode, cb, uid, gid) => run('mkdir', path, cb, () => vault.mkdir(path, mode, uid, gid), done(cb)),
     rmdir: (path, cb) => run('rmdir', path, cb, () => vault.rmdir(path), done(cb)),
-    create: (path, mode, cb) => run('create', path, cb, () => vault.create(path, mode, uid, gid), (fh) => cb(0, fh)),
+    create: (path, mode, cb, _flags, uid, gid) => run('create', path, cb, () => vault.create(path, mode, uid, gid), (fh) => cb(0, fh)),
     open: (path, flags, cb) =>
       run('open', path, cb, () => {
         if (opts.readOnly && (flags & 3) !== 0) throw new FsError('EROFS', 'read-only mount');
@@ -83,7 +82,7 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
     unlink: (path, cb) => run('unlink', path, cb, () => vault.unlink(path), done(cb)),
     rename: (src, dest, cb) => run('rename', src, cb, () => vault.rename(src, dest), done(cb)),
     link: (src, dest, cb) => run('link', dest, cb, () => vault.link(src, dest), done(cb)),
-    symlink: (target, path, cb) => run('symlink', path, cb, () => vault.symlink(target, path, uid, gid), done(cb)),
+    symlink: (target, path, cb, uid, gid) => run('symlink', path, cb, () => vault.symlink(target, path, uid, gid), done(cb)),
     readlink: (path, cb) => run('readlink', path, cb, () => vault.readlink(path), (t) => cb(0, t)),
     chmod: (path, mode, cb) => run('chmod', path, cb, () => vault.chmod(path, mode), done(cb)),
     chown: (path, u, g, cb) => run('chown', path, cb, () => vault.chown(path, u, g), done(cb)),

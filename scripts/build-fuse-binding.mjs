@@ -3,9 +3,10 @@
 // its C bugs fixed. Run by `npm install` (postinstall); safe to rerun.
 //
 //   1. Applies scripts/fuse-native.patch to node_modules/fuse-native (utimens
-//      mtime / UTIME_NOW / UTIME_OMIT, create flags, ...). The patch is applied
-//      here in JS, not with `patch`, because Debian 12 does not install `patch`
-//      by default. Every hunk must match exactly once or we stop.
+//      mtime / UTIME_NOW / UTIME_OMIT, create flags, the caller's uid/gid for
+//      create/mkdir/mknod/symlink, ...). The patch is applied here in JS, not
+//      with `patch`, because Debian 12 does not install `patch` by default.
+//      Every hunk must match exactly once or we stop.
 //   2. Rebuilds build/Release/fuse.node with node-gyp against the headers and
 //      libfuse that fuse-shared-library-linux ships, with an $ORIGIN rpath, and
 //      puts libfuse.so.2 beside it (the shipped file is named libfuse.so).
@@ -25,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 
 const TAG = 'build-fuse-binding';
 // Must match `svault_patch` in scripts/fuse-native.patch and fs/fuse-binding.ts.
-const PATCH_LEVEL = 1;
+const PATCH_LEVEL = 2;
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const patchFile = join(root, 'scripts', 'fuse-native.patch');

@@ -22,6 +22,7 @@ export const NAME_MAX = 255;
 export const XATTR_SIZE_MAX = 65536;
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
+const S_ISGID = 0o2000;
 
 export interface Attr {
   ino: number;
@@ -249,6 +250,11 @@ export class Vault {
     const { parent, name } = splitParent(path);
     const dir = this.dirAt(parent);
     if (this.meta.lookup(dir.id, name)) fail('EEXIST', `already exists: ${path}`);
+    if (dir.mode & S_ISGID) {
+      // BSD group semantics of a setgid directory (the kernel leaves this to FUSE filesystems).
+      inode.gid = dir.gid;
+      if (inode.kind === 'dir') inode.mode |= S_ISGID;
+    }
     const now = Date.now();
     this.meta.transaction(() => {
       this.meta.putInode(inode);

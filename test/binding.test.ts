@@ -6,7 +6,7 @@ import test, { type ExecutionContext } from 'ava';
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,7 +30,10 @@ const READY_TIMEOUT_MS = 20_000;
 const mountpoints: string[] = [];
 
 type LogEntry =
-  | { op: 'create'; path: string; mode: number; flags: number }
+  | { op: 'create'; path: string; mode: number; flags: number; uid: number; gid: number }
+  | { op: 'mkdir'; path: string; mode: number; uid: number; gid: number }
+  | { op: 'mknod'; path: string; mode: number; dev: number; uid: number; gid: number }
+  | { op: 'symlink'; target: string; path: string; uid: number; gid: number }
   | { op: 'write'; path: string; length: number; position: number }
   | { op: 'utimens'; path: string; atime: number; mtime: number };
 
@@ -46,16 +49,23 @@ interface Memfs {
   crash(): Promise<void>;
 }
 
+interface MemfsOptions {
+  /** Mount with allow_other,default_permissions, and let other users reach the mountpoint. */
+  allowOther?: boolean;
+}
+
 /** Starts the helper and waits for READY. Teardown always unmounts, kills the child and cleans up. */
-async function startMemfs(t: ExecutionContext): Promise<Memfs> {
+async function startMemfs(t: ExecutionContext, opts: MemfsOptions = {}): Promise<Memfs> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'svault-binding-'));
   const mnt = path.join(dir, 'mnt');
   const logFile = path.join(dir, 'ops.jsonl');
   await mkdir(mnt);
+  if (opts.allowOther) await chmod(dir, 0o711); // mkdtemp makes it 0700
   mountpoints.push(mnt);
 
   // The helper unmounts when its stdin closes, i.e. also if this process dies.
-  const child = spawn(process.execPath, ['--import', 'tsx', helper, mnt, logFile, '--watch-stdin'], {
+  const args = [helper, mnt, logFile, '--watch-stdin', ...(opts.allowOther ? ['--allow-other'] : [])];
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
     cwd: root,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
@@ -206,6 +216,67 @@ test.serial('a 1 MiB write arrives as 8 writes of 128 KiB and reads back intact'
   t.log(`write sizes: ${sizes.join(', ')}`);
   t.is(Math.max(...sizes), 128 * 1024);
   t.deepEqual(sizes, Array<number>(8).fill(128 * 1024));
+
+  t.is(await memfs.stop(), 0);
+  t.false(isMounted(memfs.mnt));
+});
+
+// Another user, by number: nobody, with a gid different from the uid so
+// that a swapped uid/gid shows. setpriv is in util-linux (Debian: essential).
+const OTHER_UID = 65534;
+const OTHER_GID = 65533;
+const S_IFMT = 0o170000;
+const asRoot = process.getuid?.() === 0 ? test.serial : test.serial.skip;
+
+asRoot('create, mkdir, mknod and symlink get the calling user (allow_other)', async (t) => {
+  const memfs = await startMemfs(t, { allowOther: true });
+  t.regex(mountEntries(memfs.mnt)[0]?.options ?? '', /(^|,)allow_other(,|$)/);
+  const me = `${process.getuid?.()}:${process.getgid?.()}`;
+
+  // A world-writable directory, made by root (this process's user).
+  await memfs.sh('mkdir', 'pub');
+  await memfs.sh('chmod', '1777', 'pub');
+
+  // Relative paths: the command runs in the mount (cwd), as the other user.
+  const asOther = (cmd: string, ...args: string[]): Promise<string> =>
+    memfs.sh('setpriv', `--reuid=${OTHER_UID}`, `--regid=${OTHER_GID}`, '--clear-groups', cmd, ...args);
+  await asOther('touch', 'pub/f'); // create
+  await asOther('mkdir', 'pub/d'); // mkdir
+  await asOther('mkfifo', 'pub/p'); // mknod (not a regular file, so not routed to create)
+  await asOther('ln', '-s', 'f', 'pub/l'); // symlink
+  // The kernel believes getattr (default_permissions): the other user owns f.
+  await asOther('sh', '-c', 'echo hi > pub/f');
+  t.is(await asOther('cat', 'pub/l'), 'hi\n');
+
+  const other = `${OTHER_UID}:${OTHER_GID}`;
+  t.is(
+    await memfs.sh('stat', '-c', '%n %u:%g %F', 'pub', 'pub/f', 'pub/d', 'pub/p', 'pub/l'),
+    [
+      `pub ${me} directory`,
+      `pub/f ${other} regular file`,
+      `pub/d ${other} directory`,
+      `pub/p ${other} fifo`,
+      `pub/l ${other} symbolic link`,
+      '',
+    ].join('\n'),
+  );
+
+  // What the handlers received: the caller's uid and gid after the callback.
+  const [uid, gid] = [process.getuid?.(), process.getgid?.()];
+  const made = (await memfs.readLog())
+    .filter((e) => e.op === 'create' || e.op === 'mkdir' || e.op === 'mknod' || e.op === 'symlink')
+    .map((e) => ({ op: e.op, path: e.path, uid: e.uid, gid: e.gid }));
+  t.deepEqual(made, [
+    { op: 'mkdir', path: '/pub', uid, gid },
+    { op: 'create', path: '/pub/f', uid: OTHER_UID, gid: OTHER_GID },
+    { op: 'mkdir', path: '/pub/d', uid: OTHER_UID, gid: OTHER_GID },
+    { op: 'mknod', path: '/pub/p', uid: OTHER_UID, gid: OTHER_GID },
+    { op: 'symlink', path: '/pub/l', uid: OTHER_UID, gid: OTHER_GID },
+  ]);
+  const log = await memfs.readLog();
+  t.is(log.find(ofKind('symlink'))?.target, 'f');
+  t.is((log.find(ofKind('mknod'))?.mode ?? 0) & S_IFMT, 0o010000, 'mknod gets the file type (S_IFIFO)');
+  t.is((log.find(ofKind('mkdir'))?.mode ?? -1) & S_IFMT, 0, 'mkdir gets permission bits only');
 
   t.is(await memfs.stop(), 0);
   t.false(isMounted(memfs.mnt));
