@@ -38,12 +38,14 @@ export interface MountRecord {
 /**
  * Single writer: every change goes through this mount, so the kernel may cache entries and attributes;
  * a second of caching saves most lookups without making another process's view go stale for long.
+ * use_ino: stat shows svault's own inode numbers, shared by hard links and stable across mounts
+ * (tar, cp -a, rsync -H, du and git rely on them).
  */
-const CACHE_OPTIONS = ['entry_timeout=1', 'attr_timeout=1', 'negative_timeout=1'];
+const BASE_OPTIONS = ['use_ino', 'entry_timeout=1', 'attr_timeout=1', 'negative_timeout=1'];
 
 /** Mount options: ours, then the user's. allow_other turns on the kernel's permission checks. */
 export function mountOptionsFor(store: string, user: string[]): { options: string[]; readOnly: boolean } {
-  const options = [`fsname=svault`, 'subtype=svault', ...CACHE_OPTIONS, ...user];
+  const options = [`fsname=svault`, 'subtype=svault', ...BASE_OPTIONS, ...user];
   if (user.includes('allow_other') && !user.includes('default_permissions')) options.push('default_permissions');
   void store;
   return { options, readOnly: user.includes('ro') };

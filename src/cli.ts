@@ -117,7 +117,7 @@ function splitOptions(list: string[] | undefined): string[] {
 
 async function cmdMount(mnt: string, o: MountOpts): Promise<void> {
   const mountpoint = resolve(mnt);
-  const fuseOptions = splitOptions(o.options).filter((x) => x !== 'nonempty');
+  const fuseOptions = splitOptions(o.options);
   const { store, isDefault } = resolveStore(o.store);
   let passphrase: string;
   if (!existsSync(join(store, 'svault.json'))) {
@@ -129,7 +129,7 @@ async function cmdMount(mnt: string, o: MountOpts): Promise<void> {
   }
   const holder = lockHolder(store);
   if (holder !== null) throw new CliError(EXIT.BUSY, `the vault in ${store} is already mounted (server process ${holder})`);
-  await prepareMountpoint(mountpoint, splitOptions(o.options));
+  await prepareMountpoint(mountpoint, fuseOptions);
   checkFuseAccess();
 
   if (o.foreground) {
@@ -229,9 +229,12 @@ async function serveChild(): Promise<void> {
     logFile: msg.logFile,
     onReady: (err) => {
       if (err) {
+        log(`mount failed: ${err.stack ?? err.message}`);
         const e = toCliError(err);
-        log(`mount failed: ${e.message}`);
-        process.send?.({ ok: false, message: e.message, exitCode: e.exitCode === EXIT.ERROR ? EXIT.MOUNT_FAILED : e.exitCode }, () => process.exit(1));
+        // An error from FUSE itself (such as "fuse failed") says little: libfuse's reason is in the log.
+        const known = e.exitCode !== EXIT.ERROR;
+        const message = known ? e.message : `the mount failed: ${err.message} (libfuse's reason is in ${msg.logFile})`;
+        process.send?.({ ok: false, message, exitCode: known ? e.exitCode : EXIT.MOUNT_FAILED }, () => process.exit(1));
         return;
       }
       process.send?.({ ok: true });

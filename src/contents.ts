@@ -132,6 +132,7 @@ export class Contents {
   }
 
   async write(of: OpenFile, source: Buffer, position: number): Promise<number> {
+    if (source.length === 0) return 0; // POSIX: writing nothing changes nothing, not even the size
     return of.lock.run(async () => {
       const end = position + source.length;
       const P = this.pieceSize;

@@ -33,6 +33,8 @@ export interface Scan {
   report: FsckReport;
   /** Damaged files: path -> the inode and the indexes of its bad pieces. */
   damaged: Map<string, { inode: Inode; bad: { index: number; version: number }[] }>;
+  /** Entries whose own record (used by lookups) is missing, damaged or disagrees with the listing page. */
+  badEntryRecords: { dirId: string; name: string }[];
   /** Entries whose inode record is missing or fails authentication. */
   brokenEntries: { parent: string; name: string }[];
   orphanAddresses: Address[];
@@ -45,7 +47,7 @@ function join(dir: string, name: string): string {
 
 export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
   const report: FsckReport = { files: 0, directories: 0, symlinks: 0, pieces: 0, logicalBytes: 0, chaff: 0, orphans: 0, unreachableRecords: 0, quarantinedFiles: 0, problems: [] };
-  const s: Scan = { report, damaged: new Map(), brokenEntries: [], orphanAddresses: [], unreachable: [] };
+  const s: Scan = { report, damaged: new Map(), badEntryRecords: [], brokenEntries: [], orphanAddresses: [], unreachable: [] };
   const referenced = new Map<string, string>();
   const reachableRecords = new Set<string>();
   const seenInodes = new Set<string>();
@@ -100,6 +102,19 @@ export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
     for (const e of entries) {
       const child = join(path, e.name);
       note(records.nameOf('entry', inode.id, e.name));
+      // Every path lookup goes through the entry record, not the listing page: check that it agrees.
+      let entryProblem: string | null = null;
+      try {
+        const rec = vault.meta.lookup(inode.id, e.name);
+        if (!rec) entryProblem = 'its directory entry record is missing';
+        else if (rec.id !== e.id || rec.kind !== e.kind) entryProblem = 'its directory entry record disagrees with the listing';
+      } catch (err) {
+        entryProblem = (err as Error).message;
+      }
+      if (entryProblem) {
+        report.problems.push({ path: child, kind: 'bad-record', detail: entryProblem });
+        s.badEntryRecords.push({ dirId: inode.id, name: e.name });
+      }
       let childInode: Inode | null = null;
       try {
         childInode = vault.meta.getInode(e.id);
@@ -148,6 +163,12 @@ export async function fsck(vault: Vault, opts: { repair?: boolean } = {}): Promi
 
 async function repair(vault: Vault, s: Scan): Promise<void> {
   const meta = vault.meta;
+  // Entry records are redundant with the listing pages: rebuild them from there.
+  for (const { dirId, name } of s.badEntryRecords) {
+    meta.transaction(() => {
+      meta.rewriteEntryRecord(meta.requireInode(dirId), name);
+    });
+  }
   // Entries pointing at unreadable inodes: the entry goes; the pieces become orphans, removed below.
   for (const { parent, name } of s.brokenEntries) {
     meta.transaction(() => {

@@ -123,6 +123,7 @@ export class Vault {
     vault.meta.transaction(() => {
       const root = newInode('dir', 0o755, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
       root.id = ROOT_ID;
+      root.ino = vault.meta.allocIno();
       vault.meta.putInode(root);
     });
     return vault;
@@ -217,7 +218,7 @@ export class Vault {
     const size = of ? of.size : inode.size;
     const mtime = of ? of.mtime : inode.mtime;
     return {
-      ino: Number.parseInt(inode.id.slice(0, 12), 16),
+      ino: inode.ino,
       mode: inode.mode,
       uid: inode.uid,
       gid: inode.gid,
@@ -257,6 +258,7 @@ export class Vault {
     }
     const now = Date.now();
     this.meta.transaction(() => {
+      inode.ino = this.meta.allocIno();
       this.meta.putInode(inode);
       this.meta.addEntry(dir, { name, id: inode.id, kind: inode.kind });
       if (inode.kind === 'dir') dir.nlink++;

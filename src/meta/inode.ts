@@ -15,6 +15,8 @@ export const ROOT_ID = '0000000000000000';
 
 export interface Inode {
   id: string; // 16 hex digits, random (the root's is all zeros)
+  /** The inode number stat shows: small, unique in the vault and stable across mounts (hard links share it). */
+  ino: number;
   kind: Kind;
   /** 16 random bytes bound into every piece's associated data and address. New on every file. */
   fileId: Buffer;
@@ -47,6 +49,7 @@ export function newInode(kind: Kind, mode: number, uid: number, gid: number, now
   const typeBits = kind === 'dir' ? S_IFDIR : kind === 'symlink' ? S_IFLNK : S_IFREG;
   return {
     id: newInodeId(),
+    ino: 0, // assigned by Metadata.allocIno when the inode is first stored
     kind,
     fileId: randomBytes(16),
     mode: typeBits | (mode & 0o7777),
@@ -68,6 +71,7 @@ export function newInode(kind: Kind, mode: number, uid: number, gid: number, now
 
 interface InodeJson {
   id: string;
+  ino: number;
   kind: Kind;
   fileId: string;
   mode: number;
@@ -96,6 +100,7 @@ export function encodeInode(inode: Inode): Buffer {
   });
   const json: InodeJson = {
     id: inode.id,
+    ino: inode.ino,
     kind: inode.kind,
     fileId: inode.fileId.toString('base64'),
     mode: inode.mode,
@@ -132,6 +137,7 @@ export function decodeInode(bytes: Buffer, expectedId: string): Inode {
   for (let i = 0; i + 1 < pairs.length; i += 2) pieces.set(pairs[i] as number, pairs[i + 1] as number);
   return {
     id: j.id,
+    ino: j.ino,
     kind: j.kind,
     fileId: Buffer.from(j.fileId, 'base64'),
     mode: j.mode,

@@ -26,10 +26,19 @@ export class Metadata {
    * (src/anchor.ts), so a store replaced by an older copy of itself is noticed.
    */
   generation: number;
+  /** The next inode number to hand out (1 is the root's). */
+  private nextIno: number;
 
   constructor(readonly records: RecordStore) {
     const state = records.get(this.stateName(), 'vault state');
-    this.generation = state ? parseJson<{ generation: number }>(state, 'vault state').generation : 0;
+    const parsed = state ? parseJson<{ generation: number; nextIno: number }>(state, 'vault state') : { generation: 0, nextIno: 1 };
+    this.generation = parsed.generation;
+    this.nextIno = parsed.nextIno;
+  }
+
+  /** A new inode number; saved with the vault state at the end of the current transaction. */
+  allocIno(): number {
+    return this.nextIno++;
   }
 
   private stateName(): Buffer {
@@ -168,6 +177,18 @@ export class Metadata {
     this.writeEntry(dir.id, { name, id, kind, page: rec.page });
   }
 
+  /** Rewrites the entry record of `name` from the directory's listing pages (fsck --repair). */
+  rewriteEntryRecord(dir: Inode, name: string): boolean {
+    for (let p = 0; p < dir.dirPages; p++) {
+      const e = this.readPage(dir.id, p).find((x) => x.name === name);
+      if (e) {
+        this.writeEntry(dir.id, { ...e, page: p });
+        return true;
+      }
+    }
+    return false;
+  }
+
   list(dir: Inode): DirEntry[] {
     const all: DirEntry[] = [];
     for (let p = 0; p < dir.dirPages; p++) all.push(...this.readPage(dir.id, p));
@@ -180,7 +201,7 @@ export class Metadata {
       if (this.records.inTransaction) return fn();
       const result = this.records.transaction(() => {
         const r = fn();
-        this.records.put(this.stateName(), Buffer.from(JSON.stringify({ generation: this.generation + 1 })));
+        this.records.put(this.stateName(), Buffer.from(JSON.stringify({ generation: this.generation + 1, nextIno: this.nextIno })));
         return r;
       });
       this.generation++; // only once the commit succeeded

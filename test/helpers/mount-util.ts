@@ -1,0 +1,122 @@
+// Helpers shared by the mount-*.test.ts integration tests. They build on test/helpers/cli.ts: every test
+// gets its own sandbox (store, mount point, XDG dirs) and drives the mount only through child processes
+// (shell tools, python3, the svault CLI), as users would.
+
+import type { ExecutionContext, TestFn } from 'ava';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { mountedAt, mountedSandbox, sandbox, serverPids, sh, type Sandbox } from './cli.js';
+
+/** Every sandbox dir created by this test file, checked once more after all teardowns ran. */
+const sandboxDirs: string[] = [];
+
+/** A fresh vault, mounted; its sandbox is remembered for the end-of-file "nothing left mounted" check. */
+export async function mountedBox(t: ExecutionContext, init: string[] = ['--chaff', '0.1']): Promise<Sandbox> {
+  const box = await mountedSandbox(t, init);
+  sandboxDirs.push(box.dir);
+  return box;
+}
+
+/** A sandbox with no vault yet (also remembered). */
+export function emptyBox(t: ExecutionContext, name = 'sv'): Sandbox {
+  const box = sandbox(t, name);
+  sandboxDirs.push(box.dir);
+  return box;
+}
+
+/** The mount points listed in /proc/mounts that lie under dir (octal escapes decoded). */
+export function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => (l.split(' ')[1] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((m) => m === dir || m.startsWith(dir + '/'));
+}
+
+/** Whether a process runs. A server that exited stays a zombie until init reaps it, so /proc is asked too. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls cond every 100 ms until it holds or ms pass; returns whether it held. */
+export async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await sleep(100);
+  }
+  return cond();
+}
+
+/** Registers the end-of-file check: after every teardown, nothing under any sandbox of the file is mounted. */
+export function checkNothingLeftMounted(test: TestFn): void {
+  test.after.always('nothing under any sandbox is still mounted', (t) => {
+    const left = sandboxDirs.flatMap(mountsUnder);
+    t.deepEqual(left, [], `still mounted: ${left.join(', ')}`);
+  });
+}
+
+/** Runs a shell line and fails the test (with its output) unless it exits 0; returns stdout. */
+export async function ok(t: ExecutionContext, line: string, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+  const r = await sh(line, opts);
+  if (r.code !== 0) {
+    t.log(`failed: ${line}`);
+    throw new Error(`command failed (exit ${r.code}): ${line}\nstdout: ${r.stdout.slice(0, 2000)}\nstderr: ${r.stderr.slice(0, 2000)}`);
+  }
+  return r.stdout;
+}
+
+/** Quotes a string for bash. */
+export function q(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** sha256 of a file, computed by sha256sum in a child process (safe for files in the mount). */
+export async function sha(t: ExecutionContext, path: string): Promise<string> {
+  const out = await ok(t, `sha256sum ${q(path)}`);
+  return out.split(' ')[0] ?? '';
+}
+
+/** `stat -c FORMAT path`, trimmed. */
+export async function stat(t: ExecutionContext, format: string, path: string, extra = ''): Promise<string> {
+  return (await ok(t, `stat ${extra} -c ${q(format)} ${q(path)}`)).trim();
+}
+
+/** Writes a file of random bytes outside the mount (never call it for a path in the mount). */
+export function randomFile(path: string, size: number): Buffer {
+  const data = randomBytes(size);
+  writeFileSync(path, data);
+  return data;
+}
+
+/** Unmounts (if mounted) with `svault unmount`, expecting success, then checks nothing under the sandbox is mounted and no server is left. */
+export async function unmountAndCheck(t: ExecutionContext, box: Sandbox, pids: number[] = []): Promise<void> {
+  const servers = new Set([...pids, ...serverPids(box).filter(alive)]);
+  if (mountedAt(box.mnt)) {
+    const u = await box.unmount();
+    t.is(u.code, 0, `svault unmount: ${u.stderr}`);
+  }
+  t.deepEqual(mountsUnder(box.dir), [], 'nothing under the sandbox is mounted');
+  for (const pid of servers) t.false(alive(pid), `server ${pid} has exited`);
+}
+
+/** Remounts the sandbox's store, failing the test if that fails. */
+export async function remount(t: ExecutionContext, box: Sandbox): Promise<void> {
+  const u = await box.unmount();
+  t.is(u.code, 0, `svault unmount: ${u.stderr}`);
+  t.deepEqual(mountsUnder(box.dir), []);
+  const m = await box.mount();
+  if (m.code !== 0) throw new Error(`remount failed (${m.code}): ${m.stderr}`);
+}

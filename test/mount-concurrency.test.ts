@@ -1,0 +1,87 @@
+// Several processes at once on one mount: writers to different files, readers of one file, many small
+// files created in one directory, and readers during writes. Every process is a child of this one.
+
+import test from 'ava';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { sh } from './helpers/cli.js';
+import { checkNothingLeftMounted, mountedBox, ok, q, randomFile, remount, sha, unmountAndCheck } from './helpers/mount-util.js';
+
+checkNothingLeftMounted(test);
+
+const MiB = 1024 * 1024;
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+interface LiveStatus {
+  mountpoint: string;
+  live: { openFiles: number; ops: Array<{ op: string; calls: number }> } | null;
+}
+
+test('4 writers to different files at once (dd and cp), then every file checks out', async (t) => {
+  const box = await mountedBox(t);
+  const sizes = [8 * MiB, 8 * MiB + 12345, 5 * MiB, 3 * MiB + 1];
+  const want = sizes.map((n, i) => sha256(randomFile(join(box.dir, `src${i}`), n)));
+  const cmds = sizes.map((_, i) =>
+    i % 2 === 0
+      ? `dd if=${q(join(box.dir, `src${i}`))} of=${q(join(box.mnt, `f${i}`))} bs=64K status=none`
+      : `cp ${q(join(box.dir, `src${i}`))} ${q(join(box.mnt, `f${i}`))}`,
+  );
+  const results = await Promise.all(cmds.map((c) => sh(c)));
+  results.forEach((r, i) => t.is(r.code, 0, `writer ${i}: ${r.stderr}`));
+  for (let i = 0; i < sizes.length; i++) t.is(await sha(t, join(box.mnt, `f${i}`)), want[i] as string, `f${i}`);
+
+  // Nothing is left open once the writers are done.
+  const st = await box.svault(['status', '--json']);
+  t.is(st.code, 0);
+  const rows = JSON.parse(st.stdout) as LiveStatus[];
+  t.is(rows.find((r) => r.mountpoint === box.mnt)?.live?.openFiles, 0);
+
+  await remount(t, box);
+  for (let i = 0; i < sizes.length; i++) t.is(await sha(t, join(box.mnt, `f${i}`)), want[i] as string, `f${i} after remount`);
+  await unmountAndCheck(t, box);
+  const fsck = await box.svault(['fsck', '--store', box.store]);
+  t.is(fsck.code, 0, fsck.stdout + fsck.stderr);
+});
+
+test('4 readers of one file at once all see the same bytes', async (t) => {
+  const box = await mountedBox(t);
+  const want = sha256(randomFile(join(box.dir, 'src'), 16 * MiB + 777));
+  const f = join(box.mnt, 'f');
+  await ok(t, `cp ${q(join(box.dir, 'src'))} ${q(f)}`);
+  await remount(t, box); // cold caches: every reader gathers pieces from the store
+  const results = await Promise.all([1, 2, 3, 4].map(() => sh(`sha256sum ${q(f)}`)));
+  for (const r of results) {
+    t.is(r.code, 0, r.stderr);
+    t.is(r.stdout.split(' ')[0], want);
+  }
+  // Readers at different offsets with small reads, at once.
+  const slices = await Promise.all([0, 3, 7, 11].map((k) => sh(`dd if=${q(f)} bs=4096 skip=${k * 256} count=300 status=none | sha256sum`)));
+  const local = await Promise.all([0, 3, 7, 11].map((k) => sh(`dd if=${q(join(box.dir, 'src'))} bs=4096 skip=${k * 256} count=300 status=none | sha256sum`)));
+  t.deepEqual(slices.map((r) => r.stdout), local.map((r) => r.stdout));
+  await unmountAndCheck(t, box);
+});
+
+test('4 shells creating 50 small files each in one directory, while a reader re-reads another file', async (t) => {
+  const box = await mountedBox(t);
+  const d = join(box.mnt, 'd');
+  await ok(t, `mkdir ${q(d)}`);
+  const wantBig = sha256(randomFile(join(box.dir, 'big'), 4 * MiB));
+  await ok(t, `cp ${q(join(box.dir, 'big'))} ${q(box.mnt)}/big`);
+  const writers = [0, 1, 2, 3].map((w) => sh(`for i in $(seq 1 50); do echo "writer ${w} file $i" > ${q(d)}/w${w}-$i; done`));
+  const reader = sh(`for i in 1 2 3 4 5; do sha256sum ${q(box.mnt)}/big; done`);
+  const [r0, r1, r2, r3, rr] = await Promise.all([...writers, reader]);
+  for (const r of [r0, r1, r2, r3]) t.is(r?.code, 0, r?.stderr);
+  t.is(rr?.code, 0, rr?.stderr);
+  t.deepEqual(new Set(rr?.stdout.trim().split('\n').map((l) => l.split(' ')[0])), new Set([wantBig]));
+
+  const names = (await ok(t, `ls -1 ${q(d)}`)).split('\n').filter(Boolean);
+  t.is(names.length, 200);
+  const contents = await ok(t, `cd ${q(d)} && for w in 0 1 2 3; do for i in $(seq 1 50); do cat w$w-$i; done; done`);
+  const expected = [0, 1, 2, 3].flatMap((w) => Array.from({ length: 50 }, (_, i) => `writer ${w} file ${i + 1}`)).join('\n') + '\n';
+  t.is(contents, expected);
+
+  const st = JSON.parse((await box.svault(['status', '--json'])).stdout) as LiveStatus[];
+  const creates = st.find((r) => r.mountpoint === box.mnt)?.live?.ops.find((o) => o.op === 'fuse.create')?.calls ?? 0;
+  t.true(creates >= 201, `fuse.create counted ${creates} times`);
+  await unmountAndCheck(t, box);
+});
