@@ -3,6 +3,7 @@
 // that points to them, and the versions they replace are deleted only after that commit.
 
 import { addressOf, makeChaff, type Address } from './address.js';
+import { crashpoint } from './crashpoints.js';
 import type { VaultKeys } from './crypto.js';
 import { IntegrityError } from './errors.js';
 import { ByteLru } from './lru.js';
@@ -207,8 +208,10 @@ export class Contents {
         inode.lost = [...of.lost];
         extra?.(inode);
         this.s.meta.putInode(inode);
+        crashpoint('meta.commit');
       });
       this.s.stats.record('meta.commit', t, 0);
+      crashpoint('meta.committed');
       const superseded: Address[] = [];
       for (const [i, v] of of.committed) if (of.pieces.get(i) !== v) superseded.push(this.addressOf(of.fileId, i, v));
       of.committed = new Map(of.pieces);

@@ -6,6 +6,7 @@
 import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { addressFromHex, blobPath, type Address } from '../address.js';
+import { crashpoint, shouldCrash, writeHalfAndCrash } from '../crashpoints.js';
 import { fromSystemError } from '../errors.js';
 import type { PieceStore } from './piece-store.js';
 
@@ -36,6 +37,8 @@ export class LocalDirStore implements PieceStore {
         this.dirtyShards.add('.');
       }
       const path = join(this.root, rel);
+      crashpoint('piece.put');
+      if (shouldCrash('piece.partial')) writeHalfAndCrash(path, blob);
       const fd = openSync(path, 'w', 0o600);
       try {
         let off = 0;
