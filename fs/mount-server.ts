@@ -44,10 +44,9 @@ export interface MountRecord {
 const BASE_OPTIONS = ['use_ino', 'entry_timeout=1', 'attr_timeout=1', 'negative_timeout=1'];
 
 /** Mount options: ours, then the user's. allow_other turns on the kernel's permission checks. */
-export function mountOptionsFor(store: string, user: string[]): { options: string[]; readOnly: boolean } {
+export function mountOptionsFor(user: string[]): { options: string[]; readOnly: boolean } {
   const options = [`fsname=svault`, 'subtype=svault', ...BASE_OPTIONS, ...user];
   if (user.includes('allow_other') && !user.includes('default_permissions')) options.push('default_permissions');
-  void store;
   return { options, readOnly: user.includes('ro') };
 }
 
@@ -65,7 +64,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     const removed = await sweepOrphans(vault);
     o.log(`removed ${removed} orphaned blob(s)`);
   }
-  const { options, readOnly } = mountOptionsFor(o.store, o.fuseOptions);
+  const { options, readOnly } = mountOptionsFor(o.fuseOptions);
   const fuse = createFuse(o.mountpoint, svaultOperations(vault, { readOnly, log: o.log, stats }), {
     mountOptions: options,
     force: true,

@@ -18,6 +18,7 @@ import { lockHolder } from './store-lock.js';
 import { processAlive } from './process-alive.js';
 import { DEFAULT_CHAFF_RATIO, DEFAULT_PIECE_SIZE, Vault } from './vault.js';
 import type { OpSummary } from './op-stats.js';
+import type { MountRecord } from '../fs/mount-server.js';
 
 interface StoreOpts {
   store?: string;
@@ -245,23 +246,14 @@ async function serveChild(): Promise<void> {
 
 // ---------- unmount / status ----------
 
-interface LiveMount {
-  pid: number;
-  mountpoint: string;
-  store: string;
-  log?: string;
-  started: string;
-  readOnly: boolean;
-}
-
-function liveMounts(): LiveMount[] {
+function liveMounts(): MountRecord[] {
   const dir = mountsDir();
   if (!existsSync(dir)) return [];
-  const out: LiveMount[] = [];
+  const out: MountRecord[] = [];
   for (const f of readdirSync(dir)) {
     if (!f.endsWith('.json')) continue;
     try {
-      const m = JSON.parse(readFileSync(join(dir, f), 'utf8')) as LiveMount;
+      const m = JSON.parse(readFileSync(join(dir, f), 'utf8')) as MountRecord;
       if (processAlive(m.pid)) out.push(m);
       else rmSync(join(dir, f), { force: true });
     } catch {

@@ -6,6 +6,7 @@ import type { ExecutionContext, TestFn } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mountedAt, mountedSandbox, sandbox, serverPids, sh, type Sandbox } from './cli.js';
+import { processAlive } from '../../src/process-alive.js';
 
 /** Every sandbox dir created by this test file, checked once more after all teardowns ran. */
 const sandboxDirs: string[] = [];
@@ -32,21 +33,8 @@ export function mountsUnder(dir: string): string[] {
     .filter((m) => m === dir || m.startsWith(dir + '/'));
 }
 
-/** Whether a process runs. A server that exited stays a zombie until init reaps it, so /proc is asked too. */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
+/** Whether a process runs (a zombie counts as gone). */
+export const alive = processAlive;
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
