@@ -75,7 +75,7 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
       run('write', path, cb, () => vault.write(fd, buffer.subarray(0, length), position), (n) => cb(n), length),
     flush: (path, fd, cb) => run('flush', path, cb, () => vault.flush(fd), done(cb)),
     fsync: (path, fd, _datasync, cb) => run('fsync', path, cb, () => vault.fsync(fd), done(cb)),
-    fsyncdir: (path, _fd, _datasync, cb) => run('fsyncdir', path, cb, () => undefined, done(cb)),
+    fsyncdir: (path, _fd, _datasync, cb) => run('fsyncdir', path, cb, () => vault.syncMetadata(), done(cb)),
     release: (path, fd, cb) => run('release', path, cb, () => vault.release(fd), done(cb)),
     truncate: (path, size, cb) => run('truncate', path, cb, () => vault.truncate(path, size), done(cb)),
     ftruncate: (path, fd, size, cb) => run('ftruncate', path, cb, () => vault.ftruncate(fd, size), done(cb)),

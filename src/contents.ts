@@ -209,7 +209,7 @@ export class Contents {
         extra?.(inode);
         this.s.meta.putInode(inode);
         crashpoint('meta.commit');
-      });
+      }, true);
       this.s.stats.record('meta.commit', t, 0);
       crashpoint('meta.committed');
       const superseded: Address[] = [];

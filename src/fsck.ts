@@ -188,8 +188,10 @@ async function repair(vault: Vault, s: Scan): Promise<void> {
   for (const [path, { inode, bad }] of s.damaged) {
     meta.transaction(() => {
       const fresh = meta.requireInode(inode.id);
+      const pieces = new Map(fresh.pieces);
+      fresh.pieces = pieces;
       for (const { index } of bad) {
-        fresh.pieces.delete(index);
+        pieces.delete(index);
         if (!fresh.lost.includes(index)) fresh.lost.push(index);
       }
       meta.putInode(fresh);

@@ -501,8 +501,11 @@ export class Vault {
     return this.contents.commit(this.handle(fh).of);
   }
 
-  fsync(fh: number): Promise<void> {
-    return this.flush(fh);
+  /** Also makes the file's name durable when there was no content to commit (fsync after create). */
+  async fsync(fh: number): Promise<void> {
+    const of = this.handle(fh).of;
+    if (of.changed) await this.contents.commit(of);
+    else this.syncMetadata();
   }
 
   async release(fh: number): Promise<void> {
@@ -560,6 +563,11 @@ export class Vault {
   }
 
   // ---- whole vault ----
+
+  /** Makes every metadata change so far durable (fsync of a directory, or of the whole mount). */
+  syncMetadata(): void {
+    this.meta.transaction(() => undefined, true);
+  }
 
   statfs(): { bsize: number; frsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number; namemax: number } {
     const s = statfsSync(this.storeDir);

@@ -1,7 +1,7 @@
 // The inode: a file's, directory's or symlink's attributes, and for files the piece map that, together
 // with the size, is authenticated as one record (so truncation or rollback of a piece is detected).
 
-import { randomBytes } from 'node:crypto';
+import { randomBytesPooled } from '../crypto.js';
 import { IntegrityError } from '../errors.js';
 
 export type Kind = 'file' | 'dir' | 'symlink';
@@ -30,8 +30,11 @@ export interface Inode {
   nlink: number;
   target?: string; // symlinks
   xattrs: Map<string, Buffer>;
-  /** piece index -> piece version; an absent index is a hole (reads as zeroes, authenticated by absence). */
-  pieces: Map<number, number>;
+  /**
+   * piece index -> piece version; an absent index is a hole (reads as zeroes, authenticated by absence).
+   * Never changed in place: copies of an inode share this map (it can be large), so replace it instead.
+   */
+  pieces: ReadonlyMap<number, number>;
   /** The next piece version to hand out: versions are never reused, so old blobs can never replay. */
   nextVersion: number;
   /** Directories: how many listing pages and entries they have. */
@@ -42,7 +45,7 @@ export interface Inode {
 }
 
 export function newInodeId(): string {
-  return randomBytes(8).toString('hex');
+  return randomBytesPooled(8).toString('hex');
 }
 
 export function newInode(kind: Kind, mode: number, uid: number, gid: number, now = Date.now()): Inode {
@@ -51,7 +54,7 @@ export function newInode(kind: Kind, mode: number, uid: number, gid: number, now
     id: newInodeId(),
     ino: 0, // assigned by Metadata.allocIno when the inode is first stored
     kind,
-    fileId: randomBytes(16),
+    fileId: randomBytesPooled(16),
     mode: typeBits | (mode & 0o7777),
     uid,
     gid,
@@ -158,6 +161,7 @@ export function decodeInode(bytes: Buffer, expectedId: string): Inode {
   };
 }
 
+/** A copy the caller may change; the piece map is shared, as it is only ever replaced. */
 export function cloneInode(i: Inode): Inode {
-  return { ...i, xattrs: new Map(i.xattrs), pieces: new Map(i.pieces), lost: [...i.lost] };
+  return { ...i, xattrs: new Map(i.xattrs), lost: [...i.lost] };
 }

@@ -196,14 +196,15 @@ export class Metadata {
     return all;
   }
 
-  transaction<T>(fn: () => T): T {
+  /** One atomic metadata change; `durable` ones are on disk when this returns (see RecordStore.transaction). */
+  transaction<T>(fn: () => T, durable = false): T {
     try {
       if (this.records.inTransaction) return fn();
       const result = this.records.transaction(() => {
         const r = fn();
         this.records.put(this.stateName(), Buffer.from(JSON.stringify({ generation: this.generation + 1, nextIno: this.nextIno })));
         return r;
-      });
+      }, durable);
       this.generation++; // only once the commit succeeded
       return result;
     } catch (err) {

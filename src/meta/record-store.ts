@@ -16,14 +16,17 @@ export class RecordStore {
   private readonly putStmt: Database.Statement<[Buffer, Buffer]>;
   private readonly delStmt: Database.Statement<[Buffer]>;
   private readonly aadPrefix: Buffer;
+  private durable = false;
 
   constructor(storeDir: string, private readonly sealKey: Buffer, private readonly indexKey: Buffer, vaultId: Buffer, readonly readOnly = false) {
     try {
       this.db = new Database(join(storeDir, META_FILE), { readonly: readOnly, fileMustExist: readOnly });
       if (!readOnly) {
         this.db.pragma('journal_mode = WAL');
-        // FULL: a commit is durable once it returns, which is what fsync and close promise callers.
-        this.db.pragma('synchronous = FULL');
+        // NORMAL by default: a commit survives a crash of this process (the WAL is in the OS's hands)
+        // but may be lost in a power cut. Durable commits (close, fsync) switch to FULL, which also
+        // makes every earlier commit in the WAL durable. See transaction().
+        this.db.pragma('synchronous = NORMAL');
         this.db.exec('CREATE TABLE IF NOT EXISTS records (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID');
       }
     } catch (err) {
@@ -67,9 +70,17 @@ export class RecordStore {
     return this.db.inTransaction;
   }
 
-  /** Runs fn in one transaction: all of its puts and deletes commit together or not at all. */
-  transaction<T>(fn: () => T): T {
+  /**
+   * Runs fn in one transaction: all of its puts and deletes commit together or not at all. A durable
+   * transaction is on disk (power-cut safe) when it returns; others are crash-safe but may be lost in
+   * a power cut until the next durable one, as with any filesystem's metadata before fsync.
+   */
+  transaction<T>(fn: () => T, durable = false): T {
     if (this.db.inTransaction) return fn();
+    if (durable !== this.durable) {
+      this.db.pragma(durable ? 'synchronous = FULL' : 'synchronous = NORMAL');
+      this.durable = durable;
+    }
     try {
       return this.db.transaction(fn)();
     } catch (err) {
