@@ -3,6 +3,7 @@
 // the unexpected), and every call is counted for `svault status` and the profiler.
 
 import type Fuse from 'fuse-native';
+import { constants } from 'node:os';
 import { FsError } from '../src/errors.js';
 import type { OpStats } from '../src/op-stats.js';
 import type { Attr, Vault } from '../src/vault.js';
@@ -88,12 +89,21 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
     chown: (path, u, g, cb) => run('chown', path, cb, () => vault.chown(path, u, g), done(cb)),
     utimens: (path, atime, mtime, cb) =>
       run('utimens', path, cb, () => vault.utimens(path, atime === UTIME_OMIT ? undefined : atime, mtime === UTIME_OMIT ? undefined : mtime), done(cb)),
-    setxattr: (path, name, value, _position, flags, cb) => run('setxattr', path, cb, () => vault.setxattr(path, name, value, flags), done(cb)),
-    getxattr: (path, name, _position, cb) => run('getxattr', path, cb, () => vault.getxattr(path, name), (v) => cb(0, v)),
+    setxattr: (path, name, value, _position, flags, cb) =>
+      run('setxattr', path, cb, () => {
+        if (name === FILE_CAPS) throw new FsError('ENOTSUP', 'file capabilities are not supported');
+        return vault.setxattr(path, name, value, flags);
+      }, done(cb)),
+    // The kernel asks for security.capability before every write; svault never stores it, so answer at once.
+    getxattr: (path, name, _position, cb) =>
+      name === FILE_CAPS ? cb(NO_DATA) : run('getxattr', path, cb, () => vault.getxattr(path, name), (v) => cb(0, v)),
     listxattr: (path, cb) => run('listxattr', path, cb, () => vault.listxattr(path), (names) => cb(0, names)),
     removexattr: (path, name, cb) => run('removexattr', path, cb, () => vault.removexattr(path, name), done(cb)),
   };
 }
+
+const FILE_CAPS = 'security.capability';
+const NO_DATA = -(constants.errno.ENODATA ?? 61);
 
 const WRITE_OPS = new Set([
   'mkdir', 'rmdir', 'create', 'write', 'truncate', 'ftruncate', 'unlink', 'rename', 'link', 'symlink',
