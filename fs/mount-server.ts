@@ -5,6 +5,7 @@
 import { mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { sweepOrphans } from '../src/fsck.js';
 import { OpStats } from '../src/op-stats.js';
 import { mountsDir } from '../src/paths.js';
@@ -48,6 +49,23 @@ export function mountOptionsFor(user: string[]): { options: string[]; readOnly: 
   const options = [`fsname=svault`, 'subtype=svault', ...BASE_OPTIONS, ...user];
   if (user.includes('allow_other') && !user.includes('default_permissions')) options.push('default_permissions');
   return { options, readOnly: user.includes('ro') };
+}
+
+/**
+ * Figures for the profiler: the JS thread's busy and idle time so far (event loop utilisation: FUSE
+ * round trips and client work show up as idle time here), CPU time and memory.
+ */
+function processFigures() {
+  const elu = performance.eventLoopUtilization();
+  const cpu = process.cpuUsage();
+  return {
+    uptimeMs: performance.now(),
+    eventLoopActiveMs: elu.active,
+    eventLoopIdleMs: elu.idle,
+    cpuUserMs: cpu.user / 1000,
+    cpuSystemMs: cpu.system / 1000,
+    rssBytes: process.memoryUsage.rss(),
+  };
 }
 
 export async function serve(o: ServeOptions): Promise<void> {
@@ -136,7 +154,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     mkdirSync(mountsDir(), { recursive: true, mode: 0o700 });
     writeFileSync(registry, JSON.stringify(record));
     statusServer = createServer((sock) => {
-      sock.end(JSON.stringify({ ...record, ops: stats.summary(), openFiles: vault.contents.openCount() }));
+      sock.end(JSON.stringify({ ...record, ops: stats.summary(), openFiles: vault.contents.openCount(), process: processFigures() }));
     });
     statusServer.on('error', (e) => o.log(`status socket: ${e.message}`));
     statusServer.listen(socketPath);

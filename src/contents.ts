@@ -197,7 +197,6 @@ export class Contents {
       if (!of.changed || of.unlinked) return;
       for (const i of [...of.dirty.keys()].sort((x, y) => x - y)) await this.sealPiece(of, i);
       await this.s.store.flush();
-      const t = process.hrtime.bigint();
       this.s.meta.transaction(() => {
         const inode = this.s.meta.requireInode(of.id);
         inode.size = of.size;
@@ -210,7 +209,6 @@ export class Contents {
         this.s.meta.putInode(inode);
         crashpoint('meta.commit');
       }, true);
-      this.s.stats.record('meta.commit', t, 0);
       crashpoint('meta.committed');
       const superseded: Address[] = [];
       for (const [i, v] of of.committed) if (of.pieces.get(i) !== v) superseded.push(this.addressOf(of.fileId, i, v));

@@ -40,9 +40,12 @@ class OpCounter {
 export class OpStats {
   private readonly counters = new Map<string, OpCounter>();
 
+  /** Counting can be switched off (SVAULT_NO_STATS=1) to measure what it costs. */
+  constructor(readonly enabled = process.env.SVAULT_NO_STATS !== '1') {}
+
   /** Records one call that started at `startNs` (process.hrtime.bigint()) and moved `bytes`. */
   record(op: string, startNs: bigint, bytes: number): void {
-    this.add(op, Number(process.hrtime.bigint() - startNs), bytes);
+    if (this.enabled) this.add(op, Number(process.hrtime.bigint() - startNs), bytes);
   }
 
   add(op: string, ns: number, bytes: number): void {

@@ -96,7 +96,7 @@ export class Vault {
     stats: OpStats,
   ) {
     this.stats = stats;
-    this.meta = new Metadata(records);
+    this.meta = new Metadata(records, stats);
     this.contents = new Contents({
       vaultId: Buffer.from(config.vaultId, 'hex'),
       keys,

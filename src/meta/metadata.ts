@@ -4,6 +4,7 @@
 
 import { IntegrityError } from '../errors.js';
 import { decodeInode, encodeInode, cloneInode, type Inode, type Kind } from './inode.js';
+import type { OpStats } from '../op-stats.js';
 import type { RecordStore } from './record-store.js';
 
 export const PAGE_CAPACITY = 128;
@@ -29,7 +30,7 @@ export class Metadata {
   /** The next inode number to hand out (1 is the root's). */
   private nextIno: number;
 
-  constructor(readonly records: RecordStore) {
+  constructor(readonly records: RecordStore, private readonly stats?: OpStats) {
     const state = records.get(this.stateName(), 'vault state');
     const parsed = state ? parseJson<{ generation: number; nextIno: number }>(state, 'vault state') : { generation: 0, nextIno: 1 };
     this.generation = parsed.generation;
@@ -94,6 +95,15 @@ export class Metadata {
   }
 
   lookup(parentId: string, name: string): EntryRecord | null {
+    const t = process.hrtime.bigint();
+    try {
+      return this.lookupUncounted(parentId, name);
+    } finally {
+      this.stats?.record('meta.lookup', t, 0);
+    }
+  }
+
+  private lookupUncounted(parentId: string, name: string): EntryRecord | null {
     const bytes = this.records.get(this.entryName(parentId, name), `entry "${name}"`);
     if (!bytes) return null;
     const e = parseJson<EntryRecord>(bytes, `entry "${name}"`);
@@ -198,6 +208,7 @@ export class Metadata {
 
   /** One atomic metadata change; `durable` ones are on disk when this returns (see RecordStore.transaction). */
   transaction<T>(fn: () => T, durable = false): T {
+    const t = process.hrtime.bigint();
     try {
       if (this.records.inTransaction) return fn();
       const result = this.records.transaction(() => {
@@ -206,6 +217,7 @@ export class Metadata {
         return r;
       }, durable);
       this.generation++; // only once the commit succeeded
+      this.stats?.record(durable ? 'meta.durable-txn' : 'meta.txn', t, 0);
       return result;
     } catch (err) {
       // The cache may hold inodes the rolled-back transaction changed: forget them all.
