@@ -68,6 +68,7 @@ export class OpenFile {
 export class Contents {
   private readonly open = new Map<string, OpenFile>();
   private readonly clean = new ByteLru<string>(CLEAN_CACHE_BYTES);
+  private readonly deleting = new Set<Promise<void>>();
   private readonly classes: number[];
   readonly pieceSize: number;
 
@@ -100,7 +101,7 @@ export class Contents {
     } finally {
       if (--of.refs === 0) {
         this.open.delete(of.id);
-        if (of.unlinked) await this.deleteAllPieces(of.fileId, [...of.committed, ...of.pieces]);
+        if (of.unlinked) this.deletePiecesAfterCommit(of.fileId, [...of.committed, ...of.pieces]);
       }
     }
   }
@@ -217,6 +218,24 @@ export class Contents {
       of.changed = false;
       for (const a of superseded) await this.s.store.delete(a);
     });
+  }
+
+  /**
+   * Deletes a removed file's blobs once its removal is in SQLite: a crash before that must still find
+   * the file whole. settle() waits for these deletions.
+   */
+  deletePiecesAfterCommit(fileId: Buffer, pieces: Iterable<[number, number]>): void {
+    const list = [...pieces];
+    this.s.meta.afterCommit(() => {
+      const p = this.deleteAllPieces(fileId, list).catch(() => undefined);
+      this.deleting.add(p);
+      void p.finally(() => this.deleting.delete(p));
+    });
+  }
+
+  /** Resolves once every deletion started by deletePiecesAfterCommit has finished. */
+  async settle(): Promise<void> {
+    while (this.deleting.size > 0) await Promise.all([...this.deleting]);
   }
 
   /** Deletes every blob of a file whose inode is gone (after the commit that removed it). */

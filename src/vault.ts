@@ -23,6 +23,7 @@ export const XATTR_SIZE_MAX = 65536;
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
 const S_ISGID = 0o2000;
+const PATH_CACHE_LIMIT = 200_000;
 
 export interface Attr {
   ino: number;
@@ -77,7 +78,7 @@ export class Vault {
   readonly stats: OpStats;
   readonly meta: Metadata;
   readonly contents: Contents;
-  private readonly pathCache = new Map<string, string>();
+  private readonly pathCache = new Map<string, { id: string; kind: Kind }>();
   private readonly handles = new Map<number, Handle>();
   private nextHandle = 1;
   private closed = false;
@@ -179,21 +180,29 @@ export class Vault {
 
   // ---- path resolution ----
 
-  /** The inode id at a path. Caches paths: this mount is the store's only writer. */
+  /**
+   * The inode id at a path. Every directory on the way is cached too, so a new name deep in a tree
+   * costs one lookup, not one per component. This mount is the store's only writer, so the cache is
+   * kept exact by forgetting paths as they change.
+   */
   resolveId(path: string): string {
+    return this.resolveEntry('/' + components(path).join('/')).id;
+  }
+
+  /** `path` must be canonical ("/" or "/a/b"). */
+  private resolveEntry(path: string): { id: string; kind: Kind } {
     const cached = this.pathCache.get(path);
     if (cached) return cached;
-    const parts = components(path);
-    let id = ROOT_ID;
-    for (let k = 0; k < parts.length; k++) {
-      const name = parts[k] as string;
-      const e = this.meta.lookup(id, name) ?? fail('ENOENT', `no such file or directory: ${path}`);
-      if (k < parts.length - 1 && e.kind !== 'dir') fail('ENOTDIR', `not a directory: /${parts.slice(0, k + 1).join('/')}`);
-      id = e.id;
-    }
-    if (this.pathCache.size > 100000) this.pathCache.clear();
-    this.pathCache.set(path, id);
-    return id;
+    if (path === '/') return { id: ROOT_ID, kind: 'dir' };
+    const cut = path.lastIndexOf('/');
+    const parentPath = cut === 0 ? '/' : path.slice(0, cut);
+    const parent = this.resolveEntry(parentPath);
+    if (parent.kind !== 'dir') fail('ENOTDIR', `not a directory: ${parentPath}`);
+    const e = this.meta.lookup(parent.id, path.slice(cut + 1)) ?? fail('ENOENT', `no such file or directory: ${path}`);
+    if (this.pathCache.size > PATH_CACHE_LIMIT) this.pathCache.clear();
+    const entry = { id: e.id, kind: e.kind };
+    this.pathCache.set(path, entry);
+    return entry;
   }
 
   inodeAt(path: string): Inode {
@@ -206,9 +215,13 @@ export class Vault {
     return dir;
   }
 
-  private forgetPath(path: string): void {
-    const prefix = path + '/';
-    for (const p of this.pathCache.keys()) if (p === path || p.startsWith(prefix)) this.pathCache.delete(p);
+  /** Forgets a changed path; a directory's whole subtree goes too (rename of a directory). */
+  private forgetPath(path: string, isDir: boolean): void {
+    const key = '/' + components(path).join('/');
+    this.pathCache.delete(key);
+    if (!isDir) return;
+    const prefix = key + '/';
+    for (const p of this.pathCache.keys()) if (p.startsWith(prefix)) this.pathCache.delete(p);
   }
 
   // ---- attributes ----
@@ -299,8 +312,8 @@ export class Vault {
       this.meta.putInode(dir);
       this.dropLink(inode, now, () => (dropPieces = true));
     });
-    this.forgetPath(path);
-    if (dropPieces) void this.contents.deleteAllPieces(inode.fileId, inode.pieces).catch(() => undefined);
+    this.forgetPath(path, false);
+    if (dropPieces) this.contents.deletePiecesAfterCommit(inode.fileId, inode.pieces);
   }
 
   /** One less name for an inode. Inside a transaction; calls onGone when its pieces must go after the commit. */
@@ -334,7 +347,7 @@ export class Vault {
       this.meta.putInode(dir);
       this.meta.deleteInode(target.id);
     });
-    this.forgetPath(path);
+    this.forgetPath(path, false); // empty: nothing below it is cached
   }
 
   /** rename(2): files and whole directories, replacing an existing target as POSIX says. */
@@ -383,9 +396,9 @@ export class Vault {
       moved.ctime = now;
       this.meta.putInode(moved);
     });
-    this.forgetPath(from);
-    this.forgetPath(to);
-    if (dropPieces && replaced) void this.contents.deleteAllPieces(replaced.fileId, replaced.pieces).catch(() => undefined);
+    this.forgetPath(from, entry.kind === 'dir');
+    this.forgetPath(to, replaced?.kind === 'dir');
+    if (dropPieces && replaced) this.contents.deletePiecesAfterCommit(replaced.fileId, replaced.pieces);
   }
 
   link(existing: string, path: string): void {
@@ -588,9 +601,15 @@ export class Vault {
     return this.inodeAt(path).kind;
   }
 
+  /** Writes staged metadata to SQLite and waits for the blob deletions that were waiting on it. */
+  async settle(): Promise<void> {
+    this.meta.records.flush();
+    await this.contents.settle();
+  }
+
   /** Records the current metadata generation in the rollback anchor (cheap when nothing changed). */
   saveAnchor(): void {
-    this.anchor?.save(this.meta.generation);
+    this.anchor?.save(this.meta.flushedGeneration);
   }
 
   /** Commits every open file, checkpoints the metadata and releases the store. */
@@ -604,8 +623,9 @@ export class Vault {
         /* keep closing the rest; the error was logged by the caller's handler */
       }
     }
+    await this.settle();
+    this.meta.records.close(); // flushes what is staged: the anchor may then record it
     this.saveAnchor();
-    this.meta.records.close();
     this.master.fill(0);
     this.unlock();
   }

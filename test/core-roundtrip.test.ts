@@ -182,8 +182,8 @@ for (const backend of backends) {
     await v.writeFile('/gone', patternBytes(3 * P, 12));
     t.is(await blobCount(shared), before + 3);
     v.unlink('/gone');
-    // Pieces are deleted right after the commit, asynchronously: give it a turn.
-    await new Promise((r) => setTimeout(r, 20));
+    // Pieces are deleted once the unlink has reached SQLite (group commit): settle() waits for that.
+    await v.settle();
     t.is(await blobCount(shared), before);
     t.throws(() => v.getattr('/gone'), { message: /no such file/ });
   });

@@ -34,7 +34,17 @@ export class Metadata {
     const state = records.get(this.stateName(), 'vault state');
     const parsed = state ? parseJson<{ generation: number; nextIno: number }>(state, 'vault state') : { generation: 0, nextIno: 1 };
     this.generation = parsed.generation;
+    this.flushedGeneration = parsed.generation;
     this.nextIno = parsed.nextIno;
+    records.onFlushed = () => (this.flushedGeneration = this.generation);
+  }
+
+  /** The generation SQLite holds (the rest is still staged in memory): what the rollback anchor may record. */
+  flushedGeneration: number;
+
+  /** Runs fn once the current changes are in SQLite (see RecordStore.whenFlushed). */
+  afterCommit(fn: () => void): void {
+    this.records.whenFlushed(fn);
   }
 
   /** A new inode number; saved with the vault state at the end of the current transaction. */

@@ -1,6 +1,12 @@
 // Encrypted records in SQLite (better-sqlite3, WAL): one table of (name, sealed value). Names are keyed
 // hashes and values are AEAD-sealed with the record's name as associated data, so a record cannot be
 // read, forged or moved to another name. Values are padded to power-of-two sizes to hide their length.
+//
+// Group commit: a transaction's changes are staged in memory and written to SQLite together with those of
+// the transactions around it, in one SQLite transaction, when a durable transaction asks for it (close,
+// fsync), when BATCH_MAX changes are staged, or BATCH_MS after the last one. Each batch commits whole,
+// so after a crash the metadata is as it was after some transaction: never half of one. A record staged
+// several times in a batch (tar's create, chmod, chown and utimes of one file) is sealed and written once.
 
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
@@ -9,6 +15,13 @@ import { IntegrityError, fromSystemError } from '../errors.js';
 
 export const META_FILE = 'meta.db';
 const MIN_RECORD = 128;
+const BATCH_MAX = 2000;
+const BATCH_MS = 25;
+
+interface Staged {
+  name: Buffer;
+  value: Buffer | null; // null: delete
+}
 
 export class RecordStore {
   private readonly db: Database.Database;
@@ -17,6 +30,14 @@ export class RecordStore {
   private readonly delStmt: Database.Statement<[Buffer]>;
   private readonly aadPrefix: Buffer;
   private durable = false;
+  /** Changes not yet in SQLite, by record name (hex). */
+  private staged = new Map<string, Staged>();
+  /** While a transaction runs: what `staged` held before it touched each name, to undo it on failure. */
+  private undo: Map<string, Staged | undefined> | null = null;
+  private afterFlush: (() => void)[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  /** Called after each batch reaches SQLite (the rollback anchor may only record what is there). */
+  onFlushed: () => void = () => {};
 
   constructor(storeDir: string, private readonly sealKey: Buffer, private readonly indexKey: Buffer, vaultId: Buffer, readonly readOnly = false) {
     try {
@@ -44,6 +65,8 @@ export class RecordStore {
   }
 
   get(name: Buffer, what: string): Buffer | null {
+    const staged = this.staged.get(name.toString('hex'));
+    if (staged) return staged.value;
     const row = this.getStmt.get(name);
     if (!row) return null;
     const body = open(this.sealKey, Buffer.concat([this.aadPrefix, name]), row.v);
@@ -54,46 +77,114 @@ export class RecordStore {
   }
 
   put(name: Buffer, value: Buffer): void {
+    this.stage(name, value);
+  }
+
+  delete(name: Buffer): void {
+    this.stage(name, null);
+  }
+
+  private stage(name: Buffer, value: Buffer | null): void {
+    const hex = name.toString('hex');
+    if (this.undo && !this.undo.has(hex)) this.undo.set(hex, this.staged.get(hex));
+    this.staged.set(hex, { name, value });
+    if (!this.undo) this.scheduleFlush();
+  }
+
+  private sealed(name: Buffer, value: Buffer): Buffer {
     const header = Buffer.alloc(4);
     header.writeUInt32BE(value.length);
     let size = MIN_RECORD;
     while (size < value.length + 4) size *= 2;
     const pad = Buffer.alloc(size - 4 - value.length);
-    this.putStmt.run(name, seal(this.sealKey, Buffer.concat([this.aadPrefix, name]), [header, value, pad]));
-  }
-
-  delete(name: Buffer): void {
-    this.delStmt.run(name);
+    return seal(this.sealKey, Buffer.concat([this.aadPrefix, name]), [header, value, pad]);
   }
 
   get inTransaction(): boolean {
-    return this.db.inTransaction;
+    return this.undo !== null;
   }
 
   /**
-   * Runs fn in one transaction: all of its puts and deletes commit together or not at all. A durable
-   * transaction is on disk (power-cut safe) when it returns; others are crash-safe but may be lost in
-   * a power cut until the next durable one, as with any filesystem's metadata before fsync.
+   * Runs fn as one transaction: its puts and deletes reach SQLite together or not at all (a throw undoes
+   * them). A durable transaction is on disk (power-cut safe) when it returns, with every one before it;
+   * the others reach SQLite within BATCH_MS, as with any filesystem's metadata before fsync.
    */
   transaction<T>(fn: () => T, durable = false): T {
-    if (this.db.inTransaction) return fn();
+    if (this.undo) return fn();
+    this.undo = new Map();
+    let result: T;
+    try {
+      result = fn();
+    } catch (err) {
+      for (const [hex, before] of this.undo) {
+        if (before) this.staged.set(hex, before);
+        else this.staged.delete(hex);
+      }
+      this.undo = null;
+      throw err;
+    }
+    this.undo = null;
+    if (durable || this.staged.size >= BATCH_MAX) this.flush(durable);
+    else this.scheduleFlush();
+    return result;
+  }
+
+  /** Runs fn once everything staged so far is in SQLite (e.g. deleting the blobs of an unlinked file). */
+  whenFlushed(fn: () => void): void {
+    if (this.staged.size === 0 && !this.undo) fn();
+    else this.afterFlush.push(fn);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      try {
+        this.flush(false);
+      } catch {
+        // Kept staged; the next durable commit retries and reports the error (a full disk, say).
+      }
+    }, BATCH_MS);
+    this.flushTimer.unref();
+  }
+
+  /** Writes every staged change to SQLite in one transaction; `durable` waits until it is on disk. */
+  flush(durable = false): void {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    if (this.staged.size === 0 && !durable) return;
     if (durable !== this.durable) {
       this.db.pragma(durable ? 'synchronous = FULL' : 'synchronous = NORMAL');
       this.durable = durable;
     }
+    const batch = this.staged;
     try {
-      return this.db.transaction(fn)();
+      this.db.transaction(() => {
+        for (const { name, value } of batch.values()) {
+          if (value) this.putStmt.run(name, this.sealed(name, value));
+          else this.delStmt.run(name);
+        }
+      })();
     } catch (err) {
       if (err instanceof Error && /SQLITE_FULL|disk is full/i.test(err.message)) throw fromSystemError(Object.assign(err, { code: 'ENOSPC' }), 'metadata commit');
       throw err;
     }
+    this.staged = new Map();
+    this.onFlushed();
+    const after = this.afterFlush;
+    this.afterFlush = [];
+    for (const fn of after) fn();
   }
 
   count(): number {
+    this.flush();
     return (this.db.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n;
   }
 
   *names(): Iterable<Buffer> {
+    this.flush();
     for (const row of this.db.prepare('SELECT k FROM records').iterate() as Iterable<{ k: Buffer }>) yield row.k;
   }
 
@@ -104,10 +195,13 @@ export class RecordStore {
   }
 
   checkpoint(): void {
-    if (!this.readOnly) this.db.pragma('wal_checkpoint(TRUNCATE)');
+    if (this.readOnly) return;
+    this.flush();
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
   }
 
   close(): void {
+    this.flush(true);
     this.checkpoint();
     this.db.close();
   }
