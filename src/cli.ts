@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RollbackError } from './anchor.js';
 import { readConfig, unwrapMasterKey, validateSettings } from './config.js';
-import { BadStoreError, StoreLockedError, WrongPassphraseError } from './errors.js';
+import { BadStoreError, IntegrityError, StoreLockedError, WrongPassphraseError } from './errors.js';
 import { CliError, EXIT } from './exitcodes.js';
 import { fsck, isClean, scan, type FsckReport } from './fsck.js';
 import { defaultPassphraseFile, logsDir, mountsDir, resolveStore, stateDir } from './paths.js';
@@ -49,6 +49,10 @@ function toCliError(err: unknown): CliError {
   if (err instanceof WrongPassphraseError) return new CliError(EXIT.PASSPHRASE, err.message);
   if (err instanceof BadStoreError || err instanceof RollbackError) return new CliError(EXIT.STORE, err.message);
   if (err instanceof StoreLockedError) return new CliError(EXIT.BUSY, err.message);
+  if (err instanceof IntegrityError) return new CliError(EXIT.STORE, `the store is damaged: ${err.message} (svault fsck reports more)`);
+  if (typeof (err as { code?: unknown })?.code === 'string' && (err as { code: string }).code.startsWith('SQLITE_')) {
+    return new CliError(EXIT.STORE, `the metadata database (meta.db) is damaged or unreadable: ${(err as Error).message}`);
+  }
   const code = (err as NodeJS.ErrnoException)?.code;
   if (code === 'EACCES' || code === 'EROFS' || code === 'ENOSPC') return new CliError(EXIT.STORE, (err as Error).message);
   return new CliError(EXIT.ERROR, (err as Error)?.stack ?? String(err));
@@ -406,6 +410,7 @@ async function cmdInfo(o: StoreOpts & { json?: boolean }): Promise<void> {
 function printFsck(r: FsckReport, title: string): void {
   process.stdout.write(`${title}: ${r.files} files, ${r.directories} directories, ${r.symlinks} symlinks, ${r.pieces} pieces checked, ${r.chaff} chaff blobs\n`);
   for (const p of r.problems) process.stdout.write(`  ${p.kind}: ${p.path}: ${p.detail}\n`);
+  if (r.incomplete.length > 0) process.stdout.write(`  the check could not reach every file (${r.incomplete.join('; ')}): blobs it did not reach are kept\n`);
   if (r.orphans) process.stdout.write(`  ${r.orphans} orphaned blob(s) (no file points to them)\n`);
   if (r.unreachableRecords) process.stdout.write(`  ${r.unreachableRecords} unreachable metadata record(s)\n`);
   if (r.quarantinedFiles) process.stdout.write(`  ${r.quarantinedFiles} quarantined file(s) in /lost+found (damaged pieces read as errors)\n`);

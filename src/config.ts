@@ -2,7 +2,7 @@
 // Every field is bound into the AEAD that wraps the master key, so a tampered config never opens.
 
 import { randomBytes, scryptSync } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadStoreError, WrongPassphraseError } from './errors.js';
 import { KEY_BYTES, open, seal } from './crypto.js';
@@ -14,8 +14,14 @@ export const CIPHER = 'aes-256-gcm';
 /** scrypt costs: the defaults are gocryptfs's; opening refuses anything weaker than the minimums. */
 export const SCRYPT_DEFAULT = { N: 1 << 16, r: 8, p: 1 } as const;
 export const SCRYPT_MIN = { N: 1 << 16, r: 8, p: 1 } as const;
-/** Upper bounds stop a hostile config from making open() allocate gigabytes or spin for hours. */
-const SCRYPT_MAX = { N: 1 << 22, r: 32, p: 16 } as const;
+/**
+ * Upper bounds stop a hostile config from making open() allocate gigabytes or spin for minutes:
+ * at most 16x the default work and 1 GiB of memory (scrypt needs 128 * N * r * p bytes).
+ */
+const SCRYPT_MAX = { N: 1 << 20, r: 16, p: 4 } as const;
+const SCRYPT_MAX_MEMORY = 1 << 30;
+const SCRYPT_MAX_WORK = 16 * SCRYPT_DEFAULT.N * SCRYPT_DEFAULT.r * SCRYPT_DEFAULT.p;
+const MAX_CONFIG_BYTES = 64 * 1024;
 
 export const MIN_PIECE_SIZE = 4096;
 export const MAX_PIECE_SIZE = 16 * 1024 * 1024;
@@ -131,6 +137,7 @@ export function parseConfig(text: string, store: string): VaultConfig {
     bad(`KDF parameters below the minimum (scrypt N>=${SCRYPT_MIN.N}, r>=${SCRYPT_MIN.r}, p>=${SCRYPT_MIN.p})`);
   }
   if (N > SCRYPT_MAX.N || r > SCRYPT_MAX.r || p > SCRYPT_MAX.p || (N & (N - 1)) !== 0) bad('KDF parameters out of range');
+  if (128 * N * r * p > SCRYPT_MAX_MEMORY || N * r * p > SCRYPT_MAX_WORK) bad('KDF parameters too costly (over 1 GiB or 16 times the default work)');
   if (typeof k.salt !== 'string' || Buffer.from(k.salt, 'base64').length < 16) bad('kdf.salt too short');
   return c as unknown as VaultConfig;
 }
@@ -152,12 +159,25 @@ export function rewrapConfig(config: VaultConfig, master: Buffer, newPassphrase:
 
 export function readConfig(store: string): VaultConfig {
   let text: string;
+  let fd: number;
   try {
-    text = readFileSync(join(store, CONFIG_FILE), 'utf8');
+    // O_NONBLOCK and the checks below: a FIFO or a huge file in place of the config must not hang or
+    // exhaust the process.
+    fd = openSync(join(store, CONFIG_FILE), fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new BadStoreError(store, `no vault here (${CONFIG_FILE} is missing); create one with "svault init"`);
     throw new BadStoreError(store, `cannot read ${CONFIG_FILE}: ${(err as Error).message}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > MAX_CONFIG_BYTES) throw new BadStoreError(store, `${CONFIG_FILE} is not a regular file of a config's size`);
+    text = readFileSync(fd, 'utf8');
+  } catch (err) {
+    if (err instanceof BadStoreError) throw err;
+    throw new BadStoreError(store, `cannot read ${CONFIG_FILE}: ${(err as Error).message}`);
+  } finally {
+    closeSync(fd);
   }
   return parseConfig(text, store);
 }

@@ -4,7 +4,7 @@
 
 import { isChaff, type Address } from './address.js';
 import { IntegrityError } from './errors.js';
-import type { Inode } from './meta/inode.js';
+import { ROOT_ID, type Inode } from './meta/inode.js';
 import type { Vault } from './vault.js';
 
 export const LOST_AND_FOUND = 'lost+found';
@@ -27,6 +27,8 @@ export interface FsckReport {
   unreachableRecords: number;
   quarantinedFiles: number;
   problems: FsckProblem[];
+  /** Set when the walk could not reach everything: orphan counts then include healthy files' blobs. */
+  incomplete: string[];
 }
 
 export interface Scan {
@@ -36,7 +38,14 @@ export interface Scan {
   /** Entries whose own record (used by lookups) is missing, damaged or disagrees with the listing page. */
   badEntryRecords: { dirId: string; name: string }[];
   /** Entries whose inode record is missing or fails authentication. */
-  brokenEntries: { parent: string; name: string }[];
+  brokenEntries: { parent: string; name: string; kind: string; id: string }[];
+  /** The root directory's inode record is unreadable. */
+  rootBroken: boolean;
+  /**
+   * Why the walk could not reach every file (a damaged directory or root). Then blobs and records the
+   * walk did not reach may belong to healthy files, so nothing may be deleted as an orphan.
+   */
+  incomplete: string[];
   orphanAddresses: Address[];
   unreachable: Buffer[];
 }
@@ -46,8 +55,8 @@ function join(dir: string, name: string): string {
 }
 
 export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
-  const report: FsckReport = { files: 0, directories: 0, symlinks: 0, pieces: 0, logicalBytes: 0, chaff: 0, orphans: 0, unreachableRecords: 0, quarantinedFiles: 0, problems: [] };
-  const s: Scan = { report, damaged: new Map(), badEntryRecords: [], brokenEntries: [], orphanAddresses: [], unreachable: [] };
+  const report: FsckReport = { files: 0, directories: 0, symlinks: 0, pieces: 0, logicalBytes: 0, chaff: 0, orphans: 0, unreachableRecords: 0, quarantinedFiles: 0, problems: [], incomplete: [] };
+  const s: Scan = { report, damaged: new Map(), badEntryRecords: [], brokenEntries: [], rootBroken: false, incomplete: report.incomplete, orphanAddresses: [], unreachable: [] };
   const referenced = new Map<string, string>();
   const reachableRecords = new Set<string>();
   const seenInodes = new Set<string>();
@@ -97,6 +106,7 @@ export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
       entries = vault.meta.list(inode);
     } catch (err) {
       report.problems.push({ path, kind: 'bad-directory', detail: (err as Error).message });
+      s.incomplete.push(`the listing of ${path} is damaged`);
       return;
     }
     for (const e of entries) {
@@ -121,7 +131,8 @@ export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
         if (!childInode) throw new IntegrityError(`${child}: inode record is missing`);
       } catch (err) {
         report.problems.push({ path: child, kind: 'bad-record', detail: (err as Error).message });
-        s.brokenEntries.push({ parent: path, name: e.name });
+        s.brokenEntries.push({ parent: path, name: e.name, kind: e.kind, id: e.id });
+        if (e.kind === 'dir') s.incomplete.push(`the directory ${child} cannot be read`);
         continue;
       }
       await visit(child, childInode);
@@ -133,11 +144,13 @@ export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
     await visit('/', vault.inodeAt('/'));
   } catch (err) {
     report.problems.push({ path: '/', kind: 'bad-record', detail: (err as Error).message });
+    s.incomplete.push('the root directory cannot be read');
+    s.rootBroken = true;
   }
 
   for await (const address of vault.store.list()) {
     if (referenced.has(address.toString('hex'))) continue;
-    const blob = await vault.store.get(address);
+    const blob = await vault.store.get(address).catch(() => null); // unreadable: not chaff
     if (blob && isChaff(vault.keys.address, address, blob)) {
       report.chaff++;
     } else {
@@ -170,7 +183,11 @@ async function repair(vault: Vault, s: Scan): Promise<void> {
     });
   }
   // Entries pointing at unreadable inodes: the entry goes; the pieces become orphans, removed below.
-  for (const { parent, name } of s.brokenEntries) {
+  // A directory whose inode record is gone is rebuilt from its listing pages, so its subtree is kept.
+  if (s.rootBroken) meta.transaction(() => meta.rebuildDirInode(ROOT_ID));
+  for (const { id } of s.brokenEntries.filter((e) => e.kind === 'dir')) meta.transaction(() => meta.rebuildDirInode(id));
+  // A file whose inode record is gone cannot be read again: its entry goes (its blobs become orphans).
+  for (const { parent, name } of s.brokenEntries.filter((e) => e.kind !== 'dir')) {
     meta.transaction(() => {
       const dir = vault.inodeAt(parent);
       meta.removeEntry(dir, name);
@@ -203,7 +220,8 @@ async function repair(vault: Vault, s: Scan): Promise<void> {
     }
   }
   // Removing entries above can orphan more blobs and records: look again before deleting.
-  const left = s.brokenEntries.length > 0 ? await scan(vault) : s;
+  const left = s.brokenEntries.length > 0 || s.rootBroken ? await scan(vault) : s;
+  if (left.incomplete.length > 0) return; // unreached is not unreferenced: delete nothing
   for (const a of left.orphanAddresses) await vault.store.delete(a);
   meta.transaction(() => {
     for (const name of left.unreachable) meta.records.delete(name);
@@ -215,11 +233,12 @@ async function repair(vault: Vault, s: Scan): Promise<void> {
  * Deletes blobs no committed metadata points to (and that are not chaff): what a crash between a piece
  * write and its metadata commit leaves. Run before serving, never alongside writes. Returns the count.
  */
-export async function sweepOrphans(vault: Vault): Promise<number> {
+export async function sweepOrphans(vault: Vault): Promise<{ removed: number; skipped?: string }> {
   const s = await scan(vault, false);
+  if (s.incomplete.length > 0) return { removed: 0, skipped: `${s.incomplete.join('; ')}: run svault fsck` };
   for (const a of s.orphanAddresses) await vault.store.delete(a);
   await vault.store.flush();
-  return s.orphanAddresses.length;
+  return { removed: s.orphanAddresses.length };
 }
 
 export function isClean(r: FsckReport): boolean {

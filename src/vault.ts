@@ -63,7 +63,12 @@ function fail(errno: FsError['errno'], message: string): never {
 /** Splits "/a/b/c" into its components, checking each name's length. */
 function components(path: string): string[] {
   const parts = path.split('/').filter((p) => p.length > 0);
-  for (const p of parts) if (Buffer.byteLength(p) > NAME_MAX) fail('ENAMETOOLONG', `name too long: ${p.slice(0, 32)}...`);
+  for (const p of parts) {
+    if (Buffer.byteLength(p) > NAME_MAX) fail('ENAMETOOLONG', `name too long: ${p.slice(0, 32)}...`);
+    // fuse-native decodes names as UTF-8 and turns invalid bytes into U+FFFD: two different byte names
+    // would become one. Refuse them rather than let them alias each other.
+    if (p.includes('\uFFFD')) fail('EILSEQ', `name is not valid UTF-8 (or contains U+FFFD): ${p.slice(0, 32)}`);
+  }
   return parts;
 }
 
@@ -623,10 +628,16 @@ export class Vault {
         /* keep closing the rest; the error was logged by the caller's handler */
       }
     }
-    await this.settle();
-    this.meta.records.close(); // flushes what is staged: the anchor may then record it
-    this.saveAnchor();
-    this.master.fill(0);
-    this.unlock();
+    try {
+      await this.settle();
+      this.meta.records.close(); // flushes what is staged: the anchor may then record it
+      this.saveAnchor();
+    } finally {
+      // Even when the last commit failed (a full disk), the store is released: the error is reported,
+      // and the next open finds the metadata as of the last commit that made it.
+      this.meta.records.abandon();
+      this.master.fill(0);
+      this.unlock();
+    }
   }
 }

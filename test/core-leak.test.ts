@@ -122,6 +122,7 @@ test('blob names are 64 hex digits in their shard, and blob sizes are only the s
   }
   t.true(count > 20, `only ${count} blobs`);
   t.true(seen.size >= 3, `sizes seen: ${[...seen.keys()].join(', ')}`);
-  // Only the directory of shards, the metadata and the config sit at the top.
-  t.deepEqual(readdirSync(tv.storeDir).sort(), [BLOB_DIR, 'meta.db', 'svault.json']);
+  // Only the directory of shards, the metadata, the config and the full-disk reserve (zeroes) sit at the top.
+  t.deepEqual(readdirSync(tv.storeDir).sort(), [BLOB_DIR, 'meta.db', 'svault.json', 'svault.reserve']);
+  t.true(readFileSync(join(tv.storeDir, 'svault.reserve')).every((b) => b === 0), 'the reserve holds only zeroes');
 });

@@ -133,7 +133,24 @@ export function decodeInode(bytes: Buffer, expectedId: string): Inode {
   } catch {
     throw new IntegrityError(`inode ${expectedId}: record is not valid`);
   }
-  if (j.id !== expectedId) throw new IntegrityError(`inode ${expectedId}: record belongs to another inode`);
+  if (j?.id !== expectedId) throw new IntegrityError(`inode ${expectedId}: record belongs to another inode`);
+  const counts = [j.ino, j.mode, j.uid, j.gid, j.size, j.nlink, j.nextVersion, j.dirPages, j.entries];
+  const times = [j.atime, j.mtime, j.ctime]; // may be before 1970
+  const isCount = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
+  if (
+    !counts.every(isCount) ||
+    !times.every((n) => typeof n === 'number' && Number.isFinite(n)) ||
+    !['file', 'dir', 'symlink'].includes(j.kind) ||
+    typeof j.fileId !== 'string' ||
+    Buffer.from(j.fileId, 'base64').length !== 16 ||
+    typeof j.pieces !== 'string' ||
+    !Array.isArray(j.xattrs) ||
+    !j.xattrs.every((x) => Array.isArray(x) && typeof x[0] === 'string' && typeof x[1] === 'string') ||
+    (j.target !== undefined && typeof j.target !== 'string') ||
+    (j.lost !== undefined && !(Array.isArray(j.lost) && j.lost.every(isCount)))
+  ) {
+    throw new IntegrityError(`inode ${expectedId}: record is malformed`);
+  }
   const raw = Buffer.from(j.pieces, 'base64');
   const pairs = new Float64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
   const pieces = new Map<number, number>();

@@ -3,11 +3,13 @@
 // create or unlink rewrites one small page however large the directory, and every record looks alike.
 
 import { IntegrityError } from '../errors.js';
-import { decodeInode, encodeInode, cloneInode, type Inode, type Kind } from './inode.js';
+import { decodeInode, encodeInode, cloneInode, newInode, type Inode, type Kind } from './inode.js';
 import type { OpStats } from '../op-stats.js';
 import type { RecordStore } from './record-store.js';
 
 export const PAGE_CAPACITY = 128;
+const KINDS = new Set<unknown>(['file', 'dir', 'symlink']);
+const INODE_ID = /^[0-9a-f]{16}$/;
 const INODE_CACHE_LIMIT = 20000;
 
 export interface DirEntry {
@@ -32,7 +34,11 @@ export class Metadata {
 
   constructor(readonly records: RecordStore, private readonly stats?: OpStats) {
     const state = records.get(this.stateName(), 'vault state');
+    // No state record under this config's keys, yet records: the database belongs to another vault (or
+    // the config was swapped). Treating it as a new, empty vault would let fsck delete everything.
+    if (!state && records.hasAny()) throw new IntegrityError('the metadata has no vault state record under this config\'s keys: the config or meta.db belongs to another vault');
     const parsed = state ? parseJson<{ generation: number; nextIno: number }>(state, 'vault state') : { generation: 0, nextIno: 1 };
+    if (!Number.isSafeInteger(parsed?.generation) || !Number.isSafeInteger(parsed?.nextIno)) throw new IntegrityError('the vault state record is malformed');
     this.generation = parsed.generation;
     this.flushedGeneration = parsed.generation;
     this.nextIno = parsed.nextIno;
@@ -117,14 +123,19 @@ export class Metadata {
     const bytes = this.records.get(this.entryName(parentId, name), `entry "${name}"`);
     if (!bytes) return null;
     const e = parseJson<EntryRecord>(bytes, `entry "${name}"`);
-    if (e.name !== name) throw new IntegrityError(`entry "${name}" holds another name`);
+    if (e?.name !== name) throw new IntegrityError(`entry "${name}" holds another name`);
+    if (!INODE_ID.test(String(e.id)) || !KINDS.has(e.kind) || !Number.isSafeInteger(e.page) || e.page < 0) throw new IntegrityError(`entry "${name}" is malformed`);
     return e;
   }
 
   private readPage(dirId: string, page: number): DirEntry[] {
     const bytes = this.records.get(this.pageName(dirId, page), `directory page ${page} of ${dirId}`);
     if (!bytes) throw new IntegrityError(`directory ${dirId}: listing page ${page} is missing`);
-    return parseJson<DirEntry[]>(bytes, `directory page ${page} of ${dirId}`);
+    const entries = parseJson<DirEntry[]>(bytes, `directory page ${page} of ${dirId}`);
+    if (!Array.isArray(entries) || !entries.every((e) => typeof e?.name === 'string' && INODE_ID.test(String(e.id)) && KINDS.has(e.kind))) {
+      throw new IntegrityError(`directory page ${page} of ${dirId} is malformed`);
+    }
+    return entries;
   }
 
   private writePage(dirId: string, page: number, entries: DirEntry[]): void {
@@ -195,6 +206,23 @@ export class Metadata {
     entries[at] = { name, id, kind };
     this.writePage(dir.id, rec.page, entries);
     this.writeEntry(dir.id, { name, id, kind, page: rec.page });
+  }
+
+  /**
+   * Rebuilds a lost directory inode from its listing pages, which are named by the directory's id
+   * (fsck --repair): the subtree is reachable again. Mode and times are not recoverable: 0700, now.
+   */
+  rebuildDirInode(id: string): Inode {
+    const dir = newInode('dir', 0o700, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
+    dir.id = id;
+    dir.ino = this.allocIno();
+    while (this.records.get(this.pageName(id, dir.dirPages), 'directory page') !== null) {
+      const entries = this.readPage(id, dir.dirPages++);
+      dir.entries += entries.length;
+      dir.nlink += entries.filter((e) => e.kind === 'dir').length;
+    }
+    this.putInode(dir);
+    return dir;
   }
 
   /** Rewrites the entry record of `name` from the directory's listing pages (fsck --repair). */

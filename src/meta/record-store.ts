@@ -9,14 +9,52 @@
 // several times in a batch (tar's create, chmod, chown and utimes of one file) is sealed and written once.
 
 import Database from 'better-sqlite3';
-import { join } from 'node:path';
+import { existsSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { open, prf, seal } from '../crypto.js';
-import { IntegrityError, fromSystemError } from '../errors.js';
+import { BadStoreError, IntegrityError, fromSystemError } from '../errors.js';
 
 export const META_FILE = 'meta.db';
 const MIN_RECORD = 128;
 const BATCH_MAX = 2000;
 const BATCH_MS = 25;
+
+export const RESERVE_FILE = 'svault.reserve';
+const RESERVE_BYTES = 1024 * 1024;
+
+function isDiskFull(err: unknown): boolean {
+  return err instanceof Error && /SQLITE_FULL|disk is full/i.test(`${(err as { code?: string }).code ?? ''} ${err.message}`);
+}
+
+/**
+ * A few MiB kept in the store for the day the disk fills up: freeing space needs a metadata commit
+ * first (blobs of a removed file go only after its removal is committed), so that commit must fit.
+ */
+class SpaceReserve {
+  constructor(private readonly path: string) {}
+
+  /** Deletes the reserve; false if there was none. */
+  release(): boolean {
+    try {
+      unlinkSync(this.path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Recreates the reserve when it is missing and the disk has plenty of room again. */
+  restoreIfRoom(): void {
+    if (existsSync(this.path)) return;
+    try {
+      const fs = statfsSync(dirname(this.path));
+      if (fs.bavail * fs.bsize < 2 * RESERVE_BYTES) return;
+      writeFileSync(this.path, Buffer.alloc(RESERVE_BYTES), { mode: 0o600 });
+    } catch {
+      /* no room or no permission: try again at a later commit */
+    }
+  }
+}
 
 interface Staged {
   name: Buffer;
@@ -36,6 +74,7 @@ export class RecordStore {
   private undo: Map<string, Staged | undefined> | null = null;
   private afterFlush: (() => void)[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
+  private readonly reserve: SpaceReserve;
   /** Called after each batch reaches SQLite (the rollback anchor may only record what is there). */
   onFlushed: () => void = () => {};
 
@@ -51,12 +90,16 @@ export class RecordStore {
         this.db.exec('CREATE TABLE IF NOT EXISTS records (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID');
       }
     } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && code.startsWith('SQLITE_')) throw new BadStoreError(storeDir, `${META_FILE} is damaged or not a database (${(err as Error).message})`);
       throw fromSystemError(err, `opening ${META_FILE}`);
     }
     this.getStmt = this.db.prepare('SELECT v FROM records WHERE k = ?');
     this.putStmt = this.db.prepare('INSERT OR REPLACE INTO records (k, v) VALUES (?, ?)');
     this.delStmt = this.db.prepare('DELETE FROM records WHERE k = ?');
     this.aadPrefix = Buffer.concat([Buffer.from('svault-record-v1'), vaultId]);
+    this.reserve = new SpaceReserve(join(storeDir, RESERVE_FILE));
+    if (!readOnly) this.reserve.restoreIfRoom();
   }
 
   /** The name of a record: a keyed hash of its kind and identifying parts. */
@@ -69,6 +112,7 @@ export class RecordStore {
     if (staged) return staged.value;
     const row = this.getStmt.get(name);
     if (!row) return null;
+    if (!Buffer.isBuffer(row.v)) throw new IntegrityError(`metadata record of ${what} is not a sealed record`);
     const body = open(this.sealKey, Buffer.concat([this.aadPrefix, name]), row.v);
     if (!body || body.length < 4) throw new IntegrityError(`metadata record of ${what} failed authentication`);
     const len = body.readUInt32BE(0);
@@ -111,22 +155,37 @@ export class RecordStore {
    */
   transaction<T>(fn: () => T, durable = false): T {
     if (this.undo) return fn();
-    this.undo = new Map();
+    const undo = new Map<string, Staged | undefined>();
+    this.undo = undo;
     let result: T;
     try {
       result = fn();
     } catch (err) {
-      for (const [hex, before] of this.undo) {
-        if (before) this.staged.set(hex, before);
-        else this.staged.delete(hex);
-      }
-      this.undo = null;
+      this.restore(undo);
       throw err;
+    } finally {
+      this.undo = null;
     }
-    this.undo = null;
-    if (durable || this.staged.size >= BATCH_MAX) this.flush(durable);
-    else this.scheduleFlush();
+    if (durable || this.staged.size >= BATCH_MAX) {
+      try {
+        this.flush(durable);
+      } catch (err) {
+        // The caller is told this transaction failed (ENOSPC at close, say), so it must not reach
+        // SQLite later with another batch: the caller may already be undoing what it pointed to.
+        this.restore(undo);
+        throw err;
+      }
+    } else {
+      this.scheduleFlush();
+    }
     return result;
+  }
+
+  private restore(undo: Map<string, Staged | undefined>): void {
+    for (const [hex, before] of undo) {
+      if (before) this.staged.set(hex, before);
+      else this.staged.delete(hex);
+    }
   }
 
   /** Runs fn once everything staged so far is in SQLite (e.g. deleting the blobs of an unlinked file). */
@@ -160,22 +219,37 @@ export class RecordStore {
       this.durable = durable;
     }
     const batch = this.staged;
+    const write = this.db.transaction(() => {
+      for (const { name, value } of batch.values()) {
+        if (value) this.putStmt.run(name, this.sealed(name, value));
+        else this.delStmt.run(name);
+      }
+    });
     try {
-      this.db.transaction(() => {
-        for (const { name, value } of batch.values()) {
-          if (value) this.putStmt.run(name, this.sealed(name, value));
-          else this.delStmt.run(name);
-        }
-      })();
+      try {
+        write();
+      } catch (err) {
+        // A full disk: if this batch removes records (deleting files, which needs a metadata commit
+        // before any blob goes), give back the reserve and try once more, so space can be freed.
+        // Batches that only add keep failing: the reserve is not for new data.
+        const frees = [...batch.values()].some((c) => c.value === null);
+        if (!isDiskFull(err) || !frees || !this.reserve.release()) throw err;
+        write();
+      }
     } catch (err) {
-      if (err instanceof Error && /SQLITE_FULL|disk is full/i.test(err.message)) throw fromSystemError(Object.assign(err, { code: 'ENOSPC' }), 'metadata commit');
+      if (isDiskFull(err)) throw fromSystemError(Object.assign(err as Error, { code: 'ENOSPC' }), 'metadata commit');
       throw err;
     }
+    this.reserve.restoreIfRoom();
     this.staged = new Map();
     this.onFlushed();
     const after = this.afterFlush;
     this.afterFlush = [];
     for (const fn of after) fn();
+  }
+
+  hasAny(): boolean {
+    return this.staged.size > 0 || this.db.prepare('SELECT 1 FROM records LIMIT 1').get() !== undefined;
   }
 
   count(): number {
@@ -198,6 +272,13 @@ export class RecordStore {
     if (this.readOnly) return;
     this.flush();
     this.db.pragma('wal_checkpoint(TRUNCATE)');
+  }
+
+  /** Closes the database without writing what is staged (after a failed close). Idempotent. */
+  abandon(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (this.db.open) this.db.close();
   }
 
   close(): void {

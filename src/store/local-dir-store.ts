@@ -3,15 +3,17 @@
 // so data and names survive power loss before the metadata that points to them commits. Syncing in a
 // batch lets the kernel write back in the meantime, instead of waiting on the disk once per piece.
 
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fdatasyncSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { addressFromHex, blobPath, type Address } from '../address.js';
 import { crashpoint, shouldCrash, writeHalfAndCrash } from '../crashpoints.js';
-import { fromSystemError } from '../errors.js';
+import { IntegrityError, fromSystemError } from '../errors.js';
 import type { PieceStore } from './piece-store.js';
 
 export const BLOB_DIR = 'blobs';
 const MAX_UNSYNCED = 256;
+/** No blob is larger than the largest piece plus its overhead. */
+const MAX_BLOB_BYTES = 16 * 1024 * 1024 + 4096;
 
 export class LocalDirStore implements PieceStore {
   private readonly root: string;
@@ -58,11 +60,23 @@ export class LocalDirStore implements PieceStore {
   }
 
   async get(address: Address): Promise<Buffer | null> {
+    const rel = blobPath(address);
+    let fd: number;
     try {
-      return readFileSync(join(this.root, blobPath(address)));
+      // O_NONBLOCK: a FIFO planted in the store must not block the server; it is refused below.
+      fd = openSync(join(this.root, rel), fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw fromSystemError(err, `reading blob ${blobPath(address)}`);
+      throw fromSystemError(err, `reading blob ${rel}`);
+    }
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile() || st.size > MAX_BLOB_BYTES) throw new IntegrityError(`blob ${rel} is not a regular file of a blob's size`);
+      return readFileSync(fd);
+    } catch (err) {
+      throw err instanceof IntegrityError ? err : fromSystemError(err, `reading blob ${rel}`);
+    } finally {
+      closeSync(fd);
     }
   }
 
