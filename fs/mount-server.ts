@@ -79,8 +79,8 @@ export async function serve(o: ServeOptions): Promise<void> {
   }
   if (vault.recoveredFromCrash) {
     o.log(`the previous mount of ${o.store} did not shut down cleanly; sweeping orphaned pieces`);
-    const removed = await sweepOrphans(vault);
-    o.log(`removed ${removed} orphaned blob(s)`);
+    const sweep = await sweepOrphans(vault);
+    o.log(sweep.skipped ? `swept nothing: ${sweep.skipped}` : `removed ${sweep.removed} orphaned blob(s)`);
   }
   const { options, readOnly } = mountOptionsFor(o.fuseOptions);
   const fuse = createFuse(o.mountpoint, svaultOperations(vault, { readOnly, log: o.log, stats }), {
