@@ -47,6 +47,8 @@ export class OpenFile {
   changed = false;
   /** Unlinked while open: its blobs go when the last handle closes. */
   unlinked = false;
+  /** Created by this handle and not yet made durable (close makes it so even with no data). */
+  nameNotDurable = false;
 
   size: number;
   pieces: Map<number, number>;

@@ -223,6 +223,7 @@ async function repair(vault: Vault, s: Scan): Promise<void> {
   const left = s.brokenEntries.length > 0 || s.rootBroken ? await scan(vault) : s;
   if (left.incomplete.length > 0) return; // unreached is not unreferenced: delete nothing
   for (const a of left.orphanAddresses) await vault.store.delete(a);
+  vault.markCrashCleaned();
   meta.transaction(() => {
     for (const name of left.unreachable) meta.records.delete(name);
   });
@@ -238,6 +239,7 @@ export async function sweepOrphans(vault: Vault): Promise<{ removed: number; ski
   if (s.incomplete.length > 0) return { removed: 0, skipped: `${s.incomplete.join('; ')}: run svault fsck` };
   for (const a of s.orphanAddresses) await vault.store.delete(a);
   await vault.store.flush();
+  vault.markCrashCleaned();
   return { removed: s.orphanAddresses.length };
 }
 

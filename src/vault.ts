@@ -1,7 +1,8 @@
 // The vault: a store directory opened with its passphrase. Path-level filesystem operations over the
 // metadata (namespace) and the contents engine (scatter and gather). FUSE-free: fs/ adapts it to FUSE.
 
-import { accessSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, statfsSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createConfig, readConfig, rewrapConfig, unwrapMasterKey, writeConfig, type VaultConfig, type VaultSettings } from './config.js';
 import { Anchor, RollbackError } from './anchor.js';
 import { Contents, type OpenFile } from './contents.js';
@@ -24,6 +25,8 @@ const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
 const S_ISGID = 0o2000;
 const PATH_CACHE_LIMIT = 200_000;
+/** Marks a store whose crash leftovers were not swept yet. */
+export const UNCLEAN_FILE = 'svault.unclean';
 
 export interface Attr {
   ino: number;
@@ -89,6 +92,8 @@ export class Vault {
   private closed = false;
   /** The store's previous user died without closing it: orphaned blobs may be left (see sweepOrphans). */
   recoveredFromCrash = false;
+  /** Set by whoever removed what the crash left (sweepOrphans, fsck --repair). */
+  private crashCleaned = false;
   private anchor: Anchor | null = null;
 
   private constructor(
@@ -154,7 +159,8 @@ export class Vault {
       const store = new CountingStore(opts.store ?? new LocalDirStore(storeDir), stats);
       const records = new RecordStore(storeDir, keys.meta, keys.index, vaultId);
       const vault = new Vault(storeDir, config, master, keys, store, records, unlock, stats);
-      vault.recoveredFromCrash = lock.stale;
+      // A crash is remembered until someone sweeps: a plain fsck in between must not make it forgotten.
+      vault.recoveredFromCrash = lock.stale || existsSync(join(storeDir, UNCLEAN_FILE));
       if (opts.anchorDir) {
         const anchor = new Anchor(opts.anchorDir, vaultId, master);
         const known = anchor.read();
@@ -497,7 +503,9 @@ export class Vault {
   create(path: string, mode: number, uid = 0, gid = 0): number {
     const inode = newInode('file', mode, uid, gid);
     this.addNode(path, inode);
-    return this.newHandle(inode);
+    const fh = this.newHandle(inode);
+    this.handle(fh).of.nameNotDurable = true; // close must make even an empty new file durable
+    return fh;
   }
 
   open(path: string): number {
@@ -515,8 +523,11 @@ export class Vault {
   }
 
   /** close(2) and fsync(2) both end in a durable commit: data closed after writing survives a crash. */
-  flush(fh: number): Promise<void> {
-    return this.contents.commit(this.handle(fh).of);
+  async flush(fh: number): Promise<void> {
+    const of = this.handle(fh).of;
+    if (of.changed) await this.contents.commit(of);
+    else if (of.nameNotDurable) this.syncMetadata();
+    of.nameNotDurable = false;
   }
 
   /** Also makes the file's name durable when there was no content to commit (fsync after create). */
@@ -524,6 +535,7 @@ export class Vault {
     const of = this.handle(fh).of;
     if (of.changed) await this.contents.commit(of);
     else this.syncMetadata();
+    of.nameNotDurable = false;
   }
 
   async release(fh: number): Promise<void> {
@@ -606,6 +618,12 @@ export class Vault {
     return this.inodeAt(path).kind;
   }
 
+  /** Records that the orphans a crash left are gone (sweepOrphans, or a complete fsck --repair). */
+  markCrashCleaned(): void {
+    this.crashCleaned = true;
+    rmSync(join(this.storeDir, UNCLEAN_FILE), { force: true });
+  }
+
   /** Writes staged metadata to SQLite and waits for the blob deletions that were waiting on it. */
   async settle(): Promise<void> {
     this.meta.records.flush();
@@ -629,6 +647,7 @@ export class Vault {
       }
     }
     try {
+      if (this.recoveredFromCrash && !this.crashCleaned) writeFileSync(join(this.storeDir, UNCLEAN_FILE), '');
       await this.settle();
       this.meta.records.close(); // flushes what is staged: the anchor may then record it
       this.saveAnchor();
