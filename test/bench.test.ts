@@ -4,7 +4,7 @@
 // run checks that a missing gocryptfs is skipped cleanly and said so.
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,7 +43,7 @@ function reportIn(dir: string): { report: BenchReport; file: string } {
 
 const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 
-test('bench --quick runs every workload on every target and writes valid reports', async (t) => {
+test.serial('bench --quick runs every workload on every target and writes valid reports', async (t) => {
   const out = mkdtempSync(path.join(os.tmpdir(), 'svault-bench-test-'));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
   const r = await node(['bench/run.ts', '--quick', '--out', out]);
@@ -124,9 +124,19 @@ test('bench --quick runs every workload on every target and writes valid reports
   const check = await node(['bench/check.ts', '--baseline', file, '--report', file], process.env, 60_000);
   t.is(check.code, 0, check.stdout + check.stderr);
   t.regex(check.stdout, /PASS: no regression/);
+
+  // The same report with svault twice as slow at the small files must fail the check, on those figures only.
+  const slow = JSON.parse(JSON.stringify(report)) as BenchReport;
+  for (const f of Object.values(slow.workloads.small?.targets.svault?.figures ?? {})) f.time.median *= 2;
+  const slowFile = path.join(out, 'slower.json');
+  writeFileSync(slowFile, JSON.stringify(slow));
+  const failing = await node(['bench/check.ts', '--baseline', file, '--report', slowFile], process.env, 60_000);
+  t.is(failing.code, 1, failing.stdout + failing.stderr);
+  t.regex(failing.stdout, /small\/small-1K-write .* regressed/);
+  t.notRegex(failing.stdout, /tree\/untar .* regressed/);
 });
 
-test('bench skips gocryptfs cleanly when it is not installed, and says so', async (t) => {
+test.serial('bench skips gocryptfs cleanly when it is not installed, and says so', async (t) => {
   const out = mkdtempSync(path.join(os.tmpdir(), 'svault-bench-test-'));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
   const env = { ...process.env, SVAULT_BENCH_GOCRYPTFS: '/nonexistent/gocryptfs' };

@@ -1,0 +1,498 @@
+// The workloads. Each runs every target one after another, repeat by repeat (so slow drift of the
+// machine spreads over all targets alike), driving the mounts with real external processes: cp, dd, tar,
+// ls -lR, find -exec cat, rm -rf, and bench/small-files.ts for the small files. The page cache is dropped
+// before every read phase; GiB-sized phases take their memory from the ballast (see system.ts).
+import { createHash, randomFillSync } from 'node:crypto';
+import { createReadStream, mkdirSync, openSync, closeSync, writeSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { generateTree, tarTree, treeDigest, type TreeOptions, type TreeSummary } from '../../fixtures/tree.js';
+import { ProcessMeter, RssSampler, type ProcessStats, type RssSample } from './proc.js';
+import type { Progress } from './progress.js';
+import type { Ballast, CacheDropLog, CacheDropper } from './system.js';
+import type { OpCounts, Target, TargetName } from './targets.js';
+import { errorMessage, humanBytes, MiB, run, sizeLabel, stat, type Stat } from './util.js';
+
+// In this order: the file-size progression (cp, dd, the long stream) runs before the metadata-heavy
+// workloads, whose caches would otherwise inflate the servers' RSS under the large files.
+export const WORKLOAD_NAMES = ['cp', 'dd', 'stream4g', 'small', 'tree'] as const;
+export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
+
+export interface BenchOptions {
+  quick: boolean;
+  sizes: number[];
+  only: WorkloadName[];
+  targets: TargetName[];
+  repeats: number;
+  streamRepeats: number;
+  pieceSize: number;
+  chaff: number;
+  ddBytes: number;
+  streamBytes: number;
+  small: Array<{ count: number; size: number }>;
+  tree: TreeOptions;
+  ballastBytes: number | null;
+  tmpfsBytes: number | null;
+  out: string;
+  /** Per external command. */
+  timeoutMs: number;
+}
+
+export interface Figure {
+  label: string;
+  /** Unit of `time`: seconds for a whole phase, ms per file for the small files. */
+  unit: 's' | 'ms/file';
+  time: Stat;
+  /** Bytes moved by one run of the phase, when it moves data. */
+  bytes?: number;
+  /** Files touched by one run of the phase, when it is about files. */
+  files?: number;
+  /** MiB/s over the repeats (from bytes), median / min / max. */
+  mibps?: Omit<Stat, 'samples'>;
+  /** Files per second over the repeats (from files). */
+  filesPerSecond?: Omit<Stat, 'samples'>;
+}
+
+export interface TargetResult {
+  figures: Record<string, Figure>;
+  /** The server process over the whole workload (null for native). */
+  process: ProcessStats | null;
+  /** The server process per part of the workload (per file size for cp and small). */
+  processBy?: Record<string, ProcessStats>;
+  /** RSS samples of the server during the first repeat's write and read (dd and stream4g). */
+  rss?: { write: RssSample[]; read: RssSample[] };
+  /** Integrity checks done, e.g. "sha256 1G in/out". */
+  checks: string[];
+  /** Set if the target failed; its figures are then partial. */
+  error?: string;
+}
+
+export interface WorkloadResult {
+  name: WorkloadName;
+  title: string;
+  description: string;
+  seconds: number;
+  /** 1-minute load average at the start and end: other work on the machine skews the figures. */
+  load: { start: number; end: number };
+  cacheDrops: CacheDropLog;
+  targets: Partial<Record<TargetName, TargetResult>>;
+  /** svault's own per-operation counters over this workload (all repeats), most time first. */
+  svaultOps?: OpCounts[];
+  extra?: Record<string, unknown>;
+}
+
+/** after - before, per op, dropping ops that did not run; sorted by time spent. */
+export function diffOps(before: OpCounts[], after: OpCounts[]): OpCounts[] {
+  const b = new Map(before.map((o) => [o.op, o]));
+  return after
+    .map((a) => {
+      const o = b.get(a.op);
+      return { op: a.op, calls: a.calls - (o?.calls ?? 0), bytes: a.bytes - (o?.bytes ?? 0), totalMs: Math.round((a.totalMs - (o?.totalMs ?? 0)) * 10) / 10 };
+    })
+    .filter((o) => o.calls > 0)
+    .sort((x, y) => y.totalMs - x.totalMs);
+}
+
+export interface Ctx {
+  opts: BenchOptions;
+  root: string;
+  targets: Target[];
+  /** Native scratch space on the backing tmpfs (sources, copies out, fixtures). */
+  work: string;
+  ballast: Ballast;
+  dropper: CacheDropper;
+  progress: Progress;
+}
+
+/** Phases that move at least this much take their memory from the ballast. */
+const BALLAST_THRESHOLD = 32 * MiB;
+
+/** Frees ballast for a phase about to touch `bytes` (page cache, backing copy, server buffers). */
+function ballastFor(ctx: Ctx, bytes: number): void {
+  if (bytes >= BALLAST_THRESHOLD) ctx.ballast.release(Math.ceil(bytes * 2.5) + 256 * MiB);
+}
+
+function toStat(values: number[]): Omit<Stat, 'samples'> {
+  const s = stat(values);
+  return { median: s.median, min: s.min, max: s.max };
+}
+
+function figure(label: string, unit: Figure['unit'], samples: number[], extra: { bytes?: number; files?: number } = {}): Figure {
+  const f: Figure = { label, unit, time: stat(samples), ...extra };
+  // Seconds for one unit of work: the whole phase, or one file for ms/file figures (bytes and files are per unit).
+  const seconds = samples.map((v) => (unit === 'ms/file' ? v / 1000 : v));
+  const { bytes, files } = extra;
+  if (bytes) f.mibps = toStat(seconds.map((s) => bytes / MiB / s));
+  if (files) f.filesPerSecond = toStat(seconds.map((s) => files / s));
+  return f;
+}
+
+/** Collects samples of one target within one workload. */
+class Recorder {
+  private readonly samples = new Map<string, { label: string; unit: Figure['unit']; values: number[]; bytes?: number; files?: number }>();
+  readonly checks: string[] = [];
+  error?: string;
+  process: ProcessStats | null = null;
+  processBy: Record<string, ProcessStats> = {};
+  rss?: { write: RssSample[]; read: RssSample[] };
+
+  add(key: string, label: string, unit: Figure['unit'], value: number, extra: { bytes?: number; files?: number } = {}): void {
+    let s = this.samples.get(key);
+    if (!s) this.samples.set(key, (s = { label, unit, values: [], ...extra }));
+    s.values.push(value);
+  }
+
+  result(): TargetResult {
+    const figures: Record<string, Figure> = {};
+    for (const [key, s] of this.samples) figures[key] = figure(s.label, s.unit, s.values, { bytes: s.bytes, files: s.files });
+    const r: TargetResult = { figures, process: this.process, checks: this.checks };
+    if (Object.keys(this.processBy).length) r.processBy = this.processBy;
+    if (this.rss) r.rss = this.rss;
+    if (this.error) r.error = this.error;
+    return r;
+  }
+}
+
+/** Sums per-part process stats into the workload's. */
+function combine(parts: ProcessStats[]): ProcessStats | null {
+  if (parts.length === 0) return null;
+  const nums = (f: (p: ProcessStats) => number | null) => parts.map(f).filter((v): v is number => v !== null);
+  const cpu = nums((p) => p.cpuSeconds);
+  const peak = nums((p) => p.peakRssBytes);
+  return {
+    cpuSeconds: cpu.length ? Math.round(cpu.reduce((a, b) => a + b, 0) * 100) / 100 : null,
+    peakRssBytes: peak.length ? Math.max(...peak) : null,
+    rssBeforeBytes: parts[0]?.rssBeforeBytes ?? null,
+    rssAfterBytes: parts[parts.length - 1]?.rssAfterBytes ?? null,
+    peakIsPerWorkload: parts.every((p) => p.peakIsPerWorkload),
+  };
+}
+
+/**
+ * Runs `reps` repeats of `body` on every target, target after target within a repeat. A target that
+ * throws is recorded as failed and skipped for the rest of this part. The server's CPU and peak RSS are
+ * measured over the part and stored under `part` (or as the whole workload's when part is null).
+ */
+async function repeatOnTargets(ctx: Ctx, recs: Map<TargetName, Recorder>, part: string | null, reps: number, body: (t: Target, rep: number, rec: Recorder) => Promise<void>): Promise<void> {
+  const meters = new Map<TargetName, ProcessMeter>();
+  for (const t of ctx.targets) {
+    if (t.pid !== null) {
+      const m = new ProcessMeter(t.pid);
+      m.start();
+      meters.set(t.name, m);
+    }
+  }
+  const failed = new Set<TargetName>();
+  for (let rep = 0; rep < reps; rep++) {
+    for (const t of ctx.targets) {
+      const rec = recs.get(t.name) as Recorder;
+      if (failed.has(t.name) || rec.error) continue;
+      try {
+        await body(t, rep, rec);
+      } catch (err) {
+        failed.add(t.name);
+        rec.error = `${part ?? 'workload'} rep ${rep + 1}: ${errorMessage(err)}`;
+        ctx.progress.note(`${t.name} failed: ${rec.error}`);
+        ctx.ballast.fill();
+      }
+    }
+  }
+  for (const [name, m] of meters) {
+    const rec = recs.get(name) as Recorder;
+    const stats = m.stop();
+    if (part === null) rec.process = stats;
+    else rec.processBy[part] = stats;
+  }
+}
+
+function newRecorders(ctx: Ctx): Map<TargetName, Recorder> {
+  return new Map(ctx.targets.map((t) => [t.name, new Recorder()]));
+}
+
+/** Where a workload starts: its time, cache-drop count and load average. */
+interface Start {
+  t0: number;
+  drops0: CacheDropLog;
+  load0: number;
+}
+
+function begin(ctx: Ctx): Start {
+  return { t0: performance.now(), drops0: { ...ctx.dropper.log }, load0: loadAverage() };
+}
+
+export function loadAverage(): number {
+  return Math.round((os.loadavg()[0] ?? 0) * 100) / 100;
+}
+
+function finish(ctx: Ctx, name: WorkloadName, title: string, description: string, start: Start, recs: Map<TargetName, Recorder>, extra?: Record<string, unknown>): WorkloadResult {
+  const { t0, drops0 } = start;
+  const targets: Partial<Record<TargetName, TargetResult>> = {};
+  for (const [n, rec] of recs) {
+    if (rec.process === null && Object.keys(rec.processBy).length) rec.process = combine(Object.values(rec.processBy));
+    targets[n] = rec.result();
+  }
+  const log = ctx.dropper.log;
+  const cacheDrops: CacheDropLog = { attempted: log.attempted - drops0.attempted, failed: log.failed - drops0.failed };
+  if (cacheDrops.failed && log.error) cacheDrops.error = log.error;
+  const seconds = Math.round((performance.now() - t0) / 100) / 10;
+  return { name, title, description, seconds, load: { start: start.load0, end: loadAverage() }, cacheDrops, targets, ...(extra ? { extra } : {}) };
+}
+
+const timeout = (ctx: Ctx, bytes = 0) => ctx.opts.timeoutMs + Math.ceil(bytes / MiB) * 200; // >= 5 MiB/s
+
+// ---------------------------------------------------------------------------
+// cp
+
+async function makeRandomFile(file: string, bytes: number): Promise<string> {
+  const h = createHash('sha256');
+  const chunk = Buffer.allocUnsafe(Math.min(bytes, 16 * MiB));
+  const fd = openSync(file, 'w');
+  try {
+    for (let off = 0; off < bytes; ) {
+      const n = Math.min(chunk.length, bytes - off);
+      const part = chunk.subarray(0, n);
+      randomFillSync(part);
+      h.update(part);
+      let w = 0;
+      while (w < n) w += writeSync(fd, part, w, n - w);
+      off += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 4 * MiB })) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+export async function cpWorkload(ctx: Ctx): Promise<WorkloadResult> {
+  const start = begin(ctx);
+  const recs = newRecorders(ctx);
+  const srcDir = path.join(ctx.work, 'cp-src');
+  const outDir = path.join(ctx.work, 'cp-out');
+  mkdirSync(srcDir, { recursive: true });
+  mkdirSync(outDir, { recursive: true });
+  for (const size of ctx.opts.sizes) {
+    const label = sizeLabel(size);
+    const src = path.join(srcDir, `random-${label}`);
+    ctx.progress.note(`cp: making ${humanBytes(size)} of random data`);
+    const digest = await makeRandomFile(src, size);
+    await repeatOnTargets(ctx, recs, label, ctx.opts.repeats, async (t, rep, rec) => {
+      const inside = path.join(t.dir, `cp-${label}`);
+      const out = path.join(outDir, `cp-${label}`);
+      ctx.progress.step(`cp ${label}`, t.name, 'cp in', rep);
+      ballastFor(ctx, size);
+      const cin = await run('cp', [src, inside], { timeoutMs: timeout(ctx, size) });
+      ctx.ballast.fill();
+      rec.add(`cp-in-${label}`, `cp in ${humanBytes(size)}`, 's', cin.seconds, { bytes: size });
+      await ctx.dropper.drop();
+      ctx.progress.step(`cp ${label}`, t.name, 'cp out', rep);
+      ballastFor(ctx, size);
+      const cout = await run('cp', [inside, out], { timeoutMs: timeout(ctx, size) });
+      ctx.ballast.fill();
+      rec.add(`cp-out-${label}`, `cp out ${humanBytes(size)}`, 's', cout.seconds, { bytes: size });
+      const got = await sha256File(out);
+      if (got !== digest) throw new Error(`sha256 of ${humanBytes(size)} copied in and out differs: ${got} != ${digest}`);
+      if (rep === 0) rec.checks.push(`sha256 ${label} in/out`);
+      await rm(out, { force: true });
+      await rm(inside, { force: true });
+    });
+    await rm(src, { force: true });
+  }
+  return finish(ctx, 'cp', 'cp of single files', `cp of one file of random data into the target, page cache dropped, cp back out; sha256 checked. Sizes: ${ctx.opts.sizes.map(humanBytes).join(', ')}.`, start, recs);
+}
+
+// ---------------------------------------------------------------------------
+// dd streaming (512 MiB) and the >= 4 GiB stream
+
+async function streamOnce(ctx: Ctx, t: Target, rec: Recorder, key: string, bytes: number, sample: boolean, wl: string, rep: number): Promise<void> {
+  const file = path.join(t.dir, `${key}.bin`);
+  const block = 128 * 1024;
+  const count = Math.ceil(bytes / block);
+  const total = count * block;
+  const samplers = sample && t.pid !== null ? { write: new RssSampler(t.pid, 'written'), read: new RssSampler(t.pid, 'read') } : null;
+
+  ctx.progress.step(wl, t.name, 'write', rep);
+  ballastFor(ctx, total);
+  samplers?.write.start();
+  let w;
+  try {
+    w = await run('dd', ['if=/dev/zero', `of=${file}`, `bs=${block}`, `count=${count}`, 'conv=fsync', 'status=none'], {
+      timeoutMs: timeout(ctx, total),
+      onStart: (pid) => samplers?.write.setClient(pid),
+    });
+  } finally {
+    samplers?.write.stop(total);
+  }
+  ctx.ballast.fill();
+  rec.add(`${key}-write`, `write ${humanBytes(total)} (dd, 128 KiB blocks, fsync)`, 's', w.seconds, { bytes: total });
+
+  await ctx.dropper.drop();
+  ctx.progress.step(wl, t.name, 'read', rep);
+  ballastFor(ctx, total);
+  samplers?.read.start();
+  let r;
+  try {
+    r = await run('dd', [`if=${file}`, 'of=/dev/null', `bs=${block}`, 'status=none'], {
+      timeoutMs: timeout(ctx, total),
+      onStart: (pid) => samplers?.read.setClient(pid),
+    });
+  } finally {
+    samplers?.read.stop(total);
+  }
+  ctx.ballast.fill();
+  rec.add(`${key}-read`, `read ${humanBytes(total)} (dd, 128 KiB blocks)`, 's', r.seconds, { bytes: total });
+  const writeSamples = samplers?.write.samples;
+  const readSamples = samplers?.read.samples;
+  if (writeSamples && readSamples) rec.rss = { write: writeSamples, read: readSamples };
+  await rm(file, { force: true });
+}
+
+export async function ddWorkload(ctx: Ctx): Promise<WorkloadResult> {
+  const start = begin(ctx);
+  const recs = newRecorders(ctx);
+  await repeatOnTargets(ctx, recs, null, ctx.opts.repeats, (t, rep, rec) => streamOnce(ctx, t, rec, 'dd', ctx.opts.ddBytes, rep === 0, 'dd', rep));
+  return finish(ctx, 'dd', 'dd streaming', `dd if=/dev/zero of=FILE bs=128K count=${Math.ceil(ctx.opts.ddBytes / 131072)} conv=fsync, page cache dropped, dd the file back to /dev/null (as gocryptfs's canonical benchmark).`, start, recs);
+}
+
+export async function streamWorkload(ctx: Ctx): Promise<WorkloadResult> {
+  const start = begin(ctx);
+  const recs = newRecorders(ctx);
+  await repeatOnTargets(ctx, recs, null, ctx.opts.streamRepeats, (t, rep, rec) => streamOnce(ctx, t, rec, 'stream', ctx.opts.streamBytes, rep === 0, 'stream', rep));
+  return finish(ctx, 'stream4g', 'long stream', `As dd, with ${humanBytes(ctx.opts.streamBytes)}: the measured run behind the 1 TB extrapolation. The server's RSS is sampled every 200 ms against the bytes dd has moved.`, start, recs);
+}
+
+// ---------------------------------------------------------------------------
+// small files
+
+function nodeScript(ctx: Ctx, name: string): string[] {
+  // run.ts builds dist/ before starting, so the compiled script is there and current.
+  return [path.join(ctx.root, 'dist', 'bench', `${name}.js`)];
+}
+
+interface SmallResult {
+  seconds: number;
+  msPerFile: number;
+}
+
+export async function smallWorkload(ctx: Ctx): Promise<WorkloadResult> {
+  const start = begin(ctx);
+  const recs = newRecorders(ctx);
+  const script = nodeScript(ctx, 'small-files');
+  for (const { count, size } of ctx.opts.small) {
+    const label = sizeLabel(size);
+    await repeatOnTargets(ctx, recs, label, ctx.opts.repeats, async (t, rep, rec) => {
+      const dir = path.join(t.dir, `small-${label}`);
+      const client = async (mode: 'write' | 'read'): Promise<SmallResult> => {
+        const r = await run(process.execPath, [...script, mode, dir, String(count), String(size)], { stdout: 'capture', timeoutMs: timeout(ctx, count * size) + count * 100 });
+        return JSON.parse(r.stdout.trim().split('\n').pop() as string) as SmallResult;
+      };
+      ctx.progress.step(`small ${count}x${label}`, t.name, 'write', rep);
+      ballastFor(ctx, count * size);
+      const w = await client('write');
+      ctx.ballast.fill();
+      rec.add(`small-${label}-write`, `${count} files of ${humanBytes(size)}: create, write, close`, 'ms/file', w.msPerFile, { bytes: size, files: 1 });
+      await ctx.dropper.drop();
+      ctx.progress.step(`small ${count}x${label}`, t.name, 'read', rep);
+      ballastFor(ctx, count * size);
+      const r = await client('read');
+      ctx.ballast.fill();
+      rec.add(`small-${label}-read`, `${count} files of ${humanBytes(size)}: open, read, close`, 'ms/file', r.msPerFile, { bytes: size, files: 1 });
+      if (rep === 0) rec.checks.push(`sizes and edges of ${count} x ${label}`);
+      await run('rm', ['-rf', dir], { timeoutMs: timeout(ctx, count * size) + count * 100 });
+    });
+  }
+  return finish(ctx, 'small', 'small files', `A child Node process creates, writes and closes each file (${ctx.opts.small.map((s) => `${s.count} x ${humanBytes(s.size)}`).join(', ')}), then, after the page cache is dropped, opens, reads and closes each. Figures are mean ms per file, timed inside the child.`, start, recs);
+}
+
+// ---------------------------------------------------------------------------
+// source tree
+
+async function digestOf(dir: string): Promise<string> {
+  const entries: Array<{ path: string; data: Buffer }> = [];
+  const walk = async (rel: string): Promise<void> => {
+    for (const e of await readdir(path.join(dir, rel), { withFileTypes: true })) {
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(p);
+      else entries.push({ path: p, data: await readFile(path.join(dir, p)) });
+    }
+  };
+  await walk('');
+  return treeDigest(entries);
+}
+
+export async function treeWorkload(ctx: Ctx): Promise<WorkloadResult> {
+  const start = begin(ctx);
+  const recs = newRecorders(ctx);
+  const fixture = path.join(ctx.work, 'tree-fixture');
+  const tar = path.join(ctx.work, 'tree.tar');
+  ctx.progress.note(`tree: generating ${ctx.opts.tree.files} files in ${ctx.opts.tree.dirs} directories (seed ${ctx.opts.tree.seed})`);
+  const summary: TreeSummary = generateTree(fixture, ctx.opts.tree);
+  tarTree(fixture, tar);
+  await rm(fixture, { recursive: true, force: true });
+  const files = summary.files;
+  const slow = (n: number) => timeout(ctx, summary.bytes) + n * 50;
+  await repeatOnTargets(ctx, recs, null, ctx.opts.repeats, async (t, rep, rec) => {
+    const dir = path.join(t.dir, 'tree');
+    await mkdir(dir);
+    const wl = 'tree';
+    ctx.progress.step(wl, t.name, 'untar', rep);
+    ballastFor(ctx, summary.bytes);
+    const untar = await run('tar', ['-xf', tar, '-C', dir], { timeoutMs: slow(files) });
+    ctx.ballast.fill();
+    rec.add('untar', `untar ${files} files, ${humanBytes(summary.bytes)}`, 's', untar.seconds, { bytes: summary.bytes, files });
+
+    await ctx.dropper.drop();
+    ctx.progress.step(wl, t.name, 'ls -lR', rep);
+    const ls = await run('ls', ['-lR', dir], { timeoutMs: slow(files) });
+    rec.add('ls-lR', `ls -lR of ${files} files in ${summary.dirs} directories`, 's', ls.seconds, { files });
+
+    await ctx.dropper.drop();
+    ctx.progress.step(wl, t.name, 'read all', rep);
+    ballastFor(ctx, summary.bytes);
+    const cat = await run('find', [dir, '-type', 'f', '-exec', 'cat', '{}', '+'], { timeoutMs: slow(files) });
+    ctx.ballast.fill();
+    rec.add('read-all', `read every file (find -exec cat)`, 's', cat.seconds, { bytes: summary.bytes, files });
+    if (rep === 0) {
+      const d = await digestOf(dir);
+      if (d !== summary.digest) throw new Error(`the tree read back differs from the fixture (digest ${d} != ${summary.digest})`);
+      rec.checks.push('tree digest (paths, sizes, contents)');
+    }
+
+    await ctx.dropper.drop();
+    ctx.progress.step(wl, t.name, 'rm -rf', rep);
+    const del = await run('rm', ['-rf', dir], { timeoutMs: slow(files) });
+    rec.add('rm-rf', `rm -rf of the tree`, 's', del.seconds, { files });
+  });
+  await rm(tar, { force: true });
+  return finish(ctx, 'tree', 'source tree', `A generated tree (fixtures/tree.ts: ${summary.files} files in ${summary.dirs} directories, ${humanBytes(summary.bytes)}, sizes log-uniform ${ctx.opts.tree.minSize} B to ${humanBytes(ctx.opts.tree.maxSize)}, seed ${summary.seed}): tar -xf into the target, then ls -lR, find -exec cat of every file and rm -rf, the page cache dropped before each.`, start, recs, { tree: summary });
+}
+
+export const WORKLOADS: Record<WorkloadName, (ctx: Ctx) => Promise<WorkloadResult>> = {
+  cp: cpWorkload,
+  dd: ddWorkload,
+  small: smallWorkload,
+  tree: treeWorkload,
+  stream4g: streamWorkload,
+};
+
+/** Timed phases per workload, for the progress bar. */
+export function stepsOf(name: WorkloadName, opts: BenchOptions, targets: number): number {
+  switch (name) {
+    case 'cp':
+      return opts.sizes.length * opts.repeats * targets * 2;
+    case 'dd':
+      return opts.repeats * targets * 2;
+    case 'small':
+      return opts.small.length * opts.repeats * targets * 2;
+    case 'tree':
+      return opts.repeats * targets * 4;
+    case 'stream4g':
+      return opts.streamRepeats * targets * 2;
+  }
+}
