@@ -16,7 +16,7 @@ import { DEFAULT_TREE } from '../fixtures/tree.js';
 import { ensureFusermountOnPath, isMounted, lazyUnmount } from '../fs/fuse-binding.js';
 import { Progress } from '../bench/lib/progress.js';
 import { Ballast, CacheDropper, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, type Backing } from '../bench/lib/system.js';
-import { CleanupRegistry, floorTarget, nativeTarget, svaultTarget, type Target } from '../bench/lib/targets.js';
+import { CleanupRegistry, floorTarget, nativeTarget, svaultEnv, svaultTarget, type Target } from '../bench/lib/targets.js';
 import { closeDevNull, errorMessage, GiB, humanBytes, KiB, MiB, parseSize, run, sleep } from '../bench/lib/util.js';
 import { loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type Ctx, type WorkloadName, type WorkloadResult } from '../bench/lib/workloads.js';
 import { OpStats } from '../src/op-stats.js';
@@ -323,14 +323,7 @@ async function profile(o: Options, progress: Progress): Promise<number> {
   const mnt = path.join(s.mntBase, 'svault');
   const xdg = path.join(s.base, 'xdg');
   mkdirSync(mnt, { recursive: true });
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    SVAULT_PASSPHRASE: PASSPHRASE,
-    XDG_STATE_HOME: path.join(xdg, 'state'),
-    XDG_DATA_HOME: path.join(xdg, 'data'),
-    XDG_CONFIG_HOME: path.join(xdg, 'config'),
-    NO_INSIGHT: '1',
-  };
+  const env = svaultEnv(xdg, PASSPHRASE, { NO_INSIGHT: '1' });
   delete env.SVAULT_NO_STATS;
   const cli = path.join(ROOT, 'dist', 'src', 'cli.js');
   let profiler: ChildProcess | null = null;

@@ -117,18 +117,24 @@ export interface SvaultSettings {
 
 const PASSPHRASE = 'svault bench passphrase';
 
+/** The environment of an svault CLI that keeps its registry, logs and anchors under `xdg`, apart from the user's. */
+export function svaultEnv(xdg: string, passphrase: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    SVAULT_PASSPHRASE: passphrase,
+    XDG_STATE_HOME: path.join(xdg, 'state'),
+    XDG_DATA_HOME: path.join(xdg, 'data'),
+    XDG_CONFIG_HOME: path.join(xdg, 'config'),
+    ...extra,
+  };
+}
+
 export async function svaultTarget(base: string, mntBase: string, s: SvaultSettings, cleanup: CleanupRegistry): Promise<Target> {
   const store = path.join(base, 'svault-store');
   const mnt = path.join(mntBase, 'svault');
   const xdg = path.join(mntBase, 'svault-xdg');
   mkdirSync(mnt, { recursive: true });
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    SVAULT_PASSPHRASE: PASSPHRASE,
-    XDG_STATE_HOME: path.join(xdg, 'state'),
-    XDG_DATA_HOME: path.join(xdg, 'data'),
-    XDG_CONFIG_HOME: path.join(xdg, 'config'),
-  };
+  const env = svaultEnv(xdg, PASSPHRASE);
   const cli = path.join(s.root, 'bin', 'svault.js');
   const svault = (args: string[], capture = true) => run(process.execPath, [cli, ...args], { env, stdout: capture ? 'capture' : 'null', timeoutMs: 180_000 });
 
