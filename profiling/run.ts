@@ -20,6 +20,7 @@ import { CleanupRegistry, floorTarget, nativeTarget, svaultEnv, svaultTarget, ty
 import { closeDevNull, errorMessage, GiB, humanBytes, KiB, MiB, parseSize, run, sleep } from '../bench/lib/util.js';
 import { loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type Ctx, type WorkloadName, type WorkloadResult } from '../bench/lib/workloads.js';
 import { OpStats } from '../src/op-stats.js';
+import { processAlive as alive } from '../src/process-alive.js';
 import { computeOverhead, renderOverhead, TOLERANCE_PCT, PART_NAMES, PART_LABELS, type Overhead, type Snapshot } from './overhead.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -195,15 +196,6 @@ function snapshot(sock: string): Promise<{ snap: Snapshot; at: number }> {
       }
     });
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** perf for --kernel: installs it with setup-kernel.sh if missing, then checks that it can sample. */

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isMounted, lazyUnmount } from '../../fs/fuse-binding.js';
+import { processAlive as alive } from '../../src/process-alive.js';
 import { errorMessage, run, sleep, tryRun, which } from './util.js';
 
 export const TARGET_NAMES = ['svault', 'native', 'floor', 'gocryptfs'] as const;
@@ -68,15 +69,6 @@ function killQuietly(pid: number, signal: NodeJS.Signals): void {
     process.kill(pid, signal);
   } catch {
     /* already gone */
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -161,17 +161,8 @@ export function deleteRecord(store: string, name: Buffer): void {
   }
 }
 
-/** A deterministic PRNG (mulberry32) so damage is reproducible from the logged seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic PRNG (mulberry32, the fixtures' own) so damage is reproducible from the logged seed. */
+export { prng } from '../../fixtures/tree.js';
 
 /**
  * Runs the svault CLI with a deadline; unlike run(), says whether it had to be killed (a hang), and
