@@ -9,6 +9,7 @@ import type { OpStats } from '../src/op-stats.js';
 import type { Attr, Vault } from '../src/vault.js';
 import { toFuseCode } from './errno.js';
 import { UTIME_OMIT } from './fuse-binding.js';
+import { HiddenFiles, hiddenNameIn } from './hidden-files.js';
 
 export type Logger = (line: string) => void;
 
@@ -54,11 +55,28 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
 
   const done = (cb: Fuse.Callback) => () => cb(0);
 
+  // A file unlinked while open (see hidden-files.ts): its hidden name resolves to the open file.
+  const hidden = new HiddenFiles();
+  const attrAt = (path: string): Attr => {
+    const id = hidden.idOf(path);
+    return id === undefined ? vault.getattr(path) : vault.unlinkedAttr(id);
+  };
+  const unlink = (path: string): void => {
+    if (!hidden.forget(path)) vault.unlink(path);
+  };
+  const rename = (src: string, dest: string): void => {
+    const name = hiddenNameIn(dest);
+    if (name === undefined || hiddenNameIn(src) !== undefined) return vault.rename(src, dest);
+    const id = vault.idAt(src);
+    vault.unlink(src);
+    hidden.hide(name, id);
+  };
+
   return {
     init: (cb) => cb(0),
-    getattr: (path, cb) => run('getattr', path, cb, () => vault.getattr(path), (a) => cb(0, stat(a))),
+    getattr: (path, cb) => run('getattr', path, cb, () => attrAt(path), (a) => cb(0, stat(a))),
     fgetattr: (path, fd, cb) => run('fgetattr', path, cb, () => vault.fgetattr(fd), (a) => cb(0, stat(a))),
-    access: (path, _mode, cb) => run('access', path, cb, () => vault.getattr(path), done(cb)),
+    access: (path, _mode, cb) => run('access', path, cb, () => attrAt(path), done(cb)),
     statfs: (path, cb) => run('statfs', path, cb, () => vault.statfs(), (s) => cb(0, s)),
     readdir: (path, cb) => run('readdir', path, cb, () => vault.readdir(path), (names) => cb(0, ['.', '..', ...names])),
 
@@ -80,8 +98,8 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
     release: (path, fd, cb) => run('release', path, cb, () => vault.release(fd), done(cb)),
     truncate: (path, size, cb) => run('truncate', path, cb, () => vault.truncate(path, size), done(cb)),
     ftruncate: (path, fd, size, cb) => run('ftruncate', path, cb, () => vault.ftruncate(fd, size), done(cb)),
-    unlink: (path, cb) => run('unlink', path, cb, () => vault.unlink(path), done(cb)),
-    rename: (src, dest, cb) => run('rename', src, cb, () => vault.rename(src, dest), done(cb)),
+    unlink: (path, cb) => run('unlink', path, cb, () => unlink(path), done(cb)),
+    rename: (src, dest, cb) => run('rename', src, cb, () => rename(src, dest), done(cb)),
     link: (src, dest, cb) => run('link', dest, cb, () => vault.link(src, dest), done(cb)),
     symlink: (target, path, cb, uid, gid) => run('symlink', path, cb, () => vault.symlink(target, path, uid, gid), done(cb)),
     readlink: (path, cb) => run('readlink', path, cb, () => vault.readlink(path), (t) => cb(0, t)),

@@ -47,6 +47,8 @@ export class OpenFile {
   changed = false;
   /** Unlinked while open: its blobs go when the last handle closes. */
   unlinked = false;
+  /** The inode as it was when its last name went (nlink 0): what fstat on an unlinked open file shows. */
+  unlinkedInode: Inode | undefined;
   /** Created by this handle and not yet made durable (close makes it so even with no data). */
   nameNotDurable = false;
 

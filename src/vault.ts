@@ -65,6 +65,9 @@ function fail(errno: FsError['errno'], message: string): never {
 
 /** Splits "/a/b/c" into its components, checking each name's length. */
 function components(path: string): string[] {
+  // libfuse gives absolute paths; "" stands for a file that has no path any more (unlinked while open,
+  // its directory removed), and must never resolve to the root.
+  if (!path.startsWith('/')) fail('ENOENT', 'the file has no path any more');
   const parts = path.split('/').filter((p) => p.length > 0);
   for (const p of parts) {
     if (Buffer.byteLength(p) > NAME_MAX) fail('ENAMETOOLONG', `name too long: ${p.slice(0, 32)}...`);
@@ -261,7 +264,22 @@ export class Vault {
   }
 
   fgetattr(fh: number): Attr {
-    return this.attrOf(this.meta.requireInode(this.handle(fh).id));
+    const { id, of } = this.handle(fh);
+    return this.attrOf(of.unlinkedInode ?? this.meta.requireInode(id));
+  }
+
+  /** The inode id a path names (the adapter uses it to follow a file that is about to lose its name). */
+  idAt(path: string): string {
+    return this.inodeAt(path).id;
+  }
+
+  /**
+   * Attributes of a file that lost a name while open, by inode id: the inode while it has other names,
+   * the open file's last state once it has none; ENOENT when it is gone.
+   */
+  unlinkedAttr(id: string): Attr {
+    const inode = this.contents.openState(id)?.unlinkedInode ?? this.meta.getInode(id) ?? fail('ENOENT', 'the unlinked file is gone');
+    return this.attrOf(inode);
   }
 
   readdir(path: string): string[] {
@@ -336,6 +354,7 @@ export class Vault {
       this.meta.putInode(inode);
     } else if (of) {
       of.unlinked = true; // POSIX: an open file lives on until its last close
+      of.unlinkedInode = inode;
       this.meta.deleteInode(inode.id);
     } else {
       this.meta.deleteInode(inode.id);

@@ -21,10 +21,11 @@ test(`crash loop: 5 crashes (kill -9, ${CRASH_POINTS.join(', ')}) under 3 writer
   t.true(r.filesChecked > 0);
 });
 
-// Known issue 2 (see test/stress/known-issues.ts): remove .failing once fixed. Issues 3 and 4 are fixed.
-test.failing('known issue: a file unlinked while open (unlink made durable) comes back as .fuse_hidden* after a crash', async (t) => {
+// Known issues 2, 3 and 4 (see test/stress/known-issues.ts), fixed.
+test('a file unlinked while open (unlink made durable) stays gone after a crash', async (t) => {
   const { names } = await unlinkedOpenAfterCrash();
-  t.deepEqual(names.filter((n) => HIDDEN.test(n)), []);
+  t.deepEqual(names.filter((n) => HIDDEN.test(n)), [], `after the remount: ${JSON.stringify(names)}`);
+  t.deepEqual(names, [], 'nothing of it is left under any name');
 });
 
 test('a file created and closed without data survives a crash right after its close', async (t) => {

@@ -25,16 +25,10 @@ for (const [pieceSize, ops] of [
   });
 }
 
-// Known issue 1 (see test/stress/known-issues.ts): remove .failing once fixed. An unrelated failure
-// passes here on purpose, so that test.failing reports it.
-test.failing('known issue: a file unlinked while open is listed as .fuse_hidden* in its directory until its last close', async (t) => {
+// Known issue 1 (see test/stress/known-issues.ts), fixed: libfuse's .fuse_hidden rename is an unlink.
+test('a file unlinked while open is gone from its directory at once, and written on through its fd', async (t) => {
   const r = await hiddenInListing();
-  if (r.failure && !/fuse_hidden/.test(r.failure.detail)) {
-    t.log(`unrelated failure: ${r.failure.where}: ${r.failure.detail}`);
-    t.pass();
-    return;
-  }
-  t.is(r.failure, null, r.failure?.detail);
+  t.is(r.failure, null, r.failure ? `${r.failure.where}: ${r.failure.detail}` : '');
 });
 
 test.after.always('nothing under any stress sandbox is still mounted', (t) => {

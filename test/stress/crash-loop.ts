@@ -20,7 +20,7 @@
 // not the bytes of a write before its close or fsync, not part old and part new content, not a wrong length.
 //
 //   node --import tsx test/stress/crash-loop.ts [--seed N] [--crashes N] [--workers N] [--files N]
-//        [--piece-size N] [--time SECONDS] [--strict]
+//        [--piece-size N] [--time SECONDS] [--lenient]
 
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -48,7 +48,7 @@ export interface CrashOptions {
   /**
    * Known issues are failures: a leaked .fuse_hidden* file (a file unlinked while open, left by the
    * crash), and a file created and closed without data lost by a crash (README: close writes the batch).
-   * Off: leaked files are counted and removed, and such a close is not an acknowledgement.
+   * Off (--lenient): leaked files are counted and removed, and such a close is not an acknowledgement.
    */
   strict: boolean;
   keepFailing: boolean;
@@ -63,7 +63,7 @@ export const CRASH_DEFAULTS: Omit<CrashOptions, 'seed' | 'log'> = {
   chaff: 0.1,
   timeBudgetMs: 3_600_000,
   maxWorkloadMs: 15_000,
-  strict: false,
+  strict: true,
   keepFailing: true,
 };
 
@@ -664,7 +664,7 @@ export function crashOptionsFromArgs(a: Map<string, string>, log: (l: string) =>
     pieceSize: intArg(a, 'piece-size', CRASH_DEFAULTS.pieceSize),
     chaff: Number(a.get('chaff') ?? CRASH_DEFAULTS.chaff),
     timeBudgetMs: intArg(a, 'time', CRASH_DEFAULTS.timeBudgetMs / 1000) * 1000,
-    strict: a.has('strict'),
+    strict: !a.has('lenient'),
     log,
   };
 }

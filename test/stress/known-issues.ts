@@ -1,6 +1,6 @@
 // Deterministic reproductions of the problems the stress harnesses found (see the report of issue 7).
-// Each returns what it observed; the tests (test.failing) and `npm run stress` say whether it still
-// happens. None of them needs timing luck.
+// Each returns what it observed; the tests and `npm run stress` check that it no longer happens (all four
+// are fixed). None of them needs timing luck.
 
 import { readFileSync } from 'node:fs';
 import { StressBox } from './box.js';
@@ -12,7 +12,7 @@ import { Worker } from './worker-client.js';
  * 1. A file unlinked while it is open is still listed, as .fuse_hidden<n>, in its directory until its
  * last close. Found by the model checker (seed 11, 3000 ops, --strict-hidden); shrunk to these ops.
  * Cause: libfuse's high-level API renames an open file instead of unlinking it unless the mount has
- * hard_remove (fs/mount-server.ts BASE_OPTIONS has not).
+ * hard_remove. Fixed by fs/hidden-files.ts: the adapter turns that rename into an unlink of the open file.
  */
 export const HIDDEN_IN_LISTING: GenOp[] = [
   { op: 'mkdir', p: 'd', g: 0, w: 0 },

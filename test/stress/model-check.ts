@@ -8,11 +8,12 @@
 // On a difference it prints the seed and the smallest failing prefix of the operation sequence, found by
 // bisecting the prefix length and replaying each candidate on a fresh vault; then it reduces that prefix
 // further (the failing worker alone, the model's state rebuilt directly, delta debugging) and saves the
-// result as JSON for --replay. libfuse's .fuse_hidden files are tolerated unless --strict-hidden.
+// result as JSON for --replay. A libfuse .fuse_hidden file in a listing is a difference (--allow-fuse-hidden
+// tolerates them, as before the adapter hid them).
 //
 //   node --import tsx test/stress/model-check.ts [--seed N] [--ops N] [--workers N] [--piece-size N]
 //        [--time SECONDS] [--snapshot-every N] [--prefix N] [--only-worker K] [--no-shrink]
-//        [--only G1,G2,...] [--replay OPS.json] [--shrink-time SECONDS] [--strict-hidden] [--no-sync] [--outcomes]
+//        [--only G1,G2,...] [--replay OPS.json] [--shrink-time SECONDS] [--allow-fuse-hidden] [--no-sync] [--outcomes]
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -50,7 +51,7 @@ export interface McOptions {
   /**
    * Tolerate libfuse's .fuse_hidden* files (a file unlinked while open is renamed, not removed, until its
    * last close): leave them out of listings, wait for them to go before rmdir/rename, and do not unlink or
-   * rename within sessions. Off: they are reported as differences.
+   * rename within sessions. Off (the default since fs/hidden-files.ts): they are reported as differences.
    */
   allowFuseHidden: boolean;
   log: (line: string) => void;
@@ -67,7 +68,7 @@ export const MC_DEFAULTS: Omit<McOptions, 'seed' | 'log'> = {
   shrink: true,
   shrinkBudgetMs: 600_000,
   keepFailing: true,
-  allowFuseHidden: true,
+  allowFuseHidden: false,
 };
 
 export interface McFailure {
@@ -581,12 +582,12 @@ export function formatFailure(r: McReport): string {
       if (s.failure.expected !== undefined) lines.push(`expected: ${fmt(s.failure.expected)}`, `actual:   ${fmt(s.failure.actual)}`);
       lines.push(`server log: ${s.failure.logs.join(', ')}`, `sandbox kept: ${s.failure.dir}`);
       lines.push(
-        `replay: node --import tsx test/stress/model-check.ts --replay ${join(s.failure.dir, 'ops.json')} --workers ${o.workers} --piece-size ${o.pieceSize}${o.allowFuseHidden ? '' : ' --strict-hidden'} --no-shrink`,
+        `replay: node --import tsx test/stress/model-check.ts --replay ${join(s.failure.dir, 'ops.json')} --workers ${o.workers} --piece-size ${o.pieceSize}${o.allowFuseHidden ? ' --allow-fuse-hidden' : ''} --no-shrink`,
       );
     }
     if (s.ops.every((x) => x.g >= 0)) {
       lines.push(
-        `replay: node --import tsx test/stress/model-check.ts --seed ${o.seed} --ops ${o.ops} --workers ${o.workers} --piece-size ${o.pieceSize}${o.allowFuseHidden ? '' : ' --strict-hidden'} --only ${s.ops.map((x) => x.g).join(',')} --no-shrink`,
+        `replay: node --import tsx test/stress/model-check.ts --seed ${o.seed} --ops ${o.ops} --workers ${o.workers} --piece-size ${o.pieceSize}${o.allowFuseHidden ? ' --allow-fuse-hidden' : ''} --only ${s.ops.map((x) => x.g).join(',')} --no-shrink`,
       );
     }
   } else {
@@ -619,7 +620,7 @@ export function optionsFromArgs(a: Map<string, string>, log: (l: string) => void
     shrink: !a.has('no-shrink'),
     shrinkBudgetMs: intArg(a, 'shrink-time', MC_DEFAULTS.shrinkBudgetMs / 1000) * 1000,
     keepFailing: true,
-    allowFuseHidden: !a.has('strict-hidden'),
+    allowFuseHidden: a.has('allow-fuse-hidden'),
     log,
   };
   if (a.has('prefix')) o.prefix = intArg(a, 'prefix', 0);
