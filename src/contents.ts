@@ -18,6 +18,8 @@ import type { PieceStore } from './store/piece-store.js';
 const DIRTY_BYTES_PER_FILE = 8 * 1024 * 1024;
 /** Decrypted pieces kept for reads. */
 const CLEAN_CACHE_BYTES = 16 * 1024 * 1024;
+/** Per-file content keys kept (32 bytes each). */
+const FILE_KEY_CACHE_BYTES = 256 * 1024;
 
 export interface ContentSettings {
   vaultId: Buffer;
@@ -72,6 +74,7 @@ export class OpenFile {
 export class Contents {
   private readonly open = new Map<string, OpenFile>();
   private readonly clean = new ByteLru<string>(CLEAN_CACHE_BYTES);
+  private readonly fileKeys = new ByteLru<string>(FILE_KEY_CACHE_BYTES);
   private readonly deleting = new Set<Promise<void>>();
   private readonly classes: number[];
   readonly pieceSize: number;
@@ -85,7 +88,7 @@ export class Contents {
   acquire(inode: Inode): OpenFile {
     let of = this.open.get(inode.id);
     if (!of) {
-      of = new OpenFile(inode.id, inode.fileId, fileKey(this.s.keys.content, inode.fileId), inode);
+      of = new OpenFile(inode.id, inode.fileId, this.fileKeyOf(inode.fileId), inode);
       this.open.set(inode.id, of);
     }
     of.refs++;
@@ -268,8 +271,15 @@ export class Contents {
     return data;
   }
 
+  /** The file's content key (an HKDF, remembered: every open of the file needs it). */
   fileKeyOf(fileId: Buffer): Buffer {
-    return fileKey(this.s.keys.content, fileId);
+    const hex = fileId.toString('hex');
+    let key = this.fileKeys.get(hex);
+    if (!key) {
+      key = fileKey(this.s.keys.content, fileId);
+      this.fileKeys.set(hex, key);
+    }
+    return key;
   }
 
   /** A piece's bytes as they stand (may be shorter than the piece: the rest reads as zeroes). */

@@ -13,11 +13,17 @@ import { existsSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { open, prf, seal } from '../crypto.js';
 import { BadStoreError, IntegrityError, fromSystemError } from '../errors.js';
+import { ByteLru } from '../lru.js';
 
 export const META_FILE = 'meta.db';
 const MIN_RECORD = 128;
 const BATCH_MAX = 2000;
 const BATCH_MS = 25;
+
+/** Decrypted committed records kept in memory (lookups, pages and inodes are read again and again). */
+const READ_CACHE_BYTES = 16 * 1024 * 1024;
+/** Record names computed (each is an HMAC, and the same ones are asked for over and over). */
+const NAME_CACHE_BYTES = 8 * 1024 * 1024;
 
 export const RESERVE_FILE = 'svault.reserve';
 const RESERVE_BYTES = 1024 * 1024;
@@ -56,6 +62,11 @@ class SpaceReserve {
   }
 }
 
+/** Weight of a cached record or name: its bytes, the key's, and a fixed overhead, so absent records count too. */
+function weigh(key: string, value: Buffer | null): number {
+  return 2 * key.length + (value?.length ?? 0) + 64;
+}
+
 interface Staged {
   name: Buffer;
   value: Buffer | null; // null: delete
@@ -72,6 +83,12 @@ export class RecordStore {
   private staged = new Map<string, Staged>();
   /** While a transaction runs: what `staged` held before it touched each name, to undo it on failure. */
   private undo: Map<string, Staged | undefined> | null = null;
+  /**
+   * What SQLite holds for recently read or written names, decrypted and authenticated (null: no record).
+   * Changed only after a batch is in SQLite, so a failed or undone transaction never shows up in it.
+   */
+  private readonly committed = new ByteLru<string, Buffer | null>(READ_CACHE_BYTES, weigh);
+  private readonly nameMemo = new ByteLru<string, Buffer>(NAME_CACHE_BYTES, weigh);
   private afterFlush: (() => void)[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly reserve: SpaceReserve;
@@ -104,12 +121,28 @@ export class RecordStore {
 
   /** The name of a record: a keyed hash of its kind and identifying parts. */
   nameOf(kind: string, ...parts: (Buffer | string)[]): Buffer {
-    return prf(this.indexKey, kind, '\0', ...parts.flatMap((p) => [p, '\0']));
+    // The memo key tells every list of parts apart: JSON quotes strings, and buffers become objects.
+    const key = JSON.stringify([kind, ...parts.map((p) => (typeof p === 'string' ? p : { hex: p.toString('hex') }))]);
+    let name = this.nameMemo.get(key);
+    if (!name) {
+      name = prf(this.indexKey, kind, '\0', ...parts.flatMap((p) => [p, '\0']));
+      this.nameMemo.set(key, name);
+    }
+    return name;
   }
 
   get(name: Buffer, what: string): Buffer | null {
-    const staged = this.staged.get(name.toString('hex'));
+    const hex = name.toString('hex');
+    const staged = this.staged.get(hex);
     if (staged) return staged.value;
+    const cached = this.committed.get(hex);
+    if (cached !== undefined) return cached;
+    const value = this.read(name, what);
+    this.committed.set(hex, value);
+    return value;
+  }
+
+  private read(name: Buffer, what: string): Buffer | null {
     const row = this.getStmt.get(name);
     if (!row) return null;
     if (!Buffer.isBuffer(row.v)) throw new IntegrityError(`metadata record of ${what} is not a sealed record`);
@@ -241,6 +274,7 @@ export class RecordStore {
       throw err;
     }
     this.reserve.restoreIfRoom();
+    for (const [hex, { value }] of batch) this.committed.set(hex, value);
     this.staged = new Map();
     this.onFlushed();
     const after = this.afterFlush;
