@@ -1,10 +1,12 @@
 // fsck: checks every metadata record and every piece (present, authentic, referenced once) and finds
-// orphaned blobs. --repair deletes orphans and quarantines damaged files into /lost+found, keeping every
-// healthy file untouched. Reports name files by path, since fsck holds the key.
+// orphaned blobs. --repair rebuilds damaged directory listings from their entries' own records, deletes
+// orphans and quarantines damaged files into /lost+found, keeping every healthy file untouched. Reports
+// name files by path, since fsck holds the key.
 
 import { isChaff, type Address } from './address.js';
 import { IntegrityError } from './errors.js';
 import { ROOT_ID, type Inode } from './meta/inode.js';
+import type { DirEntry } from './meta/metadata.js';
 import type { Vault } from './vault.js';
 
 export const LOST_AND_FOUND = 'lost+found';
@@ -41,6 +43,8 @@ export interface Scan {
   brokenEntries: { parent: string; name: string; kind: string; id: string }[];
   /** The root directory's inode record is unreadable. */
   rootBroken: boolean;
+  /** Directories whose inode is sound but whose listing pages are not (missing, damaged, or not matching its count). */
+  badDirectories: { path: string; id: string }[];
   /**
    * Why the walk could not reach every file (a damaged directory or root). Then blobs and records the
    * walk did not reach may belong to healthy files, so nothing may be deleted as an orphan.
@@ -56,7 +60,7 @@ function join(dir: string, name: string): string {
 
 export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
   const report: FsckReport = { files: 0, directories: 0, symlinks: 0, pieces: 0, logicalBytes: 0, chaff: 0, orphans: 0, unreachableRecords: 0, quarantinedFiles: 0, problems: [], incomplete: [] };
-  const s: Scan = { report, damaged: new Map(), badEntryRecords: [], brokenEntries: [], rootBroken: false, incomplete: report.incomplete, orphanAddresses: [], unreachable: [] };
+  const s: Scan = { report, damaged: new Map(), badEntryRecords: [], brokenEntries: [], rootBroken: false, badDirectories: [], incomplete: report.incomplete, orphanAddresses: [], unreachable: [] };
   const referenced = new Map<string, string>();
   const reachableRecords = new Set<string>();
   const seenInodes = new Set<string>();
@@ -107,6 +111,7 @@ export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
     } catch (err) {
       report.problems.push({ path, kind: 'bad-directory', detail: (err as Error).message });
       s.incomplete.push(`the listing of ${path} is damaged`);
+      s.badDirectories.push({ path, id: inode.id });
       return;
     }
     for (const e of entries) {
@@ -174,8 +179,26 @@ export async function fsck(vault: Vault, opts: { repair?: boolean } = {}): Promi
   return { before: first.report, after: second.report };
 }
 
-async function repair(vault: Vault, s: Scan): Promise<void> {
+async function repair(vault: Vault, first: Scan): Promise<void> {
   const meta = vault.meta;
+  // Listings first: the scan could not look inside a directory whose listing is damaged, so its files
+  // (their pieces, their inodes) have not been checked yet. Rebuild, then scan again, and repeat for
+  // damaged directories that only become visible once their parent is rebuilt.
+  let lostNames = 0;
+  const rebuilt = new Set<string>();
+  let s = first;
+  for (;;) {
+    const todo = s.badDirectories.filter((d) => !rebuilt.has(d.id));
+    if (todo.length === 0) break;
+    for (const d of todo) rebuilt.add(d.id);
+    lostNames += rebuildListings(vault, todo);
+    s = await scan(vault);
+  }
+  // Names lost with their page (their entry records damaged too) leave their files' inodes unreachable.
+  // Deleting those as unreachable records would destroy data that is intact but for its name: give them
+  // a name in /lost+found instead. A lost name whose inode record is damaged too is the class of a
+  // damaged file inode record below: unreadable (its content key comes from the inode), so it goes.
+  if (lostNames > 0 && reconnectNameless(vault, s.unreachable) > 0) s = await scan(vault);
   // Entry records are redundant with the listing pages: rebuild them from there.
   for (const { dirId, name } of s.badEntryRecords) {
     meta.transaction(() => {
@@ -195,13 +218,7 @@ async function repair(vault: Vault, s: Scan): Promise<void> {
     });
   }
   // Damaged files: bad pieces become quarantined holes (reads of them still fail), the file moves to /lost+found.
-  if (s.damaged.size > 0) {
-    try {
-      vault.inodeAt(`/${LOST_AND_FOUND}`);
-    } catch {
-      vault.mkdir(`/${LOST_AND_FOUND}`, 0o700);
-    }
-  }
+  if (s.damaged.size > 0) ensureLostAndFound(vault);
   for (const [path, { inode, bad }] of s.damaged) {
     meta.transaction(() => {
       const fresh = meta.requireInode(inode.id);
@@ -228,6 +245,103 @@ async function repair(vault: Vault, s: Scan): Promise<void> {
     for (const name of left.unreachable) meta.records.delete(name);
   });
   await vault.store.flush();
+}
+
+function ensureLostAndFound(vault: Vault): Inode {
+  try {
+    return vault.inodeAt(`/${LOST_AND_FOUND}`);
+  } catch {
+    vault.mkdir(`/${LOST_AND_FOUND}`, 0o700);
+    return vault.inodeAt(`/${LOST_AND_FOUND}`);
+  }
+}
+
+/**
+ * Rebuilds the listings of directories whose inode is sound but whose listing pages are not. Every
+ * entry has its own record (what path lookups use), holding the same name, inode id and kind as its
+ * listing page plus the page number, so a page that is missing or fails authentication is rebuilt
+ * from the entry records that say they are on it. Those are found by decrypting every metadata record
+ * once (record names are keyed hashes: there is no other way to find them) and kept only if recomputing
+ * the keyed name from (this directory, decoded name) gives the record's own name. Sound pages are kept
+ * as they are and win over entry records; each directory is rewritten (pages, entry records, inode
+ * counts) in one durable transaction. Returns how many names are lost: entries the directories' inodes
+ * count but that neither a sound page nor an entry record holds (see reconnectNameless).
+ */
+function rebuildListings(vault: Vault, dirs: { path: string; id: string }[]): number {
+  const meta = vault.meta;
+  const ids = dirs.map((d) => d.id);
+  const fromRecords = new Map<string, { name: string; id: string; kind: DirEntry['kind']; page: number }[]>(ids.map((id) => [id, []]));
+  // names() flushes what is staged and must finish before the next query: take the list first.
+  for (const recordName of [...meta.records.names()]) {
+    const found = meta.entryRecordAt(recordName, ids);
+    if (found) fromRecords.get(found.dirId)?.push(found.entry);
+  }
+  let lostNames = 0;
+  for (const { id } of dirs) {
+    meta.transaction(() => {
+      const dir = meta.requireInode(id);
+      const expected = dir.entries;
+      const sound = new Map<number, DirEntry[]>();
+      for (let p = 0; p < dir.dirPages; p++) {
+        const page = meta.readPageIfSound(id, p);
+        if (page) sound.set(p, page);
+      }
+      const onSoundPages = new Set([...sound.values()].flat().map((e) => e.name));
+      // Keep the listing order: page by page, a rebuilt page's entries in name order.
+      const listing: DirEntry[] = [];
+      const seen = new Set<string>();
+      for (let p = 0; p < dir.dirPages; p++) {
+        const entries =
+          sound.get(p) ??
+          (fromRecords.get(id) ?? [])
+            .filter((e) => e.page === p && !onSoundPages.has(e.name))
+            .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+        for (const { name, id: childId, kind } of entries) {
+          if (seen.has(name)) continue; // a name twice (a damaged store): keep the first; its entry record is rewritten to match
+          seen.add(name);
+          listing.push({ name, id: childId, kind });
+        }
+      }
+      meta.rewriteListing(dir, listing);
+      dir.nlink = 2 + listing.filter((e) => e.kind === 'dir').length; // "." and "..", plus each subdirectory's ".."
+      meta.putInode(dir);
+      lostNames += Math.max(0, expected - listing.length);
+    }, true);
+  }
+  return lostNames;
+}
+
+/**
+ * Gives every sound inode record the walk cannot reach a name in /lost+found, "#<inode id>" (names
+ * are lost; the id is what is left), so it is reachable again and not deleted as unreachable. Only the
+ * tops of unreached subtrees: an unreached directory brings its own entries along. Inode records are
+ * deleted with a file's last name, in the same transaction, so outside a lost listing page there are
+ * none to find. Links them in one durable transaction and returns how many.
+ */
+function reconnectNameless(vault: Vault, unreachable: Buffer[]): number {
+  const meta = vault.meta;
+  const nameless = unreachable.map((name) => meta.inodeRecordAt(name)).filter((i): i is Inode => i !== null);
+  if (nameless.length === 0) return 0;
+  const inSubtree = new Set<string>();
+  for (const dir of nameless.filter((i) => i.kind === 'dir')) {
+    try {
+      for (const e of meta.list(dir)) inSubtree.add(e.id);
+    } catch {
+      /* its own listing is damaged: its entries stay unreached, and kept */
+    }
+  }
+  const tops = nameless.filter((i) => !inSubtree.has(i.id));
+  const lf = ensureLostAndFound(vault);
+  meta.transaction(() => {
+    for (const inode of tops) {
+      const name = `#${inode.id}`;
+      if (meta.lookup(lf.id, name)) continue; // linked by an earlier repair
+      meta.addEntry(lf, { name, id: inode.id, kind: inode.kind });
+      if (inode.kind === 'dir') lf.nlink++;
+    }
+    meta.putInode(lf);
+  }, true);
+  return tops.length; // each lost name is the top of one unreached subtree (or a lone file)
 }
 
 /**

@@ -3,7 +3,8 @@
 // damaged path; `svault fsck --repair` exits 8 (or 9 where that class cannot be repaired) and quarantines
 // only what is damaged (to /lost+found); every healthy file reads back with the same sha256 after a
 // remount; a second `svault fsck` exits 0 (after an 8). Whatever repair cannot fix, it must not make worse:
-// no healthy file may lose its data.
+// no healthy file may lose its data. A damaged directory listing page is rebuilt from the entries' own
+// records, also in a directory of several pages (BIG_DIR).
 
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import { ROOT_ID } from '../src/meta/inode.js';
 import { CLI, mountedAt, PASSPHRASE, run, sh, type Sandbox } from './helpers/cli.js';
 import { emptyBox, ok, q, unmountAndCheck } from './helpers/mount-util.js';
-import { blobFiles, blobsOf, checkNothingLeftMountedAtAll, flipRecord, rememberDir, sha256, STACK_TRACE, withVault } from './helpers/reliability-util.js';
+import { blobFiles, blobsOf, checkNothingLeftMountedAtAll, deleteRecord, flipRecord, rememberDir, sha256, STACK_TRACE, withVault } from './helpers/reliability-util.js';
 import { CleanupList, tempDir } from './helpers/temp-vault.js';
 import { Vault as CoreVault } from '../src/vault.js';
 
@@ -29,9 +30,14 @@ const FILES: Record<string, number> = {
   'e/i': 700,
   'e/j': 1,
 };
+/** A directory of more than one listing page (128 entries each): 300 small files, three pages. */
+const BIG_DIR = 'big';
+const BIG_COUNT = 300;
 const hooks = new CleanupList();
 let pristine = '';
 const data = new Map<string, Buffer>();
+/** BIG_DIR's files: name -> content. */
+const bigData = new Map<string, Buffer>();
 /** Blob files (absolute) of a file in another vault, to plant in ours. */
 let foreignBlobs: { rel: string; abs: string }[] = [];
 
@@ -63,6 +69,16 @@ test.before(async () => {
     if (r.code !== 0) throw new Error(r.stderr);
   }
   await sh(`ln -s top1 ${q(join(mnt, 'link'))}`);
+  const bigSrc = join(src, BIG_DIR);
+  mkdirSync(bigSrc);
+  for (let i = 0; i < BIG_COUNT; i++) {
+    const name = `n${String(i).padStart(3, '0')}`;
+    const b = randomBytes(100 + i);
+    bigData.set(name, b);
+    writeFileSync(join(bigSrc, name), b);
+  }
+  const big = await sh(`cp -r ${q(bigSrc)} ${q(join(mnt, BIG_DIR))}`);
+  if (big.code !== 0) throw new Error(big.stderr);
   await svault(['unmount', mnt]);
   pristine = store;
 
@@ -93,6 +109,8 @@ interface Expectation {
   quarantined?: { path: string; id: string; badPiece: number }[];
   /** Files that must still be at their own path afterwards (default: every healthy file). */
   inPlace?: string[];
+  /** More checks while the repaired vault is mounted. */
+  mounted?: (mnt: string) => Promise<unknown>;
 }
 
 async function fsckOut(box: Sandbox, extra: string[] = []) {
@@ -128,6 +146,7 @@ async function checkRepair(t: ExecutionContext, box: Sandbox, what: string, e: E
     t.is(found.code, 0, `${what}: healthy ${n} (in the damaged directory) survives somewhere with its data`);
   }
   t.is(await ok(t, `readlink ${q(join(box.mnt, 'link'))}`), 'top1\n', `${what}: the symlink survives`);
+  await e.mounted?.(box.mnt);
   for (const qf of e.quarantined ?? []) {
     const base = qf.path.split('/').pop() as string;
     const where = join(box.mnt, 'lost+found', `${base}.${qf.id}`);
@@ -202,10 +221,147 @@ test('damaged directory entry record: fsck names it; repair rebuilds it from the
   await checkRepair(t, box, 'entry record', { report: /bad-record: \/e\/i: .*entry/, repair: [8], damaged: [] });
 });
 
-test('damaged listing page of a directory: repair rebuilds it (8) or says it cannot (9), but never destroys the healthy files in it', async (t) => {
+test('damaged listing page of a directory: repair rebuilds it from the entry records (8); its files stay in place', async (t) => {
   const box = await copyOfPristine(t);
   await withVault(box.store, (v) => flipRecord(box.store, v.meta.records.nameOf('dirpage', v.inodeAt('/d').id, '0')));
-  await checkRepair(t, box, 'listing page', { report: /bad-directory: \/d: .*page 0/, repair: [8, 9], damaged: [] });
+  await checkRepair(t, box, 'listing page', {
+    report: /bad-directory: \/d: .*page 0/,
+    repair: [8],
+    damaged: [],
+    mounted: async (mnt) => {
+      t.is(await ok(t, `ls -A ${q(join(mnt, 'd'))}`), 'f1\nf2\nsub\n', 'listing page: /d lists exactly its own entries again');
+      t.is((await ok(t, `stat -c %h ${q(join(mnt, 'd'))}`)).trim(), '3', 'listing page: /d keeps its link count (one subdirectory)');
+    },
+  });
+});
+
+test('missing listing page of a directory: repair rebuilds it from the entry records (8)', async (t) => {
+  const box = await copyOfPristine(t);
+  await withVault(box.store, (v) => deleteRecord(box.store, v.meta.records.nameOf('dirpage', v.inodeAt('/e').id, '0')));
+  await checkRepair(t, box, 'missing listing page', {
+    report: /bad-directory: \/e: .*page 0 is missing/,
+    repair: [8],
+    damaged: [],
+    mounted: async (mnt) => t.is(await ok(t, `ls -A ${q(join(mnt, 'e'))}`), 'h\ni\nj\n', 'missing listing page: /e lists exactly its own entries again'),
+  });
+});
+
+/** BIG_DIR's id, and the names of its entries that are on listing page `page`. */
+async function bigPage(box: Sandbox, page: number): Promise<{ id: string; names: string[] }> {
+  return withVault(box.store, (v) => {
+    const id = v.inodeAt(`/${BIG_DIR}`).id;
+    return { id, names: [...bigData.keys()].filter((n) => v.meta.lookup(id, n)?.page === page) };
+  });
+}
+
+/** The sha256 of every file directly in BIG_DIR of the mounted vault, by name. */
+async function bigHashes(mnt: string): Promise<Map<string, string>> {
+  const out = await sh(`cd ${q(join(mnt, BIG_DIR))} && sha256sum -- *`);
+  const hashes = new Map<string, string>();
+  for (const line of out.stdout.split('\n').filter(Boolean)) {
+    const [hash, name] = line.split(/\s+\*?/);
+    hashes.set(name as string, hash as string);
+  }
+  return hashes;
+}
+
+function expectedBigHashes(without: string[] = []): Map<string, string> {
+  return new Map([...bigData].filter(([n]) => !without.includes(n)).map(([n, b]) => [n, sha256(b)]));
+}
+
+test(`damaged middle page of a directory of ${BIG_COUNT} entries (3 pages): repair rebuilds it (8); all its files read back`, async (t) => {
+  const box = await copyOfPristine(t);
+  const { id, names } = await bigPage(box, 1);
+  t.is(names.length, 128, 'page 1 of the big directory is full (so pages 0 and 2 are intact neighbours)');
+  flipRecord(box.store, await withVault(box.store, (v) => v.meta.records.nameOf('dirpage', id, '1')));
+  await checkRepair(t, box, 'big directory page', {
+    report: new RegExp(`bad-directory: /${BIG_DIR}: .*page 1`),
+    repair: [8],
+    damaged: [],
+    mounted: async (mnt) => {
+      // Exactly the directory's own names come back (entry records of other directories are not pulled
+      // in), each with its own content.
+      t.deepEqual(await bigHashes(mnt), expectedBigHashes(), 'big directory page: every file of the directory reads back byte-identical');
+      t.is((await ok(t, `ls -A ${q(join(mnt, BIG_DIR))} | wc -l`)).trim(), String(BIG_COUNT));
+    },
+  });
+  // The rebuilt listing is the same three dense pages, and each entry record agrees with its page.
+  const after = await bigPage(box, 1);
+  t.is(after.names.length, 128, 'page 1 is full again');
+  t.is((await bigPage(box, 2)).names.length, BIG_COUNT - 256, 'page 2 holds the rest');
+  t.is(await withVault(box.store, (v) => v.inodeAt(`/${BIG_DIR}`).dirPages), 3);
+});
+
+test('damaged page with, on it, a file with a damaged piece and a file with a damaged inode: quarantined and dropped like anywhere else (8)', async (t) => {
+  const box = await copyOfPristine(t);
+  const { id, names } = await bigPage(box, 2);
+  const [pieceBad, inodeBad] = names as [string, string];
+  const { pieceBadId, blob } = await withVault(box.store, (v) => {
+    flipRecord(box.store, v.meta.records.nameOf('dirpage', id, '2'));
+    flipRecord(box.store, v.meta.records.nameOf('inode', v.inodeAt(`/${BIG_DIR}/${inodeBad}`).id));
+    return { pieceBadId: v.inodeAt(`/${BIG_DIR}/${pieceBad}`).id, blob: blobsOf(v, `/${BIG_DIR}/${pieceBad}`)[0] as string };
+  });
+  const b = readFileSync(blobAbs(box, blob));
+  b[40] = (b[40] as number) ^ 0x01;
+  writeFileSync(blobAbs(box, blob), b);
+  await checkRepair(t, box, 'damaged page with damaged files', {
+    report: new RegExp(`bad-directory: /${BIG_DIR}: .*page 2`),
+    repair: [8],
+    damaged: [],
+    mounted: async (mnt) => {
+      t.deepEqual(await bigHashes(mnt), expectedBigHashes([pieceBad, inodeBad]), 'every healthy file of the directory reads back; the two damaged ones are gone from it');
+      const where = join(mnt, 'lost+found', `${pieceBad}.${pieceBadId}`);
+      t.is((await ok(t, `stat -c %s ${q(where)}`)).trim(), String((bigData.get(pieceBad) as Buffer).length), 'the file with the damaged piece is quarantined in /lost+found with its size');
+      t.regex((await sh(`cat ${q(where)} > /dev/null`)).stderr, /Input\/output error/, 'its damaged piece still fails with EIO');
+    },
+  });
+});
+
+test('damaged page and the entry record of a name on it: the rest is rebuilt and the unnamed file goes to /lost+found as #<inode id> (8)', async (t) => {
+  const box = await copyOfPristine(t);
+  const { id, names } = await bigPage(box, 0);
+  const lost = names[5] as string;
+  const lostId = await withVault(box.store, (v) => {
+    const lostInode = v.inodeAt(`/${BIG_DIR}/${lost}`).id; // before its entry record is damaged
+    flipRecord(box.store, v.meta.records.nameOf('dirpage', id, '0'));
+    flipRecord(box.store, v.meta.records.nameOf('entry', id, lost));
+    return lostInode;
+  });
+  await checkRepair(t, box, 'page and entry record', {
+    report: new RegExp(`bad-directory: /${BIG_DIR}: .*page 0`),
+    repair: [8],
+    damaged: [],
+    mounted: async (mnt) => {
+      t.deepEqual(await bigHashes(mnt), expectedBigHashes([lost]), 'every other file of the directory reads back');
+      const s = await sh(`sha256sum ${q(join(mnt, 'lost+found', `#${lostId}`))}`);
+      t.is(s.stdout.split(' ')[0], sha256(bigData.get(lost) as Buffer), 'the file whose name was lost is in /lost+found under its inode id, intact');
+    },
+  });
+});
+
+test('damaged page, and the entry record and inode record of a name on it: the rest is rebuilt, the unreadable file is dropped like any file whose inode is damaged (8)', async (t) => {
+  const box = await copyOfPristine(t);
+  const { id, names } = await bigPage(box, 0);
+  const lost = names[7] as string;
+  const lostBlobs = await withVault(box.store, (v) => {
+    const blobs = blobsOf(v, `/${BIG_DIR}/${lost}`); // before its records are damaged
+    flipRecord(box.store, v.meta.records.nameOf('inode', v.inodeAt(`/${BIG_DIR}/${lost}`).id));
+    flipRecord(box.store, v.meta.records.nameOf('dirpage', id, '0'));
+    flipRecord(box.store, v.meta.records.nameOf('entry', id, lost));
+    return blobs;
+  });
+  const blobsBefore = blobFiles(box.store);
+  await checkRepair(t, box, 'page, entry and inode record', {
+    report: new RegExp(`bad-directory: /${BIG_DIR}: .*page 0`),
+    repair: [8],
+    damaged: [],
+    mounted: async (mnt) => {
+      t.deepEqual(await bigHashes(mnt), expectedBigHashes([lost]), 'every other file of the directory reads back');
+      t.is((await ok(t, `ls -A ${q(join(mnt, 'lost+found'))} 2>/dev/null | wc -l`)).trim(), '0', 'nothing unreadable is put in /lost+found');
+    },
+  });
+  const expected = [...blobsBefore].filter((b) => !lostBlobs.includes(b)).sort();
+  t.deepEqual([...blobFiles(box.store)].sort(), expected, 'exactly the unreadable file\'s blobs are deleted');
 });
 
 test('damaged inode record of a directory: repair keeps the healthy files under it (in place or in /lost+found)', async (t) => {

@@ -263,6 +263,88 @@ export class Metadata {
       throw err;
     }
   }
+
+  // ---- fsck --repair of a damaged listing page ----
+  // A listing page and the entry records of the names on it hold the same facts (name, inode id, kind),
+  // so a page that is missing or fails authentication can be rebuilt from the entry records.
+
+  /** Listing page `page` of a directory, or null when it is missing, fails authentication or is malformed. */
+  readPageIfSound(dirId: string, page: number): DirEntry[] | null {
+    try {
+      return this.readPage(dirId, page);
+    } catch (err) {
+      if (err instanceof IntegrityError) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * If the record stored under `recordName` is the entry record of a name in one of `dirIds`, that
+   * directory and the entry; else null (another kind of record, or one that fails authentication).
+   * Entry records do not hold their directory's id, so each candidate is confirmed by recomputing the
+   * keyed name from (directory, decoded name): a record of another directory never matches.
+   */
+  entryRecordAt(recordName: Buffer, dirIds: readonly string[]): { dirId: string; entry: EntryRecord } | null {
+    let decoded: unknown;
+    try {
+      const bytes = this.records.get(recordName, 'record');
+      if (!bytes) return null;
+      decoded = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      return null; // damaged, or not JSON: not an entry record we can use
+    }
+    const name = (decoded as { name?: unknown } | null)?.name;
+    if (typeof name !== 'string') return null;
+    for (const dirId of dirIds) {
+      if (!this.entryName(dirId, name).equals(recordName)) continue;
+      try {
+        const entry = this.lookupUncounted(dirId, name); // the same validation every lookup applies
+        return entry ? { dirId, entry } : null;
+      } catch {
+        return null;
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Rewrites a directory's whole listing as `entries`, in order: dense pages of PAGE_CAPACITY, each
+   * entry's record pointing at its new page, pages beyond the new last one deleted, and the inode's
+   * page and entry counts set. `dir` is changed in place and the caller writes it. Call inside a transaction.
+   */
+  rewriteListing(dir: Inode, entries: readonly DirEntry[]): void {
+    const pages = Math.ceil(entries.length / PAGE_CAPACITY);
+    for (let p = 0; p < pages; p++) {
+      const page = entries.slice(p * PAGE_CAPACITY, (p + 1) * PAGE_CAPACITY).map(({ name, id, kind }) => ({ name, id, kind }));
+      this.writePage(dir.id, p, page);
+      for (const e of page) this.writeEntry(dir.id, { ...e, page: p });
+    }
+    for (let p = pages; p < dir.dirPages; p++) this.records.delete(this.pageName(dir.id, p));
+    dir.dirPages = pages;
+    dir.entries = entries.length;
+  }
+
+  /**
+   * If the record stored under `recordName` is a sound inode record, that inode; else null. Confirmed,
+   * as with entry records, by recomputing the keyed name from the decoded id (an entry record also holds
+   * an inode id, but under another name).
+   */
+  inodeRecordAt(recordName: Buffer): Inode | null {
+    let id: unknown;
+    try {
+      const bytes = this.records.get(recordName, 'record');
+      if (!bytes) return null;
+      id = (JSON.parse(bytes.toString('utf8')) as { id?: unknown } | null)?.id;
+    } catch {
+      return null;
+    }
+    if (typeof id !== 'string' || !INODE_ID.test(id) || !this.inodeName(id).equals(recordName)) return null;
+    try {
+      return this.getInode(id);
+    } catch {
+      return null;
+    }
+  }
 }
 
 function parseJson<T>(bytes: Buffer, what: string): T {
