@@ -18,6 +18,11 @@ import type { PieceStore } from './store/piece-store.js';
 const DIRTY_BYTES_PER_FILE = 8 * 1024 * 1024;
 /** Decrypted pieces kept for reads. */
 const CLEAN_CACHE_BYTES = 16 * 1024 * 1024;
+/**
+ * Reads that carry on where the last one ended fetch and decrypt this far ahead in the background, so
+ * store I/O and decryption overlap the FUSE round trip and the client's own work.
+ */
+const READ_AHEAD_BYTES = 512 * 1024;
 /** Per-file content keys kept (32 bytes each). */
 const FILE_KEY_CACHE_BYTES = 256 * 1024;
 
@@ -53,6 +58,11 @@ export class OpenFile {
   unlinkedInode: Inode | undefined;
   /** Created by this handle and not yet made durable (close makes it so even with no data). */
   nameNotDurable = false;
+  /** Where the last read ended: a read starting there is sequential and reads ahead. */
+  readEnd = 0;
+  /** Full pieces the writer has moved past: sealed in the background after the reply (sealBehind). */
+  readonly sealQueue = new Set<number>();
+  sealScheduled = false;
 
   size: number;
   pieces: Map<number, number>;
@@ -75,6 +85,8 @@ export class Contents {
   private readonly open = new Map<string, OpenFile>();
   private readonly clean = new ByteLru<string>(CLEAN_CACHE_BYTES);
   private readonly fileKeys = new ByteLru<string>(FILE_KEY_CACHE_BYTES);
+  /** Pieces being fetched and decrypted, by cache key: a read of one waits for it instead of fetching it again. */
+  private readonly fetching = new Map<string, Promise<Buffer>>();
   private readonly deleting = new Set<Promise<void>>();
   private readonly classes: number[];
   readonly pieceSize: number;
@@ -136,6 +148,10 @@ export class Contents {
         if (avail > 0) data.copy(dst, 0, from - pStart, from - pStart + avail);
         if (avail < dst.length) dst.fill(0, avail);
       }
+      // After the reply has gone (setImmediate runs once this read's promise chain is done): the store
+      // is synchronous, so reading ahead now would only delay this reply.
+      if (position === of.readEnd) setImmediate(() => this.readAhead(of, end));
+      of.readEnd = end;
       return end - position;
     });
   }
@@ -157,12 +173,44 @@ export class Contents {
           of.dirtyBytes += b - piece.len;
           piece.len = b;
         }
+        // Written up to its end: a sequential writer is done with this piece. (Writes that end inside
+        // a piece may come back to it, and sealing it after each would rewrite the whole piece each time.)
+        if (b === P) of.sealQueue.add(i);
       }
       if (end > of.size) of.size = end;
       of.mtime = Date.now();
       of.changed = true;
       if (of.dirtyBytes > DIRTY_BYTES_PER_FILE) await this.sealOldest(of, of.dirtyBytes - DIRTY_BYTES_PER_FILE / 2);
+      if (of.sealQueue.size > 0) this.sealBehind(of);
       return source.length;
+    });
+  }
+
+  /**
+   * Seals the queued full pieces one per turn of the event loop, after the write's reply has gone: the
+   * sealing then overlaps the kernel and the client preparing the next write, instead of adding to it.
+   * Only blobs are written; what they hold becomes part of the file at the next commit, as ever. A
+   * failure stops it: the piece stays dirty, and the next commit seals it again and reports the error.
+   */
+  private sealBehind(of: OpenFile): void {
+    if (of.sealScheduled) return;
+    of.sealScheduled = true;
+    setImmediate(() => {
+      of.sealScheduled = false;
+      of.lock
+        .run(async () => {
+          const next = of.sealQueue.values().next();
+          if (next.done) return;
+          of.sealQueue.delete(next.value);
+          const piece = of.dirty.get(next.value);
+          if (of.refs > 0 && !of.unlinked && piece?.len === this.pieceSize) await this.sealPiece(of, next.value);
+        })
+        .then(
+          () => {
+            if (of.sealQueue.size > 0) this.sealBehind(of);
+          },
+          () => of.sealQueue.clear(),
+        );
     });
   }
 
@@ -204,6 +252,7 @@ export class Contents {
     return of.lock.run(async () => {
       if (!of.changed || of.unlinked) return;
       for (const i of [...of.dirty.keys()].sort((x, y) => x - y)) await this.sealPiece(of, i);
+      of.sealQueue.clear();
       await this.s.store.flush();
       this.s.meta.transaction(() => {
         const inode = this.s.meta.requireInode(of.id);
@@ -261,14 +310,43 @@ export class Contents {
     const cacheKey = address.toString('hex');
     const cached = this.clean.get(cacheKey);
     if (cached) return cached;
+    let fetch = this.fetching.get(cacheKey);
+    if (!fetch) {
+      fetch = this.fetch(id, address, key, what).finally(() => this.fetching.delete(cacheKey));
+      this.fetching.set(cacheKey, fetch);
+    }
+    return fetch;
+  }
+
+  private async fetch(id: PieceId, address: Address, key: Buffer, what: string): Promise<Buffer> {
+    const { index, version } = id;
     const blob = await this.s.store.get(address);
     if (!blob) throw new IntegrityError(`${what}: piece ${index} (version ${version}) is missing from the store`);
     const t = process.hrtime.bigint();
     const data = openPiece(key, this.s.vaultId, id, blob, this.pieceSize);
     this.s.stats.record('crypto.open', t, blob.length);
     if (!data) throw new IntegrityError(`${what}: piece ${index} (version ${version}) failed authentication`);
-    this.clean.set(cacheKey, data);
+    this.clean.set(address.toString('hex'), data);
     return data;
+  }
+
+  /**
+   * Fetches the committed pieces after `from` that a sequential reader will want next, one per turn of
+   * the event loop, so a FUSE request that comes in meanwhile waits for one piece at most.
+   */
+  private readAhead(of: OpenFile, from: number): void {
+    const P = this.pieceSize;
+    const until = Math.min(of.size, from + READ_AHEAD_BYTES);
+    const fetchFrom = (i: number): void => {
+      if (i * P >= until) return;
+      const version = of.pieces.get(i);
+      if (version === undefined || of.dirty.has(i)) return fetchFrom(i + 1);
+      this.gather(of.fileId, of.key, i, version, `file ${of.id}`).then(
+        () => setImmediate(() => fetchFrom(i + 1)),
+        () => undefined, // the real read reports it, when it gets there
+      );
+    };
+    fetchFrom(Math.ceil(from / P));
   }
 
   /** The file's content key (an HKDF, remembered: every open of the file needs it). */
