@@ -203,7 +203,11 @@ export class Contents {
           if (next.done) return;
           of.sealQueue.delete(next.value);
           const piece = of.dirty.get(next.value);
-          if (of.refs > 0 && !of.unlinked && piece?.len === this.pieceSize) await this.sealPiece(of, next.value);
+          if (of.refs > 0 && !of.unlinked && piece?.len === this.pieceSize) {
+            const t = process.hrtime.bigint();
+            await this.sealPiece(of, next.value);
+            this.s.stats.record('bg.seal-behind', t, piece.len); // outside any FUSE handler (profiling/overhead.ts)
+          }
         })
         .then(
           () => {
@@ -341,8 +345,12 @@ export class Contents {
       if (i * P >= until) return;
       const version = of.pieces.get(i);
       if (version === undefined || of.dirty.has(i)) return fetchFrom(i + 1);
+      const t = process.hrtime.bigint();
       this.gather(of.fileId, of.key, i, version, `file ${of.id}`).then(
-        () => setImmediate(() => fetchFrom(i + 1)),
+        () => {
+          this.s.stats.record('bg.read-ahead', t, 0); // outside any FUSE handler (profiling/overhead.ts)
+          setImmediate(() => fetchFrom(i + 1));
+        },
         () => undefined, // the real read reports it, when it gets there
       );
     };

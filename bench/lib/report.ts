@@ -212,12 +212,12 @@ function fmtSeconds(s: number | null): string {
   return `${s.toFixed(0)} s`;
 }
 
-function fmtRate(mibps: number | null | undefined): string {
+export function fmtRate(mibps: number | null | undefined): string {
   if (mibps === null || mibps === undefined) return '—';
   return `${mibps >= 100 ? mibps.toFixed(0) : mibps >= 10 ? mibps.toFixed(1) : mibps.toFixed(2)} MiB/s`;
 }
 
-function fmtRatio(x: number | undefined): string {
+export function fmtRatio(x: number | undefined): string {
   if (x === undefined) return '—';
   return `${x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)}×`;
 }
@@ -225,6 +225,7 @@ function fmtRatio(x: number | undefined): string {
 function fmtFigure(f: Figure | undefined): string {
   if (!f) return '—';
   if (f.unit === 'ms/file') return `${f.time.median.toFixed(3)} ms`;
+  if (f.unit === 'cpu-s/GiB') return `${f.time.median.toFixed(2)} CPU s/GiB`;
   return fmtSeconds(f.time.median);
 }
 
@@ -343,8 +344,10 @@ export function renderMarkdown(r: BenchReport): string {
       const cells = targets.map((t) => {
         const f = w.targets[t]?.figures[key];
         if (!f) return '—';
-        const v = f.unit === 'ms/file' ? `${f.time.median.toFixed(3)} ms/file` : fmtSeconds(f.time.median);
-        const range = f.time.samples.length > 1 ? ` (${f.unit === 'ms/file' ? f.time.min.toFixed(3) : fmtSeconds(f.time.min)}–${f.unit === 'ms/file' ? f.time.max.toFixed(3) : fmtSeconds(f.time.max)})` : '';
+        const fmt = (x: number) => (f.unit === 'ms/file' ? x.toFixed(3) : f.unit === 'cpu-s/GiB' ? x.toFixed(2) : fmtSeconds(x));
+        const unit = f.unit === 'ms/file' ? ' ms/file' : f.unit === 'cpu-s/GiB' ? ' CPU s/GiB' : '';
+        const v = `${fmt(f.time.median)}${unit}`;
+        const range = f.time.samples.length > 1 ? ` (${fmt(f.time.min)}–${fmt(f.time.max)})` : '';
         const rate = f.mibps && f.unit === 's' ? `, ${fmtRate(f.mibps.median)}` : f.filesPerSecond && !f.bytes ? `, ${f.filesPerSecond.median.toFixed(0)} files/s` : '';
         return `${v}${range}${rate}`;
       });

@@ -8,7 +8,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { generateTree, tarTree, treeDigest, type TreeOptions, type TreeSummary } from '../../fixtures/tree.js';
-import { ProcessMeter, RssSampler, type ProcessStats, type RssSample } from './proc.js';
+import { cpuSeconds, ProcessMeter, RssSampler, type ProcessStats, type RssSample } from './proc.js';
 import type { Progress } from './progress.js';
 import type { Ballast, CacheDropLog, CacheDropper } from './system.js';
 import type { OpCounts, Target, TargetName } from './targets.js';
@@ -42,7 +42,8 @@ export interface BenchOptions {
 export interface Figure {
   label: string;
   /** Unit of `time`: seconds for a whole phase, ms per file for the small files. */
-  unit: 's' | 'ms/file';
+  /** Seconds for the phase, ms per file, or the server's CPU seconds per GiB moved (not a time). */
+  unit: 's' | 'ms/file' | 'cpu-s/GiB';
   time: Stat;
   /** Bytes moved by one run of the phase, when it moves data. */
   bytes?: number;
@@ -310,6 +311,23 @@ export async function cpWorkload(ctx: Ctx): Promise<WorkloadResult> {
 // ---------------------------------------------------------------------------
 // dd streaming (512 MiB) and the >= 4 GiB stream
 
+/** The server's CPU seconds over one phase, per GiB moved (nothing for native: it has no server). */
+class CpuPerGiB {
+  private cpu0: number | null = null;
+
+  constructor(private readonly pid: number | null, private readonly bytes: number) {}
+
+  start(): void {
+    this.cpu0 = this.pid === null ? null : cpuSeconds(this.pid);
+  }
+
+  record(rec: Recorder, key: string, label: string): void {
+    const cpu1 = this.pid === null ? null : cpuSeconds(this.pid);
+    if (this.cpu0 === null || cpu1 === null) return;
+    rec.add(key, label, 'cpu-s/GiB', (cpu1 - this.cpu0) / (this.bytes / (1024 * MiB)));
+  }
+}
+
 async function streamOnce(ctx: Ctx, t: Target, rec: Recorder, key: string, bytes: number, sample: boolean, wl: string, rep: number): Promise<void> {
   const file = path.join(t.dir, `${key}.bin`);
   const block = 128 * 1024;
@@ -317,9 +335,12 @@ async function streamOnce(ctx: Ctx, t: Target, rec: Recorder, key: string, bytes
   const total = count * block;
   const samplers = sample && t.pid !== null ? { write: new RssSampler(t.pid, 'written'), read: new RssSampler(t.pid, 'read') } : null;
 
+  // The server's CPU seconds per GiB moved, per direction (issue 6: no worse than gocryptfs's).
+  const cpu = new CpuPerGiB(t.pid, total);
   ctx.progress.step(wl, t.name, 'write', rep);
   ballastFor(ctx, total);
   samplers?.write.start();
+  cpu.start();
   let w;
   try {
     w = await run('dd', ['if=/dev/zero', `of=${file}`, `bs=${block}`, `count=${count}`, 'conv=fsync', 'status=none'], {
@@ -331,11 +352,13 @@ async function streamOnce(ctx: Ctx, t: Target, rec: Recorder, key: string, bytes
   }
   ctx.ballast.fill();
   rec.add(`${key}-write`, `write ${humanBytes(total)} (dd, 128 KiB blocks, fsync)`, 's', w.seconds, { bytes: total });
+  cpu.record(rec, `${key}-write-cpu`, 'server CPU seconds per GiB written');
 
   await ctx.dropper.drop();
   ctx.progress.step(wl, t.name, 'read', rep);
   ballastFor(ctx, total);
   samplers?.read.start();
+  cpu.start();
   let r;
   try {
     r = await run('dd', [`if=${file}`, 'of=/dev/null', `bs=${block}`, 'status=none'], {
@@ -347,6 +370,7 @@ async function streamOnce(ctx: Ctx, t: Target, rec: Recorder, key: string, bytes
   }
   ctx.ballast.fill();
   rec.add(`${key}-read`, `read ${humanBytes(total)} (dd, 128 KiB blocks)`, 's', r.seconds, { bytes: total });
+  cpu.record(rec, `${key}-read-cpu`, 'server CPU seconds per GiB read');
   const writeSamples = samplers?.write.samples;
   const readSamples = samplers?.read.samples;
   if (writeSamples && readSamples) rec.rss = { write: writeSamples, read: readSamples };
