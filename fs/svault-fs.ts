@@ -110,17 +110,34 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
     setxattr: (path, name, value, _position, flags, cb) =>
       run('setxattr', path, cb, () => {
         if (name === FILE_CAPS) throw new FsError('ENOTSUP', 'file capabilities are not supported');
+        refuseUnsupported(name);
         return vault.setxattr(path, name, value, flags);
       }, done(cb)),
     // The kernel asks for security.capability before every write; svault never stores it, so answer at once.
     getxattr: (path, name, _position, cb) =>
-      name === FILE_CAPS ? cb(NO_DATA) : run('getxattr', path, cb, () => vault.getxattr(path, name), (v) => cb(0, v)),
+      name === FILE_CAPS ? cb(NO_DATA) : run('getxattr', path, cb, () => {
+            refuseUnsupported(name);
+            return vault.getxattr(path, name);
+          }, (v) => cb(0, v)),
     listxattr: (path, cb) => run('listxattr', path, cb, () => vault.listxattr(path), (names) => cb(0, names)),
-    removexattr: (path, name, cb) => run('removexattr', path, cb, () => vault.removexattr(path, name), done(cb)),
+    removexattr: (path, name, cb) => run('removexattr', path, cb, () => {
+        refuseUnsupported(name);
+        vault.removexattr(path, name);
+      }, done(cb)),
   };
 }
 
 const FILE_CAPS = 'security.capability';
+
+/**
+ * POSIX ACLs and security labels (SELinux, IMA, ...) are refused with ENOTSUP rather than stored as
+ * plain attributes: the kernel would not enforce an ACL stored that way (libfuse 2 has no ACL support),
+ * so setfacl "succeeding" would mislead. ENOTSUP also tells ls -l, cp -a and tar that this filesystem
+ * has neither, and they stop asking for every file (each question is a FUSE round trip).
+ */
+function refuseUnsupported(name: string): void {
+  if (name.startsWith('system.posix_acl_') || name.startsWith('security.')) throw new FsError('ENOTSUP', `${name}: not supported by svault`);
+}
 const NO_DATA = -(constants.errno.ENODATA ?? 61);
 
 const WRITE_OPS = new Set([

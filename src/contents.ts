@@ -23,8 +23,8 @@ const CLEAN_CACHE_BYTES = 16 * 1024 * 1024;
  * store I/O and decryption overlap the FUSE round trip and the client's own work.
  */
 const READ_AHEAD_BYTES = 512 * 1024;
-/** Per-file content keys kept (32 bytes each). */
-const FILE_KEY_CACHE_BYTES = 256 * 1024;
+/** Per-file content keys kept (an HKDF each to make again): about 20,000 files' worth. */
+const FILE_KEY_CACHE_BYTES = 4 * 1024 * 1024;
 
 export interface ContentSettings {
   vaultId: Buffer;
@@ -84,7 +84,7 @@ export class OpenFile {
 export class Contents {
   private readonly open = new Map<string, OpenFile>();
   private readonly clean = new ByteLru<string>(CLEAN_CACHE_BYTES);
-  private readonly fileKeys = new ByteLru<string>(FILE_KEY_CACHE_BYTES);
+  private readonly fileKeys = new ByteLru<string>(FILE_KEY_CACHE_BYTES, (id, key) => 2 * id.length + key.length + 96);
   /** Pieces being fetched and decrypted, by cache key: a read of one waits for it instead of fetching it again. */
   private readonly fetching = new Map<string, Promise<Buffer>>();
   private readonly deleting = new Set<Promise<void>>();

@@ -8,8 +8,20 @@ export type Errno =
 
 /** A POSIX-style failure of a filesystem operation, with the errno to report. */
 export class FsError extends Error {
-  constructor(readonly errno: Errno, message: string) {
-    super(message);
+  readonly errno: Errno;
+
+  constructor(errno: Errno, message: string) {
+    // Most of these are answers, not faults (ENOENT for a name that is not there, ENODATA for an
+    // attribute that is not set), and FUSE asks such questions by the thousand (ls -l, tar, a compiler's
+    // include search): capturing a stack for each cost more than the lookup itself. EIO keeps its stack.
+    const limit = Error.stackTraceLimit;
+    if (errno !== 'EIO') Error.stackTraceLimit = 0;
+    try {
+      super(message);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+    this.errno = errno;
     this.name = 'FsError';
   }
 }

@@ -131,11 +131,11 @@ test('crash with written data never flushed or released (vault abandoned): old c
   for (let mib = 0; mib < 64 && (await v1.store.usage()).blobs === blobsBefore; mib++) await v1.write(fh, chunk, mib * chunk.length);
   const fh2 = v1.create('/never-committed', 0o644);
   await v1.write(fh2, Buffer.from('lost'), 0);
+  // Let v1's group commit write its staged metadata (the create), as it would within 25 ms, and its
+  // background sealing finish; then v1 is a dead process: nothing more happens in it, and its lock is stale.
+  await new Promise((r) => setTimeout(r, 100));
   const blobsAfterWrite = (await v1.store.usage()).blobs;
   t.true(blobsAfterWrite > blobsBefore, 'some pieces were sealed and stored before any commit');
-  // Let v1's group commit write its staged metadata (the create), as it would within 25 ms; then v1 is
-  // a dead process: nothing more happens in it, and its lock is stale.
-  await new Promise((r) => setTimeout(r, 100));
   unlinkSync(join(tv.storeDir, LOCK_FILE));
   const v2 = await Vault.open(tv.storeDir, tv.passphrase);
   t.teardown(() => v2.close());
