@@ -544,15 +544,16 @@ export class Vault {
   /** close(2) and fsync(2) both end in a durable commit: data closed after writing survives a crash. */
   async flush(fh: number): Promise<void> {
     const of = this.handle(fh).of;
-    if (of.changed) await this.contents.commit(of);
-    else if (of.nameNotDurable) this.syncMetadata();
+    if (of.changed && !of.unlinked) await this.contents.commit(of);
+    // A new file's name, or the unlink of a file that was open (its content is not committed: it goes).
+    else if (of.nameNotDurable || of.unlinked) this.syncMetadata();
     of.nameNotDurable = false;
   }
 
-  /** Also makes the file's name durable when there was no content to commit (fsync after create). */
+  /** Also makes the file's name (or its unlink) durable when there was no content to commit (fsync after create). */
   async fsync(fh: number): Promise<void> {
     const of = this.handle(fh).of;
-    if (of.changed) await this.contents.commit(of);
+    if (of.changed && !of.unlinked) await this.contents.commit(of);
     else this.syncMetadata();
     of.nameNotDurable = false;
   }

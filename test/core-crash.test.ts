@@ -233,3 +233,23 @@ test('fsck --repair on damaged pieces: files go to /lost+found, the damaged rang
   await v.release(fh);
   t.true((await readAt(v, bad, P, P)).equals(Buffer.alloc(P, 0x5a)));
 });
+
+test('close of a file unlinked while open makes the unlink durable: a crash right after does not bring it back', async (t) => {
+  const tv = await createTempVault(t, { pieceSize: P, chaffRatio: 0 });
+  const v1 = tv.vault;
+  await v1.writeFile('/gone', patternBytes(3 * P + 100, 1));
+  await v1.writeFile('/kept', patternBytes(100, 2));
+  const fh = v1.open('/gone');
+  v1.unlink('/gone');
+  await v1.write(fh, patternBytes(2 * P, 3), 0); // written on through the handle, as POSIX allows
+  await v1.flush(fh); // close(2) returned: an acknowledgement (README, crash safety)
+  // The process dies right then: nothing staged reaches SQLite, and the lock is stale.
+  v1.meta.records.abandon();
+  unlinkSync(join(tv.storeDir, LOCK_FILE));
+  const v2 = await tv.open();
+  const err = t.throws(() => v2.getattr('/gone'));
+  t.is((err as IntegrityError & { errno: string }).errno, 'ENOENT');
+  t.deepEqual(v2.readdir('/'), ['kept']);
+  const { before } = await fsck(v2, { repair: true });
+  t.deepEqual(before.problems, [], 'only orphans (the unlinked file\'s blobs) may be left');
+});

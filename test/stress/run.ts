@@ -3,11 +3,13 @@
 // reproductions; prints a summary with the figures. Exit code 1 if the model check or the crash loop failed.
 //
 //   npm run stress -- [--seed N] [--ops 20000] [--crashes 100] [--workers 3] [--time SECONDS]
-//                     [--skip-model] [--skip-crash] [--skip-known] [--lenient]
+//                     [--skip-model] [--skip-crash] [--skip-known] [--skip-big-dir] [--lenient]
 //
 // --time bounds each model check (operations stop being issued; the final checks still run) and the
 // crash loop (no new cycle starts). The fixed known issues are failures in the random runs too; --lenient tolerates them (counted, not failed).
 
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { cleanupOnSignals } from './box.js';
 import { crashLoop, formatCrashReport, CRASH_DEFAULTS, type CrashReport } from './crash-loop.js';
 import { hiddenInListing, orphansAfterPlainFsck, touchLostByCrash, unlinkedOpenAfterCrash } from './known-issues.js';
@@ -79,6 +81,25 @@ async function main(): Promise<number> {
     summary.push(`  3. empty file created and closed, lost by a crash: ${still(!e.names.includes('empty'))} (after remount: ${JSON.stringify(e.names)})`);
     const o = await orphansAfterPlainFsck();
     summary.push(`  4. crash orphans not swept after a plain fsck: ${still(o.leftAfterUnmount > 0)} (${o.foundAfterCrash} found, swept by mount: ${o.sweptByMount}, left: ${o.leftAfterUnmount}, fsck exit ${o.fsckExit})`);
+  }
+
+  if (!a.has('skip-big-dir')) {
+    // The long version of the bad-use test's big directory: 100,000 entries in one directory through a
+    // real mount, listed, stat'ed, thinned, then fsck (SVAULT_LONG=1; npm test runs it with 20,000).
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const t1 = Date.now();
+    const big = spawnSync('npx', ['ava', 'test/reliability-bad-use.test.ts', '--match', '*entries in one directory*', '--timeout', '30m', '--verbose'], {
+      cwd: root,
+      env: { ...process.env, SVAULT_LONG: '1' },
+      encoding: 'utf8',
+    });
+    const timings = /N=100000: ([^\n]*)/.exec(big.stdout)?.[1] ?? 'no timings printed';
+    if (big.status !== 0) {
+      failed = true;
+      summary.push(`100,000 entries in one directory: FAILED (exit ${big.status})`, big.stdout.slice(-3000), big.stderr.slice(-2000));
+    } else {
+      summary.push(`100,000 entries in one directory: passed in ${((Date.now() - t1) / 1000).toFixed(0)} s (${timings})`);
+    }
   }
 
   const opsChecked = models.reduce((s, m) => s + m.report.run.opsChecked, 0);
