@@ -8,7 +8,6 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DEFAULT_TREE, fileContents, planTree, prng } from '../fixtures/tree.js';
 import { ensureFusermountOnPath } from '../fs/fuse-binding.js';
 import { isChaff } from '../src/address.js';
@@ -20,6 +19,7 @@ import { Progress } from './lib/progress.js';
 import { fmtRate, fmtRatio } from './lib/report.js';
 import { Ballast, CacheDropper, machineInfo, memoryPlan, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, versions, type Backing } from './lib/system.js';
 import { CleanupRegistry, floorTarget, svaultTarget, type Target } from './lib/targets.js';
+import { loadSummary, runIfMain, withOptions } from './lib/command.js';
 import { closeDevNull, errorMessage, formatDuration, GiB, humanBytes, KiB, MiB, parseSize, stat } from './lib/util.js';
 import { ROOT } from './run.js';
 import { loadAverage, stepsOf, WORKLOADS, type BenchOptions, type Ctx, type WorkloadResult } from './lib/workloads.js';
@@ -528,17 +528,10 @@ function build(progress: Progress): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  let opts: Options;
-  try {
-    opts = parseArgs(argv);
-  } catch (err) {
-    process.stderr.write(`${errorMessage(err)}\n\n${USAGE}`);
-    return 2;
-  }
-  if (opts.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  return withOptions(argv, USAGE, parseArgs, (opts) => measure(opts, argv));
+}
+
+async function measure(opts: Options, argv: string[]): Promise<number> {
   if (opts.render) {
     const saved = JSON.parse(readFileSync(opts.render, 'utf8')) as PieceSizeReport;
     const md = path.join(opts.out, 'piece-sizes.md');
@@ -707,7 +700,7 @@ async function main(argv: string[]): Promise<number> {
       ballastBytes: backing.kind === 'tmpfs' ? ballastBytes : 0,
       cacheDrops: dropper.log,
       build: buildNote,
-      load: { start: loads[0] ?? 0, end: loads[loads.length - 1] ?? 0, mean: Math.round((loads.reduce((a, b) => a + b, 0) / loads.length) * 100) / 100, max: Math.max(...loads) },
+      load: loadSummary(loads),
     },
     storage,
     floor: { rounds: floorRounds, median: floorRounds.length ? medians(floorRounds, opts.ddBytes) : null, errors: floorErrors },
@@ -725,12 +718,4 @@ async function main(argv: string[]): Promise<number> {
   return report.ok ? 0 : 1;
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, main);

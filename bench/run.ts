@@ -15,6 +15,7 @@ import { renderMarkdown, SCHEMA, summarize, type BenchReport, type TargetEntry }
 import { rssSvg, throughputSvg } from './lib/svg.js';
 import { Ballast, CacheDropper, machineInfo, memoryPlan, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, versions } from './lib/system.js';
 import { CleanupRegistry, GOCRYPTFS, floorTarget, gocryptfsAvailable, gocryptfsTarget, nativeTarget, svaultTarget, TARGET_LABELS, TARGET_NAMES, type Target, type TargetName } from './lib/targets.js';
+import { loadSummary, runIfMain, withOptions } from './lib/command.js';
 import { closeDevNull, errorMessage, formatDuration, GiB, humanBytes, KiB, MiB, parseSize, sizeLabel } from './lib/util.js';
 import { diffOps, loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type WorkloadName, type WorkloadResult } from './lib/workloads.js';
 
@@ -208,17 +209,10 @@ function stamp(d: Date): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let opts: ReturnType<typeof parseArgs>;
-  try {
-    opts = parseArgs(argv);
-  } catch (err) {
-    process.stderr.write(`${errorMessage(err)}\n\n${USAGE}`);
-    return 2;
-  }
-  if (opts.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  return withOptions(argv, USAGE, parseArgs, (opts) => bench(opts, argv));
+}
+
+async function bench(opts: ReturnType<typeof parseArgs>, argv: string[]): Promise<number> {
   const started = new Date();
   const progress = new Progress(0);
   // Other work on the machine skews every figure: sample the load average through the run.
@@ -383,7 +377,7 @@ export async function main(argv: string[]): Promise<number> {
       small: opts.small,
       tree: opts.tree,
     },
-    environment: { workDir: base, backing: { kind: backing.kind, sizeBytes: backing.sizeBytes, ...(backing.note ? { note: backing.note } : {}) }, ballastBytes: backing.kind === 'tmpfs' ? ballastBytes : 0, cacheDrops: dropper.log, build, load: { start: loads[0] ?? 0, end: loads[loads.length - 1] ?? 0, mean: Math.round((loads.reduce((a, b) => a + b, 0) / loads.length) * 100) / 100, max: Math.max(...loads) } },
+    environment: { workDir: base, backing: { kind: backing.kind, sizeBytes: backing.sizeBytes, ...(backing.note ? { note: backing.note } : {}) }, ballastBytes: backing.kind === 'tmpfs' ? ballastBytes : 0, cacheDrops: dropper.log, build, load: loadSummary(loads) },
     targets: targetEntries,
     workloads,
     files: names,
@@ -401,13 +395,5 @@ export async function main(argv: string[]): Promise<number> {
   return report.ok ? 0 : 1;
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, main);
 

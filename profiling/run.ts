@@ -17,6 +17,7 @@ import { ensureFusermountOnPath, isMounted, lazyUnmount } from '../fs/fuse-bindi
 import { Progress } from '../bench/lib/progress.js';
 import { Ballast, CacheDropper, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, type Backing } from '../bench/lib/system.js';
 import { CleanupRegistry, floorTarget, nativeTarget, svaultEnv, svaultTarget, type Target } from '../bench/lib/targets.js';
+import { runIfMain, withOptions } from '../bench/lib/command.js';
 import { closeDevNull, errorMessage, GiB, humanBytes, KiB, MiB, parseSize, run, sleep } from '../bench/lib/util.js';
 import { loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type Ctx, type WorkloadName, type WorkloadResult } from '../bench/lib/workloads.js';
 import { OpStats } from '../src/op-stats.js';
@@ -613,17 +614,10 @@ async function countingCost(o: Options, progress: Progress): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let o: Options;
-  try {
-    o = parseArgs(argv);
-  } catch (err) {
-    process.stderr.write(`${errorMessage(err)}\n\n${USAGE}`);
-    return 2;
-  }
-  if (o.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  return withOptions(argv, USAGE, parseArgs, profileCommand);
+}
+
+async function profileCommand(o: Options): Promise<number> {
   ensureBuilt();
   ensureFusermountOnPath();
   const progress = new Progress(0);
@@ -631,12 +625,4 @@ export async function main(argv: string[]): Promise<number> {
   return o.countingCost ? countingCost(o, progress) : profile(o, progress);
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, main);

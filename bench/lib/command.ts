@@ -1,0 +1,42 @@
+// What the bench and profiling commands share around their work: reading the arguments (a bad one
+// prints the usage and exits 2, --help prints it and exits 0), starting main() when the module is the
+// script node was given, and the load-average summary every report carries.
+
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { errorMessage } from './util.js';
+
+/** Parses argv with parse() and runs body; usage errors exit 2, --help prints the usage. */
+export async function withOptions<O extends { help: boolean }>(argv: string[], usage: string, parse: (argv: string[]) => O, body: (o: O) => Promise<number>): Promise<number> {
+  let o: O;
+  try {
+    o = parse(argv);
+  } catch (err) {
+    process.stderr.write(`${errorMessage(err)}\n\n${usage}`);
+    return 2;
+  }
+  if (o.help) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  return body(o);
+}
+
+/** Runs main(argv) if moduleUrl is the script node was started with; exits with its code (`failCode` on a throw). */
+export function runIfMain(moduleUrl: string, main: (argv: string[]) => Promise<number>, failCode = 1): void {
+  if (!process.argv[1] || path.resolve(process.argv[1]) !== fileURLToPath(moduleUrl)) return;
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(failCode);
+    },
+  );
+}
+
+/** The 1-minute load averages sampled through a run: first, last, mean and max. */
+export function loadSummary(loads: number[]): { start: number; end: number; mean: number; max: number } {
+  if (loads.length === 0) return { start: 0, end: 0, mean: 0, max: 0 };
+  const mean = loads.reduce((a, b) => a + b, 0) / loads.length;
+  return { start: loads[0] ?? 0, end: loads[loads.length - 1] ?? 0, mean: Math.round(mean * 100) / 100, max: Math.max(...loads) };
+}
