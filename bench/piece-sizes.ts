@@ -19,7 +19,7 @@ import { Progress } from './lib/progress.js';
 import { fmtRate, fmtRatio } from './lib/report.js';
 import { Ballast, CacheDropper, machineInfo, memoryPlan, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, versions, type Backing } from './lib/system.js';
 import { CleanupRegistry, floorTarget, svaultTarget, type Target } from './lib/targets.js';
-import { loadSummary, runIfMain, withOptions } from './lib/command.js';
+import { eachFlag, loadSummary, runIfMain, withOptions } from './lib/command.js';
 import { closeDevNull, errorMessage, formatDuration, GiB, humanBytes, KiB, MiB, parseSize, stat } from './lib/util.js';
 import { ROOT } from './run.js';
 import { loadAverage, stepsOf, WORKLOADS, type BenchOptions, type Ctx, type WorkloadResult } from './lib/workloads.js';
@@ -60,16 +60,8 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const o: Options = { sizes: DEFAULT_SIZES, quick, rounds: quick ? 1 : 3, ddBytes: quick ? 256 * MiB : 512 * MiB, out: path.join(ROOT, 'reports'), render: null, help: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    const eq = a.indexOf('=');
-    const flag = eq > 0 ? a.slice(0, eq) : a;
-    const value = (): string => {
-      const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    if (flag === '--quick') continue;
+  eachFlag(argv, (flag, value, a) => {
+    if (flag === '--quick') return;
     else if (flag === '--help' || flag === '-h') o.help = true;
     else if (flag === '--out') o.out = path.resolve(value());
     else if (flag === '--render') o.render = path.resolve(value());
@@ -83,7 +75,7 @@ function parseArgs(argv: string[]): Options {
         if (problem) throw new Error(`--sizes ${s}: ${problem}`);
       }
     } else throw new Error(`unknown option ${a}`);
-  }
+  });
   if (o.sizes.length === 0) throw new Error('--sizes needs at least one size');
   return o;
 }

@@ -15,7 +15,7 @@ import { renderMarkdown, SCHEMA, summarize, type BenchReport, type TargetEntry }
 import { rssSvg, throughputSvg } from './lib/svg.js';
 import { Ballast, CacheDropper, machineInfo, memoryPlan, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, versions } from './lib/system.js';
 import { CleanupRegistry, GOCRYPTFS, floorTarget, gocryptfsAvailable, gocryptfsTarget, nativeTarget, svaultTarget, TARGET_LABELS, TARGET_NAMES, type Target, type TargetName } from './lib/targets.js';
-import { loadSummary, runIfMain, withOptions } from './lib/command.js';
+import { eachFlag, loadSummary, runIfMain, withOptions } from './lib/command.js';
 import { closeDevNull, errorMessage, formatDuration, GiB, humanBytes, KiB, MiB, parseSize, sizeLabel } from './lib/util.js';
 import { diffOps, loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type WorkloadName, type WorkloadResult } from './lib/workloads.js';
 
@@ -89,21 +89,12 @@ export function parseArgs(argv: string[]): BenchOptions & { help: boolean } {
     if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} needs an integer >= ${min}, not ${v}`);
     return n;
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === '--quick') continue;
+  eachFlag(argv, (flag, takeValue, a) => {
+    if (a === '--quick') return;
     if (a === '--help' || a === '-h') {
       o.help = true;
-      continue;
+      return;
     }
-    const eq = a.indexOf('=');
-    const flag = eq > 0 ? a.slice(0, eq) : a;
-    const takeValue = (): string => {
-      if (eq > 0) return a.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${flag} needs a value`);
-      return v;
-    };
     switch (flag) {
       case '--sizes':
         o.sizes = [...new Set(list(takeValue()).map(parseSize))].sort((x, y) => x - y);
@@ -176,7 +167,7 @@ export function parseArgs(argv: string[]): BenchOptions & { help: boolean } {
       default:
         throw new UsageError(`unknown option ${a}`);
     }
-  }
+  });
   return o;
 }
 

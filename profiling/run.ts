@@ -17,7 +17,7 @@ import { ensureFusermountOnPath, isMounted, lazyUnmount } from '../fs/fuse-bindi
 import { Progress } from '../bench/lib/progress.js';
 import { Ballast, CacheDropper, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, type Backing } from '../bench/lib/system.js';
 import { CleanupRegistry, floorTarget, nativeTarget, svaultEnv, svaultTarget, type Target } from '../bench/lib/targets.js';
-import { runIfMain, withOptions } from '../bench/lib/command.js';
+import { eachFlag, runIfMain, withOptions } from '../bench/lib/command.js';
 import { closeDevNull, errorMessage, GiB, humanBytes, KiB, MiB, parseSize, run, sleep } from '../bench/lib/util.js';
 import { loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type Ctx, type WorkloadName, type WorkloadResult } from '../bench/lib/workloads.js';
 import { OpStats } from '../src/op-stats.js';
@@ -77,16 +77,7 @@ interface Options {
 export function parseArgs(argv: string[]): Options {
   const o: Options = { quick: false, workloads: ['cp', 'small'], tool: '0x', kernel: false, countingCost: false, size: 256 * MiB, out: path.join(ROOT, 'reports'), failAfterMount: false, help: false };
   let sizeGiven = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    const eq = a.indexOf('=');
-    const flag = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
-    const value = (): string => {
-      if (eq > 0) return a.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${flag} needs a value`);
-      return v;
-    };
+  eachFlag(argv, (flag, value, a) => {
     switch (flag) {
       case '--quick':
         o.quick = true;
@@ -127,7 +118,7 @@ export function parseArgs(argv: string[]): Options {
       default:
         throw new UsageError(`unknown option ${a}`);
     }
-  }
+  });
   if (o.quick && !sizeGiven) o.size = MiB;
   if (o.kernel && o.tool !== '0x') throw new UsageError('--kernel works with --tool 0x only (0x --kernel-tracing)');
   return o;

@@ -22,6 +22,24 @@ export async function withOptions<O extends { help: boolean }>(argv: string[], u
   return body(o);
 }
 
+/**
+ * Walks argv flag by flag: onFlag gets the flag (`--out` of `--out=DIR` too), a function that takes its
+ * value (from after the `=`, or the next argument), and the argument as written.
+ */
+export function eachFlag(argv: string[], onFlag: (flag: string, value: () => string, arg: string) => void): void {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const value = (): string => {
+      const v = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    onFlag(flag, value, arg);
+  }
+}
+
 /** Runs main(argv) if moduleUrl is the script node was started with; exits with its code (`failCode` on a throw). */
 export function runIfMain(moduleUrl: string, main: (argv: string[]) => Promise<number>, failCode = 1): void {
   if (!process.argv[1] || path.resolve(process.argv[1]) !== fileURLToPath(moduleUrl)) return;
