@@ -3,7 +3,7 @@
 import type { MachineInfo, Backing, CacheDropLog, Versions } from './system.js';
 import { TARGET_LABELS, TARGET_NAMES, type TargetName } from './targets.js';
 import { formatDuration, GiB, humanBytes, MiB } from './util.js';
-import type { Figure, WorkloadName, WorkloadResult } from './workloads.js';
+import type { BenchOptions, Figure, WorkloadName, WorkloadResult } from './workloads.js';
 import type { RssSample } from './proc.js';
 
 export const SCHEMA = 'svault-bench/1';
@@ -25,20 +25,8 @@ export interface BenchReport {
   command: string[];
   machine: MachineInfo;
   versions: Versions;
-  options: {
-    quick: boolean;
-    sizes: string[];
-    only: WorkloadName[];
-    targets: TargetName[];
-    repeats: number;
-    streamRepeats: number;
-    pieceSize: number;
-    chaff: number;
-    ddBytes: number;
-    streamBytes: number;
-    small: Array<{ count: number; size: number }>;
-    tree: { files: number; dirs: number; seed: number; minSize: number; maxSize: number };
-  };
+  /** The run's options without the machine-local ones, the cp sizes as labels. */
+  options: Omit<BenchOptions, 'sizes' | 'ballastBytes' | 'tmpfsBytes' | 'out' | 'timeoutMs'> & { sizes: string[] };
   environment: {
     /** The run's temporary directory (tmpfs and mount points under it), removed at the end. */
     workDir: string;
