@@ -26,23 +26,17 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { StressBox, cleanupOnSignals } from './box.js';
 import { HIDDEN } from './model-check.js';
-import { intArg, parseArgs, Rng, sha256, sleep, tagData } from './util.js';
+import { intArg, parseArgs, Rng, sha256, sleep, tagData, type HarnessOptions } from './util.js';
 import { killAllWorkers, Worker, type Reply } from './worker-client.js';
 
 export const CRASH_POINTS = ['piece.put', 'piece.partial', 'meta.commit', 'meta.committed'] as const;
 export type CrashKind = 'kill' | (typeof CRASH_POINTS)[number];
 const KINDS: CrashKind[] = ['kill', ...CRASH_POINTS];
 
-export interface CrashOptions {
-  seed: number;
+export interface CrashOptions extends HarnessOptions {
   /** Crash cycles to run. */
   crashes: number;
-  workers: number;
   filesPerWorker: number;
-  pieceSize: number;
-  chaff: number;
-  /** Start no new cycle after this long. */
-  timeBudgetMs: number;
   /** A cycle's workload stops after this long if no crash came. */
   maxWorkloadMs: number;
   /**
@@ -51,8 +45,6 @@ export interface CrashOptions {
    * Off (--lenient): leaked files are counted and removed, and such a close is not an acknowledgement.
    */
   strict: boolean;
-  keepFailing: boolean;
-  log: (line: string) => void;
 }
 
 export const CRASH_DEFAULTS: Omit<CrashOptions, 'seed' | 'log'> = {

@@ -22,24 +22,16 @@ import { fileURLToPath } from 'node:url';
 import { StressBox, cleanupOnSignals } from './box.js';
 import { describe, generate, type GenOp } from './gen.js';
 import { Model, type Expect, type FileNode, type FlatEntry } from './model.js';
-import { intArg, parseArgs } from './util.js';
+import { intArg, parseArgs, type HarnessOptions } from './util.js';
 import { killAllWorkers, Worker, type Reply } from './worker-client.js';
 
-export interface McOptions {
-  seed: number;
+export interface McOptions extends HarnessOptions {
   ops: number;
-  workers: number;
-  pieceSize: number;
-  chaff: number;
-  /** Stop issuing operations after this long (the final checks still run). */
-  timeBudgetMs: number;
   snapshotEvery: number;
   /** Refresh cached attributes before observations (see worker.py). */
   forceSync: boolean;
   shrink: boolean;
   shrinkBudgetMs: number;
-  /** Keep the sandbox (store and server logs) of a failing run. */
-  keepFailing: boolean;
   /** Replay only the first `prefix` operations of the sequence. */
   prefix?: number;
   /** Replay only this worker's operations. */
@@ -54,7 +46,6 @@ export interface McOptions {
    * rename within sessions. Off (the default since fs/hidden-files.ts): they are reported as differences.
    */
   allowFuseHidden: boolean;
-  log: (line: string) => void;
 }
 
 export const MC_DEFAULTS: Omit<McOptions, 'seed' | 'log'> = {

@@ -86,3 +86,16 @@ export function intArg(args: Map<string, string>, name: string, dflt: number): n
   if (!Number.isFinite(n)) throw new Error(`--${name}: not a number: ${v}`);
   return Math.floor(n);
 }
+
+/** What the model checker and the crash loop both take: the vault, the workers, the budget, the log. */
+export interface HarnessOptions {
+  seed: number;
+  workers: number;
+  pieceSize: number;
+  chaff: number;
+  /** The run stops starting new work after this long (its final checks still run). */
+  timeBudgetMs: number;
+  /** Keep the sandbox (store and server logs) of a failing run. */
+  keepFailing: boolean;
+  log: (line: string) => void;
+}
