@@ -7,7 +7,6 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DEFAULT_TREE } from '../fixtures/tree.js';
 import { ensureFusermountOnPath } from '../fs/fuse-binding.js';
 import { Progress } from './lib/progress.js';
@@ -15,22 +14,11 @@ import { renderMarkdown, SCHEMA, summarize, type BenchReport, type TargetEntry }
 import { rssSvg, throughputSvg } from './lib/svg.js';
 import { Ballast, CacheDropper, machineInfo, memoryPlan, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, versions } from './lib/system.js';
 import { CleanupRegistry, GOCRYPTFS, floorTarget, gocryptfsAvailable, gocryptfsTarget, nativeTarget, svaultTarget, TARGET_LABELS, TARGET_NAMES, type Target, type TargetName } from './lib/targets.js';
-import { eachFlag, loadSummary, runIfMain, withOptions } from './lib/command.js';
+import { eachFlag, loadSummary, ROOT, runIfMain, withOptions } from './lib/command.js';
 import { closeDevNull, errorMessage, formatDuration, GiB, humanBytes, KiB, MiB, parseSize, sizeLabel } from './lib/util.js';
 import { diffOps, loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type WorkloadName, type WorkloadResult } from './lib/workloads.js';
 
-export const ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)));
-
-/** The project root: the nearest directory above with svault's package.json (works from dist/ too). */
-function findRoot(from: string): string {
-  let dir = from;
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'bin', 'svault.js'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`cannot find svault's root above ${from}`);
-    dir = up;
-  }
-}
+export { ROOT };
 
 export const USAGE = `Usage: npm run bench -- [options]
 

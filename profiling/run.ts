@@ -11,31 +11,19 @@ import { copyFileSync, existsSync, openSync, mkdirSync, mkdtempSync, readdirSync
 import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DEFAULT_TREE } from '../fixtures/tree.js';
 import { ensureFusermountOnPath, isMounted, lazyUnmount } from '../fs/fuse-binding.js';
 import { Progress } from '../bench/lib/progress.js';
 import { Ballast, CacheDropper, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, type Backing } from '../bench/lib/system.js';
 import { CleanupRegistry, floorTarget, nativeTarget, svaultEnv, svaultTarget, type Target } from '../bench/lib/targets.js';
-import { eachFlag, runIfMain, withOptions } from '../bench/lib/command.js';
+import { eachFlag, ROOT, runIfMain, withOptions } from '../bench/lib/command.js';
 import { closeDevNull, errorMessage, GiB, humanBytes, KiB, MiB, parseSize, run, sleep } from '../bench/lib/util.js';
 import { loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type Ctx, type WorkloadName, type WorkloadResult } from '../bench/lib/workloads.js';
 import { OpStats } from '../src/op-stats.js';
 import { processAlive as alive } from '../src/process-alive.js';
 import { computeOverhead, renderOverhead, TOLERANCE_PCT, PART_NAMES, PART_LABELS, type Overhead, type Snapshot } from './overhead.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-export const ROOT = findRoot(HERE);
-
-function findRoot(from: string): string {
-  let dir = from;
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'bin', 'svault.js'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`cannot find svault's root above ${from}`);
-    dir = up;
-  }
-}
+export { ROOT };
 
 export const TOOLS = ['0x', 'clinic-flame', 'clinic-doctor', 'clinic-bubbleprof', 'clinic-heap'] as const;
 export type Tool = (typeof TOOLS)[number];

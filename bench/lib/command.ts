@@ -2,9 +2,23 @@
 // prints the usage and exits 2, --help prints it and exits 0), starting main() when the module is the
 // script node was given, and the load-average summary every report carries.
 
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorMessage } from './util.js';
+
+/** The project root: the nearest directory above with svault's package.json and bin/ (works from dist/ too). */
+export const ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)));
+
+function findRoot(from: string): string {
+  let dir = from;
+  for (;;) {
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'bin', 'svault.js'))) return dir;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`cannot find svault's root above ${from}`);
+    dir = up;
+  }
+}
 
 /** Parses argv with parse() and runs body; usage errors exit 2, --help prints the usage. */
 export async function withOptions<O extends { help: boolean }>(argv: string[], usage: string, parse: (argv: string[]) => O, body: (o: O) => Promise<number>): Promise<number> {
