@@ -187,6 +187,13 @@ async function repair(vault: Vault, first: Scan): Promise<void> {
   let lostNames = 0;
   const rebuilt = new Set<string>();
   let s = first;
+  // Directory inodes before listings: a directory whose inode record is gone is rebuilt from its listing
+  // pages, so its subtree is kept; the scan could not look inside it, so scan again.
+  if (s.rootBroken || s.brokenEntries.some((e) => e.kind === 'dir')) {
+    if (s.rootBroken) meta.transaction(() => meta.rebuildDirInode(ROOT_ID));
+    for (const { id } of s.brokenEntries.filter((e) => e.kind === 'dir')) meta.transaction(() => meta.rebuildDirInode(id));
+    s = await scan(vault);
+  }
   for (;;) {
     const todo = s.badDirectories.filter((d) => !rebuilt.has(d.id));
     if (todo.length === 0) break;
@@ -206,9 +213,6 @@ async function repair(vault: Vault, first: Scan): Promise<void> {
     });
   }
   // Entries pointing at unreadable inodes: the entry goes; the pieces become orphans, removed below.
-  // A directory whose inode record is gone is rebuilt from its listing pages, so its subtree is kept.
-  if (s.rootBroken) meta.transaction(() => meta.rebuildDirInode(ROOT_ID));
-  for (const { id } of s.brokenEntries.filter((e) => e.kind === 'dir')) meta.transaction(() => meta.rebuildDirInode(id));
   // A file whose inode record is gone cannot be read again: its entry goes (its blobs become orphans).
   for (const { parent, name } of s.brokenEntries.filter((e) => e.kind !== 'dir')) {
     meta.transaction(() => {

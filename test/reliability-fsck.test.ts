@@ -375,6 +375,21 @@ test('damaged inode record of a directory: repair keeps the healthy files under 
   });
 });
 
+test('damaged inode record of a directory and its listing page: repair rebuilds both; the healthy files stay in place (8)', async (t) => {
+  const box = await copyOfPristine(t);
+  await withVault(box.store, (v) => {
+    const id = v.inodeAt('/d').id;
+    flipRecord(box.store, v.meta.records.nameOf('inode', id));
+    flipRecord(box.store, v.meta.records.nameOf('dirpage', id, '0'));
+  });
+  await checkRepair(t, box, 'directory inode and listing page', {
+    report: /bad-record: \/d: .*inode/,
+    repair: [8],
+    damaged: [],
+    mounted: async (mnt) => t.is(await ok(t, `ls -A ${q(join(mnt, 'd'))}`), 'f1\nf2\nsub\n', '/d lists exactly its own entries again'),
+  });
+});
+
 test('damaged inode record of the root: repair does not wipe the vault', async (t) => {
   const box = await copyOfPristine(t);
   await withVault(box.store, (v) => flipRecord(box.store, v.meta.records.nameOf('inode', ROOT_ID)));

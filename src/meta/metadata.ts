@@ -216,13 +216,25 @@ export class Metadata {
     const dir = newInode('dir', 0o700, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
     dir.id = id;
     dir.ino = this.allocIno();
-    while (this.records.get(this.pageName(id, dir.dirPages), 'directory page') !== null) {
-      const entries = this.readPage(id, dir.dirPages++);
+    // A damaged page still counts as a page (its entries are not counted): the next scan finds the
+    // listing damaged, and fsck rebuilds it from the entry records.
+    while (this.pageExists(id, dir.dirPages)) {
+      const entries = this.readPageIfSound(id, dir.dirPages++) ?? [];
       dir.entries += entries.length;
       dir.nlink += entries.filter((e) => e.kind === 'dir').length;
     }
     this.putInode(dir);
     return dir;
+  }
+
+  /** Whether a listing page record is there, readable or not. */
+  private pageExists(dirId: string, page: number): boolean {
+    try {
+      return this.records.get(this.pageName(dirId, page), 'directory page') !== null;
+    } catch (err) {
+      if (err instanceof IntegrityError) return true;
+      throw err;
+    }
   }
 
   /** Rewrites the entry record of `name` from the directory's listing pages (fsck --repair). */
