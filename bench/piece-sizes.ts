@@ -19,7 +19,7 @@ import { Progress } from './lib/progress.js';
 import { fmtRate, fmtRatio } from './lib/report.js';
 import { Ballast, CacheDropper, machineInfo, memoryPlan, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, versions, type Backing } from './lib/system.js';
 import { CleanupRegistry, floorTarget, svaultTarget, type Target } from './lib/targets.js';
-import { eachFlag, loadSummary, runIfMain, withOptions } from './lib/command.js';
+import { eachFlag, loadSummary, runIfMain, runTimes, stamp, withOptions } from './lib/command.js';
 import { closeDevNull, errorMessage, formatDuration, GiB, humanBytes, KiB, MiB, parseSize, stat } from './lib/util.js';
 import { ROOT } from './run.js';
 import { loadAverage, stepsOf, WORKLOADS, type BenchOptions, type Ctx, type WorkloadResult } from './lib/workloads.js';
@@ -676,14 +676,11 @@ async function measure(opts: Options, argv: string[]): Promise<number> {
   loads.push(loadAverage());
 
   const finished = new Date();
-  const ts = started.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  const ts = stamp(started);
   const files = { json: `piece-sizes-${ts}.json`, markdown: 'piece-sizes.md' };
   const partial: Omit<PieceSizeReport, 'choice'> = {
     schema: SCHEMA,
-    timestamp: started.toISOString(),
-    finishedAt: finished.toISOString(),
-    seconds: Math.round((finished.getTime() - started.getTime()) / 100) / 10,
-    command: ['bench/piece-sizes.ts', ...argv],
+    ...runTimes(started, finished, ['bench/piece-sizes.ts', ...argv]),
     machine,
     versions: vers,
     options: { sizes: opts.sizes, quick: opts.quick, rounds: opts.rounds, ddBytes: opts.ddBytes, small: SMALL, chaffRatio: DEFAULT_CHAFF_RATIO, chaffSeed: CHAFF_SEED, currentDefault: DEFAULT_PIECE_SIZE, fixtures: FIXTURES.map(({ name, label }) => ({ name, label })) },

@@ -14,7 +14,7 @@ import { renderMarkdown, SCHEMA, summarize, type BenchReport, type TargetEntry }
 import { rssSvg, throughputSvg } from './lib/svg.js';
 import { Ballast, CacheDropper, machineInfo, memoryPlan, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, versions } from './lib/system.js';
 import { CleanupRegistry, GOCRYPTFS, floorTarget, gocryptfsAvailable, gocryptfsTarget, nativeTarget, svaultTarget, TARGET_LABELS, TARGET_NAMES, type Target, type TargetName } from './lib/targets.js';
-import { eachFlag, loadSummary, ROOT, runIfMain, withOptions } from './lib/command.js';
+import { eachFlag, loadSummary, ROOT, runIfMain, runTimes, stamp, withOptions } from './lib/command.js';
 import { closeDevNull, errorMessage, formatDuration, GiB, humanBytes, KiB, MiB, parseSize, sizeLabel } from './lib/util.js';
 import { diffOps, loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type WorkloadName, type WorkloadResult } from './lib/workloads.js';
 
@@ -183,10 +183,6 @@ function ensureBuilt(progress: Progress): string {
   return 'rebuilt dist/ before the run';
 }
 
-function stamp(d: Date): string {
-  return d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
-}
-
 export async function main(argv: string[]): Promise<number> {
   return withOptions(argv, USAGE, parseArgs, (opts) => bench(opts, argv));
 }
@@ -336,10 +332,7 @@ async function bench(opts: ReturnType<typeof parseArgs>, argv: string[]): Promis
   const names = { json: `bench-${ts}.json`, markdown: `bench-${ts}.md`, throughputSvg: `bench-${ts}-throughput.svg`, rssSvg: `bench-${ts}-rss.svg` };
   const partial: Omit<BenchReport, 'summary'> = {
     schema: SCHEMA,
-    timestamp: started.toISOString(),
-    finishedAt: finished.toISOString(),
-    seconds: Math.round((finished.getTime() - started.getTime()) / 100) / 10,
-    command: ['bench/run.ts', ...argv],
+    ...runTimes(started, finished, ['bench/run.ts', ...argv]),
     machine,
     versions: vers,
     options: {

@@ -16,7 +16,7 @@ import { ensureFusermountOnPath, isMounted, lazyUnmount } from '../fs/fuse-bindi
 import { Progress } from '../bench/lib/progress.js';
 import { Ballast, CacheDropper, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, type Backing } from '../bench/lib/system.js';
 import { CleanupRegistry, floorTarget, nativeTarget, svaultEnv, svaultTarget, type Target } from '../bench/lib/targets.js';
-import { eachFlag, ROOT, runIfMain, withOptions } from '../bench/lib/command.js';
+import { eachFlag, ROOT, runIfMain, stamp, withOptions } from '../bench/lib/command.js';
 import { closeDevNull, errorMessage, GiB, humanBytes, KiB, MiB, parseSize, run, sleep } from '../bench/lib/util.js';
 import { loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type Ctx, type WorkloadName, type WorkloadResult } from '../bench/lib/workloads.js';
 import { OpStats } from '../src/op-stats.js';
@@ -131,10 +131,6 @@ function benchOptions(o: Options, ballastBytes: number): BenchOptions {
     out: o.out,
     timeoutMs: o.quick ? 60_000 : 600_000,
   };
-}
-
-function stamp(d: Date): string {
-  return d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
 }
 
 const PASSPHRASE = 'svault profile passphrase';

@@ -7,21 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, sh } from './helpers/cli.js';
+import { prng } from '../fixtures/tree.js';
 import { checkNothingLeftMounted, mountedBox, ok, q, remount, sha, stat, unmountAndCheck } from './helpers/mount-util.js';
 
 checkNothingLeftMounted(test);
-
-/** A deterministic pseudo-random generator, so a failing tree can be rebuilt. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Builds a tree outside the mount: nested dirs, files of mixed sizes (0 B to ~400 KiB), symlinks. Returns the counts. */
 function buildTree(root: string, seed = 42): { files: number; dirs: number; links: number } {

@@ -72,3 +72,18 @@ export function loadSummary(loads: number[]): { start: number; end: number; mean
   const mean = loads.reduce((a, b) => a + b, 0) / loads.length;
   return { start: loads[0] ?? 0, end: loads[loads.length - 1] ?? 0, mean: Math.round(mean * 100) / 100, max: Math.max(...loads) };
 }
+
+/** A run's start as it appears in report file names: 2026-11-27T13-35-32Z. */
+export function stamp(d: Date): string {
+  return d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+}
+
+/** The fields every report opens with: when the run started and finished, how long it took, the command. */
+export function runTimes(started: Date, finished: Date, command: string[]): { timestamp: string; finishedAt: string; seconds: number; command: string[] } {
+  return {
+    timestamp: started.toISOString(),
+    finishedAt: finished.toISOString(),
+    seconds: Math.round((finished.getTime() - started.getTime()) / 100) / 10,
+    command,
+  };
+}

@@ -23,11 +23,10 @@
 //        [--piece-size N] [--time SECONDS] [--lenient]
 
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { StressBox, cleanupOnSignals } from './box.js';
 import { HIDDEN } from './model-check.js';
 import { intArg, parseArgs, Rng, sha256, sleep, tagData, type HarnessOptions } from './util.js';
-import { killAllWorkers, Worker, type Reply } from './worker-client.js';
+import { killAllWorkers, runHarnessIfMain, Worker, type Reply } from './worker-client.js';
 
 export const CRASH_POINTS = ['piece.put', 'piece.partial', 'meta.commit', 'meta.committed'] as const;
 export type CrashKind = 'kill' | (typeof CRASH_POINTS)[number];
@@ -670,10 +669,4 @@ async function main(): Promise<void> {
   killAllWorkers();
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  main().catch((err) => {
-    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
-    killAllWorkers();
-    process.exit(2);
-  });
-}
+runHarnessIfMain(import.meta.url, main);

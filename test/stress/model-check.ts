@@ -18,12 +18,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { StressBox, cleanupOnSignals } from './box.js';
 import { describe, generate, type GenOp } from './gen.js';
 import { Model, type Expect, type FileNode, type FlatEntry } from './model.js';
 import { intArg, parseArgs, type HarnessOptions } from './util.js';
-import { killAllWorkers, Worker, type Reply } from './worker-client.js';
+import { killAllWorkers, runHarnessIfMain, Worker, type Reply } from './worker-client.js';
 
 export interface McOptions extends HarnessOptions {
   ops: number;
@@ -638,10 +637,4 @@ async function main(): Promise<void> {
   killAllWorkers();
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  main().catch((err) => {
-    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
-    killAllWorkers();
-    process.exit(2);
-  });
-}
+runHarnessIfMain(import.meta.url, main);

@@ -16,7 +16,7 @@ import { hiddenInListing, orphansAfterPlainFsck, touchLostByCrash, unlinkedOpenA
 import { formatFailure, formatOutcomes, MC_DEFAULTS, modelCheck, type McReport } from './model-check.js';
 import { HIDDEN } from './model-check.js';
 import { intArg, parseArgs } from './util.js';
-import { killAllWorkers } from './worker-client.js';
+import { runHarnessIfMain } from './worker-client.js';
 
 async function main(): Promise<number> {
   cleanupOnSignals();
@@ -112,13 +112,4 @@ async function main(): Promise<number> {
   return failed ? 1 : 0;
 }
 
-main()
-  .then((code) => {
-    killAllWorkers();
-    process.exitCode = code;
-  })
-  .catch((err) => {
-    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
-    killAllWorkers();
-    process.exit(2);
-  });
+runHarnessIfMain(import.meta.url, main);

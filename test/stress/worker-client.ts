@@ -97,3 +97,22 @@ export class Worker {
 export function killAllWorkers(): void {
   for (const w of all) w.kill();
 }
+
+/**
+ * Runs a harness's main() when moduleUrl is the script node was started with: its workers are killed
+ * however it ends, and a thrown error exits 2 with its stack.
+ */
+export function runHarnessIfMain(moduleUrl: string, main: () => Promise<number | void>): void {
+  if (!process.argv[1] || fileURLToPath(moduleUrl) !== process.argv[1]) return;
+  main().then(
+    (code) => {
+      killAllWorkers();
+      if (typeof code === 'number') process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+      killAllWorkers();
+      process.exit(2);
+    },
+  );
+}
