@@ -121,6 +121,11 @@ export function computeOverhead(workload: string, before: Snapshot, after: Snaps
   if (tNat === null || tFloor === null) notes.push('native or floor did not complete: FUSE round trips counted as 0');
   if (tNat !== null && tFloor !== null && tFloor < tNat) notes.push(`the floor was faster than native (${tFloor.toFixed(3)} s < ${tNat.toFixed(3)} s): noise; FUSE round trips counted as 0`);
 
+  // The piece worker (src/piece-offload.ts) seals full pieces on its own thread: its time overlaps
+  // everything here, so it is reported beside the sum, not in it.
+  const sealedOff = ops.find((o) => o.op === 'worker.seal');
+  const W = sum(ops, 'worker.seal') + sum(ops, 'worker.put');
+  if (W > 0) notes.push(`the piece worker thread sealed and stored ${sealedOff?.calls ?? 0} pieces in ${W.toFixed(0)} ms, off the JS thread (not part of the sum: it overlaps it)`);
   const nested = Math.max(0, C + M + S - G); // inside handlers
   const bookkeeping = Math.max(0, H - nested);
   if (nested > H * 1.001) notes.push(`crypto+meta+store outside bg.* (${nested.toFixed(0)} ms) exceed the fuse.* handler total (${H.toFixed(0)} ms): some ran outside handlers (e.g. background commits)`);

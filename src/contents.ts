@@ -11,6 +11,7 @@ import type { Inode } from './meta/inode.js';
 import type { Metadata } from './meta/metadata.js';
 import { Mutex } from './mutex.js';
 import type { OpStats } from './op-stats.js';
+import type { Job, PieceOffload } from './piece-offload.js';
 import { blobSizeClasses, fileKey, openPiece, sealPiece, type PieceId } from './pieces.js';
 import type { PieceStore } from './store/piece-store.js';
 
@@ -25,6 +26,8 @@ const CLEAN_CACHE_BYTES = 16 * 1024 * 1024;
 const READ_AHEAD_BYTES = 512 * 1024;
 /** Per-file content keys kept (an HKDF each to make again): about 20,000 files' worth. */
 const FILE_KEY_CACHE_BYTES = 4 * 1024 * 1024;
+/** Full-piece buffers kept for reuse once their piece is sealed: no allocation and zeroing per piece. */
+const SPARE_PIECE_BUFFERS = 32;
 
 export interface ContentSettings {
   vaultId: Buffer;
@@ -34,12 +37,21 @@ export interface ContentSettings {
   pieceSize: number;
   chaffRatio: number;
   stats: OpStats;
+  /** A worker thread that seals full pieces behind the writer; without it that work runs here. */
+  offload?: PieceOffload;
 }
 
 /** A piece being written: its plaintext so far. `len` bytes are data; the rest of `buf` is spare room. */
 interface DirtyPiece {
   buf: Buffer;
   len: number;
+}
+
+/** A full piece handed to the piece worker: readable from `piece` until `done`, when it is in `pieces`. */
+interface SealingPiece {
+  piece: DirtyPiece;
+  job: Job<void>;
+  done: Promise<void>;
 }
 
 /** The content state of one file while it has open handles (or a truncate is in progress). */
@@ -63,6 +75,8 @@ export class OpenFile {
   /** Full pieces the writer has moved past: sealed in the background after the reply (sealBehind). */
   readonly sealQueue = new Set<number>();
   sealScheduled = false;
+  /** Pieces the piece worker is sealing (their plaintext is still here). */
+  readonly sealing = new Map<number, SealingPiece>();
 
   size: number;
   pieces: Map<number, number>;
@@ -88,6 +102,7 @@ export class Contents {
   /** Pieces being fetched and decrypted, by cache key: a read of one waits for it instead of fetching it again. */
   private readonly fetching = new Map<string, Promise<Buffer>>();
   private readonly deleting = new Set<Promise<void>>();
+  private readonly spareBuffers: Buffer[] = [];
   private readonly classes: number[];
   readonly pieceSize: number;
 
@@ -142,7 +157,9 @@ export class Contents {
         const pStart = i * P;
         const from = Math.max(position, pStart);
         const to = Math.min(end, pStart + P);
-        const data = await this.pieceData(of, i);
+        // Plaintext held here is copied with no await in between: a buffer given back to the spares
+        // (recycle) could otherwise be reused by a write before the copy.
+        const data = this.heldData(of, i) ?? (await this.pieceData(of, i));
         const dst = target.subarray(from - position, to - position);
         const avail = Math.max(0, Math.min(data.length, to - pStart) - (from - pStart));
         if (avail > 0) data.copy(dst, 0, from - pStart, from - pStart + avail);
@@ -158,6 +175,7 @@ export class Contents {
 
   async write(of: OpenFile, source: Buffer, position: number): Promise<number> {
     if (source.length === 0) return 0; // POSIX: writing nothing changes nothing, not even the size
+    this.s.offload?.poll(); // collect the worker's finished seals while passing by
     return of.lock.run(async () => {
       const end = position + source.length;
       const P = this.pieceSize;
@@ -166,7 +184,7 @@ export class Contents {
         const a = Math.max(position, pStart) - pStart;
         const b = Math.min(end, pStart + P) - pStart;
         const piece = await this.dirtyPiece(of, i, a === 0 && b >= this.logicalLength(of, i));
-        ensureRoom(piece, b);
+        this.ensureRoom(piece, b);
         if (a > piece.len) piece.buf.fill(0, piece.len, a);
         source.copy(piece.buf, a, pStart + a - position, pStart + b - position);
         if (b > piece.len) {
@@ -193,6 +211,12 @@ export class Contents {
    * failure stops it: the piece stays dirty, and the next commit seals it again and reports the error.
    */
   private sealBehind(of: OpenFile): void {
+    const offload = this.s.offload;
+    if (offload?.alive) {
+      for (const i of of.sealQueue) this.startSeal(of, i, offload);
+      of.sealQueue.clear();
+      return;
+    }
     if (of.sealScheduled) return;
     of.sealScheduled = true;
     setImmediate(() => {
@@ -218,8 +242,55 @@ export class Contents {
     });
   }
 
+  /**
+   * Hands a full dirty piece to the piece worker, which seals it and writes its blob. Its plaintext stays
+   * here (reads are served from it) until the blob is written; then it is part of `pieces`, as if sealed
+   * here. On failure it is dirty again: the next commit seals it on this thread and reports the error.
+   * Called under the file's lock; whatever touches the piece again waits for `done` (sealsDone,
+   * dirtyPiece), so nothing else changes it meanwhile.
+   */
+  private startSeal(of: OpenFile, i: number, offload: PieceOffload): void {
+    const piece = of.dirty.get(i);
+    if (!piece || piece.len !== this.pieceSize || of.refs === 0 || of.unlinked) return;
+    const id: PieceId = { fileId: of.fileId, index: i, version: of.nextVersion++ };
+    of.dirty.delete(i);
+    of.dirtyBytes -= piece.len;
+    const job = offload.sealAndPut(of.key, id, piece.buf.subarray(0, piece.len), this.chaffCount());
+    const done = job.result.then(
+      () => {
+        of.sealing.delete(i);
+        const older = of.uncommitted.get(i);
+        if (older !== undefined) void this.s.store.delete(this.addressOf(of.fileId, i, older)).catch(() => undefined);
+        of.pieces.set(i, id.version);
+        of.uncommitted.set(i, id.version);
+        of.lost.delete(i);
+        this.recycle(piece.buf);
+      },
+      () => {
+        of.sealing.delete(i);
+        of.dirty.set(i, piece);
+        of.dirtyBytes += piece.len;
+        // The worker may have written the blob before it failed: an orphan, never committed.
+        void this.s.store.delete(addressOf(this.s.keys.address, id)).catch(() => undefined);
+      },
+    );
+    of.sealing.set(i, { piece, job, done });
+  }
+
+  /** Waits until the piece worker holds none of this file's pieces. */
+  private async sealsDone(of: OpenFile): Promise<void> {
+    for (let s = first(of.sealing); s; s = first(of.sealing)) await this.sealed(s);
+  }
+
+  /** Waits for one piece the worker is sealing (blocking this thread: whoever asks needs it now). */
+  private async sealed(s: SealingPiece): Promise<void> {
+    await this.s.offload?.wait(s.job).catch(() => undefined); // a failure is handled in startSeal
+    await s.done;
+  }
+
   async truncate(of: OpenFile, size: number): Promise<void> {
     return of.lock.run(async () => {
+      await this.sealsDone(of);
       const P = this.pieceSize;
       if (size < of.size) {
         const keep = Math.ceil(size / P);
@@ -254,6 +325,7 @@ export class Contents {
    */
   async commit(of: OpenFile, extra?: (inode: Inode) => void): Promise<void> {
     return of.lock.run(async () => {
+      await this.sealsDone(of);
       if (!of.changed || of.unlinked) return;
       for (const i of [...of.dirty.keys()].sort((x, y) => x - y)) await this.sealPiece(of, i);
       of.sealQueue.clear();
@@ -341,10 +413,11 @@ export class Contents {
   private readAhead(of: OpenFile, from: number): void {
     const P = this.pieceSize;
     const until = Math.min(of.size, from + READ_AHEAD_BYTES);
+    const wanted = (i: number): number | undefined => (of.dirty.has(i) || of.sealing.has(i) ? undefined : of.pieces.get(i));
     const fetchFrom = (i: number): void => {
       if (i * P >= until) return;
-      const version = of.pieces.get(i);
-      if (version === undefined || of.dirty.has(i)) return fetchFrom(i + 1);
+      const version = wanted(i);
+      if (version === undefined) return fetchFrom(i + 1);
       const t = process.hrtime.bigint();
       this.gather(of.fileId, of.key, i, version, `file ${of.id}`).then(
         () => {
@@ -368,10 +441,16 @@ export class Contents {
     return key;
   }
 
+  /** The plaintext of a piece being written or sealed, held in memory; undefined for the others. */
+  private heldData(of: OpenFile, i: number): Buffer | undefined {
+    const d = of.dirty.get(i) ?? of.sealing.get(i)?.piece;
+    return d?.buf.subarray(0, d.len);
+  }
+
   /** A piece's bytes as they stand (may be shorter than the piece: the rest reads as zeroes). */
   private async pieceData(of: OpenFile, i: number): Promise<Buffer> {
-    const d = of.dirty.get(i);
-    if (d) return d.buf.subarray(0, d.len);
+    const held = this.heldData(of, i);
+    if (held) return held;
     const version = of.pieces.get(i);
     if (version === undefined) {
       if (of.lost.has(i)) throw new IntegrityError(`file ${of.id}: piece ${i} was quarantined by fsck as damaged`);
@@ -385,6 +464,7 @@ export class Contents {
   }
 
   private async dirtyPiece(of: OpenFile, i: number, overwriteAll: boolean): Promise<DirtyPiece> {
+    for (let s = of.sealing.get(i); s; s = of.sealing.get(i)) await this.sealed(s);
     let piece = of.dirty.get(i);
     if (piece) {
       of.dirty.delete(i); // re-insert: the map's order is the order in which pieces were last written
@@ -429,6 +509,29 @@ export class Contents {
     await this.maybeChaff(blob.length);
   }
 
+  /** How many chaff blobs go with one real piece: chaffRatio on average. */
+  private chaffCount(): number {
+    const n = Math.floor(this.s.chaffRatio);
+    return Math.random() < this.s.chaffRatio - n ? n + 1 : n;
+  }
+
+  /**
+   * Grows a piece's buffer to hold `bytes`. A full-size buffer comes from the spares when there is one:
+   * only bytes below `len` are ever read, so its old contents need no zeroing.
+   */
+  private ensureRoom(piece: DirtyPiece, bytes: number): void {
+    if (piece.buf.length >= bytes) return;
+    let size = piece.buf.length;
+    while (size < bytes) size *= 2;
+    const grown = (size >= this.pieceSize ? this.spareBuffers.pop() : undefined) ?? Buffer.alloc(size);
+    piece.buf.copy(grown, 0, 0, piece.len);
+    piece.buf = grown;
+  }
+
+  private recycle(buf: Buffer): void {
+    if (buf.length === this.pieceSize && this.spareBuffers.length < SPARE_PIECE_BUFFERS) this.spareBuffers.push(buf);
+  }
+
   /** Removes piece i from the working map; an uncommitted version of it is deleted now, a committed one at commit. */
   private async dropPiece(of: OpenFile, i: number): Promise<void> {
     await this.dropUncommitted(of, i);
@@ -445,8 +548,7 @@ export class Contents {
 
   /** Chaff: with probability chaffRatio per real piece, a random blob of the same size joins the store. */
   private async maybeChaff(size: number): Promise<void> {
-    let n = Math.floor(this.s.chaffRatio);
-    if (Math.random() < this.s.chaffRatio - n) n++;
+    const n = this.chaffCount();
     for (let k = 0; k < n; k++) {
       const { address, blob } = makeChaff(this.s.keys.address, size);
       await this.s.store.put(address, blob);
@@ -456,11 +558,6 @@ export class Contents {
 
 const EMPTY = Buffer.alloc(0);
 
-function ensureRoom(piece: DirtyPiece, bytes: number): void {
-  if (piece.buf.length >= bytes) return;
-  let size = piece.buf.length;
-  while (size < bytes) size *= 2;
-  const grown = Buffer.alloc(size);
-  piece.buf.copy(grown, 0, 0, piece.len);
-  piece.buf = grown;
+function first<K, V>(map: Map<K, V>): V | undefined {
+  return map.values().next().value;
 }

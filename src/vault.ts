@@ -12,6 +12,8 @@ import { newInode, ROOT_ID, S_IFMT, type Inode, type Kind } from './meta/inode.j
 import { Metadata } from './meta/metadata.js';
 import { RecordStore } from './meta/record-store.js';
 import { OpStats } from './op-stats.js';
+import { PieceOffload } from './piece-offload.js';
+import { blobSizeClasses } from './pieces.js';
 import { acquireStoreLock } from './store-lock.js';
 import { CountingStore } from './store/counting-store.js';
 import { LocalDirStore } from './store/local-dir-store.js';
@@ -52,6 +54,11 @@ export interface OpenOptions {
   anchorDir?: string;
   /** Open a store older than its anchor (a backup restored on purpose), and move the anchor back. */
   acceptRollback?: boolean;
+  /**
+   * Seal and read ahead on a worker thread (piece-offload.ts). Default: on for the local directory
+   * store unless SVAULT_PIECE_WORKER=0 (to measure what it brings); never with a replaced store.
+   */
+  pieceWorker?: boolean;
 }
 
 interface Handle {
@@ -108,6 +115,7 @@ export class Vault {
     records: RecordStore,
     private readonly unlock: () => void,
     stats: OpStats,
+    private readonly offload: PieceOffload | undefined,
   ) {
     this.stats = stats;
     this.meta = new Metadata(records, stats);
@@ -119,6 +127,7 @@ export class Vault {
       pieceSize: config.pieceSize,
       chaffRatio: config.chaffRatio,
       stats,
+      offload,
     });
   }
 
@@ -161,7 +170,11 @@ export class Vault {
       const stats = opts.stats ?? new OpStats();
       const store = new CountingStore(opts.store ?? new LocalDirStore(storeDir), stats);
       const records = new RecordStore(storeDir, keys.meta, keys.index, vaultId);
-      const vault = new Vault(storeDir, config, master, keys, store, records, unlock, stats);
+      const useWorker = opts.store === undefined && (opts.pieceWorker ?? process.env.SVAULT_PIECE_WORKER !== '0');
+      const offload = useWorker
+        ? new PieceOffload({ storeDir, vaultId, addressKey: keys.address, pieceSize: config.pieceSize, classes: blobSizeClasses(config.pieceSize) }, stats)
+        : undefined;
+      const vault = new Vault(storeDir, config, master, keys, store, records, unlock, stats, offload);
       // A crash is remembered until someone sweeps: a plain fsck in between must not make it forgotten.
       vault.recoveredFromCrash = lock.stale || existsSync(join(storeDir, UNCLEAN_FILE));
       if (opts.anchorDir) {
@@ -169,6 +182,7 @@ export class Vault {
         const known = anchor.read();
         if (known !== null && known > vault.meta.generation && !opts.acceptRollback) {
           records.close();
+          void offload?.close();
           throw new RollbackError(storeDir, vault.meta.generation, known);
         }
         if (opts.acceptRollback && known !== null && known > vault.meta.generation) anchor.reset(vault.meta.generation);
@@ -186,6 +200,15 @@ export class Vault {
   changePassphrase(newPassphrase: string): void {
     const config = rewrapConfig(readConfig(this.storeDir), this.master, newPassphrase);
     writeConfig(this.storeDir, config);
+  }
+
+  /**
+   * Resolves once the piece worker is up (true), or has failed to start or is off (false). Until then
+   * full pieces are sealed on this thread, as without the worker; nothing waits for it.
+   */
+  async pieceWorkerReady(): Promise<boolean> {
+    await this.offload?.ready;
+    return this.offload?.alive ?? false;
   }
 
   get pieceSize(): number {
@@ -676,6 +699,7 @@ export class Vault {
       // and the next open finds the metadata as of the last commit that made it.
       this.meta.records.abandon();
       this.master.fill(0);
+      await this.offload?.close();
       this.unlock();
     }
   }

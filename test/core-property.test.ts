@@ -124,6 +124,9 @@ async function runSequence(tv: TempVault, cmds: Cmd[]): Promise<void> {
 
 test('random write/truncate/read/reopen sequences match an in-memory model', async (t) => {
   const tv = await createTempVault(t, { pieceSize: P, chaffRatio: 0.2 });
+  // Full pieces go to the piece worker once it is up (until a reopen, whose new worker starts in the
+  // background: the sequences then mix both paths).
+  t.true(await tv.vault.pieceWorkerReady());
   let runs = 0;
   await fc.assert(
     fc.asyncProperty(fc.array(cmd, { minLength: 1, maxLength: 40 }), async (cmds) => {

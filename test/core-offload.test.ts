@@ -1,0 +1,124 @@
+// The piece worker (src/piece-offload.ts, src/piece-worker.ts) on its own: what it seals opens with the
+// file key, its errors come back as the errno of the failure, a job nobody waits for still settles, and
+// after close every job fails with EIO instead of hanging. Through the vault: a file written by full
+// pieces (sealed on the worker) reads back after reopening, and a failed seal loses no data.
+
+import test from 'ava';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { addressOf, blobPath } from '../src/address.js';
+import { FsError } from '../src/errors.js';
+import { OpStats } from '../src/op-stats.js';
+import { PieceOffload } from '../src/piece-offload.js';
+import { blobSizeClasses, openPiece, type PieceId } from '../src/pieces.js';
+import { BLOB_DIR } from '../src/store/local-dir-store.js';
+import { createTempVault, patternBytes, readAt, tempDir, writeAt } from './helpers/temp-vault.js';
+
+const P = 4096;
+const vaultId = Buffer.alloc(16, 1);
+const addressKey = Buffer.alloc(32, 2);
+const fileKey = Buffer.alloc(32, 3);
+
+async function offloadIn(storeDir: string, stats = new OpStats()): Promise<PieceOffload> {
+  const offload = new PieceOffload({ storeDir, vaultId, addressKey, pieceSize: P, classes: blobSizeClasses(P) }, stats);
+  await offload.ready;
+  return offload;
+}
+
+function pieceId(index: number, version = 1): PieceId {
+  return { fileId: Buffer.alloc(16, 9), index, version };
+}
+
+test('sealed pieces are written where their address says, and open with the file key', async (t) => {
+  const dir = tempDir(t);
+  const offload = await offloadIn(dir);
+  t.teardown(() => offload.close());
+  const datas = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => patternBytes(P, i + 1));
+  // More jobs than slots would hold if each waited for nothing: takeSlot must block, not fail.
+  const jobs = datas.map((d, i) => offload.sealAndPut(fileKey, pieceId(i), d, 0));
+  for (const job of jobs) await offload.wait(job);
+  await offload.flush();
+  for (const [i, d] of datas.entries()) {
+    const blob = readFileSync(join(dir, BLOB_DIR, blobPath(addressOf(addressKey, pieceId(i)))));
+    const opened = openPiece(fileKey, vaultId, pieceId(i), blob, P);
+    t.truthy(opened, `piece ${i} opens`);
+    t.true(opened?.equals(d), `piece ${i} has its data`);
+    t.is(openPiece(Buffer.alloc(32, 4), vaultId, pieceId(i), blob, P), null, 'another key does not open it');
+  }
+});
+
+test('a job nobody waits for still settles (the poll timer collects it)', async (t) => {
+  const dir = tempDir(t);
+  const offload = await offloadIn(dir);
+  t.teardown(() => offload.close());
+  await t.notThrowsAsync(offload.sealAndPut(fileKey, pieceId(0), patternBytes(100, 5), 0).result);
+});
+
+test('chaff goes with a piece when asked: more blobs than pieces', async (t) => {
+  const dir = tempDir(t);
+  const offload = await offloadIn(dir);
+  t.teardown(() => offload.close());
+  await offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1), 3));
+  const blobs = readdirSync(join(dir, BLOB_DIR)).flatMap((shard) => readdirSync(join(dir, BLOB_DIR, shard)));
+  t.is(blobs.length, 4);
+});
+
+test('a failure in the worker comes back as an FsError naming the blob, and the worker goes on', async (t) => {
+  const dir = tempDir(t);
+  const offload = await offloadIn(dir);
+  t.teardown(() => offload.close());
+  // The blob directory replaced by a file: every put fails (ENOTDIR), as root too.
+  rmSync(join(dir, BLOB_DIR), { recursive: true });
+  writeFileSync(join(dir, BLOB_DIR), 'not a directory');
+  const err = await t.throwsAsync(offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1), 0)));
+  t.true(err instanceof FsError);
+  t.regex(err?.message ?? '', /blob/);
+  rmSync(join(dir, BLOB_DIR));
+  mkdirSync(join(dir, BLOB_DIR));
+  await t.notThrowsAsync(offload.wait(offload.sealAndPut(fileKey, pieceId(1), patternBytes(P, 2), 0)), 'the next job works');
+});
+
+test('after close, jobs fail with EIO at once instead of hanging', async (t) => {
+  const dir = tempDir(t);
+  const offload = await offloadIn(dir);
+  await offload.close();
+  t.false(offload.alive);
+  const err = await t.throwsAsync(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1), 0).result);
+  t.is((err as FsError).errno, 'EIO');
+});
+
+test('through the vault: a file written in full pieces is sealed on the worker and reads back after reopening', async (t) => {
+  const tv = await createTempVault(t, { pieceSize: P, chaffRatio: 0.2 });
+  const v = tv.vault;
+  t.true(await v.pieceWorkerReady());
+  const data = patternBytes(40 * P + 123, 7);
+  const fh = v.create('/big', 0o644);
+  for (let off = 0; off < data.length; off += P) await v.write(fh, data.subarray(off, off + P), off);
+  // Rewrite a piece that may still be with the worker: the write waits for it, nothing is lost.
+  await v.write(fh, Buffer.from('rewritten'), 39 * P + 5);
+  data.write('rewritten', 39 * P + 5);
+  await v.release(fh);
+  t.true(v.stats.summary().some((s) => s.op === 'worker.seal' && s.calls >= 30), 'full pieces went to the worker');
+  await tv.reopen();
+  t.true((await readAt(tv.vault, '/big', 0, data.length)).equals(data));
+});
+
+test('through the vault: when the worker cannot write, the commit seals the pieces itself and reports the error', async (t) => {
+  const tv = await createTempVault(t, { pieceSize: P, chaffRatio: 0 });
+  const v = tv.vault;
+  t.true(await v.pieceWorkerReady());
+  const first = patternBytes(8 * P, 3);
+  await writeAt(v, '/f', first, 0);
+  const fh = v.open('/f');
+  const blobs = join(tv.storeDir, BLOB_DIR);
+  const moved = blobs + '.away';
+  renameSync(blobs, moved);
+  writeFileSync(blobs, 'not a directory');
+  for (let off = 0; off < 8 * P; off += P) await v.write(fh, patternBytes(P, 50 + off / P), off);
+  const err = await t.throwsAsync(v.release(fh));
+  t.true(err instanceof FsError);
+  rmSync(blobs);
+  renameSync(moved, blobs);
+  await tv.reopen();
+  t.true((await readAt(tv.vault, '/f', 0, first.length)).equals(first), 'the file is as last committed');
+});
