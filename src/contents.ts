@@ -27,7 +27,7 @@ const READ_AHEAD_BYTES = 512 * 1024;
 /** Per-file content keys kept (an HKDF each to make again): about 20,000 files' worth. */
 const FILE_KEY_CACHE_BYTES = 4 * 1024 * 1024;
 /** Full-piece buffers kept for reuse once their piece is sealed: no allocation and zeroing per piece. */
-const SPARE_PIECE_BUFFERS = 32;
+const SPARE_PIECE_BUFFERS = 8;
 
 export interface ContentSettings {
   vaultId: Buffer;
@@ -277,6 +277,21 @@ export class Contents {
     of.sealing.set(i, { piece, job, done });
   }
 
+  /**
+   * Makes the blobs the piece worker wrote durable, before a commit points to them. If the worker has
+   * died in the meantime, this file's blobs sealed since its last commit are synced by the store here.
+   */
+  private async flushWorker(of: OpenFile): Promise<void> {
+    const offload = this.s.offload;
+    if (!offload) return;
+    try {
+      await offload.flush();
+    } catch (err) {
+      if (offload.alive) throw err; // the worker's fdatasync failed: the commit must not happen
+      for (const [i, v] of of.uncommitted) this.s.store.adopt(this.addressOf(of.fileId, i, v));
+    }
+  }
+
   /** Waits until the piece worker holds none of this file's pieces. */
   private async sealsDone(of: OpenFile): Promise<void> {
     for (let s = first(of.sealing); s; s = first(of.sealing)) await this.sealed(s);
@@ -329,6 +344,7 @@ export class Contents {
       if (!of.changed || of.unlinked) return;
       for (const i of [...of.dirty.keys()].sort((x, y) => x - y)) await this.sealPiece(of, i);
       of.sealQueue.clear();
+      await this.flushWorker(of);
       await this.s.store.flush();
       this.s.meta.transaction(() => {
         const inode = this.s.meta.requireInode(of.id);

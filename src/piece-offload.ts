@@ -80,9 +80,12 @@ export function controlCells(slots: number): number {
   return CTL_STATE + 2 * slots;
 }
 
-/** About 8 MiB of slots, at least 4 and at most 64: the plaintext in flight stays bounded. */
+/**
+ * About 2 MiB of slots (16 of 128 KiB pieces), at least 4 and at most 64: the plaintext in flight stays
+ * bounded, and the worker can still run 16 pieces behind the writer.
+ */
 function slotCount(pieceSize: number): number {
-  return Math.max(4, Math.min(64, Math.floor((8 * 1024 * 1024) / pieceSize)));
+  return Math.max(4, Math.min(64, Math.floor((2 * 1024 * 1024) / pieceSize)));
 }
 
 /** A job handed to the worker; `result` settles when this thread has collected it (poll or wait). */

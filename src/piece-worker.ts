@@ -73,12 +73,26 @@ function failJob(slot: number, err: unknown): void {
 }
 
 async function serve(): Promise<void> {
+  // A pending Atomics.waitAsync does not keep a thread's event loop alive: this timer does, until STOP.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  try {
+    await takeJobs();
+  } finally {
+    clearInterval(keepAlive);
+  }
+}
+
+async function takeJobs(): Promise<void> {
   let taken = 0;
   for (;;) {
     if (Atomics.load(ctl, CTL_STOP) !== 0) return;
     const queued = Atomics.load(ctl, CTL_SUBMITTED);
     if (taken === queued) {
-      Atomics.wait(ctl, CTL_SUBMITTED, queued, 1000);
+      // Asleep in the event loop, not in Atomics.wait: V8 collects this thread's garbage (the blobs of
+      // the pieces it sealed) only when its loop can run tasks, and a thread blocked in Atomics.wait
+      // kept tens of MiB of dead blobs after a large write.
+      const sleep = Atomics.waitAsync(ctl, CTL_SUBMITTED, queued, 1000);
+      if (sleep.async) await sleep.value;
       continue;
     }
     const slot = Atomics.load(ctl, CTL_STATE + setup.slots + (taken % setup.slots));

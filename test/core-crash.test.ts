@@ -44,6 +44,9 @@ class CrashingStore implements PieceStore {
   usage(): Promise<{ blobs: number; bytes: number }> {
     return this.inner.usage();
   }
+  adopt(a: Address): void {
+    this.inner.adopt(a);
+  }
   async flush(): Promise<void> {
     if (this.crash) throw new Error('simulated crash before the metadata commit');
     return this.inner.flush();

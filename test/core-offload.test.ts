@@ -47,6 +47,15 @@ test('sealed pieces are written where their address says, and open with the file
   }
 });
 
+test('an idle worker stays up: a job after a quiet spell (longer than its 1 s sleep) is done', async (t) => {
+  const dir = tempDir(t);
+  const offload = await offloadIn(dir);
+  t.teardown(() => offload.close());
+  await new Promise((r) => setTimeout(r, 1500));
+  t.true(offload.alive);
+  await t.notThrowsAsync(offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1), 0)));
+});
+
 test('a job nobody waits for still settles (the poll timer collects it)', async (t) => {
   const dir = tempDir(t);
   const offload = await offloadIn(dir);
@@ -99,6 +108,7 @@ test('through the vault: a file written in full pieces is sealed on the worker a
   data.write('rewritten', 39 * P + 5);
   await v.release(fh);
   t.true(v.stats.summary().some((s) => s.op === 'worker.seal' && s.calls >= 30), 'full pieces went to the worker');
+  t.true(v.stats.summary().some((s) => s.op === 'worker.flush' && s.calls >= 1), 'the commit had the worker make its blobs durable');
   await tv.reopen();
   t.true((await readAt(tv.vault, '/big', 0, data.length)).equals(data));
 });
@@ -121,4 +131,18 @@ test('through the vault: when the worker cannot write, the commit seals the piec
   renameSync(moved, blobs);
   await tv.reopen();
   t.true((await readAt(tv.vault, '/f', 0, first.length)).equals(first), 'the file is as last committed');
+});
+
+test('through the vault: a worker that dies after sealing does not stop the commit; the store syncs its blobs', async (t) => {
+  const tv = await createTempVault(t, { pieceSize: P, chaffRatio: 0 });
+  const v = tv.vault;
+  t.true(await v.pieceWorkerReady());
+  const data = patternBytes(12 * P, 9);
+  const fh = v.create('/f', 0o644);
+  for (let off = 0; off < data.length; off += P) await v.write(fh, data.subarray(off, off + P), off);
+  // The worker goes away with sealed pieces it has not made durable (and perhaps some still queued).
+  await (v as unknown as { offload: PieceOffload }).offload.close();
+  await t.notThrowsAsync(v.release(fh));
+  await tv.reopen();
+  t.true((await readAt(tv.vault, '/f', 0, data.length)).equals(data));
 });

@@ -51,6 +51,10 @@ export class CountingStore implements PieceStore {
     }
   }
 
+  adopt(address: Address): void {
+    this.inner.adopt(address);
+  }
+
   usage(): Promise<{ blobs: number; bytes: number }> {
     return this.inner.usage();
   }

@@ -14,6 +14,11 @@ export interface PieceStore {
   list(): AsyncIterable<Address>;
   /** Makes every put so far durable (survives power loss). Called before a metadata commit. */
   flush(): Promise<void>;
+  /**
+   * Takes on a blob another writer put at this address (the piece worker, if it died before making it
+   * durable): the next flush makes it durable too.
+   */
+  adopt(address: Address): void;
   /** Blob count and bytes, for info and statfs. */
   usage(): Promise<{ blobs: number; bytes: number }>;
 }
