@@ -212,7 +212,7 @@ export class Contents {
    */
   private sealBehind(of: OpenFile): void {
     const offload = this.s.offload;
-    if (offload?.alive) {
+    if (offload?.available()) {
       for (const i of of.sealQueue) this.startSeal(of, i, offload);
       of.sealQueue.clear();
       return;

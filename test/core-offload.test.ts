@@ -19,8 +19,8 @@ const vaultId = Buffer.alloc(16, 1);
 const addressKey = Buffer.alloc(32, 2);
 const fileKey = Buffer.alloc(32, 3);
 
-async function offloadIn(storeDir: string, stats = new OpStats()): Promise<PieceOffload> {
-  const offload = new PieceOffload({ storeDir, vaultId, addressKey, pieceSize: P, classes: blobSizeClasses(P) }, stats);
+async function offloadIn(storeDir: string, stats = new OpStats(), idleMs?: number): Promise<PieceOffload> {
+  const offload = new PieceOffload({ storeDir, vaultId, addressKey, pieceSize: P, classes: blobSizeClasses(P) }, stats, idleMs);
   await offload.ready;
   return offload;
 }
@@ -54,6 +54,34 @@ test('an idle worker stays up: a job after a quiet spell (longer than its 1 s sl
   await new Promise((r) => setTimeout(r, 1500));
   t.true(offload.alive);
   await t.notThrowsAsync(offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1), 0)));
+});
+
+test('an idle worker is ended, and the next piece starts a new one', async (t) => {
+  const dir = tempDir(t);
+  const offload = await offloadIn(dir, new OpStats(), 200);
+  t.teardown(() => offload.close());
+  await offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1), 0));
+  await offload.flush();
+  await new Promise((r) => setTimeout(r, 800));
+  t.false(offload.alive, 'ended after 200 ms without work');
+  t.false(offload.available(), 'not available at once: a new worker starts once the old one is gone');
+  // As a writer does: each full piece asks again, and is sealed on its own thread until the answer is yes.
+  for (let tries = 0; !offload.available() && tries < 600; tries++) await new Promise((r) => setTimeout(r, 50));
+  const o = offload as unknown as Record<string, unknown>;
+  t.true(offload.alive, `a new worker is up (dead ${String(o.dead)}, retired ${String(o.retired)}, retiring ${String(o.retiring)}, started ${String(o.started)}, exited ${String(o.exited)})`);
+  await offload.wait(offload.sealAndPut(fileKey, pieceId(1), patternBytes(P, 2), 0));
+  await offload.flush();
+  for (const i of [0, 1]) t.truthy(openPiece(fileKey, vaultId, pieceId(i), readFileSync(join(dir, BLOB_DIR, blobPath(addressOf(addressKey, pieceId(i))))), P));
+});
+
+test('an idle worker holding blobs not yet durable is not ended', async (t) => {
+  const dir = tempDir(t);
+  const offload = await offloadIn(dir, new OpStats(), 200);
+  t.teardown(() => offload.close());
+  await offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1), 0));
+  await new Promise((r) => setTimeout(r, 800));
+  t.true(offload.alive, 'kept: its blob waits for the flush before a commit');
+  await t.notThrowsAsync(offload.flush());
 });
 
 test('a job nobody waits for still settles (the poll timer collects it)', async (t) => {
