@@ -250,7 +250,7 @@ export class PieceOffload {
     const count = this.unflushed;
     if (!this.alive) await refused().result;
     const slot = this.takeSlot();
-    const f = this.fields.subarray((slot * this.stride) / 8);
+    const f = this.fieldsOf(slot);
     f[F_OP] = OP_FLUSH;
     const job = this.submit(slot, () => {
       this.unflushed -= count;
@@ -298,9 +298,14 @@ export class PieceOffload {
 
   // ---- inside ----
 
+  /** The header fields of a slot (its first bytes, as Float64s). */
+  private fieldsOf(slot: number): Float64Array {
+    return this.fields.subarray((slot * this.stride) / 8);
+  }
+
   private header(slot: number, op: number, key: Buffer, id: PieceId): Float64Array {
     const base = slot * this.stride;
-    const f = this.fields.subarray(base / 8);
+    const f = this.fieldsOf(slot);
     f[F_OP] = op;
     f[F_INDEX] = id.index;
     f[F_VERSION] = id.version;
@@ -312,7 +317,7 @@ export class PieceOffload {
   private submit<T>(slot: number, read: () => T): Job<T> {
     let settle!: { resolve: (v: T) => void; reject: (e: Error) => void };
     const result = new Promise<T>((resolve, reject) => (settle = { resolve, reject }));
-    const f = this.fields.subarray((slot * this.stride) / 8);
+    const f = this.fieldsOf(slot);
     const job: Job<T> = { slot, result };
     const collect = (): void => {
       if (this.pending.get(slot)?.job !== job) return;
@@ -376,7 +381,7 @@ export class PieceOffload {
 
   private errorOf(slot: number, status: number): Error {
     const base = slot * this.stride;
-    const f = this.fields.subarray(base / 8);
+    const f = this.fieldsOf(slot);
     const text = (at: number, n: number): string => Buffer.from(this.bytes.subarray(at, at + n)).toString('utf8');
     const message = text(base + MESSAGE_AT, f[F_MESSAGE_LENGTH] ?? 0);
     if (status === STATUS_INTEGRITY) return new IntegrityError(message);
