@@ -271,7 +271,7 @@ export class Contents {
         of.dirty.set(i, piece);
         of.dirtyBytes += piece.len;
         // The worker may have written the blob before it failed: an orphan, never committed.
-        void this.s.store.delete(addressOf(this.s.keys.address, id)).catch(() => undefined);
+        void this.s.store.delete(this.addressOf(of.fileId, i, id.version)).catch(() => undefined);
       },
     );
     of.sealing.set(i, { piece, job, done });

@@ -29,7 +29,6 @@ export interface OffloadSetup {
   vaultId: Uint8Array;
   addressKey: Uint8Array;
   pieceSize: number;
-  classes: number[];
   slots: number;
   control: SharedArrayBuffer;
   jobs: SharedArrayBuffer;

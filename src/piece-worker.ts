@@ -1,8 +1,8 @@
 // The piece worker: a thread that seals pieces and writes their blobs for the background work of the
-// contents engine (seal-behind). Started by PieceOffload
-// (piece-offload.ts), which also defines the shared memory both sides use. The worker sleeps in
-// Atomics.wait until a job is queued, does the jobs in the order they were queued, and marks each slot
-// done; it never posts messages (each would cost more CPU than the job).
+// contents engine (seal-behind). Started by PieceOffload (piece-offload.ts), which also defines the
+// shared memory both sides use. The worker sleeps (Atomics.waitAsync) until a job is queued, does the
+// jobs in the order they were queued, and marks each slot done; it posts one message, 'ready', and no
+// other (each would cost more CPU than the job).
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { addressOf, makeChaff } from './address.js';
@@ -12,7 +12,7 @@ import {
   F_MESSAGE_LENGTH, F_OP, F_SEAL_NS, F_STATUS, F_VERSION, KEY_AT, MESSAGE_AT, MESSAGE_MAX, OP_FLUSH, OP_SEAL_PUT,
   SLOT_DONE, STATUS_ERROR, STATUS_INTEGRITY, STATUS_OK, slotStride, type OffloadSetup,
 } from './piece-offload.js';
-import { sealPiece, type PieceId } from './pieces.js';
+import { blobSizeClasses, sealPiece, type PieceId } from './pieces.js';
 import { LocalDirStore } from './store/local-dir-store.js';
 
 const setup = workerData as OffloadSetup;
@@ -23,6 +23,12 @@ const ctl = new Int32Array(setup.control);
 const bytes = Buffer.from(setup.jobs);
 const fields = new Float64Array(setup.jobs);
 const stride = slotStride(setup.pieceSize);
+const classes = blobSizeClasses(setup.pieceSize);
+
+/** The header fields of a slot (its first bytes, as Float64s). */
+function fieldsOf(slot: number): Float64Array {
+  return fields.subarray((slot * stride) / 8);
+}
 
 function elapsed(t: bigint): number {
   return Number(process.hrtime.bigint() - t);
@@ -31,7 +37,7 @@ function elapsed(t: bigint): number {
 /** Does the job in one slot, leaving its result in the slot's header. */
 async function runJob(slot: number): Promise<void> {
   const base = slot * stride;
-  const f = fields.subarray(base / 8);
+  const f = fieldsOf(slot);
   const key = Buffer.from(bytes.subarray(base + KEY_AT, base + KEY_AT + 32));
   const id: PieceId = { fileId: Buffer.from(bytes.subarray(base + FILE_ID_AT, base + FILE_ID_AT + 16)), index: f[F_INDEX] ?? 0, version: f[F_VERSION] ?? 0 };
   f[F_STATUS] = STATUS_OK;
@@ -39,7 +45,7 @@ async function runJob(slot: number): Promise<void> {
     case OP_SEAL_PUT: {
       let t = process.hrtime.bigint();
       const data = bytes.subarray(base + DATA_AT, base + DATA_AT + (f[F_LENGTH] ?? 0));
-      const blob = sealPiece(key, vaultId, id, data, setup.classes);
+      const blob = sealPiece(key, vaultId, id, data, classes);
       f[F_SEAL_NS] = elapsed(t);
       t = process.hrtime.bigint();
       await store.put(addressOf(addressKey, id), blob);
@@ -63,7 +69,7 @@ async function runJob(slot: number): Promise<void> {
 /** Errors cross as an errno and a message in the slot. */
 function failJob(slot: number, err: unknown): void {
   const base = slot * stride;
-  const f = fields.subarray(base / 8);
+  const f = fieldsOf(slot);
   f[F_STATUS] = err instanceof IntegrityError ? STATUS_INTEGRITY : STATUS_ERROR;
   bytes.fill(0, base + ERRNO_AT, base + ERRNO_AT + 32);
   bytes.write(err instanceof FsError ? err.errno : 'EIO', base + ERRNO_AT, 32, 'utf8');

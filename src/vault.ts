@@ -13,7 +13,6 @@ import { Metadata } from './meta/metadata.js';
 import { RecordStore } from './meta/record-store.js';
 import { OpStats } from './op-stats.js';
 import { PieceOffload } from './piece-offload.js';
-import { blobSizeClasses } from './pieces.js';
 import { acquireStoreLock } from './store-lock.js';
 import { CountingStore } from './store/counting-store.js';
 import { LocalDirStore } from './store/local-dir-store.js';
@@ -55,7 +54,7 @@ export interface OpenOptions {
   /** Open a store older than its anchor (a backup restored on purpose), and move the anchor back. */
   acceptRollback?: boolean;
   /**
-   * Seal and read ahead on a worker thread (piece-offload.ts). Default: on for the local directory
+   * Seal full pieces on a worker thread (piece-offload.ts). Default: on for the local directory
    * store unless SVAULT_PIECE_WORKER=0 (to measure what it brings); never with a replaced store.
    */
   pieceWorker?: boolean;
@@ -164,6 +163,7 @@ export class Vault {
     }
     const lock = opts.noLock ? { release: () => {}, stale: false } : acquireStoreLock(storeDir);
     const unlock = lock.release;
+    let offload: PieceOffload | undefined;
     try {
       const vaultId = Buffer.from(config.vaultId, 'hex');
       const keys = deriveVaultKeys(master, vaultId);
@@ -171,9 +171,7 @@ export class Vault {
       const store = new CountingStore(opts.store ?? new LocalDirStore(storeDir), stats);
       const records = new RecordStore(storeDir, keys.meta, keys.index, vaultId);
       const useWorker = opts.store === undefined && (opts.pieceWorker ?? process.env.SVAULT_PIECE_WORKER !== '0');
-      const offload = useWorker
-        ? new PieceOffload({ storeDir, vaultId, addressKey: keys.address, pieceSize: config.pieceSize, classes: blobSizeClasses(config.pieceSize) }, stats)
-        : undefined;
+      offload = useWorker ? new PieceOffload({ storeDir, vaultId, addressKey: keys.address, pieceSize: config.pieceSize }, stats) : undefined;
       const vault = new Vault(storeDir, config, master, keys, store, records, unlock, stats, offload);
       // A crash is remembered until someone sweeps: a plain fsck in between must not make it forgotten.
       vault.recoveredFromCrash = lock.stale || existsSync(join(storeDir, UNCLEAN_FILE));
@@ -182,7 +180,6 @@ export class Vault {
         const known = anchor.read();
         if (known !== null && known > vault.meta.generation && !opts.acceptRollback) {
           records.close();
-          void offload?.close();
           throw new RollbackError(storeDir, vault.meta.generation, known);
         }
         if (opts.acceptRollback && known !== null && known > vault.meta.generation) anchor.reset(vault.meta.generation);
@@ -191,6 +188,7 @@ export class Vault {
       }
       return vault;
     } catch (err) {
+      await offload?.close(); // whatever failed after it started: its thread must not outlive the open
       unlock();
       throw err;
     }

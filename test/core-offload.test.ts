@@ -10,7 +10,7 @@ import { addressOf, blobPath } from '../src/address.js';
 import { FsError } from '../src/errors.js';
 import { OpStats } from '../src/op-stats.js';
 import { PieceOffload } from '../src/piece-offload.js';
-import { blobSizeClasses, openPiece, type PieceId } from '../src/pieces.js';
+import { openPiece, type PieceId } from '../src/pieces.js';
 import { BLOB_DIR } from '../src/store/local-dir-store.js';
 import { createTempVault, patternBytes, readAt, tempDir, writeAt } from './helpers/temp-vault.js';
 
@@ -20,7 +20,7 @@ const addressKey = Buffer.alloc(32, 2);
 const fileKey = Buffer.alloc(32, 3);
 
 async function offloadIn(storeDir: string, stats = new OpStats(), idleMs?: number): Promise<PieceOffload> {
-  const offload = new PieceOffload({ storeDir, vaultId, addressKey, pieceSize: P, classes: blobSizeClasses(P) }, stats, idleMs);
+  const offload = new PieceOffload({ storeDir, vaultId, addressKey, pieceSize: P }, stats, idleMs);
   await offload.ready;
   return offload;
 }
