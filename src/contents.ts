@@ -28,6 +28,7 @@ const READ_AHEAD_BYTES = 512 * 1024;
 const FILE_KEY_CACHE_BYTES = 4 * 1024 * 1024;
 /** Full-piece buffers kept for reuse once their piece is sealed: no allocation and zeroing per piece. */
 const SPARE_PIECE_BUFFERS = 8;
+const FAILED_AUTHENTICATION = Symbol('failed authentication');
 
 export interface ContentSettings {
   vaultId: Buffer;
@@ -72,6 +73,8 @@ export class OpenFile {
   nameNotDurable = false;
   /** Where the last read ended: a read starting there is sequential and reads ahead. */
   readEnd = 0;
+  /** The first piece read-ahead has not fetched yet for the current sequential run. */
+  aheadNext = 0;
   /** Full pieces the writer has moved past: sealed in the background after the reply (sealBehind). */
   readonly sealQueue = new Set<number>();
   sealScheduled = false;
@@ -168,6 +171,7 @@ export class Contents {
       // After the reply has gone (setImmediate runs once this read's promise chain is done): the store
       // is synchronous, so reading ahead now would only delay this reply.
       if (position === of.readEnd) setImmediate(() => this.readAhead(of, end));
+      else of.aheadNext = 0; // a new run: what was fetched ahead of the old one says nothing about it
       of.readEnd = end;
       return end - position;
     });
@@ -397,29 +401,30 @@ export class Contents {
 
   /** Reads, verifies and decrypts one committed piece of an inode (used by fsck and reads). */
   async gather(fileId: Buffer, key: Buffer, index: number, version: number, what: string): Promise<Buffer> {
-    const id: PieceId = { fileId, index, version };
-    const address = addressOf(this.s.keys.address, id);
-    const cacheKey = address.toString('hex');
+    // Keyed by what the address is made of: a read that finds its piece fetched ahead costs no HMAC.
+    const cacheKey = `${fileId.toString('hex')}/${index}/${version}`;
     const cached = this.clean.get(cacheKey);
     if (cached) return cached;
     let fetch = this.fetching.get(cacheKey);
     if (!fetch) {
-      fetch = this.fetch(id, address, key, what).finally(() => this.fetching.delete(cacheKey));
+      fetch = this.fetch({ fileId, index, version }, cacheKey, key, what).finally(() => this.fetching.delete(cacheKey));
       this.fetching.set(cacheKey, fetch);
     }
     return fetch;
   }
 
-  private async fetch(id: PieceId, address: Address, key: Buffer, what: string): Promise<Buffer> {
+  private async fetch(id: PieceId, cacheKey: string, key: Buffer, what: string): Promise<Buffer> {
     const { index, version } = id;
-    const blob = await this.s.store.get(address);
-    if (!blob) throw new IntegrityError(`${what}: piece ${index} (version ${version}) is missing from the store`);
-    const t = process.hrtime.bigint();
-    const data = openPiece(key, this.s.vaultId, id, blob, this.pieceSize);
-    this.s.stats.record('crypto.open', t, blob.length);
-    if (!data) throw new IntegrityError(`${what}: piece ${index} (version ${version}) failed authentication`);
-    this.clean.set(address.toString('hex'), data);
-    return data;
+    const opened = await this.s.store.read(addressOf(this.s.keys.address, id), (blob) => {
+      const t = process.hrtime.bigint();
+      const data = openPiece(key, this.s.vaultId, id, blob, this.pieceSize); // a new buffer: the blob is only lent
+      this.s.stats.record('crypto.open', t, blob.length);
+      return data ?? FAILED_AUTHENTICATION;
+    });
+    if (opened === null) throw new IntegrityError(`${what}: piece ${index} (version ${version}) is missing from the store`);
+    if (opened === FAILED_AUTHENTICATION) throw new IntegrityError(`${what}: piece ${index} (version ${version}) failed authentication`);
+    this.clean.set(cacheKey, opened);
+    return opened;
   }
 
   /**
@@ -432,6 +437,9 @@ export class Contents {
     const wanted = (i: number): number | undefined => (of.dirty.has(i) || of.sealing.has(i) ? undefined : of.pieces.get(i));
     const fetchFrom = (i: number): void => {
       if (i * P >= until) return;
+      // Each piece once per run: the reads that follow ask again for most of the same window.
+      if (i < of.aheadNext) return fetchFrom(of.aheadNext);
+      of.aheadNext = i + 1;
       const version = wanted(i);
       if (version === undefined) return fetchFrom(i + 1);
       const t = process.hrtime.bigint();

@@ -35,6 +35,9 @@ class CrashingStore implements PieceStore {
   get(a: Address): Promise<Buffer | null> {
     return this.inner.get(a);
   }
+  read<T>(a: Address, use: (blob: Buffer) => T): Promise<T | null> {
+    return this.inner.read(a, use);
+  }
   delete(a: Address): Promise<void> {
     return this.inner.delete(a);
   }

@@ -95,6 +95,23 @@ function pieceStoreSuite(kind: StoreKind): void {
     t.is(await store.get(addr()), null, 'absent next to a present blob');
   });
 
+  test(name('read lends each blob to its callback, bytes as stored, and gives null for an absent one'), async (t) => {
+    const { store } = kind.make(t);
+    const a = addr();
+    const b = addr();
+    const big = randomBytes(140_000);
+    const small = randomBytes(33); // read after the big one: a reused buffer must not show the big one's tail
+    await store.put(a, big);
+    await store.put(b, small);
+    t.true(await store.read(a, (blob) => blob.equals(big)));
+    t.is(await store.read(b, (blob) => blob.length), small.length);
+    t.true(await store.read(b, (blob) => blob.equals(small)));
+    t.is(await store.read(addr(), () => 'called'), null, 'the callback is not called for an absent blob');
+    const copy = await store.read(a, (blob) => Buffer.from(blob));
+    await store.read(b, () => undefined);
+    t.true(copy?.equals(big), 'what the callback copied out stays valid after the next read');
+  });
+
   test(name('a zero-length blob is stored and is not confused with absence'), async (t) => {
     const { store } = kind.make(t);
     const a = addr();

@@ -29,6 +29,20 @@ export class CountingStore implements PieceStore {
     }
   }
 
+  async read<T>(address: Address, use: (blob: Buffer) => T): Promise<T | null> {
+    const t = process.hrtime.bigint();
+    let counted = false;
+    try {
+      return await this.inner.read(address, (blob) => {
+        this.stats.record('store.get', t, blob.length); // the read ends where `use` (the decryption) begins
+        counted = true;
+        return use(blob);
+      });
+    } finally {
+      if (!counted) this.stats.record('store.get', t, 0);
+    }
+  }
+
   async delete(address: Address): Promise<void> {
     const t = process.hrtime.bigint();
     try {

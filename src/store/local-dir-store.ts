@@ -3,7 +3,7 @@
 // so data and names survive power loss before the metadata that points to them commits. Syncing in a
 // batch lets the kernel write back in the meantime, instead of waiting on the disk once per piece.
 
-import { closeSync, constants as fsConstants, fdatasyncSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fdatasyncSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { addressFromHex, blobPath, type Address } from '../address.js';
 import { crashpoint, shouldCrash, writeHalfAndCrash } from '../crashpoints.js';
@@ -21,6 +21,8 @@ export class LocalDirStore implements PieceStore {
   private readonly dirtyShards = new Set<string>();
   /** Blobs written but not yet synced; bounded, so a long write session does not pile up work for flush. */
   private unsynced: string[] = [];
+  /** Blobs are read into this one buffer and lent out (see read); grown to the largest blob seen. */
+  private readBuffer = Buffer.alloc(0);
 
   constructor(storeDir: string) {
     this.root = join(storeDir, BLOB_DIR);
@@ -60,6 +62,10 @@ export class LocalDirStore implements PieceStore {
   }
 
   async get(address: Address): Promise<Buffer | null> {
+    return this.read(address, (blob) => Buffer.from(blob));
+  }
+
+  async read<T>(address: Address, use: (blob: Buffer) => T): Promise<T | null> {
     const rel = blobPath(address);
     let fd: number;
     try {
@@ -69,15 +75,29 @@ export class LocalDirStore implements PieceStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw fromSystemError(err, `reading blob ${rel}`);
     }
+    let blob: Buffer;
     try {
       const st = fstatSync(fd);
       if (!st.isFile() || st.size > MAX_BLOB_BYTES) throw new IntegrityError(`blob ${rel} is not a regular file of a blob's size`);
-      return readFileSync(fd);
+      blob = this.readInto(fd, st.size);
     } catch (err) {
       throw err instanceof IntegrityError ? err : fromSystemError(err, `reading blob ${rel}`);
     } finally {
       closeSync(fd);
     }
+    return use(blob);
+  }
+
+  /** Reads a whole blob into the reused read buffer; a file that shrank meanwhile reads short. */
+  private readInto(fd: number, size: number): Buffer {
+    if (this.readBuffer.length < size) this.readBuffer = Buffer.allocUnsafeSlow(size);
+    let off = 0;
+    while (off < size) {
+      const n = readSync(fd, this.readBuffer, off, size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return this.readBuffer.subarray(0, off);
   }
 
   adopt(address: Address): void {

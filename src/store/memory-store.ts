@@ -15,6 +15,11 @@ export class MemoryStore implements PieceStore {
     return b ? Buffer.from(b) : null;
   }
 
+  async read<T>(address: Address, use: (blob: Buffer) => T): Promise<T | null> {
+    const b = this.blobs.get(address.toString('hex'));
+    return b ? use(b) : null;
+  }
+
   async delete(address: Address): Promise<void> {
     this.blobs.delete(address.toString('hex'));
   }
