@@ -66,13 +66,18 @@ export function randomBytesPooled(n: number): Buffer {
  * Output: nonce || ciphertext || tag. Parts avoid copying a large buffer just to prepend a header.
  */
 export function seal(key: Buffer, aad: Buffer, parts: Buffer[]): Buffer {
+  return Buffer.concat(sealToParts(key, aad, parts));
+}
+
+/** seal() as the list of its output's parts, for a writer that can write them as they are (writev). */
+export function sealToParts(key: Buffer, aad: Buffer, parts: Buffer[]): Buffer[] {
   const nonce = randomBytesPooled(NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(aad);
   const out: Buffer[] = [nonce];
   for (const p of parts) out.push(cipher.update(p));
   out.push(cipher.final(), cipher.getAuthTag());
-  return Buffer.concat(out);
+  return out;
 }
 
 /** Opens a sealed blob; returns null when it does not authenticate (wrong key, tampered, truncated). */

@@ -12,7 +12,7 @@ import {
   F_MESSAGE_LENGTH, F_OP, F_SEAL_NS, F_STATUS, F_VERSION, KEY_AT, MESSAGE_AT, MESSAGE_MAX, OP_FLUSH, OP_SEAL_PUT,
   SLOT_DONE, STATUS_ERROR, STATUS_INTEGRITY, STATUS_OK, slotStride, type OffloadSetup,
 } from './piece-offload.js';
-import { blobSizeClasses, sealPiece, type PieceId } from './pieces.js';
+import { blobSizeClasses, sealPieceToParts, type PieceId } from './pieces.js';
 import { LocalDirStore } from './store/local-dir-store.js';
 
 const setup = workerData as OffloadSetup;
@@ -45,16 +45,17 @@ async function runJob(slot: number): Promise<void> {
     case OP_SEAL_PUT: {
       let t = process.hrtime.bigint();
       const data = bytes.subarray(base + DATA_AT, base + DATA_AT + (f[F_LENGTH] ?? 0));
-      const blob = sealPiece(key, vaultId, id, data, classes);
+      const blob = sealPieceToParts(key, vaultId, id, data, classes); // written unjoined: one 128 KiB copy less
+      const blobLength = blob.reduce((n, p) => n + p.length, 0);
       f[F_SEAL_NS] = elapsed(t);
       t = process.hrtime.bigint();
-      await store.put(addressOf(addressKey, id), blob);
+      store.putParts(addressOf(addressKey, id), blob);
       for (let k = 0; k < (f[F_CHAFF] ?? 0); k++) {
-        const chaff = makeChaff(addressKey, blob.length);
+        const chaff = makeChaff(addressKey, blobLength);
         await store.put(chaff.address, chaff.blob);
       }
       f[F_IO_NS] = elapsed(t);
-      f[F_BYTES] = blob.length;
+      f[F_BYTES] = blobLength;
       return;
     }
     case OP_FLUSH: {

@@ -1,7 +1,7 @@
 // Sealing and opening pieces: a file's content cut into fixed-size pieces, each sealed with AES-256-GCM
 // under a per-file subkey and padded to one of a few blob size classes so blob sizes say little.
 
-import { hkdf, open, seal, SEAL_OVERHEAD, u64 } from './crypto.js';
+import { hkdf, open, SEAL_OVERHEAD, sealToParts, u64 } from './crypto.js';
 
 /** Inside the seal each piece starts with its data length, so padding is authenticated too. */
 const LENGTH_HEADER = 4;
@@ -51,13 +51,18 @@ function zeroPad(n: number): Buffer {
 }
 
 export function sealPiece(key: Buffer, vaultId: Buffer, id: PieceId, data: Buffer, classes: number[]): Buffer {
+  return Buffer.concat(sealPieceToParts(key, vaultId, id, data, classes));
+}
+
+/** sealPiece() as the parts of its blob (see sealToParts): the piece worker writes them without joining them. */
+export function sealPieceToParts(key: Buffer, vaultId: Buffer, id: PieceId, data: Buffer, classes: number[]): Buffer[] {
   const blobSize = blobSizeFor(data.length, classes);
   const header = Buffer.alloc(LENGTH_HEADER);
   header.writeUInt32BE(data.length);
   const parts = [header, data];
   const pad = blobSize - PIECE_OVERHEAD - data.length;
   if (pad > 0) parts.push(zeroPad(pad));
-  return seal(key, pieceAad(vaultId, id), parts);
+  return sealToParts(key, pieceAad(vaultId, id), parts);
 }
 
 /** Opens a piece blob. Returns the data, or null when it fails authentication or is malformed. */

@@ -259,6 +259,15 @@ test('LocalDirStore: blobs live at blobs/<2 hex>/<64 hex> and list ignores stray
   t.is(store.strayFiles().length, 4);
 });
 
+test('LocalDirStore: putParts writes the parts joined, and replaces a longer blob whole', async (t) => {
+  const store = new LocalDirStore(tempDir(t));
+  const a = addr();
+  await store.put(a, randomBytes(200_000));
+  const parts = [randomBytes(12), randomBytes(131_076), Buffer.alloc(0), randomBytes(16)];
+  store.putParts(a, parts);
+  t.true((await store.get(a))?.equals(Buffer.concat(parts)));
+});
+
 test('CountingStore: counts calls and bytes per operation and passes everything through', async (t) => {
   const inner = new MemoryStore();
   const stats = new OpStats();
