@@ -37,10 +37,14 @@ function isDiskFull(err: unknown): boolean {
  * first (blobs of a removed file go only after its removal is committed), so that commit must fit.
  */
 class SpaceReserve {
+  /** Whether the reserve may be missing: checked at the first commit and after a release only, not at every one. */
+  private maybeMissing = true;
+
   constructor(private readonly path: string) {}
 
   /** Deletes the reserve; false if there was none. */
   release(): boolean {
+    this.maybeMissing = true;
     try {
       unlinkSync(this.path);
       return true;
@@ -51,11 +55,16 @@ class SpaceReserve {
 
   /** Recreates the reserve when it is missing and the disk has plenty of room again. */
   restoreIfRoom(): void {
-    if (existsSync(this.path)) return;
+    if (!this.maybeMissing) return;
+    if (existsSync(this.path)) {
+      this.maybeMissing = false;
+      return;
+    }
     try {
       const fs = statfsSync(dirname(this.path));
       if (fs.bavail * fs.bsize < 2 * RESERVE_BYTES) return;
       writeFileSync(this.path, Buffer.alloc(RESERVE_BYTES), { mode: 0o600 });
+      this.maybeMissing = false;
     } catch {
       /* no room or no permission: try again at a later commit */
     }
