@@ -107,13 +107,20 @@ interface Pending {
  * in the thread it measures; two samplers writing one file made Clinic Doctor's data unreadable.
  */
 function startWorker(workerData: OffloadSetup): Worker {
-  const options = { workerData, execArgv: [], env: { ...process.env, NODE_OPTIONS: '' } };
+  const options = { workerData, execArgv: [], env: { ...process.env, NODE_OPTIONS: '' }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } };
   const js = new URL('./piece-worker.js', import.meta.url);
   if (existsSync(fileURLToPath(js))) return new Worker(js, options);
   const ts = new URL('./piece-worker.ts', import.meta.url).href;
   const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(ts)}); })`;
   return new Worker(boot, { ...options, eval: true });
 }
+
+/**
+ * The worker's young generation, small: each sealed piece leaves a 128 KiB blob behind, and a small
+ * young generation is swept often enough to give those back soon. With 2 MiB, the mount's RSS while
+ * dd wrote 2 GiB was 15-25 MiB lower at its peak and median than with V8's default, at no measurable cost.
+ */
+const WORKER_YOUNG_GENERATION_MB = 2;
 
 /** How long one job may take before the worker is given up for dead (a hung disk, say). */
 const JOB_TIMEOUT_MS = 120_000;
