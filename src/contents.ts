@@ -448,7 +448,10 @@ export class Contents {
           this.s.stats.record('bg.read-ahead', t, 0); // outside any FUSE handler (profiling/overhead.ts)
           setImmediate(() => fetchFrom(i + 1));
         },
-        () => undefined, // the real read reports it, when it gets there
+        () => {
+          // The real read reports it, when it gets there; a later read may try this piece again.
+          of.aheadNext = Math.min(of.aheadNext, i);
+        },
       );
     };
     fetchFrom(Math.ceil(from / P));
