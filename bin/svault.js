@@ -1,3 +1,4 @@
-#!/usr/bin/env node
-// Launcher: runs the compiled CLI (npm install builds dist/ through the postinstall step).
+#!/usr/bin/env -S node --initial-old-space-size=64
+// Launcher: runs the compiled CLI (npm install builds dist/ through the postinstall step). The node
+// flag is the mount server's (src/server-flags.ts): `svault mount -f` serves in this process.
 import '../dist/src/cli.js';

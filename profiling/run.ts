@@ -20,6 +20,7 @@ import { eachFlag, ROOT, runIfMain, stamp, withOptions } from '../bench/lib/comm
 import { closeDevNull, errorMessage, GiB, humanBytes, KiB, MiB, parseSize, run, sleep } from '../bench/lib/util.js';
 import { loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type Ctx, type WorkloadName, type WorkloadResult } from '../bench/lib/workloads.js';
 import { OpStats } from '../src/op-stats.js';
+import { SERVER_NODE_FLAGS } from '../src/server-flags.js';
 import { processAlive as alive } from '../src/process-alive.js';
 import { computeOverhead, renderOverhead, TOLERANCE_PCT, PART_NAMES, PART_LABELS, type Overhead, type Snapshot } from './overhead.js';
 
@@ -194,7 +195,7 @@ async function preparePerf(progress: Progress): Promise<{ ok: boolean; why: stri
   return { ok: true, why: '', shimDir };
 }
 
-/** The profiler's command line for `node dist/src/cli.js mount -f --store S MNT`. */
+/** The profiler's command line for `node [server flags] dist/src/cli.js mount -f --store S MNT`. */
 function profilerCommand(tool: Tool, dataDir: string, kernel: boolean, server: string[]): string[] {
   if (tool === '0x') return [binOf('0x', 'cmd.js'), '-D', dataDir, ...(kernel ? ['--kernel-tracing'] : []), '--', process.execPath, ...server];
   const sub = { 'clinic-flame': 'flame', 'clinic-doctor': 'doctor', 'clinic-bubbleprof': 'bubbleprof', 'clinic-heap': 'heapprofiler' }[tool];
@@ -317,7 +318,7 @@ async function profile(o: Options, progress: Progress): Promise<number> {
       } else kernelNote = '--kernel: perf samples of the kernel and native threads (0x --kernel-tracing)';
     }
     if (shimDir) env.PATH = `${shimDir}:${env.PATH ?? ''}`;
-    const cmd = profilerCommand(o.tool, rawDir, kernel, [cli, 'mount', '-f', '--store', store, mnt]);
+    const cmd = profilerCommand(o.tool, rawDir, kernel, [...SERVER_NODE_FLAGS, cli, 'mount', '-f', '--store', store, mnt]);
     progress.note(`starting ${o.tool}: ${cmd.map((a) => path.relative(ROOT, a).startsWith('..') ? a : path.relative(ROOT, a)).join(' ')}`);
     // Registered before the mount: whatever happens, the mount goes and the profiler's group is killed.
     s.cleanup.add('svault', () => {

@@ -17,6 +17,7 @@ import { generateDefaultPassphrase, getNewPassphrase, getPassphrase } from './pa
 import { lockHolder } from './store-lock.js';
 import { processAlive } from './process-alive.js';
 import { DEFAULT_CHAFF_RATIO, DEFAULT_PIECE_SIZE, Vault } from './vault.js';
+import { serverExecArgv } from './server-flags.js';
 import type { OpSummary } from './op-stats.js';
 import type { MountRecord } from '../fs/mount-server.js';
 
@@ -190,7 +191,7 @@ async function mountInBackground(orders: ServerOrders): Promise<void> {
   const child = fork(fileURLToPath(import.meta.url), ['__serve'], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'ipc'],
-    execArgv: process.execArgv,
+    execArgv: serverExecArgv(process.execArgv),
   });
   const result = await new Promise<{ ok: boolean; message?: string; exitCode?: number }>((done) => {
     const timer = setTimeout(() => done({ ok: false, message: `the mount server did not answer within 60 s (see ${logFile})`, exitCode: EXIT.MOUNT_FAILED }), 60_000);

@@ -6,6 +6,8 @@ import test from 'ava';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { SERVER_NODE_FLAGS } from '../src/server-flags.js';
+import { CLI, serverPids } from './helpers/cli.js';
 import { checkNothingLeftMounted, mountedBox, ok, q, randomFile, remount, sha, stat, unmountAndCheck } from './helpers/mount-util.js';
 
 checkNothingLeftMounted(test);
@@ -16,6 +18,18 @@ const MiB = 1024 * KiB;
 const PIECE = 128 * KiB;
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+test('the mount server runs with its node flags (a GiB read otherwise runs V8 mark-compacts back to back)', async (t) => {
+  const box = await mountedBox(t);
+  const [pid] = serverPids(box);
+  t.truthy(pid, 'a server is registered');
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  for (const flag of SERVER_NODE_FLAGS) t.true(argv.includes(flag), `${flag} in the server's command line: ${argv.join(' ')}`);
+  // `svault mount -f` serves in the CLI's own process: the launcher's shebang carries the same flags.
+  const shebang = readFileSync(CLI, 'utf8').split('\n')[0] ?? '';
+  for (const flag of SERVER_NODE_FLAGS) t.true(shebang.split(' ').includes(flag), `${flag} in ${shebang}`);
+  await unmountAndCheck(t, box);
+});
 
 test('cp in and out keeps every byte (1 KiB, 1 MiB, 64 MiB and piece-boundary sizes), also after a remount', async (t) => {
   const box = await mountedBox(t);
