@@ -30,6 +30,11 @@ const FILE_KEY_CACHE_BYTES = 4 * 1024 * 1024;
 const SPARE_PIECE_BUFFERS = 8;
 const FAILED_AUTHENTICATION = Symbol('failed authentication');
 
+/** A piece version's key in the clean cache: what its address is made of, so a hit costs no HMAC. */
+function cleanKey(fileId: Buffer, index: number, version: number): string {
+  return `${fileId.toString('hex')}/${index}/${version}`;
+}
+
 export interface ContentSettings {
   vaultId: Buffer;
   keys: VaultKeys;
@@ -364,7 +369,11 @@ export class Contents {
       }, true);
       crashpoint('meta.committed');
       const superseded: Address[] = [];
-      for (const [i, v] of of.committed) if (of.pieces.get(i) !== v) superseded.push(this.addressOf(of.fileId, i, v));
+      for (const [i, v] of of.committed) {
+        if (of.pieces.get(i) === v) continue;
+        superseded.push(this.addressOf(of.fileId, i, v));
+        this.clean.delete(cleanKey(of.fileId, i, v)); // nothing reads that version again
+      }
       of.committed = new Map(of.pieces);
       of.uncommitted.clear();
       of.changed = false;
@@ -392,7 +401,11 @@ export class Contents {
 
   /** Deletes every blob of a file whose inode is gone (after the commit that removed it). */
   async deleteAllPieces(fileId: Buffer, pieces: Iterable<[number, number]>): Promise<void> {
-    for (const [i, v] of pieces) await this.s.store.delete(this.addressOf(fileId, i, v));
+    for (const [i, v] of pieces) {
+      // A removed file's plaintext leaves the cache with its blobs (it would sit there, dead, until pushed out).
+      this.clean.delete(cleanKey(fileId, i, v));
+      await this.s.store.delete(this.addressOf(fileId, i, v));
+    }
   }
 
   addressOf(fileId: Buffer, index: number, version: number): Address {
@@ -401,8 +414,7 @@ export class Contents {
 
   /** Reads, verifies and decrypts one committed piece of an inode (used by fsck and reads). */
   async gather(fileId: Buffer, key: Buffer, index: number, version: number, what: string): Promise<Buffer> {
-    // Keyed by what the address is made of: a read that finds its piece fetched ahead costs no HMAC.
-    const cacheKey = `${fileId.toString('hex')}/${index}/${version}`;
+    const cacheKey = cleanKey(fileId, index, version);
     const cached = this.clean.get(cacheKey);
     if (cached) return cached;
     let fetch = this.fetching.get(cacheKey);
