@@ -137,7 +137,7 @@ export class Contents {
     } catch (err) {
       // The commit failed (a full disk, say): what it sealed will never be committed, so give it back.
       if (of.refs === 1) {
-        for (const [i, v] of of.uncommitted) await this.s.store.delete(this.addressOf(of.fileId, i, v)).catch(() => undefined);
+        for (const [i, v] of of.uncommitted) await this.deleteBlob(of.fileId, i, v).catch(() => undefined);
       }
       throw err;
     } finally {
@@ -269,7 +269,7 @@ export class Contents {
       () => {
         of.sealing.delete(i);
         const older = of.uncommitted.get(i);
-        if (older !== undefined) void this.s.store.delete(this.addressOf(of.fileId, i, older)).catch(() => undefined);
+        if (older !== undefined) void this.deleteBlob(of.fileId, i, older).catch(() => undefined);
         of.pieces.set(i, id.version);
         of.uncommitted.set(i, id.version);
         of.lost.delete(i);
@@ -280,7 +280,7 @@ export class Contents {
         of.dirty.set(i, piece);
         of.dirtyBytes += piece.len;
         // The worker may have written the blob before it failed: an orphan, never committed.
-        void this.s.store.delete(this.addressOf(of.fileId, i, id.version)).catch(() => undefined);
+        void this.deleteBlob(of.fileId, i, id.version).catch(() => undefined);
       },
     );
     of.sealing.set(i, { piece, job, done });
@@ -368,16 +368,11 @@ export class Contents {
         crashpoint('meta.commit');
       }, true);
       crashpoint('meta.committed');
-      const superseded: Address[] = [];
-      for (const [i, v] of of.committed) {
-        if (of.pieces.get(i) === v) continue;
-        superseded.push(this.addressOf(of.fileId, i, v));
-        this.clean.delete(cleanKey(of.fileId, i, v)); // nothing reads that version again
-      }
+      const superseded = [...of.committed].filter(([i, v]) => of.pieces.get(i) !== v);
       of.committed = new Map(of.pieces);
       of.uncommitted.clear();
       of.changed = false;
-      for (const a of superseded) await this.s.store.delete(a);
+      for (const [i, v] of superseded) await this.deleteBlob(of.fileId, i, v);
     });
   }
 
@@ -401,11 +396,13 @@ export class Contents {
 
   /** Deletes every blob of a file whose inode is gone (after the commit that removed it). */
   async deleteAllPieces(fileId: Buffer, pieces: Iterable<[number, number]>): Promise<void> {
-    for (const [i, v] of pieces) {
-      // A removed file's plaintext leaves the cache with its blobs (it would sit there, dead, until pushed out).
-      this.clean.delete(cleanKey(fileId, i, v));
-      await this.s.store.delete(this.addressOf(fileId, i, v));
-    }
+    for (const [i, v] of pieces) await this.deleteBlob(fileId, i, v);
+  }
+
+  /** Deletes one piece version's blob; its plaintext leaves the clean cache too (nothing reads it again). */
+  private async deleteBlob(fileId: Buffer, index: number, version: number): Promise<void> {
+    this.clean.delete(cleanKey(fileId, index, version));
+    await this.s.store.delete(this.addressOf(fileId, index, version));
   }
 
   addressOf(fileId: Buffer, index: number, version: number): Address {
@@ -427,7 +424,7 @@ export class Contents {
 
   private async fetch(id: PieceId, cacheKey: string, key: Buffer, what: string): Promise<Buffer> {
     const { index, version } = id;
-    const opened = await this.s.store.read(addressOf(this.s.keys.address, id), (blob) => {
+    const opened = await this.s.store.read(this.addressOf(id.fileId, index, version), (blob) => {
       const t = process.hrtime.bigint();
       const data = openPiece(key, this.s.vaultId, id, blob, this.pieceSize); // a new buffer: the blob is only lent
       this.s.stats.record('crypto.open', t, blob.length);
@@ -581,7 +578,7 @@ export class Contents {
     const v = of.uncommitted.get(i);
     if (v !== undefined) {
       of.uncommitted.delete(i);
-      await this.s.store.delete(this.addressOf(of.fileId, i, v));
+      await this.deleteBlob(of.fileId, i, v);
     }
   }
 
