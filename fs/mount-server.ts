@@ -2,6 +2,7 @@
 // closes cleanly on SIGINT, SIGTERM, `svault unmount` or an external `fusermount -u`. If anything goes
 // wrong it still unmounts on the way out: nothing is left mounted.
 
+import { getHeapSpaceStatistics } from 'node:v8';
 import { mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -58,13 +59,20 @@ export function mountOptionsFor(user: string[]): { options: string[]; readOnly: 
 function processFigures() {
   const elu = performance.eventLoopUtilization();
   const cpu = process.cpuUsage();
+  const memory = process.memoryUsage();
   return {
     uptimeMs: performance.now(),
     eventLoopActiveMs: elu.active,
     eventLoopIdleMs: elu.idle,
     cpuUserMs: cpu.user / 1000,
     cpuSystemMs: cpu.system / 1000,
-    rssBytes: process.memoryUsage.rss(),
+    rssBytes: memory.rss,
+    // Where the RSS is: V8's heap, and buffers outside it (the pieces in flight and in the caches).
+    heapTotalBytes: memory.heapTotal,
+    heapUsedBytes: memory.heapUsed,
+    externalBytes: memory.external,
+    arrayBufferBytes: memory.arrayBuffers,
+    heapSpaces: Object.fromEntries(getHeapSpaceStatistics().map((sp) => [sp.space_name, { sizeBytes: sp.space_size, usedBytes: sp.space_used_size }])),
   };
 }
 

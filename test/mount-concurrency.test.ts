@@ -14,7 +14,11 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 interface LiveStatus {
   mountpoint: string;
-  live: { openFiles: number; ops: Array<{ op: string; calls: number }> } | null;
+  live: {
+    openFiles: number;
+    ops: Array<{ op: string; calls: number }>;
+    process?: { rssBytes: number; heapTotalBytes: number; heapUsedBytes: number; externalBytes: number; heapSpaces: Record<string, { sizeBytes: number; usedBytes: number }> };
+  } | null;
 }
 
 test('4 writers to different files at once (dd and cp), then every file checks out', async (t) => {
@@ -34,7 +38,17 @@ test('4 writers to different files at once (dd and cp), then every file checks o
   const st = await box.svault(['status', '--json']);
   t.is(st.code, 0);
   const rows = JSON.parse(st.stdout) as LiveStatus[];
-  t.is(rows.find((r) => r.mountpoint === box.mnt)?.live?.openFiles, 0);
+  const live = rows.find((r) => r.mountpoint === box.mnt)?.live;
+  t.is(live?.openFiles, 0);
+  // The server says where its memory is: V8's heap by space, and the buffers outside it.
+  const mem = live?.process;
+  t.truthy(mem, 'status reports the server process figures');
+  if (mem) {
+    t.true(mem.heapUsedBytes > 0 && mem.heapUsedBytes <= mem.heapTotalBytes, `heap used ${mem.heapUsedBytes} of ${mem.heapTotalBytes}`);
+    t.true(mem.rssBytes > mem.heapUsedBytes, `rss ${mem.rssBytes}`);
+    t.true(mem.externalBytes >= 0);
+    t.true((mem.heapSpaces['old_space']?.usedBytes ?? 0) > 0 && mem.heapSpaces['new_space'] !== undefined, JSON.stringify(mem.heapSpaces));
+  }
 
   await remount(t, box);
   for (let i = 0; i < sizes.length; i++) t.is(await sha(t, join(box.mnt, `f${i}`)), want[i] as string, `f${i} after remount`);
