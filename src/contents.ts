@@ -17,8 +17,12 @@ import type { PieceStore } from './store/piece-store.js';
 
 /** Plaintext held for writes not yet sealed, per file; past it the oldest dirty pieces are sealed early. */
 const DIRTY_BYTES_PER_FILE = 8 * 1024 * 1024;
-/** Decrypted pieces kept for reads. */
-const CLEAN_CACHE_BYTES = 16 * 1024 * 1024;
+/**
+ * Decrypted pieces kept for reads: 64 pieces of 128 KiB, far more than the read-ahead window needs. The
+ * kernel's page cache keeps what was read; this cache serves partial reads and read-modify-writes. Half
+ * of the 16 MiB it was, which lowered the mount's peak RSS in read phases by 10-20 MiB (log entry 9).
+ */
+const CLEAN_CACHE_BYTES = 8 * 1024 * 1024;
 /**
  * Reads that carry on where the last one ended fetch and decrypt this far ahead in the background, so
  * store I/O and decryption overlap the FUSE round trip and the client's own work.
