@@ -117,8 +117,22 @@ async function prepareMountpoint(mountpoint: string, fuseOptions: string[]): Pro
   }
 }
 
+/**
+ * FUSE options svault refuses, and why. libfuse 2's high-level API gives each name of a hard-linked
+ * file its own kernel node, so with kernel_cache a read through one name keeps showing what the
+ * page cache held before a write through another (checked: `cat b` after a write to its link `a`).
+ */
+const REFUSED_OPTIONS: Readonly<Record<string, string>> = {
+  kernel_cache: 'it makes reads through one hard link return stale data after a write through another',
+};
+
 function splitOptions(list: string[] | undefined): string[] {
-  return (list ?? []).flatMap((o) => o.split(',')).map((o) => o.trim()).filter((o) => o.length > 0);
+  const options = (list ?? []).flatMap((o) => o.split(',')).map((o) => o.trim()).filter((o) => o.length > 0);
+  for (const o of options) {
+    const why = REFUSED_OPTIONS[o];
+    if (why) throw new CliError(EXIT.USAGE, `svault does not accept the mount option ${o}: ${why}`);
+  }
+  return options;
 }
 
 async function cmdMount(mnt: string, o: MountOpts): Promise<void> {
