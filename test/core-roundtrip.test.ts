@@ -274,3 +274,35 @@ test('LocalDirStore: interleaved reads of many files, each through read-ahead, g
   }
   files.forEach((f, k) => t.true(got[k]!.equals(f.data), f.path));
 });
+
+test('a directory over several listing pages: appends, removals from full pages, renames and a reopen', async (t) => {
+  // Creates append to the last listing page's JSON without parsing it (Metadata.addEntry); removals
+  // move the last page's last entry into the hole. Both must keep every page a valid, dense list.
+  const tv = await createTempVault(t, { chaffRatio: 0 });
+  const v = tv.vault;
+  v.mkdir('/d', 0o755);
+  const want = new Set<string>();
+  const create = async (name: string): Promise<void> => {
+    await v.release(v.create(`/d/${name}`, 0o644));
+    want.add(name);
+  };
+  for (let i = 0; i < 300; i++) await create(`f${i}`); // pages of 128: two full and one partial
+  for (const i of [0, 5, 127, 128, 200, 299]) {
+    v.unlink(`/d/f${i}`);
+    want.delete(`f${i}`);
+  }
+  v.rename('/d/f1', '/d/renamed');
+  want.delete('f1');
+  want.add('renamed');
+  for (let i = 300; i < 420; i++) await create(`f${i}`); // fills the holes' page, then a new one
+  const sorted = (names: Iterable<string>): string[] => [...names].sort();
+  t.deepEqual(sorted(v.readdir('/d')), sorted(want));
+  for (const name of want) t.truthy(v.getattr(`/d/${name}`), name);
+  await tv.reopen(); // from the store, with no cache of what was appended
+  t.deepEqual(sorted(tv.vault.readdir('/d')), sorted(want));
+  for (let i = 420; i < 440; i++) {
+    await tv.vault.release(tv.vault.create(`/d/f${i}`, 0o644));
+    want.add(`f${i}`);
+  }
+  t.deepEqual(sorted(tv.vault.readdir('/d')), sorted(want), 'every name once, none lost');
+});

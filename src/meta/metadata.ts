@@ -25,6 +25,11 @@ interface EntryRecord extends DirEntry {
 export class Metadata {
   private readonly inodes = new Map<string, Inode>();
   /**
+   * Entry counts of listing pages, by the record bytes they were counted in (the record store hands
+   * back the same Buffer until the record changes or leaves its cache), so appending needs no parse.
+   */
+  private readonly pageCounts = new WeakMap<Buffer, number>();
+  /**
    * Counts committed transactions. Sealed in the store, and remembered outside it by the anchor
    * (src/anchor.ts), so a store replaced by an older copy of itself is noticed.
    */
@@ -128,18 +133,37 @@ export class Metadata {
     return e;
   }
 
-  private readPage(dirId: string, page: number): DirEntry[] {
+  private readPageBytes(dirId: string, page: number): Buffer {
     const bytes = this.records.get(this.pageName(dirId, page), `directory page ${page} of ${dirId}`);
     if (!bytes) throw new IntegrityError(`directory ${dirId}: listing page ${page} is missing`);
+    return bytes;
+  }
+
+  private readPage(dirId: string, page: number): DirEntry[] {
+    return this.parsePage(dirId, page, this.readPageBytes(dirId, page));
+  }
+
+  private parsePage(dirId: string, page: number, bytes: Buffer): DirEntry[] {
     const entries = parseJson<DirEntry[]>(bytes, `directory page ${page} of ${dirId}`);
     if (!Array.isArray(entries) || !entries.every((e) => typeof e?.name === 'string' && INODE_ID.test(String(e.id)) && KINDS.has(e.kind))) {
       throw new IntegrityError(`directory page ${page} of ${dirId} is malformed`);
     }
+    this.pageCounts.set(bytes, entries.length);
     return entries;
   }
 
+  /** How many entries a page's bytes hold: remembered from when they were written or parsed. */
+  private pageCount(dirId: string, page: number, bytes: Buffer): number {
+    return this.pageCounts.get(bytes) ?? this.parsePage(dirId, page, bytes).length;
+  }
+
   private writePage(dirId: string, page: number, entries: DirEntry[]): void {
-    this.records.put(this.pageName(dirId, page), Buffer.from(JSON.stringify(entries)));
+    this.putPage(dirId, page, Buffer.from(JSON.stringify(entries)), entries.length);
+  }
+
+  private putPage(dirId: string, page: number, bytes: Buffer, count: number): void {
+    this.pageCounts.set(bytes, count);
+    this.records.put(this.pageName(dirId, page), bytes);
   }
 
   private writeEntry(dirId: string, e: EntryRecord): void {
@@ -149,13 +173,23 @@ export class Metadata {
   /** Adds an entry to a directory; `dir` is changed in place and the caller writes it. Call inside a transaction. */
   addEntry(dir: Inode, entry: DirEntry): void {
     let page = dir.dirPages - 1;
-    let entries = page >= 0 ? this.readPage(dir.id, page) : [];
-    if (page < 0 || entries.length >= PAGE_CAPACITY) {
+    const last = page >= 0 ? this.readPageBytes(dir.id, page) : null;
+    let count = last ? this.pageCount(dir.id, page, last) : 0;
+    if (page < 0 || count >= PAGE_CAPACITY) {
       page = dir.dirPages++;
-      entries = [];
+      count = 0;
     }
-    entries.push(entry);
-    this.writePage(dir.id, page, entries);
+    // Appended to the page's JSON as it stands: a create in a directory of a hundred files used to
+    // parse, check and re-serialise the whole page (about 60 µs of the 250 µs a create took).
+    const json = JSON.stringify(entry);
+    let bytes: Buffer;
+    if (count === 0 || !last) {
+      bytes = Buffer.from(`[${json}]`);
+    } else {
+      if (last[last.length - 1] !== 0x5d) throw new IntegrityError(`directory page ${page} of ${dir.id} is malformed`);
+      bytes = Buffer.concat([last.subarray(0, last.length - 1), Buffer.from(`,${json}]`)]);
+    }
+    this.putPage(dir.id, page, bytes, count + 1);
     this.writeEntry(dir.id, { ...entry, page });
     dir.entries++;
   }
