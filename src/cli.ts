@@ -122,15 +122,15 @@ async function prepareMountpoint(mountpoint: string, fuseOptions: string[]): Pro
  * file its own kernel node, so with kernel_cache a read through one name keeps showing what the
  * page cache held before a write through another (checked: `cat b` after a write to its link `a`).
  */
-const REFUSED_OPTIONS: Readonly<Record<string, string>> = {
-  kernel_cache: 'it makes reads through one hard link return stale data after a write through another',
-};
+const REFUSED_OPTIONS: ReadonlyMap<string, string> = new Map([
+  ['kernel_cache', 'it makes reads through one hard link return stale data after a write through another'],
+]);
 
 function splitOptions(list: string[] | undefined): string[] {
   const options = (list ?? []).flatMap((o) => o.split(',')).map((o) => o.trim()).filter((o) => o.length > 0);
   for (const o of options) {
-    const why = REFUSED_OPTIONS[o];
-    if (why) throw new CliError(EXIT.USAGE, `svault does not accept the mount option ${o}: ${why}`);
+    const why = REFUSED_OPTIONS.get(o);
+    if (why) throw new CliError(EXIT.USAGE, `mount option ${o} is not accepted: ${why}`);
   }
   return options;
 }
