@@ -19,8 +19,9 @@ import type { PieceStore } from './store/piece-store.js';
 const DIRTY_BYTES_PER_FILE = 8 * 1024 * 1024;
 /**
  * Decrypted pieces kept for reads: 64 pieces of 128 KiB, far more than the read-ahead window needs. The
- * kernel's page cache keeps what was read; this cache serves partial reads and read-modify-writes. Half
- * of the 16 MiB it was, which lowered the mount's peak RSS in read phases by 10-20 MiB (log entry 9).
+ * kernel's page cache serves re-reads while a file stays open (each open drops it: no kernel_cache);
+ * this cache serves partial reads, read-modify-writes and re-opens. Half of the 16 MiB it was, which
+ * lowered the mount's peak RSS in read phases by 10-20 MiB (log entry 9).
  */
 const CLEAN_CACHE_BYTES = 8 * 1024 * 1024;
 /**
