@@ -13,7 +13,7 @@ export type FuseOperations = Fuse.Operations;
 export type FuseStat = Fuse.Stat;
 
 /** Patch level the binding must report (`svault_patch` in scripts/fuse-native.patch). */
-export const SVAULT_PATCH_LEVEL = 3;
+export const SVAULT_PATCH_LEVEL = 4;
 
 /**
  * What ops.utimens receives for a time that must be left unchanged

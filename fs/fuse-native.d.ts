@@ -28,6 +28,11 @@ declare module 'fuse-native' {
     type Callback = (code: Code) => void;
     /** cb(0, fd) with fd a non-zero 32-bit integer, or cb(-errno). */
     type FdCallback = (code: Code, fd?: number) => void;
+    /**
+     * open's callback. `keepCache` true lets the kernel keep the file's page cache from earlier opens
+     * (FOPEN_KEEP_CACHE; patched: upstream had no way to set it per open).
+     */
+    type OpenCallback = (code: Code, fd?: number, keepCache?: boolean) => void;
     /** For read/write: bytes transferred (>= 0), or a negative errno. */
     type BytesCallback = (bytesOrCode: number) => void;
     type TimeValue = Date | number;
@@ -153,7 +158,7 @@ declare module 'fuse-native' {
        * libfuse also routes mknod(2) of a regular file here.
        */
       create?(path: string, mode: number, cb: FdCallback, flags: number, uid: CallerUid, gid: CallerGid): void;
-      open?(path: string, flags: number, cb: FdCallback): void;
+      open?(path: string, flags: number, cb: OpenCallback): void;
       /**
        * Fill `buffer` (which is `length` bytes) and call cb(bytesRead); 0 at
        * end of file. The buffer is only valid until cb is called.

@@ -3,6 +3,7 @@
 // the unexpected), and every call is counted for `svault status` and the profiler.
 
 import type Fuse from 'fuse-native';
+import { constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
 import { FsError } from '../src/errors.js';
 import type { OpStats } from '../src/op-stats.js';
@@ -10,6 +11,7 @@ import type { Attr, Vault } from '../src/vault.js';
 import { toFuseCode } from './errno.js';
 import { UTIME_OMIT } from './fuse-binding.js';
 import { HiddenFiles, hiddenNameIn } from './hidden-files.js';
+import { KernelCacheTracker } from './kernel-cache.js';
 
 export type Logger = (line: string) => void;
 
@@ -62,9 +64,16 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
     return id === undefined ? vault.getattr(path) : vault.unlinkedAttr(id);
   };
   const unlink = (path: string): void => {
+    kernelCache.pathChanged(path, false);
     if (!hidden.forget(path)) vault.unlink(path);
   };
+  // Opens that may keep the kernel's page cache; every content change and every moved or removed name is told.
+  const kernelCache = new KernelCacheTracker();
+  const isDir = (path: string): boolean => (attrAt(path).mode & fsConstants.S_IFMT) === fsConstants.S_IFDIR;
   const rename = (src: string, dest: string): void => {
+    const subtree = isDir(src);
+    kernelCache.pathChanged(src, subtree);
+    kernelCache.pathChanged(dest, subtree);
     const name = hiddenNameIn(dest);
     if (name === undefined || hiddenNameIn(src) !== undefined) return vault.rename(src, dest);
     const id = vault.idAt(src);
@@ -83,24 +92,43 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
     // uid/gid: the calling process (patched fuse-native), so with allow_other new entries belong to their creator.
     mkdir: (path, mode, cb, uid, gid) => run('mkdir', path, cb, () => vault.mkdir(path, mode, uid, gid), done(cb)),
     rmdir: (path, cb) => run('rmdir', path, cb, () => vault.rmdir(path), done(cb)),
-    create: (path, mode, cb, _flags, uid, gid) => run('create', path, cb, () => vault.create(path, mode, uid, gid), (fh) => cb(0, fh)),
+    create: (path, mode, cb, _flags, uid, gid) =>
+      run('create', path, cb, () => {
+        kernelCache.pathChanged(path, false);
+        return vault.create(path, mode, uid, gid);
+      }, (fh) => cb(0, fh)),
     open: (path, flags, cb) =>
       run('open', path, cb, () => {
         if (opts.readOnly && (flags & 3) !== 0) throw new FsError('EROFS', 'read-only mount');
         return vault.open(path);
-      }, (fh) => cb(0, fh)),
+      }, (fh) => cb(0, fh, kernelCache.open(path, vault.idOfHandle(fh)))),
     read: (path, fd, buffer, length, position, cb) => run('read', path, cb, () => vault.read(fd, buffer, length, position), (n) => cb(n), length),
     write: (path, fd, buffer, length, position, cb) =>
-      run('write', path, cb, () => vault.write(fd, buffer.subarray(0, length), position), (n) => cb(n), length),
+      run('write', path, cb, () => {
+        kernelCache.contentChanged(vault.idOfHandle(fd));
+        return vault.write(fd, buffer.subarray(0, length), position);
+      }, (n) => cb(n), length),
     flush: (path, fd, cb) => run('flush', path, cb, () => vault.flush(fd), done(cb)),
     fsync: (path, fd, _datasync, cb) => run('fsync', path, cb, () => vault.fsync(fd), done(cb)),
     fsyncdir: (path, _fd, _datasync, cb) => run('fsyncdir', path, cb, () => vault.syncMetadata(), done(cb)),
     release: (path, fd, cb) => run('release', path, cb, () => vault.release(fd), done(cb)),
-    truncate: (path, size, cb) => run('truncate', path, cb, () => vault.truncate(path, size), done(cb)),
-    ftruncate: (path, fd, size, cb) => run('ftruncate', path, cb, () => vault.ftruncate(fd, size), done(cb)),
+    truncate: (path, size, cb) =>
+      run('truncate', path, cb, () => {
+        kernelCache.contentChanged(vault.idAt(path));
+        return vault.truncate(path, size);
+      }, done(cb)),
+    ftruncate: (path, fd, size, cb) =>
+      run('ftruncate', path, cb, () => {
+        kernelCache.contentChanged(vault.idOfHandle(fd));
+        return vault.ftruncate(fd, size);
+      }, done(cb)),
     unlink: (path, cb) => run('unlink', path, cb, () => unlink(path), done(cb)),
     rename: (src, dest, cb) => run('rename', src, cb, () => rename(src, dest), done(cb)),
-    link: (src, dest, cb) => run('link', dest, cb, () => vault.link(src, dest), done(cb)),
+    link: (src, dest, cb) =>
+      run('link', dest, cb, () => {
+        kernelCache.pathChanged(dest, false);
+        vault.link(src, dest);
+      }, done(cb)),
     symlink: (target, path, cb, uid, gid) => run('symlink', path, cb, () => vault.symlink(target, path, uid, gid), done(cb)),
     readlink: (path, cb) => run('readlink', path, cb, () => vault.readlink(path), (t) => cb(0, t)),
     chmod: (path, mode, cb) => run('chmod', path, cb, () => vault.chmod(path, mode), done(cb)),

@@ -534,6 +534,11 @@ export class Vault {
     return this.handles.get(fh) ?? fail('EBADF', `bad file handle ${fh}`);
   }
 
+  /** The inode id of the file an open handle refers to (it outlives renames and the unlink of its names). */
+  idOfHandle(fh: number): string {
+    return this.handle(fh).id;
+  }
+
   private newHandle(inode: Inode): number {
     const fh = this.nextHandle++;
     this.handles.set(fh, { id: inode.id, of: this.contents.acquire(inode) });
