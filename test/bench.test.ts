@@ -69,7 +69,7 @@ test.serial('bench --quick runs every workload on every target and writes valid 
     cp: ['cp-in-1K', 'cp-out-1K', 'cp-in-1M', 'cp-out-1M'],
     dd: ['dd-write', 'dd-read'],
     small: ['small-1K-write', 'small-1K-read', 'small-1M-write', 'small-1M-read'],
-    tree: ['untar', 'ls-lR', 'read-all', 'rm-rf'],
+    tree: ['untar', 'ls-lR', 'read-all', 'reread-all', 'rm-rf'],
     stream4g: ['stream-write', 'stream-read'],
   };
   for (const [w, keys] of Object.entries(expected)) {

@@ -64,6 +64,7 @@ function throughputPanels(r: BenchReport): Panel[] {
   pick('tree', 'untar', 'tree: untar', files, 'files');
   pick('tree', 'ls-lR', 'tree: ls -lR', files, 'files');
   pick('tree', 'read-all', 'tree: read all', files, 'files');
+  pick('tree', 'reread-all', 'tree: read all again', files, 'files');
   pick('tree', 'rm-rf', 'tree: rm -rf', files, 'files');
   return [
     { title: 'Data throughput (MiB/s, log scale, higher is better)', unit: 'MiB/s', groups: data },
