@@ -63,13 +63,13 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
     const id = hidden.idOf(path);
     return id === undefined ? vault.getattr(path) : vault.unlinkedAttr(id);
   };
+  // Opens that may keep the kernel's page cache; every content change and every moved or removed name is told.
+  const kernelCache = new KernelCacheTracker();
+  const isDir = (path: string): boolean => (attrAt(path).mode & fsConstants.S_IFMT) === fsConstants.S_IFDIR;
   const unlink = (path: string): void => {
     kernelCache.pathChanged(path, false);
     if (!hidden.forget(path)) vault.unlink(path);
   };
-  // Opens that may keep the kernel's page cache; every content change and every moved or removed name is told.
-  const kernelCache = new KernelCacheTracker();
-  const isDir = (path: string): boolean => (attrAt(path).mode & fsConstants.S_IFMT) === fsConstants.S_IFDIR;
   const rename = (src: string, dest: string): void => {
     const subtree = isDir(src);
     kernelCache.pathChanged(src, subtree);
