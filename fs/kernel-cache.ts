@@ -15,8 +15,8 @@
 // cache. Everything here errs towards "drop": a path or file it does not know, or forgot to stay small,
 // is never kept.
 
-/** Remembered opens; past this, all are forgotten (the next open of each file drops its cache once). */
-const MAX_PATHS = 50_000;
+/** Entries per map; past this a map is emptied (the next open of each file then drops its cache once). */
+const MAX_ENTRIES = 50_000;
 
 export class KernelCacheTracker {
   /** Ticks on every content change. */
@@ -30,7 +30,7 @@ export class KernelCacheTracker {
   open(path: string, id: string): boolean {
     const before = this.openedAt.get(path);
     const keep = before !== undefined && before.id === id && before.at >= (this.changedAt.get(id) ?? 0);
-    if (this.openedAt.size >= MAX_PATHS && before === undefined) this.openedAt.clear();
+    if (this.openedAt.size >= MAX_ENTRIES && before === undefined) this.openedAt.clear();
     this.openedAt.set(path, { id, at: this.clock });
     return keep;
   }
@@ -38,7 +38,7 @@ export class KernelCacheTracker {
   /** Called before any change to a file's content (write, truncate), whichever name or handle it comes through. */
   contentChanged(id: string): void {
     this.clock++;
-    if (this.changedAt.size >= MAX_PATHS && !this.changedAt.has(id)) {
+    if (this.changedAt.size >= MAX_ENTRIES && !this.changedAt.has(id)) {
       // Forgetting a change would make a stale cache look current, so every open is forgotten with it.
       this.changedAt.clear();
       this.openedAt.clear();
