@@ -4,30 +4,19 @@
 // processes touch the mount; the FUSE read count comes from `svault status --json`.
 
 import test from 'ava';
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Sandbox } from './helpers/cli.js';
-import { checkNothingLeftMounted, mountedBox, ok, q, randomFile, sha, sleep, unmountAndCheck } from './helpers/mount-util.js';
+import { checkNothingLeftMounted, liveStatus, mountedBox, ok, q, randomFile, sha, sha256, sleep, unmountAndCheck } from './helpers/mount-util.js';
 
 checkNothingLeftMounted(test);
 
 const MiB = 1024 * 1024;
 /** The kernel caches attributes (the size) for 1 s (attr_timeout=1). */
 const ATTR_CACHE_MS = 1100;
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-interface LiveStatus {
-  mountpoint: string;
-  live: { ops: Array<{ op: string; calls: number }> } | null;
-}
 
 /** FUSE read requests the server has answered so far. */
 async function fuseReads(box: Sandbox): Promise<number> {
-  const st = await box.svault(['status', '--json']);
-  if (st.code !== 0) throw new Error(`svault status failed: ${st.stderr}`);
-  const live = (JSON.parse(st.stdout) as LiveStatus[]).find((r) => r.mountpoint === box.mnt)?.live;
-  if (!live) throw new Error(`no live status for ${box.mnt}`);
-  return live.ops.find((o) => o.op === 'fuse.read')?.calls ?? 0;
+  return (await liveStatus(box)).ops.find((o) => o.op === 'fuse.read')?.calls ?? 0;
 }
 
 test('an unchanged file is read again from the kernel cache; a change through another name is seen', async (t) => {

@@ -2,24 +2,13 @@
 // files created in one directory, and readers during writes. Every process is a child of this one.
 
 import test from 'ava';
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { sh } from './helpers/cli.js';
-import { checkNothingLeftMounted, mountedBox, ok, q, randomFile, remount, sha, unmountAndCheck } from './helpers/mount-util.js';
+import { checkNothingLeftMounted, liveStatus, mountedBox, ok, q, randomFile, remount, sha, sha256, unmountAndCheck } from './helpers/mount-util.js';
 
 checkNothingLeftMounted(test);
 
 const MiB = 1024 * 1024;
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-interface LiveStatus {
-  mountpoint: string;
-  live: {
-    openFiles: number;
-    ops: Array<{ op: string; calls: number }>;
-    process?: { rssBytes: number; heapTotalBytes: number; heapUsedBytes: number; externalBytes: number; heapSpaces: Record<string, { sizeBytes: number; usedBytes: number }> };
-  } | null;
-}
 
 test('4 writers to different files at once (dd and cp), then every file checks out', async (t) => {
   const box = await mountedBox(t);
@@ -35,13 +24,10 @@ test('4 writers to different files at once (dd and cp), then every file checks o
   for (let i = 0; i < sizes.length; i++) t.is(await sha(t, join(box.mnt, `f${i}`)), want[i] as string, `f${i}`);
 
   // Nothing is left open once the writers are done.
-  const st = await box.svault(['status', '--json']);
-  t.is(st.code, 0);
-  const rows = JSON.parse(st.stdout) as LiveStatus[];
-  const live = rows.find((r) => r.mountpoint === box.mnt)?.live;
-  t.is(live?.openFiles, 0);
+  const live = await liveStatus(box); // throws unless status exits 0 and lists this mount
+  t.is(live.openFiles, 0);
   // The server says where its memory is: V8's heap by space, and the buffers outside it.
-  const mem = live?.process;
+  const mem = live.process;
   t.truthy(mem, 'status reports the server process figures');
   if (mem) {
     t.true(mem.heapUsedBytes > 0 && mem.heapUsedBytes <= mem.heapTotalBytes, `heap used ${mem.heapUsedBytes} of ${mem.heapTotalBytes}`);
@@ -94,8 +80,7 @@ test('4 shells creating 50 small files each in one directory, while a reader re-
   const expected = [0, 1, 2, 3].flatMap((w) => Array.from({ length: 50 }, (_, i) => `writer ${w} file ${i + 1}`)).join('\n') + '\n';
   t.is(contents, expected);
 
-  const st = JSON.parse((await box.svault(['status', '--json'])).stdout) as LiveStatus[];
-  const creates = st.find((r) => r.mountpoint === box.mnt)?.live?.ops.find((o) => o.op === 'fuse.create')?.calls ?? 0;
+  const creates = (await liveStatus(box)).ops.find((o) => o.op === 'fuse.create')?.calls ?? 0;
   t.true(creates >= 201, `fuse.create counted ${creates} times`);
   await unmountAndCheck(t, box);
 });

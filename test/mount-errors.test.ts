@@ -3,7 +3,6 @@
 // the status / info / --help output. Every check of the mount itself runs in a child process.
 
 import test from 'ava';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountedAt, serverPids, sh, type Sandbox } from './helpers/cli.js';
@@ -17,13 +16,13 @@ import {
   q,
   randomFile,
   sha,
+  sha256,
   unmountAndCheck,
   waitFor,
 } from './helpers/mount-util.js';
 
 checkNothingLeftMounted(test);
 
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** Every blob file under <store>/blobs, as shard/name. */
 function blobFiles(box: Sandbox): Set<string> {

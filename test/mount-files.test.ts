@@ -3,12 +3,11 @@
 // The mount is only ever touched by child processes (cp, dd, truncate, cmp, sha256sum, stat).
 
 import test from 'ava';
-import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SERVER_NODE_FLAGS } from '../src/server-flags.js';
 import { CLI, serverPids } from './helpers/cli.js';
-import { checkNothingLeftMounted, mountedBox, ok, q, randomFile, remount, sha, stat, unmountAndCheck } from './helpers/mount-util.js';
+import { checkNothingLeftMounted, mountedBox, ok, q, randomFile, remount, sha, sha256, stat, unmountAndCheck } from './helpers/mount-util.js';
 
 checkNothingLeftMounted(test);
 
@@ -17,7 +16,6 @@ const MiB = 1024 * KiB;
 /** The default piece size (src/vault.ts): sizes around it cross piece boundaries. */
 const PIECE = 128 * KiB;
 
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 test('the mount server runs with its node flags (a GiB read otherwise runs V8 mark-compacts back to back)', async (t) => {
   const box = await mountedBox(t);

@@ -479,13 +479,14 @@ export async function treeWorkload(ctx: Ctx): Promise<WorkloadResult> {
     await ctx.dropper.drop();
     ctx.progress.step(wl, t.name, 'read all', rep);
     ballastFor(ctx, summary.bytes);
-    const cat = await run('find', [dir, '-type', 'f', '-exec', 'cat', '{}', '+'], { timeoutMs: slow(files) });
+    const readAll = () => run('find', [dir, '-type', 'f', '-exec', 'cat', '{}', '+'], { timeoutMs: slow(files) });
+    const cat = await readAll();
     ctx.ballast.fill();
     rec.add('read-all', `read every file (find -exec cat)`, 's', cat.seconds, { bytes: summary.bytes, files });
 
     // The page cache kept this time: what a second build step, grep or git diff over unchanged files sees.
     ctx.progress.step(wl, t.name, 'read all again', rep);
-    const again = await run('find', [dir, '-type', 'f', '-exec', 'cat', '{}', '+'], { timeoutMs: slow(files) });
+    const again = await readAll();
     rec.add('reread-all', `read every file again, page cache kept (find -exec cat)`, 's', again.seconds, { bytes: summary.bytes, files });
     if (rep === 0) {
       const d = await digestOf(dir);

@@ -3,10 +3,29 @@
 // (shell tools, python3, the svault CLI), as users would.
 
 import type { ExecutionContext, TestFn } from 'ava';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mountedAt, mountedSandbox, sandbox, serverPids, sh, type Sandbox } from './cli.js';
 import { processAlive } from '../../src/process-alive.js';
+
+/** sha256 of bytes in this process, hex (compare with sha() of a file in the mount). */
+export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+/** What `svault status --json` says about a live mount. */
+export interface LiveStatus {
+  openFiles: number;
+  ops: Array<{ op: string; calls: number }>;
+  process?: { rssBytes: number; heapTotalBytes: number; heapUsedBytes: number; externalBytes: number; heapSpaces: Record<string, { sizeBytes: number; usedBytes: number }> };
+}
+
+/** The live status of the box's mount, from `svault status --json`; throws if there is none. */
+export async function liveStatus(box: Sandbox): Promise<LiveStatus> {
+  const st = await box.svault(['status', '--json']);
+  if (st.code !== 0) throw new Error(`svault status failed (exit ${st.code}): ${st.stderr}`);
+  const live = (JSON.parse(st.stdout) as Array<{ mountpoint: string; live: LiveStatus | null }>).find((r) => r.mountpoint === box.mnt)?.live;
+  if (!live) throw new Error(`no live status for ${box.mnt}`);
+  return live;
+}
 
 /** Every sandbox dir created by this test file, checked once more after all teardowns ran. */
 const sandboxDirs: string[] = [];

@@ -5,7 +5,6 @@
 import type { ExecutionContext, TestFn } from 'ava';
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +16,7 @@ import { alive, checkNothingLeftMounted, mountsUnder, sleep, waitFor } from './m
 /** Every extra directory (tmpfs mount points) created by this test file, checked after all teardowns. */
 const extraDirs: string[] = [];
 
-export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+export { sha256 } from './mount-util.js';
 
 /** Remembers a directory (e.g. one a hook created) for the end-of-file "nothing left mounted" check. */
 export function rememberDir(dir: string): void {
