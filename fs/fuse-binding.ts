@@ -199,7 +199,9 @@ export function isMounted(mountpoint: string): boolean {
 /**
  * Whether mountpoint is a FUSE mount whose server is gone ("Transport
  * endpoint is not connected"). Stats the mountpoint: do not call it for a
- * mount that this process serves.
+ * mount that this process serves. ECONNABORTED counts too: it is what a
+ * request gets when it was queued just before the kernel aborted the
+ * connection of a server that died.
  */
 export function isStaleMount(mountpoint: string): boolean {
   if (!mountEntries(mountpoint).some((e) => e.fstype.startsWith('fuse'))) return false;
@@ -207,7 +209,8 @@ export function isStaleMount(mountpoint: string): boolean {
     statSync(mountpoint);
     return false;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ENOTCONN';
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOTCONN' || code === 'ECONNABORTED';
   }
 }
 

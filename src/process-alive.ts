@@ -1,7 +1,22 @@
 // Whether a process is alive. A killed process whose parent has not reaped it yet is a zombie: kill(pid, 0)
 // still succeeds for it, so /proc is asked for its state as well.
+//
+// Every thread is asked, not just the main one. After SIGKILL the main thread can show as a zombie while
+// the FUSE and worker threads are still exiting, and those threads share the process's open files: until
+// the last one is gone the store lock is held and the kernel has not yet aborted the FUSE connection
+// (a stat of the mountpoint in that window fails with ECONNABORTED instead of ENOTCONN).
 
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+
+function threadRunning(pid: number, tid: string): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false; // the thread has just been released
+  }
+}
 
 export function processAlive(pid: number): boolean {
   try {
@@ -9,11 +24,11 @@ export function processAlive(pid: number): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  let threads: string[];
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
+    threads = readdirSync(`/proc/${pid}/task`);
   } catch {
     return false;
   }
+  return threads.some((tid) => threadRunning(pid, tid));
 }

@@ -145,7 +145,8 @@ test('kill -9 of the server leaves a stale mount that the next mount (and unmoun
   t.true(mountedAt(box.mnt), 'the kernel still lists the mount');
   const st = await sh(`stat ${q(box.mnt)}`);
   t.not(st.code, 0);
-  t.regex(st.stderr, /Transport endpoint is not connected/);
+  // ENOTCONN; ECONNABORTED if the stat was queued just before the kernel aborted the connection.
+  t.regex(st.stderr, /Transport endpoint is not connected|Software caused connection abort/);
   const status = await box.svault(['status']);
   t.is(status.stdout.trim(), 'no svault mounts', 'status does not list the dead server');
 
