@@ -8,14 +8,19 @@
 
 import { readdirSync, readFileSync } from 'node:fs';
 
-function threadRunning(pid: number, tid: string): boolean {
+/** A thread's state letter from /proc (R, S, D, Z, X, ...), or null once the thread is gone. */
+export function threadState(pid: number, tid: number | string): string | null {
   try {
     const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
   } catch {
-    return false; // the thread has just been released
+    return null; // the thread has just been released
   }
+}
+
+function threadRunning(pid: number, tid: string): boolean {
+  const state = threadState(pid, tid);
+  return state !== null && state !== 'Z' && state !== 'X';
 }
 
 export function processAlive(pid: number): boolean {

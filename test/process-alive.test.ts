@@ -3,13 +3,10 @@
 
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { processAlive } from '../src/process-alive.js';
+import { processAlive, threadState } from '../src/process-alive.js';
 
-function mainThreadState(pid: number): string {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-}
+/** The main thread's id is the process id. */
+const mainThreadState = (pid: number): string | null => threadState(pid, pid);
 
 test('a running process (with several threads) is alive; a killed one that is not reaped yet (a zombie) is not', async (t) => {
   t.true(processAlive(process.pid), 'this test process: node, several threads');

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { processAlive } from '../src/process-alive.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const canMount = existsSync('/dev/fuse') && process.getuid?.() === 0;
@@ -152,10 +153,10 @@ maybe('killing the driver (SIGTERM) midway: nothing stays mounted, the profiled 
     t.true(sent);
     t.is(r.code, 128 + 15);
     t.deepEqual(mountsUnder(tmp), []);
-    // The server was SIGKILLed by the exit handler; give the kernel a moment to reap it.
+    // The server was SIGKILLed by the exit handler; give the kernel a moment to end all its threads.
     let gone = false;
     for (let i = 0; i < 50 && !gone; i++) {
-      gone = !existsSync(`/proc/${serverPid}`) || readFileSync(`/proc/${serverPid}/stat`, 'utf8').split(' ')[2] === 'Z';
+      gone = !processAlive(serverPid);
       if (!gone) await new Promise((res) => setTimeout(res, 100));
     }
     t.true(gone, `the server ${serverPid} is gone`);
