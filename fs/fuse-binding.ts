@@ -13,7 +13,7 @@ export type FuseOperations = Fuse.Operations;
 export type FuseStat = Fuse.Stat;
 
 /** Patch level the binding must report (`svault_patch` in scripts/fuse-native.patch). */
-export const SVAULT_PATCH_LEVEL = 4;
+export const SVAULT_PATCH_LEVEL = 5;
 
 /**
  * What ops.utimens receives for a time that must be left unchanged
@@ -36,7 +36,15 @@ const cjsRequire = createRequire(import.meta.url);
 const fuseDir = (): string => path.dirname(cjsRequire.resolve('fuse-native/package.json'));
 const fuseRequire = (id: string): unknown => createRequire(path.join(fuseDir(), 'package.json'))(id);
 
+/** What svault uses of the patched binding itself, besides the Fuse class. */
+interface SvaultBinding {
+  svault_patch?: number;
+  /** malloc_trim(0): see trimMallocArenas. */
+  svault_malloc_trim?: () => number;
+}
+
 let cachedFuse: FuseClass | undefined;
+let cachedBinding: SvaultBinding | undefined;
 
 /**
  * Returns the Fuse class. Puts a fusermount on PATH first (fuse-native
@@ -48,11 +56,11 @@ export function loadFuse(): FuseClass {
   ensureFusermountOnPath();
 
   let FuseCtor: FuseClass;
-  let binding: { svault_patch?: number };
+  let binding: SvaultBinding;
   try {
     FuseCtor = cjsRequire('fuse-native') as FuseClass;
     // Same file fuse-native just loaded (node-gyp-build picks build/Release), so this is the require cache.
-    const loadBinding = fuseRequire('node-gyp-build') as (dir: string) => { svault_patch?: number };
+    const loadBinding = fuseRequire('node-gyp-build') as (dir: string) => SvaultBinding;
     binding = loadBinding(fuseDir());
   } catch (err) {
     throw new Error(
@@ -67,7 +75,18 @@ export function loadFuse(): FuseClass {
     );
   }
   cachedFuse = FuseCtor;
+  cachedBinding = binding;
   return FuseCtor;
+}
+
+/**
+ * Gives the free memory of glibc's malloc arenas back to the system (malloc_trim(0), from the patched
+ * binding). Pieces are 128 KiB buffers; after a large write or read, tens of MiB of them are free but
+ * lie between chunks still in use, where glibc's own trimming (the heap's top only) never reaches.
+ * Returns whether anything was released; false before loadFuse() has run.
+ */
+export function trimMallocArenas(): boolean {
+  return (cachedBinding?.svault_malloc_trim?.() ?? 0) === 1;
 }
 
 export interface CreateFuseOptions extends Fuse.Options {

@@ -11,7 +11,8 @@ import { sweepOrphans } from '../src/fsck.js';
 import { OpStats } from '../src/op-stats.js';
 import { mountsDir } from '../src/paths.js';
 import { Vault } from '../src/vault.js';
-import { createFuse, isMounted, lazyUnmount } from './fuse-binding.js';
+import { createFuse, isMounted, lazyUnmount, trimMallocArenas } from './fuse-binding.js';
+import { MemoryTrimmer } from './memory-trim.js';
 import { svaultOperations, type Logger } from './svault-fs.js';
 
 export interface ServeOptions {
@@ -167,10 +168,22 @@ export async function serve(o: ServeOptions): Promise<void> {
     statusServer.on('error', (e) => o.log(`status socket: ${e.message}`));
     statusServer.listen(socketPath);
     statusServer.unref();
+    const trimmer = new MemoryTrimmer({
+      trim: trimMallocArenas,
+      rss: () => process.memoryUsage.rss(),
+      cpuMs: () => {
+        const { user, system } = process.cpuUsage();
+        return (user + system) / 1000;
+      },
+      stats,
+    });
     // An external `fusermount -u` or `umount` does not reach fuse-native: notice it and exit.
     watchdog = setInterval(() => {
       if (!isMounted(o.mountpoint)) void stop('unmounted from outside', 0);
-      else vault.saveAnchor();
+      else {
+        vault.saveAnchor();
+        trimmer.tick();
+      }
     }, 1000);
     o.log(`mounted ${o.store} on ${o.mountpoint}${readOnly ? ' (read-only)' : ''}`);
     o.onReady(null);

@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 
 const TAG = 'build-fuse-binding';
 // Must match `svault_patch` in scripts/fuse-native.patch and fs/fuse-binding.ts.
-const PATCH_LEVEL = 4;
+const PATCH_LEVEL = 5;
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const patchFile = join(root, 'scripts', 'fuse-native.patch');

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SERVER_NODE_FLAGS } from '../src/server-flags.js';
 import { CLI, serverPids } from './helpers/cli.js';
-import { checkNothingLeftMounted, mountedBox, ok, q, randomFile, remount, sha, sha256, stat, unmountAndCheck } from './helpers/mount-util.js';
+import { checkNothingLeftMounted, liveStatus, mountedBox, ok, q, randomFile, remount, sha, sha256, sleep, stat, unmountAndCheck } from './helpers/mount-util.js';
 
 checkNothingLeftMounted(test);
 
@@ -26,6 +26,22 @@ test('the mount server runs with its node flags (a GiB read otherwise runs V8 ma
   // `svault mount -f` serves in the CLI's own process: the launcher's shebang carries the same flags.
   const shebang = readFileSync(CLI, 'utf8').split('\n')[0] ?? '';
   for (const flag of SERVER_NODE_FLAGS) t.true(shebang.split(' ').includes(flag), `${flag} in ${shebang}`);
+  await unmountAndCheck(t, box);
+});
+
+test('the mount server trims its freed memory once a large write is over', async (t) => {
+  const box = await mountedBox(t);
+  const trims = async () => (await liveStatus(box)).ops.find((o) => o.op === 'bg.malloc-trim')?.calls ?? 0;
+  t.is(await trims(), 0, 'an idle mount does not trim');
+  randomFile(join(box.dir, 'src'), 64 * 1024 * 1024);
+  await ok(t, `cp ${q(join(box.dir, 'src'))} ${q(join(box.mnt, 'f'))}`);
+  // The watchdog looks once a second; the first quiet second after the work trims (fs/memory-trim.ts).
+  let n = 0;
+  for (let i = 0; i < 20 && n === 0; i++) {
+    await sleep(500);
+    n = await trims();
+  }
+  t.true(n >= 1, 'bg.malloc-trim counted in `svault status --json`');
   await unmountAndCheck(t, box);
 });
 
