@@ -94,7 +94,7 @@ const sum = (ops: OpRow[], prefix: string) => ops.filter((o) => o.op.startsWith(
 
 /**
  * The breakdown. Nesting: crypto.*, meta.* and store.* run inside fuse.* handlers, or inside the
- * background tasks that run between them (bg.*: sealing behind writes, reading ahead), so what is not
+ * background tasks that run between them (bg.*: sealing behind writes, reading ahead, trimming), so what is not
  * background is taken out of the handler total (bookkeeping = handlers − (nested − background), never
  * below 0), and the background tasks' time is active time outside the handlers. The handlers' time counts
  * as active up to the event loop's active time; beyond that it is time a handler spent awaiting
