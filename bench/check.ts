@@ -8,7 +8,11 @@
 // that merely ran in a quieter moment move the ratios but not svault's time. (--strict: either ratio.) Per workload, the server CPU seconds of svault
 // over the floor's regress past the same tolerance. A failed target or integrity check fails too.
 //
-//   npm run bench:check -- [--baseline FILE] [--report FILE] [--tolerance 0.35] [--strict] [bench options]
+// Memory is checked against issue 6's goal, not against the baseline: the mount's peak RSS in each workload
+// of single files (cp, dd, the 4 GiB stream and the small files) must stay under 200 MiB. The RSS hardly
+// depends on the machine's load, so an absolute limit holds from run to run. --peak-rss-mib 0 leaves it out.
+//
+//   npm run bench:check -- [--baseline FILE] [--report FILE] [--tolerance 0.35] [--strict] [--peak-rss-mib 200] [bench options]
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -21,6 +25,10 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.basename(path.dirname(HERE)) === 'dist' ? path.resolve(HERE, '..', '..') : path.resolve(HERE, '..');
 
 export const DEFAULT_TOLERANCE = 0.35;
+/** Issue 6: the mount's peak RSS stays under this from 64 MiB files to 4 GiB. */
+export const DEFAULT_PEAK_RSS_MIB = 200;
+/** The workloads of single files that the memory goal is about (the tree is 10,000 small files at once). */
+export const MEMORY_GOAL_WORKLOADS: readonly WorkloadName[] = ['cp', 'dd', 'stream4g', 'small'];
 
 export interface Verdict {
   workload: WorkloadName;
@@ -33,8 +41,18 @@ export interface Verdict {
   status: 'ok' | 'regressed' | 'improved' | 'no reference';
 }
 
+/** One workload's peak RSS against the memory goal. */
+export interface MemoryVerdict {
+  workload: WorkloadName;
+  peakRssBytes: number;
+  withinGoal: boolean;
+}
+
 export interface CheckResult {
   verdicts: Verdict[];
+  memory: MemoryVerdict[];
+  /** The limit the memory verdicts used, in MiB; 0 when memory was not checked. */
+  peakRssMib: number;
   failures: string[];
   passed: boolean;
 }
@@ -45,7 +63,7 @@ export function loadReport(file: string): BenchReport {
   return r;
 }
 
-export function compare(base: BenchReport, fresh: BenchReport, tolerance = DEFAULT_TOLERANCE, strict = false): CheckResult {
+export function compare(base: BenchReport, fresh: BenchReport, tolerance = DEFAULT_TOLERANCE, strict = false, peakRssMib = DEFAULT_PEAK_RSS_MIB): CheckResult {
   const failures: string[] = [];
   if (!fresh.ok) failures.push(`the fresh run reported errors: ${fresh.errors.join('; ') || 'see its report'}`);
   if (!fresh.targets.svault?.present) failures.push('svault was not measured in the fresh run');
@@ -101,8 +119,24 @@ export function compare(base: BenchReport, fresh: BenchReport, tolerance = DEFAU
   for (const v of verdicts) {
     if (v.status === 'regressed') failures.push(`${v.workload}/${v.figure} (${v.label}) regressed: ${describe(v)}`);
   }
-  return { verdicts, failures, passed: failures.length === 0 };
+  const memory = peakRssMib > 0 ? memoryVerdicts(fresh, peakRssMib) : [];
+  for (const m of memory) {
+    if (!m.withinGoal) failures.push(`${m.workload}: the mount's peak RSS was ${mib(m.peakRssBytes)}, not under ${peakRssMib} MiB`);
+  }
+  return { verdicts, memory, peakRssMib, failures, passed: failures.length === 0 };
 }
+
+function memoryVerdicts(fresh: BenchReport, peakRssMib: number): MemoryVerdict[] {
+  const out: MemoryVerdict[] = [];
+  for (const w of MEMORY_GOAL_WORKLOADS) {
+    const peak = fresh.workloads[w]?.targets.svault?.process?.peakRssBytes;
+    if (peak === undefined || peak === null) continue; // not in this run, or not sampled
+    out.push({ workload: w, peakRssBytes: peak, withinGoal: peak < peakRssMib * 1024 * 1024 });
+  }
+  return out;
+}
+
+const mib = (bytes: number): string => `${(bytes / (1024 * 1024)).toFixed(0)} MiB`;
 
 function cpuRatio(w: WorkloadResult): number | undefined {
   const sv = w.targets.svault?.process?.cpuSeconds;
@@ -128,8 +162,16 @@ export function renderCheck(r: CheckResult, tolerance: number, strict: boolean, 
   for (const v of r.verdicts) {
     L.push(`| ${v.workload} | ${v.label} | ${ratio(v.base.floor)} → ${ratio(v.fresh.floor)} | ${pct(v.change.floor)} | ${ratio(v.base.native)} → ${ratio(v.fresh.native)} | ${pct(v.change.native)} | ${pct(v.change.own)} | ${v.status === 'regressed' ? '**REGRESSED**' : v.status} |`);
   }
+  if (r.memory.length > 0) {
+    L.push('');
+    L.push(`Memory goal: the mount's peak RSS under ${r.peakRssMib} MiB in each workload of single files.`);
+    L.push('');
+    L.push('| Workload | peak RSS | verdict |');
+    L.push('|---|---|---|');
+    for (const m of r.memory) L.push(`| ${m.workload} | ${mib(m.peakRssBytes)} | ${m.withinGoal ? 'ok' : '**OVER**'} |`);
+  }
   L.push('');
-  if (r.passed) L.push(`PASS: no regression past the tolerance (${r.verdicts.length} figures compared).`);
+  if (r.passed) L.push(`PASS: no regression past the tolerance (${r.verdicts.length} figures compared)${r.memory.length > 0 ? `; peak RSS under ${r.peakRssMib} MiB in ${r.memory.length} workloads` : ''}.`);
   else for (const f of r.failures) L.push(`FAIL: ${f}`);
   return L.join('\n') + '\n';
 }
@@ -177,6 +219,7 @@ export async function main(argv: string[]): Promise<number> {
   let reportFile: string | undefined;
   let tolerance = DEFAULT_TOLERANCE;
   let strict = false;
+  let peakRssMib = DEFAULT_PEAK_RSS_MIB;
   const passThrough: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -184,13 +227,18 @@ export async function main(argv: string[]): Promise<number> {
     else if (a === '--report') reportFile = path.resolve(argv[++i] ?? '');
     else if (a === '--tolerance') tolerance = Number(argv[++i]);
     else if (a === '--strict') strict = true;
+    else if (a === '--peak-rss-mib') peakRssMib = Number(argv[++i]);
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('Usage: npm run bench:check -- [--baseline FILE] [--report FILE] [--tolerance 0.35] [--strict] [bench options such as --only small,tree]\n');
+      process.stdout.write('Usage: npm run bench:check -- [--baseline FILE] [--report FILE] [--tolerance 0.35] [--strict] [--peak-rss-mib 200] [bench options such as --only small,tree]\n');
       return 0;
     } else passThrough.push(a);
   }
   if (!Number.isFinite(tolerance) || tolerance <= 0) {
     process.stderr.write('--tolerance needs a positive fraction, e.g. 0.35\n');
+    return 2;
+  }
+  if (!Number.isFinite(peakRssMib) || peakRssMib < 0) {
+    process.stderr.write('--peak-rss-mib needs a number of MiB, e.g. 200 (0: do not check memory)\n');
     return 2;
   }
   const base = loadReport(baseline);
@@ -201,7 +249,7 @@ export async function main(argv: string[]): Promise<number> {
     reportFile = await freshRun([...argsFromBaseline(base), ...out, ...passThrough]);
   }
   const fresh = loadReport(reportFile);
-  const result = compare(base, fresh, tolerance, strict);
+  const result = compare(base, fresh, tolerance, strict, peakRssMib);
   process.stdout.write(renderCheck(result, tolerance, strict, baseline, reportFile));
   return result.passed ? 0 : 1;
 }

@@ -124,6 +124,7 @@ test.serial('bench --quick runs every workload on every target and writes valid 
   const check = await node(['bench/check.ts', '--baseline', file, '--report', file], process.env, 60_000);
   t.is(check.code, 0, check.stdout + check.stderr);
   t.regex(check.stdout, /PASS: no regression/);
+  t.regex(check.stdout, /peak RSS under 200 MiB in 4 workloads/, 'the memory goal is checked on cp, dd, stream4g and small');
 
   // The same report with svault twice as slow at the small files must fail the check, on those figures only.
   const slow = JSON.parse(JSON.stringify(report)) as BenchReport;
@@ -134,6 +135,19 @@ test.serial('bench --quick runs every workload on every target and writes valid 
   t.is(failing.code, 1, failing.stdout + failing.stderr);
   t.regex(failing.stdout, /small\/small-1K-write .* regressed/);
   t.notRegex(failing.stdout, /tree\/untar .* regressed/);
+
+  // A peak RSS over issue 6's memory goal fails the check whatever the times; --peak-rss-mib 0 leaves memory out.
+  const heavy = JSON.parse(JSON.stringify(report)) as BenchReport;
+  const streamProcess = heavy.workloads.stream4g?.targets.svault?.process;
+  if (!streamProcess) return t.fail('the stream workload has no svault process figures');
+  streamProcess.peakRssBytes = 250 * 1024 * 1024;
+  const heavyFile = path.join(out, 'heavier.json');
+  writeFileSync(heavyFile, JSON.stringify(heavy));
+  const overGoal = await node(['bench/check.ts', '--baseline', file, '--report', heavyFile], process.env, 60_000);
+  t.is(overGoal.code, 1, overGoal.stdout + overGoal.stderr);
+  t.regex(overGoal.stdout, /FAIL: stream4g: the mount's peak RSS was 250 MiB, not under 200 MiB/);
+  const unchecked = await node(['bench/check.ts', '--baseline', file, '--report', heavyFile, '--peak-rss-mib', '0'], process.env, 60_000);
+  t.is(unchecked.code, 0, unchecked.stdout + unchecked.stderr);
 });
 
 test.serial('bench skips gocryptfs cleanly when it is not installed, and says so', async (t) => {
