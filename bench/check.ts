@@ -18,7 +18,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { computeRatios, SCHEMA, type BenchReport, type Ratios } from './lib/report.js';
+import { computeRatios, fmtMiB, SCHEMA, type BenchReport, type Ratios } from './lib/report.js';
 import type { WorkloadName, WorkloadResult } from './lib/workloads.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -121,7 +121,7 @@ export function compare(base: BenchReport, fresh: BenchReport, tolerance = DEFAU
   }
   const memory = peakRssMib > 0 ? memoryVerdicts(fresh, peakRssMib) : [];
   for (const m of memory) {
-    if (!m.withinGoal) failures.push(`${m.workload}: the mount's peak RSS was ${mib(m.peakRssBytes)}, not under ${peakRssMib} MiB`);
+    if (!m.withinGoal) failures.push(`${m.workload}: the mount's peak RSS was ${fmtMiB(m.peakRssBytes)}, not under ${peakRssMib} MiB`);
   }
   return { verdicts, memory, peakRssMib, failures, passed: failures.length === 0 };
 }
@@ -135,8 +135,6 @@ function memoryVerdicts(fresh: BenchReport, peakRssMib: number): MemoryVerdict[]
   }
   return out;
 }
-
-const mib = (bytes: number): string => `${(bytes / (1024 * 1024)).toFixed(0)} MiB`;
 
 function cpuRatio(w: WorkloadResult): number | undefined {
   const sv = w.targets.svault?.process?.cpuSeconds;
@@ -168,7 +166,7 @@ export function renderCheck(r: CheckResult, tolerance: number, strict: boolean, 
     L.push('');
     L.push('| Workload | peak RSS | verdict |');
     L.push('|---|---|---|');
-    for (const m of r.memory) L.push(`| ${m.workload} | ${mib(m.peakRssBytes)} | ${m.withinGoal ? 'ok' : '**OVER**'} |`);
+    for (const m of r.memory) L.push(`| ${m.workload} | ${fmtMiB(m.peakRssBytes)} | ${m.withinGoal ? 'ok' : '**OVER**'} |`);
   }
   L.push('');
   if (r.passed) L.push(`PASS: no regression past the tolerance (${r.verdicts.length} figures compared)${r.memory.length > 0 ? `; peak RSS under ${r.peakRssMib} MiB in ${r.memory.length} workloads` : ''}.`);

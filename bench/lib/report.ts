@@ -217,7 +217,7 @@ function fmtFigure(f: Figure | undefined): string {
   return fmtSeconds(f.time.median);
 }
 
-function fmtMiB(b: number | null | undefined): string {
+export function fmtMiB(b: number | null | undefined): string {
   return b === null || b === undefined ? '—' : `${(b / MiB).toFixed(0)} MiB`;
 }
 
