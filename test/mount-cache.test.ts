@@ -6,7 +6,7 @@
 import test from 'ava';
 import { join } from 'node:path';
 import type { Sandbox } from './helpers/cli.js';
-import { checkNothingLeftMounted, liveStatus, mountedBox, ok, q, randomFile, sha, sha256, sleep, unmountAndCheck } from './helpers/mount-util.js';
+import { checkNothingLeftMounted, mountedBox, opCalls, ok, q, randomFile, sha, sha256, sleep, unmountAndCheck } from './helpers/mount-util.js';
 
 checkNothingLeftMounted(test);
 
@@ -16,7 +16,7 @@ const ATTR_CACHE_MS = 1100;
 
 /** FUSE read requests the server has answered so far. */
 async function fuseReads(box: Sandbox): Promise<number> {
-  return (await liveStatus(box)).ops.find((o) => o.op === 'fuse.read')?.calls ?? 0;
+  return opCalls(box, 'fuse.read');
 }
 
 test('an unchanged file is read again from the kernel cache; a change through another name is seen', async (t) => {

@@ -4,7 +4,7 @@
 import test from 'ava';
 import { join } from 'node:path';
 import { sh } from './helpers/cli.js';
-import { checkNothingLeftMounted, liveStatus, mountedBox, ok, q, randomFile, remount, sha, sha256, unmountAndCheck } from './helpers/mount-util.js';
+import { checkNothingLeftMounted, liveStatus, mountedBox, ok, opCalls, q, randomFile, remount, sha, sha256, unmountAndCheck } from './helpers/mount-util.js';
 
 checkNothingLeftMounted(test);
 
@@ -80,7 +80,7 @@ test('4 shells creating 50 small files each in one directory, while a reader re-
   const expected = [0, 1, 2, 3].flatMap((w) => Array.from({ length: 50 }, (_, i) => `writer ${w} file ${i + 1}`)).join('\n') + '\n';
   t.is(contents, expected);
 
-  const creates = (await liveStatus(box)).ops.find((o) => o.op === 'fuse.create')?.calls ?? 0;
+  const creates = await opCalls(box, 'fuse.create');
   t.true(creates >= 201, `fuse.create counted ${creates} times`);
   await unmountAndCheck(t, box);
 });

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SERVER_NODE_FLAGS } from '../src/server-flags.js';
 import { CLI, serverPids } from './helpers/cli.js';
-import { checkNothingLeftMounted, liveStatus, mountedBox, ok, q, randomFile, remount, sha, sha256, sleep, stat, unmountAndCheck } from './helpers/mount-util.js';
+import { checkNothingLeftMounted, mountedBox, ok, opCalls, q, randomFile, remount, sha, sha256, sleep, stat, unmountAndCheck } from './helpers/mount-util.js';
 
 checkNothingLeftMounted(test);
 
@@ -15,7 +15,6 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 /** The default piece size (src/vault.ts): sizes around it cross piece boundaries. */
 const PIECE = 128 * KiB;
-
 
 test('the mount server runs with its node flags (a GiB read otherwise runs V8 mark-compacts back to back)', async (t) => {
   const box = await mountedBox(t);
@@ -31,9 +30,9 @@ test('the mount server runs with its node flags (a GiB read otherwise runs V8 ma
 
 test('the mount server trims its freed memory once a large write is over', async (t) => {
   const box = await mountedBox(t);
-  const trims = async () => (await liveStatus(box)).ops.find((o) => o.op === 'bg.malloc-trim')?.calls ?? 0;
+  const trims = () => opCalls(box, 'bg.malloc-trim');
   t.is(await trims(), 0, 'an idle mount does not trim');
-  randomFile(join(box.dir, 'src'), 64 * 1024 * 1024);
+  randomFile(join(box.dir, 'src'), 64 * MiB);
   await ok(t, `cp ${q(join(box.dir, 'src'))} ${q(join(box.mnt, 'f'))}`);
   // The watchdog looks once a second; the first quiet second after the work trims (fs/memory-trim.ts).
   let n = 0;

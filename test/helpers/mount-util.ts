@@ -27,6 +27,11 @@ export async function liveStatus(box: Sandbox): Promise<LiveStatus> {
   return live;
 }
 
+/** How many times the box's mount has counted `op` (e.g. 'fuse.read'), from `svault status --json`; 0 if never. */
+export async function opCalls(box: Sandbox, op: string): Promise<number> {
+  return (await liveStatus(box)).ops.find((o) => o.op === op)?.calls ?? 0;
+}
+
 /** Every sandbox dir created by this test file, checked once more after all teardowns ran. */
 const sandboxDirs: string[] = [];
 
