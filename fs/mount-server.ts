@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { sweepOrphans } from '../src/fsck.js';
 import { OpStats } from '../src/op-stats.js';
+import { aeadImplementation } from '../src/native-aead.js';
 import { mountsDir } from '../src/paths.js';
 import { Vault } from '../src/vault.js';
 import { createFuse, isMounted, lazyUnmount, trimMallocArenas } from './fuse-binding.js';
@@ -91,6 +92,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     const sweep = await sweepOrphans(vault);
     o.log(sweep.skipped ? `swept nothing: ${sweep.skipped}` : `removed ${sweep.removed} orphaned blob(s)`);
   }
+  if (aeadImplementation.name !== 'openssl-evp') o.log(`AES-GCM through node:crypto (slower): ${aeadImplementation.reason}`);
   const { options, readOnly } = mountOptionsFor(o.fuseOptions);
   const fuse = createFuse(o.mountpoint, svaultOperations(vault, { readOnly, log: o.log, stats }), {
     mountOptions: options,
@@ -163,7 +165,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     mkdirSync(mountsDir(), { recursive: true, mode: 0o700 });
     writeFileSync(registry, JSON.stringify(record));
     statusServer = createServer((sock) => {
-      sock.end(JSON.stringify({ ...record, ops: stats.summary(), openFiles: vault.contents.openCount(), process: processFigures() }));
+      sock.end(JSON.stringify({ ...record, ops: stats.summary(), openFiles: vault.contents.openCount(), aead: aeadImplementation, process: processFigures() }));
     });
     statusServer.on('error', (e) => o.log(`status socket: ${e.message}`));
     statusServer.listen(socketPath);

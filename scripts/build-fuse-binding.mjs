@@ -19,10 +19,12 @@
 
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, copyFileSync, existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { BuildError, nodeGypRebuild, runBuild, which } from './node-gyp.mjs';
 
 const TAG = 'build-fuse-binding';
 // Must match `svault_patch` in scripts/fuse-native.patch and fs/fuse-binding.ts.
@@ -32,18 +34,11 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const patchFile = join(root, 'scripts', 'fuse-native.patch');
 const force = process.argv.includes('--force');
 
-class BuildError extends Error {}
 const fail = (msg) => {
   throw new BuildError(msg);
 };
 
-try {
-  main();
-} catch (err) {
-  const msg = err instanceof BuildError ? err.message : (err?.stack ?? String(err));
-  console.error(`${TAG}: FAILED: ${msg}`);
-  process.exit(1);
-}
+runBuild(TAG, main);
 
 function main() {
   if (process.platform !== 'linux') {
@@ -188,54 +183,6 @@ function applyPatch(fuseDir) {
 // ---------------------------------------------------------------------------
 // 2. Build
 
-function which(cmd, pathVar = process.env.PATH ?? '') {
-  const dirs = cmd.includes('/') ? [''] : pathVar.split(delimiter).filter(Boolean);
-  for (const dir of dirs) {
-    const candidate = dir ? join(dir, cmd) : cmd;
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
-
-/** node-gyp: the one npm hands to lifecycle scripts, else npm's bundled copy, else a local or global one. */
-function findNodeGyp() {
-  const candidates = [
-    process.env.npm_config_node_gyp,
-    process.env.npm_execpath && join(dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-    join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-    join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-  ];
-  for (const c of candidates) if (c && existsSync(c)) return [process.execPath, c];
-  const onPath = which('node-gyp');
-  return onPath ? [onPath] : null;
-}
-
-/** A --nodedir whose headers match this Node, so node-gyp needs no download. */
-function findNodeHeaders() {
-  const prefixes = [
-    process.env.npm_config_nodedir,
-    process.config.variables.node_prefix,
-    resolve(dirname(process.execPath), '..'),
-  ];
-  for (const prefix of prefixes) {
-    if (!prefix) continue;
-    try {
-      const h = readFileSync(join(prefix, 'include', 'node', 'node_version.h'), 'utf8');
-      const num = (name) => new RegExp(`#define ${name}\\s+(\\d+)`).exec(h)?.[1];
-      const version = `v${num('NODE_MAJOR_VERSION')}.${num('NODE_MINOR_VERSION')}.${num('NODE_PATCH_VERSION')}`;
-      if (version === process.version) return prefix;
-    } catch {
-      // no headers under this prefix
-    }
-  }
-  return null;
-}
-
 function build(fuseDir, libfuse) {
   const release = join(fuseDir, 'build', 'Release');
   const stampFile = join(release, '.svault-build.json');
@@ -253,41 +200,9 @@ function build(fuseDir, libfuse) {
     readFileSync(stampFile, 'utf8') === stamp;
   if (upToDate) return 'up to date';
 
-  // What node-gyp needs; on Debian: apt-get install -y python3 make g++
-  const missing = [
-    !(process.env.PYTHON || process.env.npm_config_python || which('python3') || which('python')) && 'python3',
-    !which('make') && 'make',
-    !(which(process.env.CC || 'cc') || which('gcc')) && 'gcc',
-    !which(process.env.CXX || 'g++') && 'g++', // gyp links with $(CXX)
-  ].filter(Boolean);
-  if (missing.length) {
-    fail(`cannot compile fuse-native: missing ${missing.join(', ')}. On Debian: apt-get install -y python3 make g++`);
-  }
-  const nodeGyp = findNodeGyp();
-  if (!nodeGyp) fail('cannot find node-gyp (it ships with npm; or: npm install -g node-gyp)');
-
-  const nodedir = findNodeHeaders();
-  const args = [...nodeGyp.slice(1), 'rebuild', '--release', ...(nodedir ? [`--nodedir=${nodedir}`] : [])];
   // '$$' is make's escape for '$'; the quotes keep the shell from expanding $ORIGIN.
   const ldflags = [process.env.LDFLAGS, "-Wl,-rpath,'$$ORIGIN'"].filter(Boolean).join(' ');
-  const res = spawnSync(nodeGyp[0], args, {
-    cwd: fuseDir,
-    env: { ...process.env, LDFLAGS: ldflags },
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  if (res.error || res.status !== 0) {
-    const log = `${res.stdout ?? ''}${res.stderr ?? ''}`
-      .split('\n')
-      .filter((l) => l.trim() && !l.startsWith('gyp info'))
-      .slice(-40)
-      .join('\n');
-    fail(
-      `node-gyp rebuild failed in ${fuseDir} (${res.error?.message ?? `exit ${res.status}`})` +
-        (nodedir ? '' : '; no local Node headers were found, so node-gyp had to download them') +
-        `\n${log}`,
-    );
-  }
+  nodeGypRebuild({ root, dir: fuseDir, what: 'fuse-native', env: { LDFLAGS: ldflags } });
 
   // The binary asks for libfuse.so.2 (the library's soname); binding.gyp only
   // copies it here as libfuse.so.

@@ -19,6 +19,7 @@ import { processAlive } from './process-alive.js';
 import { DEFAULT_CHAFF_RATIO, DEFAULT_PIECE_SIZE, Vault } from './vault.js';
 import { serverExecArgv } from './server-flags.js';
 import type { OpSummary } from './op-stats.js';
+import type { AeadImplementation } from './native-aead.js';
 import type { MountRecord } from '../fs/mount-server.js';
 
 interface StoreOpts {
@@ -308,7 +309,7 @@ async function cmdUnmount(mnt: string): Promise<void> {
   throw new CliError(EXIT.MOUNTPOINT, `${mountpoint} is not mounted`);
 }
 
-function queryServer(pid: number): Promise<{ ops: OpSummary[]; openFiles: number } | null> {
+function queryServer(pid: number): Promise<{ ops: OpSummary[]; openFiles: number; aead?: AeadImplementation } | null> {
   return new Promise((done) => {
     const sock = connect(join(mountsDir(), `${pid}.sock`));
     let text = '';
@@ -352,6 +353,7 @@ async function cmdStatus(o: { json?: boolean }): Promise<void> {
       continue;
     }
     process.stdout.write(`  open files ${r.live.openFiles}\n`);
+    if (r.live.aead) process.stdout.write(`  AES-GCM ${r.live.aead.name}${r.live.aead.name === 'openssl-evp' ? '' : ` (${r.live.aead.reason})`}\n`);
     process.stdout.write(`  ${'operation'.padEnd(18)} ${'calls'.padStart(10)} ${'MiB'.padStart(10)} ${'total ms'.padStart(11)} ${'p50 ms'.padStart(9)} ${'p99 ms'.padStart(9)}\n`);
     for (const op of r.live.ops) {
       process.stdout.write(
@@ -540,6 +542,11 @@ async function main(): Promise<void> {
     await serveChild();
     return;
   }
+  // `svault status | head`: a reader that closes the pipe early is not an error worth a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT.OK);
+    throw err;
+  });
   let exitCode = 0;
   const program = buildProgram((c) => (exitCode = c));
   try {

@@ -1,7 +1,10 @@
-// Cryptographic primitives of svault, all from Node's crypto (OpenSSL): key derivation, AEAD sealing, keyed hashes.
+// Cryptographic primitives of svault, all OpenSSL's: key derivation, AEAD sealing, keyed hashes.
 // Nothing here is home-made: AES-256-GCM for sealing, HKDF-SHA256 for subkeys, HMAC-SHA256 as the PRF.
+// Sealing and opening go through src/native-aead.ts when its addon is built: the same OpenSSL cipher,
+// without node:crypto's fresh zero-filled buffer per call. Both paths read and write the same bytes.
 
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { nativeAead } from './native-aead.js';
 
 export const KEY_BYTES = 32;
 export const NONCE_BYTES = 12;
@@ -66,12 +69,21 @@ export function randomBytesPooled(n: number): Buffer {
  * Output: nonce || ciphertext || tag. Parts avoid copying a large buffer just to prepend a header.
  */
 export function seal(key: Buffer, aad: Buffer, parts: Buffer[]): Buffer {
-  return Buffer.concat(sealToParts(key, aad, parts));
+  const sealed = sealToParts(key, aad, parts);
+  return sealed.length === 1 ? sealed[0]! : Buffer.concat(sealed);
 }
 
 /** seal() as the list of its output's parts, for a writer that can write them as they are (writev). */
 export function sealToParts(key: Buffer, aad: Buffer, parts: Buffer[]): Buffer[] {
   const nonce = randomBytesPooled(NONCE_BYTES);
+  if (nativeAead) {
+    let length = SEAL_OVERHEAD;
+    for (const p of parts) length += p.length;
+    // Unzeroed: the addon writes every byte of it, or wipes it and throws.
+    const out = Buffer.allocUnsafeSlow(length);
+    nativeAead.seal(key, nonce, aad, parts, out);
+    return [out];
+  }
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(aad);
   const out: Buffer[] = [nonce];
@@ -83,6 +95,11 @@ export function sealToParts(key: Buffer, aad: Buffer, parts: Buffer[]): Buffer[]
 /** Opens a sealed blob; returns null when it does not authenticate (wrong key, tampered, truncated). */
 export function open(key: Buffer, aad: Buffer, sealed: Buffer): Buffer | null {
   if (sealed.length < SEAL_OVERHEAD) return null;
+  if (nativeAead) {
+    // Unzeroed: filled with the plaintext, or wiped when the tag does not match.
+    const out = Buffer.allocUnsafeSlow(sealed.length - SEAL_OVERHEAD);
+    return nativeAead.open(key, aad, sealed, out) ? out : null;
+  }
   const nonce = sealed.subarray(0, NONCE_BYTES);
   const tag = sealed.subarray(sealed.length - TAG_BYTES);
   const decipher = createDecipheriv('aes-256-gcm', key, nonce);

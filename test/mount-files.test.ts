@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SERVER_NODE_FLAGS } from '../src/server-flags.js';
 import { CLI, serverPids } from './helpers/cli.js';
-import { checkNothingLeftMounted, mountedBox, ok, opCalls, q, randomFile, remount, sha, sha256, sleep, stat, unmountAndCheck } from './helpers/mount-util.js';
+import { checkNothingLeftMounted, liveStatus, mountedBox, ok, opCalls, q, randomFile, remount, sha, sha256, sleep, stat, unmountAndCheck } from './helpers/mount-util.js';
 
 checkNothingLeftMounted(test);
 
@@ -16,7 +16,7 @@ const MiB = 1024 * KiB;
 /** The default piece size (src/vault.ts): sizes around it cross piece boundaries. */
 const PIECE = 128 * KiB;
 
-test('the mount server runs with its node flags (a GiB read otherwise runs V8 mark-compacts back to back)', async (t) => {
+test('the mount server runs with its node flags (a GiB read otherwise runs V8 mark-compacts back to back) and the AES-GCM addon', async (t) => {
   const box = await mountedBox(t);
   const [pid] = serverPids(box);
   t.truthy(pid, 'a server is registered');
@@ -25,6 +25,9 @@ test('the mount server runs with its node flags (a GiB read otherwise runs V8 ma
   // `svault mount -f` serves in the CLI's own process: the launcher's shebang carries the same flags.
   const shebang = readFileSync(CLI, 'utf8').split('\n')[0] ?? '';
   for (const flag of SERVER_NODE_FLAGS) t.true(shebang.split(' ').includes(flag), `${flag} in ${shebang}`);
+  // The compiled server finds the addon from dist/ (src/native-aead.ts), not only under tsx.
+  const aead = (await liveStatus(box)).aead;
+  t.is(aead?.name, 'openssl-evp', `the server seals with the addon: ${aead?.reason}`);
   await unmountAndCheck(t, box);
 });
 

@@ -14,6 +14,8 @@ export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).dig
 /** What `svault status --json` says about a live mount. */
 export interface LiveStatus {
   openFiles: number;
+  /** Which AES-GCM the server seals and opens with (src/native-aead.ts). */
+  aead?: { name: string; reason: string };
   ops: Array<{ op: string; calls: number }>;
   process?: { rssBytes: number; heapTotalBytes: number; heapUsedBytes: number; externalBytes: number; heapSpaces: Record<string, { sizeBytes: number; usedBytes: number }> };
 }

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// Builds svault's AES-256-GCM addon (src/native/aead.c) with node-gyp against Node's own headers, and
+// checks it before anything uses it: the addon must seal to exactly the bytes node:crypto produces
+// and open them again, and must refuse a tampered blob. Run by `npm install` (postinstall); safe to rerun.
+//
+// Usage: node scripts/build-aead.mjs [--force]   (--force: rebuild even if up to date)
+
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { BuildError, nodeGypRebuild, runBuild } from './node-gyp.mjs';
+
+const TAG = 'build-aead';
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const dir = join(root, 'src', 'native');
+const addon = join(dir, 'build', 'Release', 'svault_aead.node');
+const stampFile = join(dir, 'build', 'Release', '.svault-build.json');
+const force = process.argv.includes('--force');
+
+runBuild(TAG, main);
+
+function main() {
+  if (process.platform !== 'linux') {
+    console.log(`${TAG}: skipped (built on Linux only, like the FUSE binding; node:crypto is used instead)`);
+    return;
+  }
+  const sha256 = (file) => createHash('sha256').update(readFileSync(file)).digest('hex');
+  const stamp = JSON.stringify({ source: sha256(join(dir, 'aead.c')), gyp: sha256(join(dir, 'binding.gyp')), node: process.version });
+  let built = 'up to date';
+  if (force || !existsSync(addon) || !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
+    nodeGypRebuild({ root, dir, what: 'the AES-GCM addon' });
+    writeFileSync(stampFile, stamp);
+    built = 'built';
+  }
+  verify();
+  console.log(`${TAG}: ${addon} ${built}; it matches node:crypto's AES-256-GCM`);
+}
+
+/** In a child, so a crash while loading cannot take npm with it. */
+function verify() {
+  const probe = `
+    const crypto = require('node:crypto');
+    const aead = require(${JSON.stringify(addon)});
+    for (const size of [0, 1, 15, 16, 17, 4100, 131076]) {
+      const key = crypto.randomBytes(32), nonce = crypto.randomBytes(12), aad = crypto.randomBytes(40);
+      const plain = crypto.randomBytes(size);
+      const c = crypto.createCipheriv('aes-256-gcm', key, nonce);
+      c.setAAD(aad);
+      const expected = Buffer.concat([nonce, c.update(plain), c.final(), c.getAuthTag()]);
+      const sealed = Buffer.alloc(size + 28);
+      aead.seal(key, nonce, aad, [plain.subarray(0, size >> 1), plain.subarray(size >> 1)], sealed);
+      if (!sealed.equals(expected)) throw new Error('seal differs from node:crypto at ' + size + ' bytes');
+      const out = Buffer.alloc(size);
+      if (!aead.open(key, aad, sealed, out) || !out.equals(plain)) throw new Error('open fails at ' + size + ' bytes');
+      sealed[sealed.length - 1] ^= 1;
+      if (aead.open(key, aad, sealed, out)) throw new Error('a tampered tag opens at ' + size + ' bytes');
+    }`;
+  const res = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' });
+  if (res.status !== 0) throw new BuildError(`${addon} fails its check:\n${res.stderr}`);
+}

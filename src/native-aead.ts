@@ -1,0 +1,47 @@
+// Loads svault's AES-256-GCM addon (src/native/aead.c, built by scripts/build-aead.mjs at install).
+// It seals and opens into buffers we own, with the OpenSSL that Node itself runs. src/crypto.ts uses it
+// when it loads and falls back to node:crypto otherwise; both produce and accept the same bytes.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeAead {
+  /** Decrypts nonce || ciphertext || tag into out (sealed.length - 28 bytes); false, and out wiped, if it does not authenticate. */
+  open(key: Buffer, aad: Buffer, sealed: Buffer, out: Buffer): boolean;
+  /** Writes nonce || ciphertext of the parts || tag into out (12 + the parts' length + 16 bytes). */
+  seal(key: Buffer, nonce: Buffer, aad: Buffer, parts: Buffer[], out: Buffer): void;
+}
+
+/** Which implementation src/crypto.ts uses, and why, for `svault status` and the bench reports. */
+export interface AeadImplementation {
+  name: 'openssl-evp' | 'node:crypto';
+  reason: string;
+}
+
+/** Set SVAULT_AEAD=node to use node:crypto even where the addon is built (A/B measurements, tests). */
+export const AEAD_ENV = 'SVAULT_AEAD';
+
+// From src/ under tsx, and from dist/src/ once compiled: the addon is built in the source tree.
+const CANDIDATES = ['./native/build/Release/svault_aead.node', '../../src/native/build/Release/svault_aead.node'];
+
+function load(): { addon: NativeAead | null; implementation: AeadImplementation } {
+  if (process.env[AEAD_ENV] === 'node') {
+    return { addon: null, implementation: { name: 'node:crypto', reason: `${AEAD_ENV}=node` } };
+  }
+  const file = CANDIDATES.map((c) => fileURLToPath(new URL(c, import.meta.url))).find((f) => existsSync(f));
+  if (!file) {
+    return { addon: null, implementation: { name: 'node:crypto', reason: 'the addon is not built (npm install runs scripts/build-aead.mjs)' } };
+  }
+  try {
+    const addon = createRequire(import.meta.url)(file) as NativeAead;
+    return { addon, implementation: { name: 'openssl-evp', reason: file } };
+  } catch (err) {
+    return { addon: null, implementation: { name: 'node:crypto', reason: `${file} does not load: ${(err as Error).message}` } };
+  }
+}
+
+const loaded = load();
+
+/** The addon, or null when node:crypto is used. */
+export const nativeAead: NativeAead | null = loaded.addon;
+export const aeadImplementation: AeadImplementation = loaded.implementation;

@@ -1,0 +1,131 @@
+// svault's AES-256-GCM addon (src/native/aead.c through src/native-aead.ts) against node:crypto: the
+// same bytes out for the same key, nonce and AAD; every kind of damage refused with the output wiped;
+// misuse thrown before any byte is touched. And src/crypto.ts keeps working when the addon is off.
+
+import test from 'ava';
+import fc from 'fast-check';
+import { execFile } from 'node:child_process';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { open, seal, SEAL_OVERHEAD } from '../src/crypto.js';
+import { AEAD_ENV, aeadImplementation, nativeAead, type NativeAead } from '../src/native-aead.js';
+
+const run = promisify(execFile);
+
+/** node:crypto's seal of the parts, in svault's layout: nonce || ciphertext || tag. */
+function nodeSeal(key: Buffer, nonce: Buffer, aad: Buffer, parts: Buffer[]): Buffer {
+  const c = createCipheriv('aes-256-gcm', key, nonce);
+  c.setAAD(aad);
+  return Buffer.concat([nonce, ...parts.map((p) => c.update(p)), c.final(), c.getAuthTag()]);
+}
+
+function nodeOpen(key: Buffer, aad: Buffer, sealed: Buffer): Buffer {
+  const d = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, 12));
+  d.setAAD(aad);
+  d.setAuthTag(sealed.subarray(sealed.length - 16));
+  return Buffer.concat([d.update(sealed.subarray(12, sealed.length - 16)), d.final()]);
+}
+
+function addon(): NativeAead {
+  if (!nativeAead) throw new Error(`the addon is not loaded: ${aeadImplementation.reason}`);
+  return nativeAead;
+}
+
+test('npm install built the addon, and src/crypto.ts uses it', (t) => {
+  // On Linux the postinstall step builds it (scripts/build-aead.mjs); a missing build is a failed install.
+  if (process.platform !== 'linux') return t.pass('built on Linux only');
+  t.is(aeadImplementation.name, 'openssl-evp', aeadImplementation.reason);
+});
+
+const bytes = (min: number, max: number) => fc.uint8Array({ minLength: min, maxLength: max }).map((a) => Buffer.from(a));
+
+test('seal writes the bytes node:crypto writes, and both open each other’s blobs', (t) => {
+  const aead = addon();
+  fc.assert(
+    fc.property(bytes(32, 32), bytes(12, 12), bytes(0, 80), fc.array(bytes(0, 5000), { maxLength: 4 }), (key, nonce, aad, parts) => {
+      const expected = nodeSeal(key, nonce, aad, parts);
+      const sealed = Buffer.alloc(expected.length);
+      aead.seal(key, nonce, aad, parts, sealed);
+      t.deepEqual(sealed, expected);
+      const out = Buffer.alloc(sealed.length - SEAL_OVERHEAD);
+      t.true(aead.open(key, aad, expected, out));
+      t.deepEqual(out, Buffer.concat(parts));
+      t.deepEqual(nodeOpen(key, aad, sealed), Buffer.concat(parts));
+    }),
+    { numRuns: 200 },
+  );
+  // A full piece: 128 KiB of data behind its 4-byte length.
+  const key = randomBytes(32);
+  const nonce = randomBytes(12);
+  const parts = [randomBytes(4), randomBytes(128 * 1024)];
+  const sealed = Buffer.alloc(4 + 128 * 1024 + SEAL_OVERHEAD);
+  aead.seal(key, nonce, Buffer.from('piece'), parts, sealed);
+  t.deepEqual(sealed, nodeSeal(key, nonce, Buffer.from('piece'), parts));
+});
+
+test('open refuses every kind of damage and wipes what it wrote', (t) => {
+  const aead = addon();
+  const key = randomBytes(32);
+  const aad = Buffer.from('svault piece 7 v3');
+  const plain = randomBytes(4096);
+  const sealed = nodeSeal(key, randomBytes(12), aad, [plain]);
+  const refused = (what: string, k: Buffer, a: Buffer, s: Buffer) => {
+    const out = Buffer.alloc(s.length - SEAL_OVERHEAD, 0xee);
+    t.false(aead.open(k, a, s, out), what);
+    t.true(out.every((b) => b === 0), `${what}: the output is wiped`);
+  };
+  const flipped = (at: number) => {
+    const s = Buffer.from(sealed);
+    s[at] = (s[at] as number) ^ 0x01;
+    return s;
+  };
+  refused('a flipped nonce bit', key, aad, flipped(0));
+  refused('a flipped ciphertext bit', key, aad, flipped(12 + 2000));
+  refused('a flipped tag bit', key, aad, flipped(sealed.length - 1));
+  refused('another AAD (a piece moved to another address)', key, Buffer.from('svault piece 7 v2'), sealed);
+  refused('another key', randomBytes(32), aad, sealed);
+  refused('a truncated blob', key, aad, sealed.subarray(0, sealed.length - 1));
+  const out = Buffer.alloc(plain.length);
+  t.true(aead.open(key, aad, sealed, out), 'the undamaged blob still opens');
+  t.deepEqual(out, plain);
+});
+
+test('misuse throws a TypeError and touches nothing', (t) => {
+  const aead = addon();
+  const key = randomBytes(32);
+  const sealed = nodeSeal(key, randomBytes(12), Buffer.alloc(0), [randomBytes(100)]);
+  const out = Buffer.alloc(100, 0xaa);
+  const throwsType = (what: string, fn: () => unknown) => t.throws(fn, { instanceOf: TypeError }, what);
+  throwsType('a 16-byte key', () => aead.open(key.subarray(0, 16), Buffer.alloc(0), sealed, out));
+  throwsType('an output one byte short', () => aead.open(key, Buffer.alloc(0), sealed, out.subarray(1)));
+  throwsType('a blob shorter than nonce and tag', () => aead.open(key, Buffer.alloc(0), sealed.subarray(0, 27), Buffer.alloc(0)));
+  throwsType('a string for a buffer', () => aead.open(key, 'aad' as unknown as Buffer, sealed, out));
+  throwsType('three arguments', () => (aead.open as unknown as (...a: unknown[]) => boolean)(key, Buffer.alloc(0), sealed));
+  t.true(out.every((b) => b === 0xaa), 'nothing was written on misuse');
+  const nonce = randomBytes(12);
+  throwsType('an 8-byte nonce', () => aead.seal(key, nonce.subarray(0, 8), Buffer.alloc(0), [out], Buffer.alloc(128)));
+  throwsType('an output of the wrong size', () => aead.seal(key, nonce, Buffer.alloc(0), [out], Buffer.alloc(127)));
+  throwsType('parts that are not an array', () => aead.seal(key, nonce, Buffer.alloc(0), out as unknown as Buffer[], Buffer.alloc(128)));
+  throwsType('a part that is not a buffer', () => aead.seal(key, nonce, Buffer.alloc(0), [1 as unknown as Buffer], Buffer.alloc(29)));
+  throwsType('17 parts', () => aead.seal(key, nonce, Buffer.alloc(0), Array.from({ length: 17 }, () => Buffer.alloc(1)), Buffer.alloc(45)));
+});
+
+test(`${AEAD_ENV}=node uses node:crypto, which opens what the addon sealed and seals what it opens`, async (t) => {
+  const key = randomBytes(32);
+  const aad = Buffer.from('record');
+  const plain = randomBytes(3000);
+  const byAddon = seal(key, aad, [plain]);
+  // A child with the addon off opens the addon's blob and seals a new one for this process to open.
+  const child = `
+    const { open, seal } = await import(${JSON.stringify(new URL('../src/crypto.ts', import.meta.url).href)});
+    const { aeadImplementation } = await import(${JSON.stringify(new URL('../src/native-aead.ts', import.meta.url).href)});
+    const key = Buffer.from('${key.toString('hex')}', 'hex'), aad = Buffer.from('record');
+    const opened = open(key, aad, Buffer.from('${byAddon.toString('hex')}', 'hex'));
+    console.log(JSON.stringify({ impl: aeadImplementation.name, opened: opened?.toString('hex'), sealed: seal(key, aad, [opened]).toString('hex') }));`;
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child], { env: { ...process.env, [AEAD_ENV]: 'node' } });
+  const r = JSON.parse(stdout) as { impl: string; opened: string; sealed: string };
+  t.is(r.impl, 'node:crypto');
+  t.is(r.opened, plain.toString('hex'));
+  t.deepEqual(open(key, aad, Buffer.from(r.sealed, 'hex')), plain);
+  t.is(open(key, Buffer.from('other'), byAddon), null, 'src/crypto.ts refuses a wrong AAD');
+});
