@@ -113,6 +113,7 @@ test.serial('bench --quick runs every workload on every target and writes valid 
   const md = readFileSync(path.join(out, report.files.markdown), 'utf8');
   t.true(md.includes('| Input size | Operation | Time | Throughput | Target | Status | svault/native | svault/floor'));
   t.true(md.includes('extrapolated'));
+  t.regex(md, /- svault: piece size \d+ bytes, chaff ratio [\d.]+, aes-256-gcm through openssl-evp\./, 'the report names the AES-GCM the server ran');
   for (const svg of [report.files.throughputSvg, report.files.rssSvg]) {
     const p = path.join(out, svg);
     t.true(statSync(p).size > 500, `${svg} is not empty`);

@@ -143,9 +143,12 @@ export async function svaultTarget(base: string, mntBase: string, s: SvaultSetti
   const m = await svault(['mount', '--store', store, mnt]);
   const said = /server pid (\d+)/.exec(m.stdout + m.stderr);
   pid = said ? Number(said[1]) : null;
+  let aead: string | undefined;
   try {
-    const status = JSON.parse((await svault(['status', '--json'])).stdout) as Array<{ pid: number; mountpoint: string }>;
-    pid = status.find((x) => x.mountpoint === mnt)?.pid ?? pid;
+    const status = JSON.parse((await svault(['status', '--json'])).stdout) as Array<{ pid: number; mountpoint: string; live?: { aead?: { name: string } } | null }>;
+    const mine = status.find((x) => x.mountpoint === mnt);
+    pid = mine?.pid ?? pid;
+    aead = mine?.live?.aead?.name;
   } catch {
     /* keep the pid from the mount message */
   }
@@ -161,6 +164,8 @@ export async function svaultTarget(base: string, mntBase: string, s: SvaultSetti
       pieceSize: config.pieceSize ?? s.pieceSize,
       chaffRatio: config.chaffRatio ?? s.chaff,
       cipher: config.cipher,
+      // Which AES-GCM the server runs (src/native-aead.ts): the addon, or node:crypto.
+      aead,
       kdf: config.kdf,
       mount: mountLine,
     },
