@@ -7,7 +7,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,11 +31,19 @@ function main() {
   const stamp = JSON.stringify({ source: sha256(join(dir, 'aead.c')), gyp: sha256(join(dir, 'binding.gyp')), node: process.version });
   let built = 'up to date';
   if (force || !existsSync(addon) || !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
+    rmSync(stampFile, { force: true });
     nodeGypRebuild({ root, dir, what: 'the AES-GCM addon' });
-    writeFileSync(stampFile, stamp);
     built = 'built';
   }
-  verify();
+  try {
+    verify();
+  } catch (err) {
+    // src/native-aead.ts loads whatever is there: an addon that failed its check must not stay.
+    rmSync(addon, { force: true });
+    rmSync(stampFile, { force: true });
+    throw err;
+  }
+  writeFileSync(stampFile, stamp);
   console.log(`${TAG}: ${addon} ${built}; it matches node:crypto's AES-256-GCM`);
 }
 

@@ -4,7 +4,7 @@
 // without node:crypto's fresh zero-filled buffer per call. Both paths read and write the same bytes.
 
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto';
-import { nativeAead } from './native-aead.js';
+import { NATIVE_MAX_PARTS, nativeAead } from './native-aead.js';
 
 export const KEY_BYTES = 32;
 export const NONCE_BYTES = 12;
@@ -76,7 +76,7 @@ export function seal(key: Buffer, aad: Buffer, parts: Buffer[]): Buffer {
 /** seal() as the list of its output's parts, for a writer that can write them as they are (writev). */
 export function sealToParts(key: Buffer, aad: Buffer, parts: Buffer[]): Buffer[] {
   const nonce = randomBytesPooled(NONCE_BYTES);
-  if (nativeAead) {
+  if (nativeAead && parts.length <= NATIVE_MAX_PARTS) {
     let length = SEAL_OVERHEAD;
     for (const p of parts) length += p.length;
     // Unzeroed: the addon writes every byte of it, or wipes it and throws.

@@ -18,6 +18,9 @@ export interface AeadImplementation {
   reason: string;
 }
 
+/** The addon seals at most this many parts in one call (MAX_PARTS in aead.c). */
+export const NATIVE_MAX_PARTS = 16;
+
 /** Set SVAULT_AEAD=node to use node:crypto even where the addon is built (A/B measurements, tests). */
 export const AEAD_ENV = 'SVAULT_AEAD';
 
@@ -28,16 +31,18 @@ function load(): { addon: NativeAead | null; implementation: AeadImplementation 
   if (process.env[AEAD_ENV] === 'node') {
     return { addon: null, implementation: { name: 'node:crypto', reason: `${AEAD_ENV}=node` } };
   }
-  const file = CANDIDATES.map((c) => fileURLToPath(new URL(c, import.meta.url))).find((f) => existsSync(f));
-  if (!file) {
-    return { addon: null, implementation: { name: 'node:crypto', reason: 'the addon is not built (npm install runs scripts/build-aead.mjs)' } };
+  const files = CANDIDATES.map((c) => fileURLToPath(new URL(c, import.meta.url))).filter((f) => existsSync(f));
+  const failures: string[] = [];
+  for (const file of files) {
+    try {
+      const addon = createRequire(import.meta.url)(file) as NativeAead;
+      return { addon, implementation: { name: 'openssl-evp', reason: file } };
+    } catch (err) {
+      failures.push(`${file} does not load: ${(err as Error).message}`);
+    }
   }
-  try {
-    const addon = createRequire(import.meta.url)(file) as NativeAead;
-    return { addon, implementation: { name: 'openssl-evp', reason: file } };
-  } catch (err) {
-    return { addon: null, implementation: { name: 'node:crypto', reason: `${file} does not load: ${(err as Error).message}` } };
-  }
+  const reason = failures.length > 0 ? failures.join('; ') : 'the addon is not built (npm install runs scripts/build-aead.mjs)';
+  return { addon: null, implementation: { name: 'node:crypto', reason } };
 }
 
 const loaded = load();

@@ -51,7 +51,8 @@ function zeroPad(n: number): Buffer {
 }
 
 export function sealPiece(key: Buffer, vaultId: Buffer, id: PieceId, data: Buffer, classes: number[]): Buffer {
-  return Buffer.concat(sealPieceToParts(key, vaultId, id, data, classes));
+  const parts = sealPieceToParts(key, vaultId, id, data, classes);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts); // one part from the addon: no copy
 }
 
 /** sealPiece() as the parts of its blob (see sealToParts): the piece worker writes them without joining them. */

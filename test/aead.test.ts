@@ -103,11 +103,47 @@ test('misuse throws a TypeError and touches nothing', (t) => {
   throwsType('three arguments', () => (aead.open as unknown as (...a: unknown[]) => boolean)(key, Buffer.alloc(0), sealed));
   t.true(out.every((b) => b === 0xaa), 'nothing was written on misuse');
   const nonce = randomBytes(12);
-  throwsType('an 8-byte nonce', () => aead.seal(key, nonce.subarray(0, 8), Buffer.alloc(0), [out], Buffer.alloc(128)));
-  throwsType('an output of the wrong size', () => aead.seal(key, nonce, Buffer.alloc(0), [out], Buffer.alloc(127)));
-  throwsType('parts that are not an array', () => aead.seal(key, nonce, Buffer.alloc(0), out as unknown as Buffer[], Buffer.alloc(128)));
-  throwsType('a part that is not a buffer', () => aead.seal(key, nonce, Buffer.alloc(0), [1 as unknown as Buffer], Buffer.alloc(29)));
-  throwsType('17 parts', () => aead.seal(key, nonce, Buffer.alloc(0), Array.from({ length: 17 }, () => Buffer.alloc(1)), Buffer.alloc(45)));
+  const sealOut = (n: number) => Buffer.alloc(n, 0xbb);
+  const outs = [sealOut(128), sealOut(127), sealOut(128), sealOut(29), sealOut(45)];
+  throwsType('an 8-byte nonce', () => aead.seal(key, nonce.subarray(0, 8), Buffer.alloc(0), [out], outs[0]!));
+  throwsType('an output of the wrong size', () => aead.seal(key, nonce, Buffer.alloc(0), [out], outs[1]!));
+  throwsType('parts that are not an array', () => aead.seal(key, nonce, Buffer.alloc(0), out as unknown as Buffer[], outs[2]!));
+  throwsType('a part that is not a buffer', () => aead.seal(key, nonce, Buffer.alloc(0), [1 as unknown as Buffer], outs[3]!));
+  throwsType('17 parts', () => aead.seal(key, nonce, Buffer.alloc(0), Array.from({ length: 17 }, () => Buffer.alloc(1)), outs[4]!));
+  for (const o of outs) t.true(o.every((b) => b === 0xbb), 'no seal output was written on misuse');
+
+  // Overlapping buffers would decrypt or encrypt over their own input.
+  const both = Buffer.concat([sealed, Buffer.alloc(100)]);
+  throwsType('open into its own input', () => aead.open(key, Buffer.alloc(0), both.subarray(0, sealed.length), both.subarray(50, 150)));
+  const sealedCopy = Buffer.from(sealed);
+  t.deepEqual(both.subarray(0, sealed.length), sealedCopy.subarray(0), 'the input survived the refusal');
+  const area = Buffer.alloc(200, 0xcc);
+  throwsType('seal over one of its parts', () => aead.seal(key, nonce, Buffer.alloc(0), [area.subarray(0, 100)], area.subarray(50, 178)));
+});
+
+test('a parts array whose getter detaches the output cannot make seal write into freed memory', (t) => {
+  const aead = addon();
+  const plain = randomBytes(64);
+  const out = Buffer.from(new ArrayBuffer(64 + SEAL_OVERHEAD));
+  let moved: ArrayBuffer | undefined;
+  const parts: Buffer[] = [];
+  Object.defineProperty(parts, 0, {
+    enumerable: true,
+    get() {
+      // Transferring detaches out's ArrayBuffer: out.length becomes 0.
+      moved = structuredClone(out.buffer, { transfer: [out.buffer as ArrayBuffer] });
+      return plain;
+    },
+  });
+  t.throws(() => aead.seal(randomBytes(32), randomBytes(12), Buffer.alloc(0), parts, out), { instanceOf: TypeError });
+  t.true(moved !== undefined && new Uint8Array(moved).every((b) => b === 0), 'nothing was written into the transferred memory');
+});
+
+test('src/crypto.ts seals more parts than the addon takes in one call (node:crypto does those)', (t) => {
+  const key = randomBytes(32);
+  const parts = Array.from({ length: 20 }, (_, i) => Buffer.alloc(i + 1, i));
+  const sealed = seal(key, Buffer.from('many'), parts);
+  t.deepEqual(open(key, Buffer.from('many'), sealed), Buffer.concat(parts));
 });
 
 test(`${AEAD_ENV}=node uses node:crypto, which opens what the addon sealed and seals what it opens`, async (t) => {

@@ -12,11 +12,15 @@
  *
  *   open(key, aad, sealed, out) -> boolean
  *     out.length must be sealed.length - 28. Returns false when the blob does not authenticate; out is
- *     then wiped, so no unauthenticated plaintext is left in it.
+ *     then wiped, so no unauthenticated plaintext is left in it. Any other failure of OpenSSL throws:
+ *     only a tag that does not match may read as damage (fsck --repair acts on damage).
  *   seal(key, nonce, aad, parts, out) -> undefined
  *     out.length must be 12 + the parts' total + 16. Writes nonce || ciphertext of the parts || tag.
  *
- * Misuse (wrong types or lengths) throws a TypeError: nothing is ever read or written out of bounds.
+ * Misuse throws a TypeError before any byte is touched: wrong types or lengths, and an out that
+ * overlaps an input. Every N-API call that could run JS (reading the parts array, whose elements may
+ * be getters) comes before the first pointer into a buffer is taken, so no buffer can be detached or
+ * resized under us.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -43,6 +47,16 @@ static const EVP_CIPHER *gcm(void) {
 static napi_value throw_type(napi_env env, const char *msg) {
   napi_throw_type_error(env, NULL, msg);
   return NULL;
+}
+
+static napi_value throw_openssl(napi_env env, const char *msg) {
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+/* Whether [a, a + a_len) and [b, b + b_len) share a byte. */
+static int overlaps(const unsigned char *a, size_t a_len, const unsigned char *b, size_t b_len) {
+  return a_len > 0 && b_len > 0 && a < b + b_len && b < a + a_len;
 }
 
 /* A Buffer (or any Uint8Array) argument's bytes; 0 when the value is not one. */
@@ -76,22 +90,28 @@ static napi_value open_gcm(napi_env env, napi_callback_info info) {
   size_t body_len = sealed_len - NONCE_BYTES - TAG_BYTES;
   if (out_len != body_len) return throw_type(env, "open: out must be sealed.length - 28 bytes");
 
-  int ok = 0, n = 0, tail = 0;
+  if (overlaps(out, out_len, sealed, sealed_len) || overlaps(out, out_len, key, key_len) || overlaps(out, out_len, aad, aad_len))
+    return throw_type(env, "open: out must not overlap key, aad or sealed");
+
+  int n = 0, tail = 0, set_up = 0, authentic = 0;
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
   if (ctx != NULL &&
       EVP_DecryptInit_ex(ctx, gcm(), NULL, NULL, NULL) == 1 &&
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_BYTES, NULL) == 1 &&
       EVP_DecryptInit_ex(ctx, NULL, NULL, key, sealed) == 1 &&
       (aad_len == 0 || EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1) &&
-      (body_len == 0 || EVP_DecryptUpdate(ctx, out, &n, sealed + NONCE_BYTES, (int)body_len) == 1) &&
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_BYTES, sealed + sealed_len - TAG_BYTES) == 1 &&
-      EVP_DecryptFinal_ex(ctx, out + (body_len ? n : 0), &tail) == 1)
-    ok = 1;
+      (body_len == 0 || (EVP_DecryptUpdate(ctx, out, &n, sealed + NONCE_BYTES, (int)body_len) == 1 && (size_t)n == body_len)) &&
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_BYTES, sealed + sealed_len - TAG_BYTES) == 1) {
+    set_up = 1;
+    /* The one failure that means "not authentic": the tag does not match (GCM writes nothing here). */
+    authentic = EVP_DecryptFinal_ex(ctx, out + body_len, &tail) == 1 && tail == 0;
+  }
   EVP_CIPHER_CTX_free(ctx);
-  if (!ok) OPENSSL_cleanse(out, out_len);
+  if (!authentic) OPENSSL_cleanse(out, out_len);
+  if (!set_up) return throw_openssl(env, "open: OpenSSL's AES-256-GCM could not be set up");
 
   napi_value result;
-  napi_get_boolean(env, ok, &result);
+  napi_get_boolean(env, authentic, &result);
   return result;
 }
 
@@ -100,6 +120,21 @@ static napi_value seal_gcm(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 5)
     return throw_type(env, "seal(key, nonce, aad, parts, out) takes 5 arguments");
+
+  /* First the parts array's elements: reading them may run JS (a getter). No pointer is taken yet. */
+  bool is_array;
+  uint32_t count;
+  if (napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[3], &count) != napi_ok || count > MAX_PARTS)
+    return throw_type(env, "seal: parts must be an array of at most 16 Buffers");
+  napi_value part_value[MAX_PARTS];
+  for (uint32_t i = 0; i < count; i++) {
+    bool exception = false;
+    if (napi_get_element(env, argv[3], i, &part_value[i]) != napi_ok) return NULL;
+    if (napi_is_exception_pending(env, &exception) == napi_ok && exception) return NULL;
+  }
+
+  /* From here on, nothing runs JS until we return. */
   unsigned char *key, *nonce, *aad, *out;
   size_t key_len, nonce_len, aad_len, out_len;
   if (!bytes_of(env, argv[0], &key, &key_len) || !bytes_of(env, argv[1], &nonce, &nonce_len) ||
@@ -108,22 +143,17 @@ static napi_value seal_gcm(napi_env env, napi_callback_info info) {
   if (key_len != KEY_BYTES) return throw_type(env, "seal: the key must be 32 bytes");
   if (nonce_len != NONCE_BYTES) return throw_type(env, "seal: the nonce must be 12 bytes");
   if (aad_len > INT_MAX) return throw_type(env, "seal: aad is too large");
-
-  bool is_array;
-  uint32_t count;
-  if (napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array ||
-      napi_get_array_length(env, argv[3], &count) != napi_ok || count > MAX_PARTS)
-    return throw_type(env, "seal: parts must be an array of at most 16 Buffers");
   unsigned char *part[MAX_PARTS];
   size_t part_len[MAX_PARTS], total = 0;
   for (uint32_t i = 0; i < count; i++) {
-    napi_value p;
-    if (napi_get_element(env, argv[3], i, &p) != napi_ok || !bytes_of(env, p, &part[i], &part_len[i]))
-      return throw_type(env, "seal: every part must be a Buffer");
+    if (!bytes_of(env, part_value[i], &part[i], &part_len[i])) return throw_type(env, "seal: every part must be a Buffer");
     if (part_len[i] > INT_MAX || total > (size_t)INT_MAX - part_len[i]) return throw_type(env, "seal: parts are too large");
     total += part_len[i];
   }
   if (out_len != NONCE_BYTES + total + TAG_BYTES) return throw_type(env, "seal: out must be 12 + the parts' length + 16 bytes");
+  int overlap = overlaps(out, out_len, key, key_len) || overlaps(out, out_len, nonce, nonce_len) || overlaps(out, out_len, aad, aad_len);
+  for (uint32_t i = 0; i < count; i++) overlap = overlap || overlaps(out, out_len, part[i], part_len[i]);
+  if (overlap) return throw_type(env, "seal: out must not overlap key, nonce, aad or a part");
 
   int ok = 0, n = 0;
   size_t at = NONCE_BYTES;
@@ -148,7 +178,7 @@ static napi_value seal_gcm(napi_env env, napi_callback_info info) {
   EVP_CIPHER_CTX_free(ctx);
   if (!ok) {
     OPENSSL_cleanse(out, out_len);
-    napi_throw_error(env, NULL, "seal: OpenSSL's AES-256-GCM failed");
+    return throw_openssl(env, "seal: OpenSSL's AES-256-GCM failed");
   }
   return NULL;
 }
