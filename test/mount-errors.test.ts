@@ -3,9 +3,10 @@
 // the status / info / --help output. Every check of the mount itself runs in a child process.
 
 import test from 'ava';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { mountedAt, serverPids, sh, type Sandbox } from './helpers/cli.js';
+import { CLI, mountedAt, serverPids, sh, type Sandbox } from './helpers/cli.js';
 import {
   alive,
   checkNothingLeftMounted,
@@ -242,6 +243,18 @@ test('the server follows its mount: an external umount -l stops it; SIGTERM unmo
   t.is(await ok(t, `cat ${q(box.mnt)}/g`), 'after\n');
   t.false(/did not shut down cleanly/.test(serverLogs(box)), 'no crash recovery was needed');
   await unmountAndCheck(t, box);
+});
+
+test('svault status into a pipe whose reader has gone exits 0 without a stack trace', async (t) => {
+  const box = emptyBox(t);
+  // The pipe's read end is closed before the CLI has even started, so its first write gets EPIPE.
+  const child = spawn(process.execPath, [CLI, 'status'], { env: box.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  t.is(code, 0, stderr);
+  t.is(stderr, '');
 });
 
 test('usage errors: unmount of a non-mounted dir (5), unknown flags (2); --help of every command shows Examples', async (t) => {
