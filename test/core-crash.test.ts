@@ -139,8 +139,16 @@ test('crash with written data never flushed or released (vault abandoned): old c
   await v1.write(fh2, Buffer.from('lost'), 0);
   // Let v1's group commit write its staged metadata (the create), as it would within 25 ms, and its
   // background sealing finish; then v1 is a dead process: nothing more happens in it, and its lock is stale.
+  // The sealing in flight (up to 8 MiB of pieces on the worker) can take longer than a fixed sleep on a
+  // busy machine, so wait until the store has stopped growing.
   await new Promise((r) => setTimeout(r, 100));
-  const blobsAfterWrite = (await v1.store.usage()).blobs;
+  let blobsAfterWrite = (await v1.store.usage()).blobs;
+  for (let steady = 0, waited = 0; steady < 6 && waited < 10_000; waited += 50) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = (await v1.store.usage()).blobs;
+    steady = now === blobsAfterWrite ? steady + 1 : 0;
+    blobsAfterWrite = now;
+  }
   t.true(blobsAfterWrite > blobsBefore, 'some pieces were sealed and stored before any commit');
   unlinkSync(join(tv.storeDir, LOCK_FILE));
   const v2 = await Vault.open(tv.storeDir, tv.passphrase);
