@@ -128,11 +128,8 @@ static napi_value seal_gcm(napi_env env, napi_callback_info info) {
       napi_get_array_length(env, argv[3], &count) != napi_ok || count > MAX_PARTS)
     return throw_type(env, "seal: parts must be an array of at most 16 Buffers");
   napi_value part_value[MAX_PARTS];
-  for (uint32_t i = 0; i < count; i++) {
-    bool exception = false;
-    if (napi_get_element(env, argv[3], i, &part_value[i]) != napi_ok) return NULL;
-    if (napi_is_exception_pending(env, &exception) == napi_ok && exception) return NULL;
-  }
+  for (uint32_t i = 0; i < count; i++)
+    if (napi_get_element(env, argv[3], i, &part_value[i]) != napi_ok) return NULL; /* a getter threw: it propagates */
 
   /* From here on, nothing runs JS until we return. */
   unsigned char *key, *nonce, *aad, *out;
