@@ -1,7 +1,7 @@
 // Sealing and opening pieces: a file's content cut into fixed-size pieces, each sealed with AES-256-GCM
 // under a per-file subkey and padded to one of a few blob size classes so blob sizes say little.
 
-import { hkdf, open, SEAL_OVERHEAD, sealToParts, u64 } from './crypto.js';
+import { hkdf, open, seal, SEAL_OVERHEAD, sealToParts, u64 } from './crypto.js';
 
 /** Inside the seal each piece starts with its data length, so padding is authenticated too. */
 const LENGTH_HEADER = 4;
@@ -50,20 +50,24 @@ function zeroPad(n: number): Buffer {
   return z;
 }
 
-export function sealPiece(key: Buffer, vaultId: Buffer, id: PieceId, data: Buffer, classes: number[]): Buffer {
-  const parts = sealPieceToParts(key, vaultId, id, data, classes);
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts); // one part from the addon: no copy
-}
-
-/** sealPiece() as the parts of its blob (see sealToParts): the piece worker writes them without joining them. */
-export function sealPieceToParts(key: Buffer, vaultId: Buffer, id: PieceId, data: Buffer, classes: number[]): Buffer[] {
+/** What a piece's seal covers: its data length, the data, and zeroes up to its blob size class. */
+function plaintextParts(data: Buffer, classes: number[]): Buffer[] {
   const blobSize = blobSizeFor(data.length, classes);
   const header = Buffer.alloc(LENGTH_HEADER);
   header.writeUInt32BE(data.length);
   const parts = [header, data];
   const pad = blobSize - PIECE_OVERHEAD - data.length;
   if (pad > 0) parts.push(zeroPad(pad));
-  return sealToParts(key, pieceAad(vaultId, id), parts);
+  return parts;
+}
+
+export function sealPiece(key: Buffer, vaultId: Buffer, id: PieceId, data: Buffer, classes: number[]): Buffer {
+  return seal(key, pieceAad(vaultId, id), plaintextParts(data, classes));
+}
+
+/** sealPiece() as the parts of its blob (see sealToParts): the piece worker writes them without joining them. */
+export function sealPieceToParts(key: Buffer, vaultId: Buffer, id: PieceId, data: Buffer, classes: number[]): Buffer[] {
+  return sealToParts(key, pieceAad(vaultId, id), plaintextParts(data, classes));
 }
 
 /** Opens a piece blob. Returns the data, or null when it fails authentication or is malformed. */
