@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Builds svault's AES-256-GCM addon (src/native/aead.c) with node-gyp against Node's own headers, and
-// checks it before anything uses it: the addon must seal to exactly the bytes node:crypto produces
-// and open them again, and must refuse a tampered blob. Run by `npm install` (postinstall); safe to rerun.
+// Builds svault's crypto addon (src/native/: AES-256-GCM in aead.c, HMAC and HKDF in mac.c) with
+// node-gyp against Node's own headers, and checks it before anything uses it: the addon must seal to
+// exactly the bytes node:crypto produces and open them again, must refuse a tampered blob, and must
+// compute node:crypto's HMAC-SHA256 and HKDF-SHA256. Run by `npm install` (postinstall); safe to rerun.
 //
 // Usage: node scripts/build-aead.mjs [--force]   (--force: rebuild even if up to date)
 
@@ -19,6 +20,8 @@ const dir = join(root, 'src', 'native');
 const addon = join(dir, 'build', 'Release', 'svault_aead.node');
 const stampFile = join(dir, 'build', 'Release', '.svault-build.json');
 const force = process.argv.includes('--force');
+/** Everything the build reads: a change to any of them rebuilds. */
+const SOURCES = ['aead.c', 'mac.c', 'napi-util.c', 'native.h', 'binding.gyp'];
 
 runBuild(TAG, main);
 
@@ -28,11 +31,12 @@ function main() {
     return;
   }
   const sha256 = (file) => createHash('sha256').update(readFileSync(file)).digest('hex');
-  const stamp = JSON.stringify({ source: sha256(join(dir, 'aead.c')), gyp: sha256(join(dir, 'binding.gyp')), node: process.version });
+  const sources = Object.fromEntries(SOURCES.map((f) => [f, sha256(join(dir, f))]));
+  const stamp = JSON.stringify({ sources, node: process.version });
   let built = 'up to date';
   if (force || !existsSync(addon) || !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
     rmSync(stampFile, { force: true });
-    nodeGypRebuild({ root, dir, what: 'the AES-GCM addon' });
+    nodeGypRebuild({ root, dir, what: 'the crypto addon' });
     built = 'built';
   }
   try {
@@ -44,7 +48,7 @@ function main() {
     throw err;
   }
   writeFileSync(stampFile, stamp);
-  console.log(`${TAG}: ${addon} ${built}; it matches node:crypto's AES-256-GCM`);
+  console.log(`${TAG}: ${addon} ${built}; it matches node:crypto's AES-256-GCM, HMAC-SHA256 and HKDF-SHA256`);
 }
 
 /** In a child, so a crash while loading cannot take npm with it. */
@@ -65,6 +69,12 @@ function verify() {
       if (!aead.open(key, aad, sealed, out) || !out.equals(plain)) throw new Error('open fails at ' + size + ' bytes');
       sealed[sealed.length - 1] ^= 1;
       if (aead.open(key, aad, sealed, out)) throw new Error('a tampered tag opens at ' + size + ' bytes');
+      const mac = Buffer.alloc(32);
+      aead.hmacSha256(key, plain, mac);
+      if (!mac.equals(crypto.createHmac('sha256', key).update(plain).digest())) throw new Error('HMAC differs from node:crypto at ' + size + ' bytes');
+      const okm = Buffer.alloc(1 + (size % 200));
+      aead.hkdfSha256(key, aad, plain.subarray(0, 64), okm);
+      if (!okm.equals(Buffer.from(crypto.hkdfSync('sha256', key, aad, plain.subarray(0, 64), okm.length)))) throw new Error('HKDF differs from node:crypto at ' + size + ' bytes');
     }`;
   const res = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' });
   if (res.status !== 0) throw new BuildError(`${addon} fails its check:\n${res.stderr}`);

@@ -3,7 +3,7 @@
 // Without the address key, names are uniformly random and say nothing about files or order.
 
 import { randomBytes } from 'node:crypto';
-import { prf, u64 } from './crypto.js';
+import { hmacOf, prf, u64 } from './crypto.js';
 import type { PieceId } from './pieces.js';
 
 export const DIMENSIONS = 8;
@@ -14,8 +14,21 @@ export const CHAFF_TAG_BYTES = 16;
 
 export type Address = Buffer;
 
+const PIECE_LABEL = Buffer.from('piece');
+const FILE_ID_BYTES = 16;
+/** The message of addressOf's PRF, laid out in place: it runs for every piece read or written. */
+const addressMessage = Buffer.alloc(PIECE_LABEL.length + FILE_ID_BYTES + 16);
+PIECE_LABEL.copy(addressMessage);
+
 export function addressOf(addressKey: Buffer, id: PieceId): Address {
-  return prf(addressKey, 'piece', id.fileId, u64(id.index), u64(id.version));
+  if (id.fileId.length !== FILE_ID_BYTES) return prf(addressKey, 'piece', id.fileId, u64(id.index), u64(id.version));
+  // "piece" || file id || index || version, both 64-bit big-endian (they are safe integers, below 2^53).
+  let at = PIECE_LABEL.length + id.fileId.copy(addressMessage, PIECE_LABEL.length);
+  for (const n of [id.index, id.version]) {
+    at = addressMessage.writeUInt32BE(Math.floor(n / 0x1_0000_0000), at);
+    at = addressMessage.writeUInt32BE(n >>> 0, at);
+  }
+  return hmacOf(addressKey, addressMessage);
 }
 
 /** The 8 coordinates of an address: the point in the vault's 8-dimensional space. */

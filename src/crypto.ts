@@ -1,12 +1,14 @@
 // Cryptographic primitives of svault, all OpenSSL's: key derivation, AEAD sealing, keyed hashes.
 // Nothing here is home-made: AES-256-GCM for sealing, HKDF-SHA256 for subkeys, HMAC-SHA256 as the PRF.
-// Sealing and opening go through src/native-aead.ts when its addon is built: the same OpenSSL cipher,
-// without node:crypto's fresh zero-filled buffer per call. Both paths read and write the same bytes.
+// Sealing, opening, HMAC and HKDF go through src/native-aead.ts when its addon is built: the same
+// OpenSSL code, without node:crypto's objects and fresh buffers per call. Both paths give the same bytes.
 
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { NATIVE_MAX_PARTS, nativeAead } from './native-aead.js';
 
 export const KEY_BYTES = 32;
+/** Bytes of an HMAC-SHA256: record names, piece addresses. */
+export const PRF_BYTES = 32;
 export const NONCE_BYTES = 12;
 export const TAG_BYTES = 16;
 /** Bytes an AEAD seal adds to its plaintext: the random nonce in front, the tag behind. */
@@ -24,8 +26,21 @@ export interface VaultKeys {
   readonly address: Buffer;
 }
 
+/** The info strings in use are a handful of constants: each is encoded once. */
+const infoBytes = new Map<string, Buffer>();
+
 export function hkdf(key: Buffer, salt: Buffer, info: string, length = KEY_BYTES): Buffer {
-  return Buffer.from(hkdfSync('sha256', key, salt, Buffer.from(info, 'utf8'), length));
+  let infoBuf = infoBytes.get(info);
+  if (!infoBuf) {
+    infoBuf = Buffer.from(info, 'utf8');
+    if (infoBytes.size < 64) infoBytes.set(info, infoBuf);
+  }
+  if (nativeAead) {
+    const out = Buffer.allocUnsafeSlow(length); // a key: its own memory, not a slice of Node's shared pool
+    nativeAead.hkdfSha256(key, salt, infoBuf, out);
+    return out;
+  }
+  return Buffer.from(hkdfSync('sha256', key, salt, infoBuf, length));
 }
 
 export function deriveVaultKeys(master: Buffer, vaultId: Buffer): VaultKeys {
@@ -39,10 +54,20 @@ export function deriveVaultKeys(master: Buffer, vaultId: Buffer): VaultKeys {
 
 /** HMAC-SHA256 over the concatenation of parts: the keyed PRF used for addresses and record names. */
 export function prf(key: Buffer, ...parts: (Buffer | string)[]): Buffer {
+  if (nativeAead) return hmacOf(key, Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p))));
   const h = createHmac('sha256', key);
   for (const p of parts) h.update(p);
   return h.digest();
 }
+
+/** HMAC-SHA256 of one buffer: prf() for a caller that has laid out the message itself (the hot paths). */
+export function hmacOf(key: Buffer, data: Buffer): Buffer {
+  if (!nativeAead) return createHmac('sha256', key).update(data).digest();
+  const out = Buffer.allocUnsafe(PRF_BYTES);
+  nativeAead.hmacSha256(key, data, out);
+  return out;
+}
+
 
 /**
  * Random bytes from a pool refilled by the CSPRNG 16 KiB at a time: one call into OpenSSL per ~1,300

@@ -1,6 +1,7 @@
-// Loads svault's AES-256-GCM addon (src/native/aead.c, built by scripts/build-aead.mjs at install).
-// It seals and opens into buffers we own, with the OpenSSL that Node itself runs. src/crypto.ts uses it
-// when it loads and falls back to node:crypto otherwise; both produce and accept the same bytes.
+// Loads svault's crypto addon (src/native/aead.c and mac.c, built by scripts/build-aead.mjs at install).
+// It seals, opens, MACs and derives keys into buffers we own, with the OpenSSL that Node itself runs.
+// src/crypto.ts uses it when it loads and falls back to node:crypto otherwise; both produce and accept
+// the same bytes.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +11,13 @@ export interface NativeAead {
   open(key: Buffer, aad: Buffer, sealed: Buffer, out: Buffer): boolean;
   /** Writes nonce || ciphertext of the parts || tag into out (12 + the parts' length + 16 bytes). */
   seal(key: Buffer, nonce: Buffer, aad: Buffer, parts: Buffer[], out: Buffer): void;
+  /** Writes HMAC-SHA256(key, data) into out (32 bytes). */
+  hmacSha256(key: Buffer, data: Buffer, out: Buffer): void;
+  /** Writes HKDF-SHA256(key, salt, info) into out (1 to 8160 bytes). */
+  hkdfSha256(key: Buffer, salt: Buffer, info: Buffer, out: Buffer): void;
 }
+
+const FUNCTIONS = ['open', 'seal', 'hmacSha256', 'hkdfSha256'] as const;
 
 /** Which implementation src/crypto.ts uses, and why, for `svault status` and the bench reports. */
 export interface AeadImplementation {
@@ -36,6 +43,12 @@ function load(): { addon: NativeAead | null; implementation: AeadImplementation 
   for (const file of files) {
     try {
       const addon = createRequire(import.meta.url)(file) as NativeAead;
+      const missing = FUNCTIONS.filter((f) => typeof addon[f] !== 'function');
+      // Built from older sources (a checkout that moved on without npm install): use none of it.
+      if (missing.length > 0) {
+        failures.push(`${file} is out of date (it lacks ${missing.join(', ')}; npm install rebuilds it)`);
+        continue;
+      }
       return { addon, implementation: { name: 'openssl-evp', reason: file } };
     } catch (err) {
       failures.push(`${file} does not load: ${(err as Error).message}`);

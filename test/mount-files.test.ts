@@ -36,7 +36,11 @@ test('the mount server trims its freed memory once a large write is over', async
   const trims = () => opCalls(box, 'bg.malloc-trim');
   // The server's start-up is work too, and so are V8's own GCs some seconds later (its memory reducer):
   // each can end in a trim (busy, then quiet). Measured on an idle mount: trims at about 2 s and 10 s,
-  // none from 12 s to 32 s. So wait until the count has held for 4 s; from then on, idle means no trim.
+  // none from 12 s to 32 s. So wait until the count has held for 4 s before the cp.
+  // That an idle server never trims is test/memory-trim.test.ts's to check, with a fake clock: here,
+  // next to other mount tests, a second in which this server used 20 ms of CPU (a late GC, answering
+  // these status requests on a loaded machine) is work, and a trim after it is right. Asserting
+  // "no trim while idle" here failed three times in CI dry runs on exactly that.
   let settled = await trims();
   for (let held = 0, waited = 0; held < 4 && waited < 30; waited++) {
     await sleep(1000);
@@ -44,11 +48,10 @@ test('the mount server trims its freed memory once a large write is over', async
     held = now === settled ? held + 1 : 0;
     settled = now;
   }
-  await sleep(3000);
-  t.is(await trims(), settled, 'an idle mount does not trim');
   randomFile(join(box.dir, 'src'), 64 * MiB);
   await ok(t, `cp ${q(join(box.dir, 'src'))} ${q(join(box.mnt, 'f'))}`);
-  // The watchdog looks once a second; the first quiet second after the work trims (fs/memory-trim.ts).
+  // The watchdog looks once a second; the first quiet second after the work trims (fs/memory-trim.ts),
+  // and so does the RSS growing by 8 MiB while 64 MiB go through.
   let n = settled;
   for (let i = 0; i < 20 && n === settled; i++) {
     await sleep(500);

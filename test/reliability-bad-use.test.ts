@@ -308,7 +308,14 @@ async function writerWith(path: string, between: () => Promise<void>): Promise<{
     });
     child.on('close', () => fail(new Error(`writer exited early: ${err}`)));
   });
-  await between();
+  try {
+    await between();
+  } catch (err) {
+    // The writer waits on its stdin: left alone it would keep this test file (and npm test) from ending.
+    child.kill('SIGKILL');
+    await exited;
+    throw err;
+  }
   child.stdin.end('go\n');
   const code = await exited;
   if (code !== 0) throw new Error(`writer failed (${code}): ${err}`);

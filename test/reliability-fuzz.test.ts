@@ -256,28 +256,66 @@ test('config -> unwrapMasterKey: no accepted KDF parameters make opening allocat
 
 // ---------- metadata records ----------
 
-/** A record store on a fresh directory with known keys, and a raw connection to its database. */
-function recordStore(c: ExecutionContext): { rs: RecordStore; raw: Database.Database; sealKey: Buffer; vaultId: Buffer } {
+/**
+ * A record store on a fresh directory with known keys. A value is planted with a raw connection and read
+ * back through a fresh RecordStore, so no value read earlier can answer from the store's read cache
+ * (a RecordStore caches what it read, and would otherwise go on returning the first fuzzed value).
+ */
+function recordStore(c: ExecutionContext): {
+  nameOf: RecordStore['nameOf'];
+  plant: (name: Buffer, value: Buffer | string | number | bigint) => void;
+  getFresh: (name: Buffer) => Buffer | null;
+  rawValue: (name: Buffer) => Buffer;
+  putGenuine: (name: Buffer, value: Buffer) => void;
+  sealKey: Buffer;
+  vaultId: Buffer;
+} {
   const dir = tempDir(hooks, 'svault-fuzz-meta-');
   const sealKey = randomBytes(32);
+  const indexKey = randomBytes(32);
   const vaultId = randomBytes(16);
-  const rs = new RecordStore(dir, sealKey, randomBytes(32), vaultId);
-  rs.flush();
-  const raw = new Database(join(dir, META_FILE));
-  c.teardown(() => {
-    raw.close();
-    rs.close();
-  });
-  return { rs, raw, sealKey, vaultId };
+  let open: RecordStore | null = new RecordStore(dir, sealKey, indexKey, vaultId);
+  open.flush();
+  const names = open;
+  const closeOpen = () => {
+    open?.abandon();
+    open = null;
+  };
+  c.teardown(closeOpen);
+  const withRaw = <T>(fn: (raw: Database.Database) => T): T => {
+    closeOpen();
+    const raw = new Database(join(dir, META_FILE));
+    try {
+      return fn(raw);
+    } finally {
+      raw.close();
+    }
+  };
+  return {
+    nameOf: (kind, ...parts) => names.nameOf(kind, ...parts),
+    plant: (name, value) => withRaw((raw) => raw.prepare('INSERT OR REPLACE INTO records (k, v) VALUES (?, ?)').run(name, value)),
+    getFresh: (name) => {
+      closeOpen();
+      open = new RecordStore(dir, sealKey, indexKey, vaultId);
+      return open.get(name, 'fuzzed record');
+    },
+    rawValue: (name) => withRaw((raw) => Buffer.from((raw.prepare('SELECT v FROM records WHERE k = ?').get(name) as { v: Buffer }).v)),
+    putGenuine: (name, value) => {
+      closeOpen();
+      const rs = new RecordStore(dir, sealKey, indexKey, vaultId);
+      rs.put(name, value);
+      rs.close();
+    },
+    sealKey,
+    vaultId,
+  };
 }
 
 test('RecordStore.get: arbitrary bytes stored as a record give IntegrityError (or the authentic value), never another error', (t) => {
-  const { rs, raw } = recordStore(t);
+  const rs = recordStore(t);
   const name = rs.nameOf('inode', 'fuzz');
-  rs.put(name, Buffer.from('a genuine value'));
-  rs.flush();
-  const genuine = Buffer.from((raw.prepare('SELECT v FROM records WHERE k = ?').get(name) as { v: Buffer }).v);
-  const put = raw.prepare('INSERT OR REPLACE INTO records (k, v) VALUES (?, ?)');
+  rs.putGenuine(name, Buffer.from('a genuine value'));
+  const genuine = rs.rawValue(name);
   const mutated = fc.tuple(fc.nat(), fc.nat(7), fc.constantFrom('flip', 'cut', 'grow')).map(([at, bit, how]) => {
     const b = Buffer.from(genuine);
     if (how === 'cut') return b.subarray(0, at % b.length);
@@ -287,30 +325,31 @@ test('RecordStore.get: arbitrary bytes stored as a record give IntegrityError (o
   });
   const stored = fc.oneof(fc.uint8Array({ maxLength: 600 }).map((a) => Buffer.from(a)), mutated);
   fuzz(t, 'RecordStore.get (bytes)', stored, runs(1500), (v) => {
-    put.run(name, v);
-    return expectOnly([IntegrityError], () => rs.get(name, 'fuzzed record'), (r) => (r === null || !r.equals(Buffer.from('a genuine value')) ? 'returned something else than the authentic value' : null));
+    rs.plant(name, v);
+    return expectOnly([IntegrityError], () => rs.getFresh(name), (r) => (r === null || !r.equals(Buffer.from('a genuine value')) ? 'returned something else than the authentic value' : null));
   });
+  // The planted bytes were read each time, not a cached copy: the genuine record reads again.
+  rs.plant(name, genuine);
+  t.deepEqual(rs.getFresh(name), Buffer.from('a genuine value'));
 });
 
 test('RecordStore.get: a record whose stored value is not a BLOB (TEXT, INTEGER, REAL: SQLite allows it) gives IntegrityError', (t) => {
-  const { rs, raw } = recordStore(t);
+  const rs = recordStore(t);
   const name = rs.nameOf('entry', ROOT_ID, 'x');
-  const put = raw.prepare('INSERT OR REPLACE INTO records (k, v) VALUES (?, ?)');
   const value = fc.oneof(fc.string({ maxLength: 300 }), fc.integer(), fc.double({ noNaN: true }), fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }));
   fuzz(t, 'RecordStore.get (SQLite types)', value, runs(300), (v) => {
-    put.run(name, v);
-    return expectOnly([IntegrityError], () => rs.get(name, 'fuzzed record'), (r) => (r === null ? null : 'returned a value'));
+    rs.plant(name, v);
+    return expectOnly([IntegrityError], () => rs.getFresh(name), (r) => (r === null ? null : 'returned a value'));
   });
 });
 
 test('RecordStore.get: authentic seals of arbitrary plaintext (a lying length header) give IntegrityError or a value inside the plaintext', (t) => {
-  const { rs, raw, sealKey, vaultId } = recordStore(t);
+  const rs = recordStore(t);
   const name = rs.nameOf('dirpage', ROOT_ID, '0');
-  const aad = Buffer.concat([Buffer.from('svault-record-v1'), vaultId, name]);
-  const put = raw.prepare('INSERT OR REPLACE INTO records (k, v) VALUES (?, ?)');
+  const aad = Buffer.concat([Buffer.from('svault-record-v1'), rs.vaultId, name]);
   fuzz(t, 'RecordStore.get (authentic plaintext)', fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)), runs(1000), (plain) => {
-    put.run(name, seal(sealKey, aad, [plain]));
-    return expectOnly([IntegrityError], () => rs.get(name, 'fuzzed record'), (r) => (r && r.length <= plain.length ? null : 'returned bytes that were not in the record'));
+    rs.plant(name, seal(rs.sealKey, aad, [plain]));
+    return expectOnly([IntegrityError], () => rs.getFresh(name), (r) => (r && r.length <= plain.length ? null : 'returned bytes that were not in the record'));
   });
 });
 

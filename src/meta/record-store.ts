@@ -71,6 +71,13 @@ class SpaceReserve {
   }
 }
 
+/** Zero bytes to pad a record with: one shared buffer, only ever read (sealing copies out of it). */
+let zeroPad = Buffer.alloc(4096);
+function zeroes(n: number): Buffer {
+  if (zeroPad.length < n) zeroPad = Buffer.alloc(n);
+  return zeroPad.subarray(0, n);
+}
+
 /** Weight of a cached record or name: its bytes, the key's, and a fixed overhead, so absent records count too. */
 function weigh(key: string, value: Buffer | null): number {
   return 2 * key.length + (value?.length ?? 0) + 64;
@@ -178,12 +185,11 @@ export class RecordStore {
   }
 
   private sealed(name: Buffer, value: Buffer): Buffer {
-    const header = Buffer.alloc(4);
+    const header = Buffer.allocUnsafe(4);
     header.writeUInt32BE(value.length);
     let size = MIN_RECORD;
     while (size < value.length + 4) size *= 2;
-    const pad = Buffer.alloc(size - 4 - value.length);
-    return seal(this.sealKey, Buffer.concat([this.aadPrefix, name]), [header, value, pad]);
+    return seal(this.sealKey, Buffer.concat([this.aadPrefix, name]), [header, value, zeroes(size - 4 - value.length)]);
   }
 
   get inTransaction(): boolean {

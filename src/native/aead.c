@@ -30,6 +30,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "native.h"
+
 #define KEY_BYTES 32
 #define NONCE_BYTES 12
 #define TAG_BYTES 16
@@ -44,54 +46,20 @@ static const EVP_CIPHER *gcm(void) {
   return fetched_gcm ? fetched_gcm : EVP_aes_256_gcm();
 }
 
-static napi_value throw_type(napi_env env, const char *msg) {
-  napi_throw_type_error(env, NULL, msg);
-  return NULL;
-}
-
-static napi_value throw_openssl(napi_env env, const char *msg) {
-  napi_throw_error(env, NULL, msg);
-  return NULL;
-}
-
-/* Whether [a, a + a_len) and [b, b + b_len) share a byte. */
-static int overlaps(const unsigned char *a, size_t a_len, const unsigned char *b, size_t b_len) {
-  return a_len > 0 && b_len > 0 && a < b + b_len && b < a + a_len;
-}
-
-/* A Buffer (or any Uint8Array) argument's bytes; 0 when the value is not one. */
-static int bytes_of(napi_env env, napi_value v, unsigned char **data, size_t *len) {
-  bool is_typed;
-  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed) return 0;
-  napi_typedarray_type type;
-  size_t length, offset;
-  void *ptr;
-  napi_value ab;
-  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, &ab, &offset) != napi_ok) return 0;
-  if (type != napi_uint8_array) return 0;
-  *data = ptr;
-  *len = length;
-  return 1;
-}
-
 static napi_value open_gcm(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4)
-    return throw_type(env, "open(key, aad, sealed, out) takes 4 arguments");
-  unsigned char *key, *aad, *sealed, *out;
-  size_t key_len, aad_len, sealed_len, out_len;
-  if (!bytes_of(env, argv[0], &key, &key_len) || !bytes_of(env, argv[1], &aad, &aad_len) ||
-      !bytes_of(env, argv[2], &sealed, &sealed_len) || !bytes_of(env, argv[3], &out, &out_len))
-    return throw_type(env, "open(key, aad, sealed, out): every argument must be a Buffer");
-  if (key_len != KEY_BYTES) return throw_type(env, "open: the key must be 32 bytes");
+  unsigned char *arg[4];
+  size_t arg_len[4];
+  if (!svault_buffer_args(env, info, 4, arg, arg_len, "open(key, aad, sealed, out)")) return NULL;
+  unsigned char *key = arg[0], *aad = arg[1], *sealed = arg[2], *out = arg[3];
+  size_t key_len = arg_len[0], aad_len = arg_len[1], sealed_len = arg_len[2], out_len = arg_len[3];
+  if (key_len != KEY_BYTES) return svault_throw_type(env, "open: the key must be 32 bytes");
   if (sealed_len < NONCE_BYTES + TAG_BYTES || sealed_len - NONCE_BYTES - TAG_BYTES > INT_MAX || aad_len > INT_MAX)
-    return throw_type(env, "open: sealed is shorter than nonce and tag, or too large");
+    return svault_throw_type(env, "open: sealed is shorter than nonce and tag, or too large");
   size_t body_len = sealed_len - NONCE_BYTES - TAG_BYTES;
-  if (out_len != body_len) return throw_type(env, "open: out must be sealed.length - 28 bytes");
+  if (out_len != body_len) return svault_throw_type(env, "open: out must be sealed.length - 28 bytes");
 
-  if (overlaps(out, out_len, sealed, sealed_len) || overlaps(out, out_len, key, key_len) || overlaps(out, out_len, aad, aad_len))
-    return throw_type(env, "open: out must not overlap key, aad or sealed");
+  if (svault_overlaps(out, out_len, sealed, sealed_len) || svault_overlaps(out, out_len, key, key_len) || svault_overlaps(out, out_len, aad, aad_len))
+    return svault_throw_type(env, "open: out must not overlap key, aad or sealed");
 
   int n = 0, tail = 0, set_up = 0, authentic = 0;
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
@@ -108,7 +76,7 @@ static napi_value open_gcm(napi_env env, napi_callback_info info) {
   }
   EVP_CIPHER_CTX_free(ctx);
   if (!authentic) OPENSSL_cleanse(out, out_len);
-  if (!set_up) return throw_openssl(env, "open: OpenSSL's AES-256-GCM could not be set up");
+  if (!set_up) return svault_throw_openssl(env, "open: OpenSSL's AES-256-GCM could not be set up");
 
   napi_value result;
   napi_get_boolean(env, authentic, &result);
@@ -119,14 +87,14 @@ static napi_value seal_gcm(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 5)
-    return throw_type(env, "seal(key, nonce, aad, parts, out) takes 5 arguments");
+    return svault_throw_type(env, "seal(key, nonce, aad, parts, out) takes 5 arguments");
 
   /* First the parts array's elements: reading them may run JS (a getter). No pointer is taken yet. */
   bool is_array;
   uint32_t count;
   if (napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array ||
       napi_get_array_length(env, argv[3], &count) != napi_ok || count > MAX_PARTS)
-    return throw_type(env, "seal: parts must be an array of at most 16 Buffers");
+    return svault_throw_type(env, "seal: parts must be an array of at most 16 Buffers");
   napi_value part_value[MAX_PARTS];
   for (uint32_t i = 0; i < count; i++)
     if (napi_get_element(env, argv[3], i, &part_value[i]) != napi_ok) return NULL; /* a getter threw: it propagates */
@@ -134,23 +102,23 @@ static napi_value seal_gcm(napi_env env, napi_callback_info info) {
   /* From here on, nothing runs JS until we return. */
   unsigned char *key, *nonce, *aad, *out;
   size_t key_len, nonce_len, aad_len, out_len;
-  if (!bytes_of(env, argv[0], &key, &key_len) || !bytes_of(env, argv[1], &nonce, &nonce_len) ||
-      !bytes_of(env, argv[2], &aad, &aad_len) || !bytes_of(env, argv[4], &out, &out_len))
-    return throw_type(env, "seal(key, nonce, aad, parts, out): key, nonce, aad and out must be Buffers");
-  if (key_len != KEY_BYTES) return throw_type(env, "seal: the key must be 32 bytes");
-  if (nonce_len != NONCE_BYTES) return throw_type(env, "seal: the nonce must be 12 bytes");
-  if (aad_len > INT_MAX) return throw_type(env, "seal: aad is too large");
+  if (!svault_bytes_of(env, argv[0], &key, &key_len) || !svault_bytes_of(env, argv[1], &nonce, &nonce_len) ||
+      !svault_bytes_of(env, argv[2], &aad, &aad_len) || !svault_bytes_of(env, argv[4], &out, &out_len))
+    return svault_throw_type(env, "seal(key, nonce, aad, parts, out): key, nonce, aad and out must be Buffers");
+  if (key_len != KEY_BYTES) return svault_throw_type(env, "seal: the key must be 32 bytes");
+  if (nonce_len != NONCE_BYTES) return svault_throw_type(env, "seal: the nonce must be 12 bytes");
+  if (aad_len > INT_MAX) return svault_throw_type(env, "seal: aad is too large");
   unsigned char *part[MAX_PARTS];
   size_t part_len[MAX_PARTS], total = 0;
   for (uint32_t i = 0; i < count; i++) {
-    if (!bytes_of(env, part_value[i], &part[i], &part_len[i])) return throw_type(env, "seal: every part must be a Buffer");
-    if (part_len[i] > INT_MAX || total > (size_t)INT_MAX - part_len[i]) return throw_type(env, "seal: parts are too large");
+    if (!svault_bytes_of(env, part_value[i], &part[i], &part_len[i])) return svault_throw_type(env, "seal: every part must be a Buffer");
+    if (part_len[i] > INT_MAX || total > (size_t)INT_MAX - part_len[i]) return svault_throw_type(env, "seal: parts are too large");
     total += part_len[i];
   }
-  if (out_len != NONCE_BYTES + total + TAG_BYTES) return throw_type(env, "seal: out must be 12 + the parts' length + 16 bytes");
-  int overlap = overlaps(out, out_len, key, key_len) || overlaps(out, out_len, nonce, nonce_len) || overlaps(out, out_len, aad, aad_len);
-  for (uint32_t i = 0; i < count; i++) overlap = overlap || overlaps(out, out_len, part[i], part_len[i]);
-  if (overlap) return throw_type(env, "seal: out must not overlap key, nonce, aad or a part");
+  if (out_len != NONCE_BYTES + total + TAG_BYTES) return svault_throw_type(env, "seal: out must be 12 + the parts' length + 16 bytes");
+  int overlap = svault_overlaps(out, out_len, key, key_len) || svault_overlaps(out, out_len, nonce, nonce_len) || svault_overlaps(out, out_len, aad, aad_len);
+  for (uint32_t i = 0; i < count; i++) overlap = overlap || svault_overlaps(out, out_len, part[i], part_len[i]);
+  if (overlap) return svault_throw_type(env, "seal: out must not overlap key, nonce, aad or a part");
 
   int ok = 0, n = 0;
   size_t at = NONCE_BYTES;
@@ -175,7 +143,7 @@ static napi_value seal_gcm(napi_env env, napi_callback_info info) {
   EVP_CIPHER_CTX_free(ctx);
   if (!ok) {
     OPENSSL_cleanse(out, out_len);
-    return throw_openssl(env, "seal: OpenSSL's AES-256-GCM failed");
+    return svault_throw_openssl(env, "seal: OpenSSL's AES-256-GCM failed");
   }
   return NULL;
 }
@@ -185,7 +153,7 @@ NAPI_MODULE_INIT() {
   if (napi_create_function(env, "open", NAPI_AUTO_LENGTH, open_gcm, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "open", fn) != napi_ok ||
       napi_create_function(env, "seal", NAPI_AUTO_LENGTH, seal_gcm, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "seal", fn) != napi_ok)
+      napi_set_named_property(env, exports, "seal", fn) != napi_ok || !svault_register_mac(env, exports))
     return NULL;
   return exports;
 }
