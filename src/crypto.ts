@@ -63,11 +63,12 @@ export function prf(key: Buffer, ...parts: (Buffer | string)[]): Buffer {
 /** HMAC-SHA256 of one buffer: prf() for a caller that has laid out the message itself (the hot paths). */
 export function hmacOf(key: Buffer, data: Buffer): Buffer {
   if (!nativeAead) return createHmac('sha256', key).update(data).digest();
-  const out = Buffer.allocUnsafe(PRF_BYTES);
+  // Its own memory, as digest() gives: record names are kept (nameMemo), and a slice of Node's shared
+  // pool would keep the pool's whole 8 KiB alive with it.
+  const out = Buffer.allocUnsafeSlow(PRF_BYTES);
   nativeAead.hmacSha256(key, data, out);
   return out;
 }
-
 
 /**
  * Random bytes from a pool refilled by the CSPRNG 16 KiB at a time: one call into OpenSSL per ~1,300
