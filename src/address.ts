@@ -23,12 +23,16 @@ PIECE_LABEL.copy(addressMessage);
 export function addressOf(addressKey: Buffer, id: PieceId): Address {
   if (id.fileId.length !== FILE_ID_BYTES) return prf(addressKey, 'piece', id.fileId, u64(id.index), u64(id.version));
   // "piece" || file id || index || version, both 64-bit big-endian (they are safe integers, below 2^53).
-  let at = PIECE_LABEL.length + id.fileId.copy(addressMessage, PIECE_LABEL.length);
-  for (const n of [id.index, id.version]) {
-    at = addressMessage.writeUInt32BE(Math.floor(n / 0x1_0000_0000), at);
-    at = addressMessage.writeUInt32BE(n >>> 0, at);
-  }
+  const at = PIECE_LABEL.length + id.fileId.copy(addressMessage, PIECE_LABEL.length);
+  writeU64(addressMessage, id.index, at);
+  writeU64(addressMessage, id.version, at + 8);
   return hmacOf(addressKey, addressMessage);
+}
+
+/** n (a safe integer, below 2^53) as 64 bits big-endian at offset: the bytes u64() gives, without a BigInt. */
+function writeU64(buf: Buffer, n: number, offset: number): void {
+  buf.writeUInt32BE(Math.floor(n / 0x1_0000_0000), offset);
+  buf.writeUInt32BE(n >>> 0, offset + 4);
 }
 
 /** The 8 coordinates of an address: the point in the vault's 8-dimensional space. */

@@ -2,6 +2,7 @@
 // under a per-file subkey and padded to one of a few blob size classes so blob sizes say little.
 
 import { hkdf, open, seal, SEAL_OVERHEAD, sealToParts, u64 } from './crypto.js';
+import { zeroBytes } from './zero-bytes.js';
 
 /** Inside the seal each piece starts with its data length, so padding is authenticated too. */
 const LENGTH_HEADER = 4;
@@ -40,16 +41,6 @@ function pieceAad(vaultId: Buffer, id: PieceId): Buffer {
   return Buffer.concat([Buffer.from('svault-piece-v1'), vaultId, id.fileId, u64(id.index), u64(id.version)]);
 }
 
-const zeroes = new Map<number, Buffer>();
-function zeroPad(n: number): Buffer {
-  let z = zeroes.get(n);
-  if (!z) {
-    z = Buffer.alloc(n);
-    if (zeroes.size < 16) zeroes.set(n, z);
-  }
-  return z;
-}
-
 /** What a piece's seal covers: its data length, the data, and zeroes up to its blob size class. */
 function plaintextParts(data: Buffer, classes: number[]): Buffer[] {
   const blobSize = blobSizeFor(data.length, classes);
@@ -57,7 +48,7 @@ function plaintextParts(data: Buffer, classes: number[]): Buffer[] {
   header.writeUInt32BE(data.length);
   const parts = [header, data];
   const pad = blobSize - PIECE_OVERHEAD - data.length;
-  if (pad > 0) parts.push(zeroPad(pad));
+  if (pad > 0) parts.push(zeroBytes(pad));
   return parts;
 }
 

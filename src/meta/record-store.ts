@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { open, prf, seal } from '../crypto.js';
 import { BadStoreError, IntegrityError, fromSystemError } from '../errors.js';
 import { ByteLru } from '../lru.js';
+import { zeroBytes } from '../zero-bytes.js';
 
 export const META_FILE = 'meta.db';
 const MIN_RECORD = 128;
@@ -69,13 +70,6 @@ class SpaceReserve {
       /* no room or no permission: try again at a later commit */
     }
   }
-}
-
-/** Zero bytes to pad a record with: one shared buffer, only ever read (sealing copies out of it). */
-let zeroPad = Buffer.alloc(4096);
-function zeroes(n: number): Buffer {
-  if (zeroPad.length < n) zeroPad = Buffer.alloc(n);
-  return zeroPad.subarray(0, n);
 }
 
 /** Weight of a cached record or name: its bytes, the key's, and a fixed overhead, so absent records count too. */
@@ -189,7 +183,7 @@ export class RecordStore {
     header.writeUInt32BE(value.length);
     let size = MIN_RECORD;
     while (size < value.length + 4) size *= 2;
-    return seal(this.sealKey, Buffer.concat([this.aadPrefix, name]), [header, value, zeroes(size - 4 - value.length)]);
+    return seal(this.sealKey, Buffer.concat([this.aadPrefix, name]), [header, value, zeroBytes(size - 4 - value.length)]);
   }
 
   get inTransaction(): boolean {
