@@ -74,6 +74,16 @@ export async function waitFor(cond: () => boolean, ms: number): Promise<boolean>
   return cond();
 }
 
+/** waitFor() for a condition that has to ask another process (ls through the mount, say). */
+export async function waitForAsync(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return true;
+    await sleep(100);
+  }
+  return cond();
+}
+
 /** Registers the end-of-file check: after every teardown, nothing under any sandbox of the file is mounted. */
 export function checkNothingLeftMounted(test: TestFn): void {
   test.after.always('nothing under any sandbox is still mounted', (t) => {
