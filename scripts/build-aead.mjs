@@ -8,7 +8,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,8 +20,6 @@ const dir = join(root, 'src', 'native');
 const addon = join(dir, 'build', 'Release', 'svault_aead.node');
 const stampFile = join(dir, 'build', 'Release', '.svault-build.json');
 const force = process.argv.includes('--force');
-/** Everything the build reads: a change to any of them rebuilds. */
-const SOURCES = ['aead.c', 'mac.c', 'napi-util.c', 'native.h', 'binding.gyp'];
 
 runBuild(TAG, main);
 
@@ -31,7 +29,10 @@ function main() {
     return;
   }
   const sha256 = (file) => createHash('sha256').update(readFileSync(file)).digest('hex');
-  const sources = Object.fromEntries(SOURCES.map((f) => [f, sha256(join(dir, f))]));
+  // Everything the build reads (every C source and header, and binding.gyp): a change to any rebuilds,
+  // and a file added to binding.gyp is covered without a second list to keep in step.
+  const inputs = readdirSync(dir).filter((f) => /\.(c|h)$/.test(f) || f === 'binding.gyp').sort();
+  const sources = Object.fromEntries(inputs.map((f) => [f, sha256(join(dir, f))]));
   const stamp = JSON.stringify({ sources, node: process.version });
   let built = 'up to date';
   if (force || !existsSync(addon) || !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
