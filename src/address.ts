@@ -2,7 +2,7 @@
 // (file id, piece index, piece version), read as a point of 8 coordinates and mapped to a blob path.
 // Without the address key, names are uniformly random and say nothing about files or order.
 
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import { hmacOf, prf, u64 } from './crypto.js';
 import type { PieceId } from './pieces.js';
 
@@ -58,7 +58,17 @@ export function addressFromHex(hex: string): Address | null {
 /** A chaff blob: random bytes at a name derived from its own first bytes. Looks like any sealed piece. */
 export function makeChaff(addressKey: Buffer, size: number): { address: Address; blob: Buffer } {
   const blob = randomBytes(size);
-  return { address: prf(addressKey, 'chaff', blob.subarray(0, CHAFF_TAG_BYTES)), blob };
+  return { address: chaffAddress(addressKey, blob), blob };
+}
+
+/** makeChaff() into a buffer the caller reuses (the piece worker): fills it with random bytes, gives its address. */
+export function refillChaff(addressKey: Buffer, blob: Buffer): Address {
+  randomFillSync(blob);
+  return chaffAddress(addressKey, blob);
+}
+
+function chaffAddress(addressKey: Buffer, blob: Buffer): Address {
+  return prf(addressKey, 'chaff', blob.subarray(0, CHAFF_TAG_BYTES));
 }
 
 export function isChaff(addressKey: Buffer, address: Address, blob: Buffer): boolean {

@@ -118,6 +118,24 @@ export function sealToParts(key: Buffer, aad: Buffer, parts: Buffer[]): Buffer[]
   return out;
 }
 
+/**
+ * sealToParts() into a buffer the caller owns and reuses (the piece worker, which writes each blob before
+ * it seals the next): no new 128 KiB buffer per piece. Returns the view of `out` that holds the blob.
+ */
+export function sealInto(key: Buffer, aad: Buffer, parts: Buffer[], out: Buffer): Buffer {
+  let length = SEAL_OVERHEAD;
+  for (const p of parts) length += p.length;
+  if (out.length < length) throw new RangeError(`sealInto: ${length} bytes do not fit in ${out.length}`);
+  const target = out.subarray(0, length);
+  if (nativeAead && parts.length <= NATIVE_MAX_PARTS) {
+    nativeAead.seal(key, randomBytesPooled(NONCE_BYTES), aad, parts, target);
+    return target;
+  }
+  let at = 0;
+  for (const p of sealToParts(key, aad, parts)) at += p.copy(target, at);
+  return target;
+}
+
 /** Opens a sealed blob; returns null when it does not authenticate (wrong key, tampered, truncated). */
 export function open(key: Buffer, aad: Buffer, sealed: Buffer): Buffer | null {
   if (sealed.length < SEAL_OVERHEAD) return null;

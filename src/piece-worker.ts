@@ -5,14 +5,14 @@
 // other (each would cost more CPU than the job).
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { addressOf, makeChaff } from './address.js';
+import { addressOf, refillChaff } from './address.js';
 import { FsError, IntegrityError } from './errors.js';
 import {
   CTL_DEAD, CTL_STATE, CTL_STOP, CTL_SUBMITTED, DATA_AT, ERRNO_AT, FILE_ID_AT, F_BYTES, F_CHAFF, F_INDEX, F_IO_NS, F_LENGTH,
   F_MESSAGE_LENGTH, F_OP, F_SEAL_NS, F_STATUS, F_VERSION, KEY_AT, MESSAGE_AT, MESSAGE_MAX, OP_FLUSH, OP_SEAL_PUT,
   SLOT_DONE, STATUS_ERROR, STATUS_INTEGRITY, STATUS_OK, slotStride, type OffloadSetup,
 } from './piece-offload.js';
-import { blobSizeClasses, sealPieceToParts, type PieceId } from './pieces.js';
+import { blobSizeClasses, sealPieceInto, type PieceId } from './pieces.js';
 import { LocalDirStore } from './store/local-dir-store.js';
 
 const setup = workerData as OffloadSetup;
@@ -24,6 +24,13 @@ const bytes = Buffer.from(setup.jobs);
 const fields = new Float64Array(setup.jobs);
 const stride = slotStride(setup.pieceSize);
 const classes = blobSizeClasses(setup.pieceSize);
+/**
+ * Each blob is sealed (or, for chaff, filled) into one of these two and written before the next job:
+ * a new 128 KiB buffer per blob was garbage for this thread's V8 heap to collect and fresh memory for
+ * malloc to fault in.
+ */
+const blobOut = Buffer.allocUnsafeSlow(classes[classes.length - 1] ?? 0);
+const chaffOut = Buffer.allocUnsafeSlow(blobOut.length);
 
 /** The header fields of a slot (its first bytes, as Float64s). */
 function fieldsOf(slot: number): Float64Array {
@@ -45,17 +52,16 @@ async function runJob(slot: number): Promise<void> {
     case OP_SEAL_PUT: {
       let t = process.hrtime.bigint();
       const data = bytes.subarray(base + DATA_AT, base + DATA_AT + (f[F_LENGTH] ?? 0));
-      const blob = sealPieceToParts(key, vaultId, id, data, classes); // written unjoined: one 128 KiB copy less
-      const blobLength = blob.reduce((n, p) => n + p.length, 0);
+      const blob = sealPieceInto(key, vaultId, id, data, classes, blobOut);
       f[F_SEAL_NS] = elapsed(t);
       t = process.hrtime.bigint();
-      store.putParts(addressOf(addressKey, id), blob);
+      store.putParts(addressOf(addressKey, id), [blob]);
       for (let k = 0; k < (f[F_CHAFF] ?? 0); k++) {
-        const chaff = makeChaff(addressKey, blobLength);
-        await store.put(chaff.address, chaff.blob);
+        const chaff = chaffOut.subarray(0, blob.length);
+        store.putParts(refillChaff(addressKey, chaff), [chaff]);
       }
       f[F_IO_NS] = elapsed(t);
-      f[F_BYTES] = blobLength;
+      f[F_BYTES] = blob.length;
       return;
     }
     case OP_FLUSH: {

@@ -1,7 +1,7 @@
 // Sealing and opening pieces: a file's content cut into fixed-size pieces, each sealed with AES-256-GCM
 // under a per-file subkey and padded to one of a few blob size classes so blob sizes say little.
 
-import { hkdf, open, seal, SEAL_OVERHEAD, sealToParts, u64 } from './crypto.js';
+import { hkdf, open, seal, SEAL_OVERHEAD, sealInto, u64 } from './crypto.js';
 import { zeroBytes } from './zero-bytes.js';
 
 /** Inside the seal each piece starts with its data length, so padding is authenticated too. */
@@ -56,9 +56,12 @@ export function sealPiece(key: Buffer, vaultId: Buffer, id: PieceId, data: Buffe
   return seal(key, pieceAad(vaultId, id), plaintextParts(data, classes));
 }
 
-/** sealPiece() as the parts of its blob (see sealToParts): the piece worker writes them without joining them. */
-export function sealPieceToParts(key: Buffer, vaultId: Buffer, id: PieceId, data: Buffer, classes: number[]): Buffer[] {
-  return sealToParts(key, pieceAad(vaultId, id), plaintextParts(data, classes));
+/**
+ * sealPiece() into `out`, which must hold a full piece's blob (the largest size class): the piece worker
+ * seals every piece into one buffer and writes it before the next. Returns the blob, a view of `out`.
+ */
+export function sealPieceInto(key: Buffer, vaultId: Buffer, id: PieceId, data: Buffer, classes: number[], out: Buffer): Buffer {
+  return sealInto(key, pieceAad(vaultId, id), plaintextParts(data, classes), out);
 }
 
 /** Opens a piece blob. Returns the data, or null when it fails authentication or is malformed. */

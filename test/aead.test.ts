@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { execFile } from 'node:child_process';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { open, seal, SEAL_OVERHEAD } from '../src/crypto.js';
+import { open, seal, SEAL_OVERHEAD, sealInto } from '../src/crypto.js';
 import { AEAD_ENV, aeadImplementation, nativeAead, type NativeAead } from '../src/native-aead.js';
 
 const run = promisify(execFile);
@@ -144,6 +144,24 @@ test('src/crypto.ts seals more parts than the addon takes in one call (node:cryp
   const parts = Array.from({ length: 20 }, (_, i) => Buffer.alloc(i + 1, i));
   const sealed = seal(key, Buffer.from('many'), parts);
   t.deepEqual(open(key, Buffer.from('many'), sealed), Buffer.concat(parts));
+});
+
+test('sealInto seals into the front of a buffer the caller reuses, and refuses one too small', (t) => {
+  const key = randomBytes(32);
+  const aad = Buffer.from('piece');
+  const out = Buffer.alloc(9000);
+  // Shrinking sizes, then more parts than the addon takes in one call (the node:crypto path copies in).
+  for (const parts of [[randomBytes(4), randomBytes(5000)], [randomBytes(4), randomBytes(300)], Array.from({ length: 20 }, (_, i) => randomBytes(i + 1))]) {
+    out.fill(0xee);
+    const blob = sealInto(key, aad, parts, out);
+    const length = parts.reduce((n, p) => n + p.length, SEAL_OVERHEAD);
+    t.is(blob.length, length);
+    t.is(blob.buffer, out.buffer);
+    t.is(blob.byteOffset, out.byteOffset, 'the blob is the front of out');
+    t.deepEqual(open(key, aad, blob), Buffer.concat(parts));
+    t.true(out.subarray(length).every((b) => b === 0xee), 'nothing written past the blob');
+  }
+  t.throws(() => sealInto(key, aad, [randomBytes(9000)], out), { instanceOf: RangeError });
 });
 
 test(`${AEAD_ENV}=node uses node:crypto, which opens what the addon sealed and seals what it opens`, async (t) => {

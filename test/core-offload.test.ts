@@ -6,7 +6,7 @@
 import test from 'ava';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addressOf, blobPath } from '../src/address.js';
+import { addressOf, blobPath, isChaff } from '../src/address.js';
 import { FsError } from '../src/errors.js';
 import { OpStats } from '../src/op-stats.js';
 import { PieceOffload } from '../src/piece-offload.js';
@@ -92,13 +92,23 @@ test('a job nobody waits for still settles (the poll timer collects it)', async 
   await t.notThrowsAsync(offload.sealAndPut(fileKey, pieceId(0), patternBytes(100, 5), 0).result);
 });
 
-test('chaff goes with a piece when asked: more blobs than pieces', async (t) => {
+test('chaff goes with a piece when asked: blobs of its size, each different, each recognised as chaff', async (t) => {
   const dir = tempDir(t);
   const offload = await offloadIn(dir);
   t.teardown(() => offload.close());
   await offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1), 3));
-  const blobs = readdirSync(join(dir, BLOB_DIR)).flatMap((shard) => readdirSync(join(dir, BLOB_DIR, shard)));
+  const blobs = readdirSync(join(dir, BLOB_DIR)).flatMap((shard) => readdirSync(join(dir, BLOB_DIR, shard)).map((name) => ({ name, bytes: readFileSync(join(dir, BLOB_DIR, shard, name)) })));
   t.is(blobs.length, 4);
+  const pieceName = addressOf(addressKey, pieceId(0)).toString('hex');
+  const chaff = blobs.filter((b) => b.name !== pieceName);
+  t.is(chaff.length, 3, 'the piece is one of the four');
+  // The worker fills one buffer again for each chaff blob: each must be new random bytes at its own address.
+  t.is(new Set(chaff.map((c) => c.bytes.toString('hex'))).size, 3);
+  const pieceBytes = blobs.find((b) => b.name === pieceName)?.bytes.length ?? -1;
+  for (const c of chaff) {
+    t.is(c.bytes.length, pieceBytes);
+    t.true(isChaff(addressKey, Buffer.from(c.name, 'hex'), c.bytes), 'fsck tells it from an orphan');
+  }
 });
 
 test('a failure in the worker comes back as an FsError naming the blob, and the worker goes on', async (t) => {
