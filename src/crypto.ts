@@ -136,6 +136,22 @@ export function sealInto(key: Buffer, aad: Buffer, parts: Buffer[], out: Buffer)
   return target;
 }
 
+/**
+ * open() into a buffer the caller owns and reuses (at least sealed.length - 28 bytes): no new buffer per
+ * blob. Returns the view of `out` that holds the plaintext, or null as open() does; `out` may then hold
+ * anything and must not be used.
+ */
+export function openInto(key: Buffer, aad: Buffer, sealed: Buffer, out: Buffer): Buffer | null {
+  if (sealed.length < SEAL_OVERHEAD) return null;
+  const target = out.subarray(0, sealed.length - SEAL_OVERHEAD);
+  if (target.length < sealed.length - SEAL_OVERHEAD) throw new RangeError(`openInto: ${sealed.length - SEAL_OVERHEAD} bytes do not fit in ${out.length}`);
+  if (nativeAead) return nativeAead.open(key, aad, sealed, target) ? target : null;
+  const body = open(key, aad, sealed);
+  if (!body) return null;
+  body.copy(target);
+  return target;
+}
+
 /** Opens a sealed blob; returns null when it does not authenticate (wrong key, tampered, truncated). */
 export function open(key: Buffer, aad: Buffer, sealed: Buffer): Buffer | null {
   if (sealed.length < SEAL_OVERHEAD) return null;

@@ -1,7 +1,7 @@
 // Sealing and opening pieces: a file's content cut into fixed-size pieces, each sealed with AES-256-GCM
 // under a per-file subkey and padded to one of a few blob size classes so blob sizes say little.
 
-import { hkdf, open, seal, SEAL_OVERHEAD, sealInto, u64 } from './crypto.js';
+import { hkdf, open, openInto, seal, SEAL_OVERHEAD, sealInto, u64 } from './crypto.js';
 import { zeroBytes } from './zero-bytes.js';
 
 /** Inside the seal each piece starts with its data length, so padding is authenticated too. */
@@ -66,7 +66,16 @@ export function sealPieceInto(key: Buffer, vaultId: Buffer, id: PieceId, data: B
 
 /** Opens a piece blob. Returns the data, or null when it fails authentication or is malformed. */
 export function openPiece(key: Buffer, vaultId: Buffer, id: PieceId, blob: Buffer, pieceSize: number): Buffer | null {
-  const body = open(key, pieceAad(vaultId, id), blob);
+  return pieceData(open(key, pieceAad(vaultId, id), blob), pieceSize);
+}
+
+/** openPiece() into a buffer the caller reuses (see openInto): the data is a view of `out`. */
+export function openPieceInto(key: Buffer, vaultId: Buffer, id: PieceId, blob: Buffer, pieceSize: number, out: Buffer): Buffer | null {
+  return pieceData(openInto(key, pieceAad(vaultId, id), blob, out), pieceSize);
+}
+
+/** The data inside an opened piece's body (length header, data, padding), or null when malformed. */
+function pieceData(body: Buffer | null, pieceSize: number): Buffer | null {
   if (!body || body.length < LENGTH_HEADER) return null;
   const length = body.readUInt32BE(0);
   if (length > pieceSize || LENGTH_HEADER + length > body.length) return null;

@@ -275,6 +275,50 @@ test('LocalDirStore: interleaved reads of many files, each through read-ahead, g
   files.forEach((f, k) => t.true(got[k]!.equals(f.data), f.path));
 });
 
+test('reads of whole pieces are decrypted into the reader\'s buffer, uncached; other reads go through the cache', async (t) => {
+  // Contents.readWholePiece: a whole committed piece nobody holds skips the clean cache (each read
+  // fetches its blob again); a part of a piece, or a piece still being written, takes the cached path.
+  const tv = await createTempVault(t, { pieceSize: P, chaffRatio: 0 });
+  const v = tv.vault;
+  const data = patternBytes(3 * P + 100, 42); // three full pieces and a short last one
+  await v.writeFile('/f', data);
+  await v.truncate('/f', 5 * P); // the short piece is now shorter than its place, and piece 4 is a hole
+  const want = Buffer.concat([data, Buffer.alloc(5 * P - data.length)]);
+  await tv.reopen(); // nothing cached
+  const gets = (): number => tv.vault.stats.summary().find((s) => s.op === 'store.get')?.calls ?? 0;
+  const fh = tv.vault.open('/f');
+  try {
+    const readBack = async (position: number, length: number): Promise<Buffer> => {
+      const out = Buffer.alloc(length, 0xee);
+      t.is(await tv.vault.read(fh, out, length, position), length);
+      return out;
+    };
+    // Whole pieces, one request each and all in one: the right bytes, a blob fetched every time.
+    let before = gets();
+    for (let i = 0; i < 5; i++) t.true((await readBack(i * P, P)).equals(want.subarray(i * P, (i + 1) * P)), `piece ${i}`);
+    t.true((await readBack(0, 5 * P)).equals(want), 'the whole file in one read');
+    t.is(gets() - before, 8, 'four blobs read twice (the hole has none), none from the cache');
+    // Parts of a piece: the first fetches and caches it, the second is served from the cache.
+    before = gets();
+    t.true((await readBack(P + 10, 100)).equals(want.subarray(P + 10, P + 110)));
+    t.true((await readBack(P + 200, 100)).equals(want.subarray(P + 200, P + 300)));
+    t.is(gets() - before, 1, 'one fetch for two partial reads of a piece');
+    // ...and a whole-piece read of that cached piece copies from the cache.
+    before = gets();
+    t.true((await readBack(P, P)).equals(want.subarray(P, 2 * P)));
+    t.is(gets() - before, 0);
+    // A piece being written is read from memory, new bytes and all.
+    await tv.vault.write(fh, Buffer.from('fresh'), 2 * P + 7);
+    want.write('fresh', 2 * P + 7);
+    before = gets();
+    t.true((await readBack(2 * P, P)).equals(want.subarray(2 * P, 3 * P)));
+    t.is(gets() - before, 0);
+  } finally {
+    await tv.vault.release(fh);
+  }
+  t.true((await tv.vault.readFile('/f')).equals(want), 'and after the commit');
+});
+
 test('a directory over several listing pages: appends, removals from full pages, renames and a reopen', async (t) => {
   // Creates append to the last listing page's JSON without parsing it (Metadata.addEntry); removals
   // move the last page's last entry into the hole. Both must keep every page a valid, dense list.
