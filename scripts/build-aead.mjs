@@ -68,8 +68,11 @@ function verify() {
       if (!sealed.equals(expected)) throw new Error('seal differs from node:crypto at ' + size + ' bytes');
       const out = Buffer.alloc(size);
       if (!aead.open(key, aad, sealed, out) || !out.equals(plain)) throw new Error('open fails at ' + size + ' bytes');
+      const cut = Math.min(size, 4), head = Buffer.alloc(cut), rest = Buffer.alloc(size - cut);
+      if (!aead.openParts(key, aad, sealed, [head, rest]) || !Buffer.concat([head, rest]).equals(plain)) throw new Error('openParts fails at ' + size + ' bytes');
       sealed[sealed.length - 1] ^= 1;
       if (aead.open(key, aad, sealed, out)) throw new Error('a tampered tag opens at ' + size + ' bytes');
+      if (aead.openParts(key, aad, sealed, [head, rest])) throw new Error('a tampered tag opens in parts at ' + size + ' bytes');
       const mac = Buffer.alloc(32);
       aead.hmacSha256(key, plain, mac);
       if (!mac.equals(crypto.createHmac('sha256', key).update(plain).digest())) throw new Error('HMAC differs from node:crypto at ' + size + ' bytes');

@@ -111,7 +111,7 @@ export class OpenFile {
 export class Contents {
   private readonly open = new Map<string, OpenFile>();
   private readonly clean = new ByteLru<string>(CLEAN_CACHE_BYTES);
-  /** Whole pieces read straight into a reader's buffer are decrypted here first (readWholePiece). */
+  /** The header and padding of whole pieces read straight into a reader's buffer go here (readWholePiece). */
   private scratch = Buffer.alloc(0);
   private readonly fileKeys = new ByteLru<string>(FILE_KEY_CACHE_BYTES, (id, key) => 2 * id.length + key.length + 96);
   /** Pieces being fetched and decrypted, by cache key: a read of one waits for it instead of fetching it again. */
@@ -497,9 +497,9 @@ export class Contents {
    * Why: a read of whole pieces (dd, cp, any reader the kernel's read-ahead serves) used to decrypt each
    * piece ahead into a new 128 KiB buffer for the clean cache and copy it out when asked. Those buffers
    * cost more than the decryption saved by reading ahead: malloc handed out fresh memory for most of
-   * them, about 6 page faults per piece, and V8 collected them. Here the piece is decrypted into one
-   * scratch buffer and copied into `dst` in the same synchronous callback, so no other read can use the
-   * scratch buffer in between (optimization log, entry 18).
+   * them, about 6 page faults per piece, and V8 collected them. Here a full piece is decrypted straight
+   * into `dst`, its header and any padding into one scratch buffer, all in the store's synchronous
+   * callback, so no other read can use the scratch buffer in between (optimization log, entry 18).
    */
   private async readWholePiece(of: OpenFile, i: number, dst: Buffer): Promise<boolean> {
     if (of.dirty.has(i) || of.sealing.has(i)) return false;
@@ -511,12 +511,9 @@ export class Contents {
     const done = await this.s.store.read(this.addressOf(of.fileId, i, version), (blob) => {
       const t = process.hrtime.bigint();
       if (this.scratch.length < blob.length) this.scratch = Buffer.allocUnsafeSlow(blob.length);
-      const data = openPieceInto(of.key, this.s.vaultId, id, blob, this.pieceSize, this.scratch);
+      const opened = openPieceInto(of.key, this.s.vaultId, id, blob, this.pieceSize, dst, this.scratch);
       this.s.stats.record('crypto.open', t, blob.length);
-      if (!data) return FAILED_AUTHENTICATION;
-      const n = data.copy(dst, 0, 0, Math.min(data.length, dst.length));
-      if (n < dst.length) dst.fill(0, n); // a piece shorter than its place in the file: the rest is a hole
-      return true;
+      return opened || FAILED_AUTHENTICATION;
     });
     if (done === null) throw new IntegrityError(`file ${of.id}: piece ${i} (version ${version}) is missing from the store`);
     if (done === FAILED_AUTHENTICATION) throw new IntegrityError(`file ${of.id}: piece ${i} (version ${version}) failed authentication`);

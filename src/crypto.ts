@@ -152,6 +152,23 @@ export function openInto(key: Buffer, aad: Buffer, sealed: Buffer, out: Buffer):
   return target;
 }
 
+/**
+ * open() across buffers the caller owns: the plaintext goes into the outs in order (their lengths must
+ * add up to sealed.length - 28), so a piece's data can be decrypted straight into a reader's buffer.
+ * False when it does not authenticate (every out is then wiped) or is shorter than nonce and tag.
+ */
+export function openParts(key: Buffer, aad: Buffer, sealed: Buffer, outs: Buffer[]): boolean {
+  if (sealed.length < SEAL_OVERHEAD) return false;
+  let length = 0;
+  for (const o of outs) length += o.length;
+  if (length !== sealed.length - SEAL_OVERHEAD) throw new RangeError(`openParts: the outs hold ${length} bytes, the blob ${sealed.length - SEAL_OVERHEAD}`);
+  if (nativeAead && outs.length <= NATIVE_MAX_PARTS) return nativeAead.openParts(key, aad, sealed, outs);
+  const body = open(key, aad, sealed);
+  let at = 0;
+  for (const o of outs) at += body ? body.copy(o, 0, at, at + o.length) : o.fill(0).length;
+  return body !== null;
+}
+
 /** Opens a sealed blob; returns null when it does not authenticate (wrong key, tampered, truncated). */
 export function open(key: Buffer, aad: Buffer, sealed: Buffer): Buffer | null {
   if (sealed.length < SEAL_OVERHEAD) return null;

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 export interface NativeAead {
   /** Decrypts nonce || ciphertext || tag into out (sealed.length - 28 bytes); false, and out wiped, if it does not authenticate. */
   open(key: Buffer, aad: Buffer, sealed: Buffer, out: Buffer): boolean;
+  /** open() into several buffers in turn (their lengths add up to sealed.length - 28); false, and all wiped, if it does not authenticate. */
+  openParts(key: Buffer, aad: Buffer, sealed: Buffer, outs: Buffer[]): boolean;
   /** Writes nonce || ciphertext of the parts || tag into out (12 + the parts' length + 16 bytes). */
   seal(key: Buffer, nonce: Buffer, aad: Buffer, parts: Buffer[], out: Buffer): void;
   /** Writes HMAC-SHA256(key, data) into out (32 bytes). */
@@ -17,7 +19,7 @@ export interface NativeAead {
   hkdfSha256(key: Buffer, salt: Buffer, info: Buffer, out: Buffer): void;
 }
 
-const FUNCTIONS = ['open', 'seal', 'hmacSha256', 'hkdfSha256'] as const;
+const FUNCTIONS = ['open', 'openParts', 'seal', 'hmacSha256', 'hkdfSha256'] as const;
 
 /** Which implementation src/crypto.ts uses, and why, for `svault status` and the bench reports. */
 export interface AeadImplementation {

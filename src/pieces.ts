@@ -1,7 +1,7 @@
 // Sealing and opening pieces: a file's content cut into fixed-size pieces, each sealed with AES-256-GCM
 // under a per-file subkey and padded to one of a few blob size classes so blob sizes say little.
 
-import { hkdf, open, openInto, seal, SEAL_OVERHEAD, sealInto, u64 } from './crypto.js';
+import { hkdf, open, openInto, openParts, seal, SEAL_OVERHEAD, sealInto, u64 } from './crypto.js';
 import { zeroBytes } from './zero-bytes.js';
 
 /** Inside the seal each piece starts with its data length, so padding is authenticated too. */
@@ -69,9 +69,33 @@ export function openPiece(key: Buffer, vaultId: Buffer, id: PieceId, blob: Buffe
   return pieceData(open(key, pieceAad(vaultId, id), blob), pieceSize);
 }
 
-/** openPiece() into a buffer the caller reuses (see openInto): the data is a view of `out`. */
-export function openPieceInto(key: Buffer, vaultId: Buffer, id: PieceId, blob: Buffer, pieceSize: number, out: Buffer): Buffer | null {
-  return pieceData(openInto(key, pieceAad(vaultId, id), blob, out), pieceSize);
+/**
+ * Opens a piece blob straight into `dst`, a reader's buffer as long as the piece's place in the file:
+ * `dst` gets the data, and zeroes past its end. The length header and the padding go into `scratch`
+ * (at least the blob's length less 28 bytes), and so does the whole body when `dst` is longer than the
+ * blob holds, before the data is copied. Returns false when the blob fails authentication or is
+ * malformed; `dst` then holds nothing of it.
+ */
+export function openPieceInto(key: Buffer, vaultId: Buffer, id: PieceId, blob: Buffer, pieceSize: number, dst: Buffer, scratch: Buffer): boolean {
+  const aad = pieceAad(vaultId, id);
+  const bodyLength = blob.length - SEAL_OVERHEAD;
+  if (scratch.length < bodyLength) throw new RangeError(`openPieceInto: a ${blob.length}-byte blob needs ${bodyLength} bytes of scratch`);
+  if (bodyLength >= LENGTH_HEADER + dst.length) {
+    const header = scratch.subarray(0, LENGTH_HEADER);
+    if (!openParts(key, aad, blob, [header, dst, scratch.subarray(LENGTH_HEADER, bodyLength - dst.length)])) return false;
+    const length = header.readUInt32BE(0);
+    if (length > pieceSize || LENGTH_HEADER + length > bodyLength) {
+      dst.fill(0);
+      return false;
+    }
+    if (length < dst.length) dst.fill(0, length);
+    return true;
+  }
+  const data = pieceData(openInto(key, aad, blob, scratch), pieceSize);
+  if (!data) return false;
+  const n = data.copy(dst, 0, 0, Math.min(data.length, dst.length));
+  if (n < dst.length) dst.fill(0, n);
+  return true;
 }
 
 /** The data inside an opened piece's body (length header, data, padding), or null when malformed. */

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { execFile } from 'node:child_process';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { open, seal, SEAL_OVERHEAD, sealInto } from '../src/crypto.js';
+import { open, openParts, seal, SEAL_OVERHEAD, sealInto } from '../src/crypto.js';
 import { AEAD_ENV, aeadImplementation, nativeAead, type NativeAead } from '../src/native-aead.js';
 
 const run = promisify(execFile);
@@ -61,6 +61,58 @@ test('seal writes the bytes node:crypto writes, and both open each other’s blo
   const sealed = Buffer.alloc(4 + 128 * 1024 + SEAL_OVERHEAD);
   aead.seal(key, nonce, Buffer.from('piece'), parts, sealed);
   t.deepEqual(sealed, nodeSeal(key, nonce, Buffer.from('piece'), parts));
+});
+
+test('openParts decrypts into several buffers in turn, as open does into one, and wipes them all when refused', (t) => {
+  const aead = addon();
+  fc.assert(
+    fc.property(bytes(32, 32), bytes(0, 80), bytes(0, 5000), fc.array(fc.nat(5000), { maxLength: 5 }), fc.nat(1000), (key, aad, plain, cuts, flip) => {
+      const sealed = nodeSeal(key, randomBytes(12), aad, [plain]);
+      // Cut the body at arbitrary places, empty outs included.
+      const at = [0, ...cuts.map((c) => c % (plain.length + 1)).sort((a, b) => a - b), plain.length];
+      const outs = at.slice(1).map((end, i) => Buffer.alloc(end - (at[i] ?? 0), 0xaa));
+      t.true(aead.openParts(key, aad, sealed, outs));
+      t.deepEqual(Buffer.concat(outs), plain);
+      const i = flip % sealed.length;
+      sealed[i] = (sealed[i] ?? 0) ^ 1;
+      for (const o of outs) o.fill(0xaa);
+      t.false(aead.openParts(key, aad, sealed, outs));
+      t.true(outs.every((o) => o.every((b) => b === 0)), 'every out is wiped');
+    }),
+    { numRuns: 200 },
+  );
+  // src/crypto.ts's openParts: a blob too short to hold nonce and tag is damage, not misuse.
+  t.false(openParts(randomBytes(32), Buffer.alloc(0), Buffer.alloc(27), []));
+});
+
+test('openParts: misuse throws a TypeError and touches nothing', (t) => {
+  const aead = addon();
+  const key = randomBytes(32);
+  const sealed = nodeSeal(key, randomBytes(12), Buffer.alloc(0), [randomBytes(100)]);
+  const outs = () => [Buffer.alloc(40, 0xaa), Buffer.alloc(60, 0xaa)];
+  const untouched = (os: Buffer[]) => os.every((o) => o.every((b) => b === 0xaa));
+  const refused = (what: string, os: Buffer[], call: (os: Buffer[]) => unknown = (x) => aead.openParts(key, Buffer.alloc(0), sealed, x)) => {
+    t.throws(() => call(os), { instanceOf: TypeError }, what);
+    t.true(untouched(os), `${what}: nothing written`);
+  };
+  refused('outs one byte short', outs(), (os) => aead.openParts(key, Buffer.alloc(0), sealed, [os[0]!, os[1]!.subarray(1)]));
+  refused('outs one byte long', [...outs(), Buffer.alloc(1, 0xaa)]);
+  refused('17 outs', Array.from({ length: 17 }, (_, i) => Buffer.alloc(i < 16 ? 6 : 4, 0xaa)));
+  refused('an out that is not a buffer', outs(), (os) => aead.openParts(key, Buffer.alloc(0), sealed, [os[0]!, 'x' as unknown as Buffer, os[1]!]));
+  refused('outs not an array', outs(), (os) => aead.openParts(key, Buffer.alloc(0), sealed, os[0] as unknown as Buffer[]));
+  const area = Buffer.alloc(100, 0xaa);
+  refused('two outs sharing bytes', [area.subarray(0, 50), area.subarray(40, 90)]);
+  const both = Buffer.concat([sealed, Buffer.alloc(100, 0xaa)]);
+  t.throws(() => aead.openParts(key, Buffer.alloc(0), both.subarray(0, sealed.length), [both.subarray(60, 160)]), { instanceOf: TypeError }, 'an out over its own input');
+  t.deepEqual(both.subarray(0, sealed.length), sealed, 'the input survived the refusal');
+  // A getter that transfers another out's memory away while the array is read: refused, not written.
+  const victim = Buffer.from(new ArrayBuffer(60));
+  let moved: ArrayBuffer | undefined;
+  const tricky: Buffer[] = [];
+  Object.defineProperty(tricky, 0, { enumerable: true, get: () => ((moved = structuredClone(victim.buffer, { transfer: [victim.buffer as ArrayBuffer] })), Buffer.alloc(40)) });
+  tricky[1] = victim;
+  t.throws(() => aead.openParts(key, Buffer.alloc(0), sealed, tricky), { instanceOf: TypeError });
+  t.true(moved !== undefined && new Uint8Array(moved).every((b) => b === 0), 'nothing was written into the transferred memory');
 });
 
 test('open refuses every kind of damage and wipes what it wrote', (t) => {
@@ -171,15 +223,18 @@ test(`${AEAD_ENV}=node uses node:crypto, which opens what the addon sealed and s
   const byAddon = seal(key, aad, [plain]);
   // A child with the addon off opens the addon's blob and seals a new one for this process to open.
   const child = `
-    const { open, seal } = await import(${JSON.stringify(new URL('../src/crypto.ts', import.meta.url).href)});
+    const { open, openParts, seal } = await import(${JSON.stringify(new URL('../src/crypto.ts', import.meta.url).href)});
     const { aeadImplementation } = await import(${JSON.stringify(new URL('../src/native-aead.ts', import.meta.url).href)});
     const key = Buffer.from('${key.toString('hex')}', 'hex'), aad = Buffer.from('record');
     const opened = open(key, aad, Buffer.from('${byAddon.toString('hex')}', 'hex'));
-    console.log(JSON.stringify({ impl: aeadImplementation.name, opened: opened?.toString('hex'), sealed: seal(key, aad, [opened]).toString('hex') }));`;
+    const head = Buffer.alloc(7), rest = Buffer.alloc(opened.length - 7);
+    const inParts = openParts(key, aad, Buffer.from('${byAddon.toString('hex')}', 'hex'), [head, rest]) ? Buffer.concat([head, rest]).toString('hex') : null;
+    console.log(JSON.stringify({ impl: aeadImplementation.name, opened: opened?.toString('hex'), inParts, sealed: seal(key, aad, [opened]).toString('hex') }));`;
   const { stdout } = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child], { env: { ...process.env, [AEAD_ENV]: 'node' } });
-  const r = JSON.parse(stdout) as { impl: string; opened: string; sealed: string };
+  const r = JSON.parse(stdout) as { impl: string; opened: string; inParts: string; sealed: string };
   t.is(r.impl, 'node:crypto');
   t.is(r.opened, plain.toString('hex'));
+  t.is(r.inParts, plain.toString('hex'), 'openParts without the addon');
   t.deepEqual(open(key, aad, Buffer.from(r.sealed, 'hex')), plain);
   t.is(open(key, Buffer.from('other'), byAddon), null, 'src/crypto.ts refuses a wrong AAD');
 });

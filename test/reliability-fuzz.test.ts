@@ -22,7 +22,7 @@ import { BadStoreError, FsError, IntegrityError, WrongPassphraseError } from '..
 import { decodeInode, encodeInode, newInode, ROOT_ID, type Inode } from '../src/meta/inode.js';
 import { Metadata } from '../src/meta/metadata.js';
 import { META_FILE, RecordStore } from '../src/meta/record-store.js';
-import { blobSizeClasses, openPiece, sealPiece, type PieceId } from '../src/pieces.js';
+import { blobSizeClasses, openPiece, openPieceInto, sealPiece, type PieceId } from '../src/pieces.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { CleanupList, createTempVault, tempDir, type TempVault } from './helpers/temp-vault.js';
 
@@ -506,12 +506,48 @@ test('openPiece: arbitrary, damaged and authentic-but-malformed blobs give null 
       return seal(key, aad(id), [h, randomBytes(pad)]);
     }),
   );
-  fuzz(t, 'openPiece', fc.tuple(blob, pieceId), runs(2500), ([b, pid]) => {
+  // openPieceInto, the read path's (a reader's buffer of any length up to the piece), must agree with it.
+  const scratch = Buffer.alloc(P + 4096);
+  fuzz(t, 'openPiece', fc.tuple(blob, pieceId, fc.integer({ min: 1, max: P })), runs(2500), ([b, pid, dstLength]) => {
     const r = openPiece(key, vaultId, pid, b, P);
-    if (r === null) return 'expected-error';
+    const dst = Buffer.alloc(dstLength, 0xee);
+    const into = openPieceInto(key, vaultId, pid, b, P, dst, scratch);
+    if (into !== (r !== null)) throw accepted(`openPieceInto said ${into}, openPiece ${r === null ? 'null' : 'data'}`);
+    if (r === null) {
+      if (!dst.every((x) => x === 0xee) && !dst.every((x) => x === 0)) throw accepted('openPieceInto left bytes of a refused blob in the reader\'s buffer');
+      return 'expected-error';
+    }
     if (!Buffer.isBuffer(r) || r.length > P) throw accepted(`length: returned ${r.length} bytes`);
     if (b.equals(genuine) && !r.equals(genuineData)) throw accepted('data: the genuine piece opened to other data');
+    const want = Buffer.alloc(dstLength);
+    r.copy(want, 0, 0, Math.min(r.length, dstLength));
+    if (!dst.equals(want)) throw accepted('openPieceInto wrote other bytes than the data, zero-padded');
     return 'ok';
   });
   t.true(openPiece(key, vaultId, id, genuine, P)?.equals(genuineData), 'the genuine piece still opens');
+});
+
+test('openPieceInto: a genuine piece of any size, into a reader\'s buffer of any size, is its data zero-padded', (t) => {
+  // Both of its ways: straight into the buffer (header and padding to the scratch), and through the
+  // scratch when the buffer is longer than the blob holds (a piece shorter than its place in the file).
+  const P = 16384;
+  const classes = blobSizeClasses(P);
+  const key = randomBytes(32);
+  const vaultId = randomBytes(16);
+  const scratch = Buffer.alloc(P + 64);
+  fc.assert(
+    fc.property(fc.nat(P), fc.integer({ min: 1, max: P }), fc.nat(), (dataLength, dstLength, index) => {
+      const id: PieceId = { fileId: randomBytes(16), index, version: 1 };
+      const data = randomBytes(dataLength);
+      const dst = Buffer.alloc(dstLength, 0xee);
+      t.true(openPieceInto(key, vaultId, id, sealPiece(key, vaultId, id, data, classes), P, dst, scratch));
+      const want = Buffer.alloc(dstLength);
+      data.copy(want, 0, 0, Math.min(dataLength, dstLength));
+      t.deepEqual(dst, want);
+    }),
+    { numRuns: 300, seed: SEED },
+  );
+  const id: PieceId = { fileId: randomBytes(16), index: 0, version: 1 };
+  const blob = sealPiece(key, vaultId, id, randomBytes(P), classes);
+  t.throws(() => openPieceInto(key, vaultId, id, blob, P, Buffer.alloc(P), Buffer.alloc(P)), { instanceOf: RangeError }, 'a scratch buffer too small for the blob');
 });

@@ -14,6 +14,10 @@
  *     out.length must be sealed.length - 28. Returns false when the blob does not authenticate; out is
  *     then wiped, so no unauthenticated plaintext is left in it. Any other failure of OpenSSL throws:
  *     only a tag that does not match may read as damage (fsck --repair acts on damage).
+ *   openParts(key, aad, sealed, outs) -> boolean
+ *     open() across several buffers: the plaintext is written into the outs in order (at most 16; their
+ *     lengths must add up to sealed.length - 28), so a caller can put a header, the data and the padding
+ *     of a piece each where it belongs. Wipes every out when the blob does not authenticate.
  *   seal(key, nonce, aad, parts, out) -> undefined
  *     out.length must be 12 + the parts' total + 16. Writes nonce || ciphertext of the parts || tag.
  *
@@ -24,6 +28,7 @@
  */
 #include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <node_api.h>
@@ -46,41 +51,99 @@ static const EVP_CIPHER *gcm(void) {
   return fetched_gcm ? fetched_gcm : EVP_aes_256_gcm();
 }
 
-static napi_value open_gcm(napi_env env, napi_callback_info info) {
-  unsigned char *arg[4];
-  size_t arg_len[4];
-  if (!svault_buffer_args(env, info, 4, arg, arg_len, "open(key, aad, sealed, out)")) return NULL;
-  unsigned char *key = arg[0], *aad = arg[1], *sealed = arg[2], *out = arg[3];
-  size_t key_len = arg_len[0], aad_len = arg_len[1], sealed_len = arg_len[2], out_len = arg_len[3];
-  if (key_len != KEY_BYTES) return svault_throw_type(env, "open: the key must be 32 bytes");
+/*
+ * Decrypts sealed's body across the outs, in order (their lengths must add up to the body's), and
+ * checks the tag. Returns 1 if authentic, 0 if not (every out wiped), -1 after throwing on misuse or
+ * an OpenSSL failure. Nothing may run JS once the pointers are taken: callers read their arguments first.
+ */
+static int open_to(napi_env env, const char *name, unsigned char *key, size_t key_len, unsigned char *aad, size_t aad_len,
+                   unsigned char *sealed, size_t sealed_len, unsigned char **out, size_t *out_len, uint32_t count) {
+  char msg[160];
+#define MISUSE(text) (snprintf(msg, sizeof msg, "%s: %s", name, text), svault_throw_type(env, msg), -1)
+  if (key_len != KEY_BYTES) return MISUSE("the key must be 32 bytes");
   if (sealed_len < NONCE_BYTES + TAG_BYTES || sealed_len - NONCE_BYTES - TAG_BYTES > INT_MAX || aad_len > INT_MAX)
-    return svault_throw_type(env, "open: sealed is shorter than nonce and tag, or too large");
-  size_t body_len = sealed_len - NONCE_BYTES - TAG_BYTES;
-  if (out_len != body_len) return svault_throw_type(env, "open: out must be sealed.length - 28 bytes");
-
-  if (svault_overlaps(out, out_len, sealed, sealed_len) || svault_overlaps(out, out_len, key, key_len) || svault_overlaps(out, out_len, aad, aad_len))
-    return svault_throw_type(env, "open: out must not overlap key, aad or sealed");
+    return MISUSE("sealed is shorter than nonce and tag, or too large");
+  size_t body_len = sealed_len - NONCE_BYTES - TAG_BYTES, total = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    if (out_len[i] > body_len - total) return MISUSE(count == 1 ? "out must be sealed.length - 28 bytes" : "the outs must add up to sealed.length - 28 bytes");
+    total += out_len[i];
+  }
+  if (total != body_len) return MISUSE(count == 1 ? "out must be sealed.length - 28 bytes" : "the outs must add up to sealed.length - 28 bytes");
+  int overlap = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    overlap = overlap || svault_overlaps(out[i], out_len[i], sealed, sealed_len) || svault_overlaps(out[i], out_len[i], key, key_len) ||
+              svault_overlaps(out[i], out_len[i], aad, aad_len);
+    for (uint32_t j = 0; j < i; j++) overlap = overlap || svault_overlaps(out[i], out_len[i], out[j], out_len[j]);
+  }
+  if (overlap) return MISUSE(count == 1 ? "out must not overlap key, aad or sealed" : "an out must not overlap key, aad, sealed or another out");
+#undef MISUSE
 
   int n = 0, tail = 0, set_up = 0, authentic = 0;
+  size_t at = NONCE_BYTES;
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
   if (ctx != NULL &&
       EVP_DecryptInit_ex(ctx, gcm(), NULL, NULL, NULL) == 1 &&
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_BYTES, NULL) == 1 &&
       EVP_DecryptInit_ex(ctx, NULL, NULL, key, sealed) == 1 &&
-      (aad_len == 0 || EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1) &&
-      (body_len == 0 || (EVP_DecryptUpdate(ctx, out, &n, sealed + NONCE_BYTES, (int)body_len) == 1 && (size_t)n == body_len)) &&
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_BYTES, sealed + sealed_len - TAG_BYTES) == 1) {
+      (aad_len == 0 || EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1)) {
     set_up = 1;
+    /* GCM is a stream mode: each update writes exactly what it is given. */
+    for (uint32_t i = 0; set_up && i < count; i++) {
+      if (out_len[i] == 0) continue;
+      set_up = EVP_DecryptUpdate(ctx, out[i], &n, sealed + at, (int)out_len[i]) == 1 && (size_t)n == out_len[i];
+      at += out_len[i];
+    }
+    set_up = set_up && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_BYTES, sealed + sealed_len - TAG_BYTES) == 1;
     /* The one failure that means "not authentic": the tag does not match (GCM writes nothing here). */
-    authentic = EVP_DecryptFinal_ex(ctx, out + body_len, &tail) == 1 && tail == 0;
+    unsigned char final_out[TAG_BYTES]; /* GCM's final writes no bytes; it gets room it may not use */
+    if (set_up) authentic = EVP_DecryptFinal_ex(ctx, final_out, &tail) == 1 && tail == 0;
   }
   EVP_CIPHER_CTX_free(ctx);
-  if (!authentic) OPENSSL_cleanse(out, out_len);
-  if (!set_up) return svault_throw_openssl(env, "open: OpenSSL's AES-256-GCM could not be set up");
+  if (!authentic)
+    for (uint32_t i = 0; i < count; i++) OPENSSL_cleanse(out[i], out_len[i]);
+  if (!set_up) {
+    svault_throw_openssl(env, count == 1 ? "open: OpenSSL's AES-256-GCM could not be set up" : "openParts: OpenSSL's AES-256-GCM could not be set up");
+    return -1;
+  }
+  return authentic;
+}
 
+static napi_value boolean(napi_env env, int value) {
   napi_value result;
-  napi_get_boolean(env, authentic, &result);
+  napi_get_boolean(env, value, &result);
   return result;
+}
+
+static napi_value open_gcm(napi_env env, napi_callback_info info) {
+  unsigned char *arg[4];
+  size_t arg_len[4];
+  if (!svault_buffer_args(env, info, 4, arg, arg_len, "open(key, aad, sealed, out)")) return NULL;
+  int authentic = open_to(env, "open", arg[0], arg_len[0], arg[1], arg_len[1], arg[2], arg_len[2], &arg[3], &arg_len[3], 1);
+  return authentic < 0 ? NULL : boolean(env, authentic);
+}
+
+static napi_value open_parts_gcm(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4)
+    return svault_throw_type(env, "openParts(key, aad, sealed, outs) takes 4 arguments");
+
+  /* First the outs array's elements: reading them may run JS (a getter). No pointer is taken yet. */
+  napi_value out_value[MAX_PARTS];
+  int listed = svault_array_values(env, argv[3], MAX_PARTS, out_value, "openParts: outs must be an array of at most 16 Buffers");
+  if (listed < 0) return NULL;
+  uint32_t count = (uint32_t)listed;
+
+  /* From here on, nothing runs JS until we return. */
+  unsigned char *key, *aad, *sealed, *out[MAX_PARTS];
+  size_t key_len, aad_len, sealed_len, out_len[MAX_PARTS];
+  if (!svault_bytes_of(env, argv[0], &key, &key_len) || !svault_bytes_of(env, argv[1], &aad, &aad_len) ||
+      !svault_bytes_of(env, argv[2], &sealed, &sealed_len))
+    return svault_throw_type(env, "openParts(key, aad, sealed, outs): key, aad and sealed must be Buffers");
+  for (uint32_t i = 0; i < count; i++)
+    if (!svault_bytes_of(env, out_value[i], &out[i], &out_len[i])) return svault_throw_type(env, "openParts: every out must be a Buffer");
+  int authentic = open_to(env, "openParts", key, key_len, aad, aad_len, sealed, sealed_len, out, out_len, count);
+  return authentic < 0 ? NULL : boolean(env, authentic);
 }
 
 static napi_value seal_gcm(napi_env env, napi_callback_info info) {
@@ -90,14 +153,10 @@ static napi_value seal_gcm(napi_env env, napi_callback_info info) {
     return svault_throw_type(env, "seal(key, nonce, aad, parts, out) takes 5 arguments");
 
   /* First the parts array's elements: reading them may run JS (a getter). No pointer is taken yet. */
-  bool is_array;
-  uint32_t count;
-  if (napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array ||
-      napi_get_array_length(env, argv[3], &count) != napi_ok || count > MAX_PARTS)
-    return svault_throw_type(env, "seal: parts must be an array of at most 16 Buffers");
   napi_value part_value[MAX_PARTS];
-  for (uint32_t i = 0; i < count; i++)
-    if (napi_get_element(env, argv[3], i, &part_value[i]) != napi_ok) return NULL; /* a getter threw: it propagates */
+  int listed = svault_array_values(env, argv[3], MAX_PARTS, part_value, "seal: parts must be an array of at most 16 Buffers");
+  if (listed < 0) return NULL;
+  uint32_t count = (uint32_t)listed;
 
   /* From here on, nothing runs JS until we return. */
   unsigned char *key, *nonce, *aad, *out;
@@ -152,6 +211,8 @@ NAPI_MODULE_INIT() {
   napi_value fn;
   if (napi_create_function(env, "open", NAPI_AUTO_LENGTH, open_gcm, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "open", fn) != napi_ok ||
+      napi_create_function(env, "openParts", NAPI_AUTO_LENGTH, open_parts_gcm, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "openParts", fn) != napi_ok ||
       napi_create_function(env, "seal", NAPI_AUTO_LENGTH, seal_gcm, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "seal", fn) != napi_ok || !svault_register_mac(env, exports))
     return NULL;

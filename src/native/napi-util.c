@@ -52,3 +52,15 @@ int svault_buffer_args(napi_env env, napi_callback_info info, size_t n, unsigned
   }
   return 1;
 }
+
+int svault_array_values(napi_env env, napi_value array, uint32_t max, napi_value *values, const char *msg) {
+  bool is_array;
+  uint32_t count;
+  if (napi_is_array(env, array, &is_array) != napi_ok || !is_array || napi_get_array_length(env, array, &count) != napi_ok || count > max) {
+    svault_throw_type(env, msg);
+    return -1;
+  }
+  for (uint32_t i = 0; i < count; i++)
+    if (napi_get_element(env, array, i, &values[i]) != napi_ok) return -1; /* a getter threw: it propagates */
+  return (int)count;
+}

@@ -18,6 +18,13 @@ int svault_bytes_of(napi_env env, napi_value v, unsigned char **data, size_t *le
  * On misuse throws a TypeError naming `usage` (the call as documented) and returns 0.
  */
 int svault_buffer_args(napi_env env, napi_callback_info info, size_t n, unsigned char **data, size_t *len, const char *usage);
+/*
+ * The elements of an array argument of at most `max` values, read before the caller takes any pointer
+ * into a buffer: reading an element may run JS (a getter), which could detach a buffer. Returns their
+ * count, or -1 after throwing: a TypeError with `msg` for anything but an array of at most `max`, or the
+ * getter's own exception.
+ */
+int svault_array_values(napi_env env, napi_value array, uint32_t max, napi_value *values, const char *msg);
 /* Adds hmacSha256 and hkdfSha256 to the exports; 0 on failure. */
 int svault_register_mac(napi_env env, napi_value exports);
 
