@@ -99,8 +99,8 @@ export function seal(key: Buffer, aad: Buffer, parts: Buffer[]): Buffer {
   return sealed.length === 1 ? sealed[0]! : Buffer.concat(sealed); // the addon's one buffer: no copy
 }
 
-/** seal() as the list of its output's parts, for a writer that can write them as they are (writev). */
-export function sealToParts(key: Buffer, aad: Buffer, parts: Buffer[]): Buffer[] {
+/** seal() as the list of its output's parts: one buffer from the addon, nonce, pieces and tag from node:crypto. */
+function sealToParts(key: Buffer, aad: Buffer, parts: Buffer[]): Buffer[] {
   const nonce = randomBytesPooled(NONCE_BYTES);
   if (nativeAead && parts.length <= NATIVE_MAX_PARTS) {
     let length = SEAL_OVERHEAD;
