@@ -251,29 +251,32 @@ test('MemoryStore with the default piece size: round trips around 128 KiB pieces
   for (const [path, data] of files) t.true((await tv.vault.readFile(path)).equals(data), path);
 });
 
-test('LocalDirStore: interleaved reads of many files, each through read-ahead, get their own bytes', async (t) => {
-  // The directory store lends every blob from one reused buffer: a read must finish with it before any
-  // other read can start (no await in between), or files would swap bytes and fail authentication.
-  const tv = await createTempVault(t, { pieceSize: P, chaffRatio: 0 });
-  const files = Array.from({ length: 8 }, (_, k) => ({ path: `/i-${k}`, data: patternBytes(20 * P + k, 100 + k) }));
-  for (const f of files) await tv.vault.writeFile(f.path, f.data);
-  await tv.reopen(); // nothing in the caches: every piece comes from the store
-  const handles = files.map((f) => tv.vault.open(f.path));
-  const got = files.map((f) => Buffer.alloc(f.data.length));
-  try {
-    for (let off = 0; off < 21 * P; off += P) {
-      await Promise.all(
-        files.map(async (f, k) => {
-          const n = await tv.vault.read(handles[k] ?? -1, got[k]!.subarray(off, off + P), P, off);
-          t.is(n, Math.max(0, Math.min(P, f.data.length - off)));
-        }),
-      );
+for (const [how, chunk] of [['whole pieces, each decrypted into the reader\'s buffer', P], ['half pieces, through the cache and read-ahead', P / 2]] as const) {
+  test(`LocalDirStore: interleaved reads of many files, in ${how}, get their own bytes`, async (t) => {
+    // The directory store lends every blob from one reused buffer, and whole pieces are decrypted through
+    // one scratch buffer: a read must finish with both before any other read can start (no await in
+    // between), or files would swap bytes and fail authentication.
+    const tv = await createTempVault(t, { pieceSize: P, chaffRatio: 0 });
+    const files = Array.from({ length: 8 }, (_, k) => ({ path: `/i-${k}`, data: patternBytes(20 * P + k, 100 + k) }));
+    for (const f of files) await tv.vault.writeFile(f.path, f.data);
+    await tv.reopen(); // nothing in the caches: every piece comes from the store
+    const handles = files.map((f) => tv.vault.open(f.path));
+    const got = files.map((f) => Buffer.alloc(f.data.length));
+    try {
+      for (let off = 0; off < 21 * P; off += chunk) {
+        await Promise.all(
+          files.map(async (f, k) => {
+            const n = await tv.vault.read(handles[k] ?? -1, got[k]!.subarray(off, off + chunk), chunk, off);
+            t.is(n, Math.max(0, Math.min(chunk, f.data.length - off)));
+          }),
+        );
+      }
+    } finally {
+      for (const fh of handles) await tv.vault.release(fh);
     }
-  } finally {
-    for (const fh of handles) await tv.vault.release(fh);
-  }
-  files.forEach((f, k) => t.true(got[k]!.equals(f.data), f.path));
-});
+    files.forEach((f, k) => t.true(got[k]!.equals(f.data), f.path));
+  });
+}
 
 test('reads of whole pieces are decrypted into the reader\'s buffer, uncached; other reads go through the cache', async (t) => {
   // Contents.readWholePiece: a whole committed piece nobody holds skips the clean cache (each read
