@@ -27,7 +27,7 @@ export interface AeadImplementation {
   reason: string;
 }
 
-/** The addon seals at most this many parts in one call (MAX_PARTS in aead.c). */
+/** The addon seals from, and opens into, at most this many buffers in one call (MAX_PARTS in aead.c). */
 export const NATIVE_MAX_PARTS = 16;
 
 /** Set SVAULT_AEAD=node to use node:crypto even where the addon is built (A/B measurements, tests). */

@@ -40,7 +40,7 @@
 #define KEY_BYTES 32
 #define NONCE_BYTES 12
 #define TAG_BYTES 16
-#define MAX_PARTS 16
+#define MAX_PARTS SVAULT_MAX_ARRAY /* 16, as src/native-aead.ts's NATIVE_MAX_PARTS */
 
 /* The cipher is fetched once per process: an implicit fetch on every init costs a provider lookup. */
 static EVP_CIPHER *fetched_gcm;
@@ -102,7 +102,8 @@ static int open_to(napi_env env, const char *name, unsigned char *key, size_t ke
   if (!authentic)
     for (uint32_t i = 0; i < count; i++) OPENSSL_cleanse(out[i], out_len[i]);
   if (!set_up) {
-    svault_throw_openssl(env, count == 1 ? "open: OpenSSL's AES-256-GCM could not be set up" : "openParts: OpenSSL's AES-256-GCM could not be set up");
+    snprintf(msg, sizeof msg, "%s: OpenSSL's AES-256-GCM could not be set up", name);
+    svault_throw_openssl(env, msg);
     return -1;
   }
   return authentic;
@@ -128,21 +129,15 @@ static napi_value open_parts_gcm(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4)
     return svault_throw_type(env, "openParts(key, aad, sealed, outs) takes 4 arguments");
 
-  /* First the outs array's elements: reading them may run JS (a getter). No pointer is taken yet. */
-  napi_value out_value[MAX_PARTS];
-  int listed = svault_array_values(env, argv[3], MAX_PARTS, out_value, "openParts: outs must be an array of at most 16 Buffers");
-  if (listed < 0) return NULL;
-  uint32_t count = (uint32_t)listed;
-
-  /* From here on, nothing runs JS until we return. */
+  /* First the outs array, whose getters may run JS; from then on nothing runs JS until we return. */
   unsigned char *key, *aad, *sealed, *out[MAX_PARTS];
   size_t key_len, aad_len, sealed_len, out_len[MAX_PARTS];
+  int count = svault_array_buffers(env, argv[3], MAX_PARTS, out, out_len, "openParts: outs must be an array of at most 16 Buffers");
+  if (count < 0) return NULL;
   if (!svault_bytes_of(env, argv[0], &key, &key_len) || !svault_bytes_of(env, argv[1], &aad, &aad_len) ||
       !svault_bytes_of(env, argv[2], &sealed, &sealed_len))
     return svault_throw_type(env, "openParts(key, aad, sealed, outs): key, aad and sealed must be Buffers");
-  for (uint32_t i = 0; i < count; i++)
-    if (!svault_bytes_of(env, out_value[i], &out[i], &out_len[i])) return svault_throw_type(env, "openParts: every out must be a Buffer");
-  int authentic = open_to(env, "openParts", key, key_len, aad, aad_len, sealed, sealed_len, out, out_len, count);
+  int authentic = open_to(env, "openParts", key, key_len, aad, aad_len, sealed, sealed_len, out, out_len, (uint32_t)count);
   return authentic < 0 ? NULL : boolean(env, authentic);
 }
 
@@ -152,25 +147,19 @@ static napi_value seal_gcm(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 5)
     return svault_throw_type(env, "seal(key, nonce, aad, parts, out) takes 5 arguments");
 
-  /* First the parts array's elements: reading them may run JS (a getter). No pointer is taken yet. */
-  napi_value part_value[MAX_PARTS];
-  int listed = svault_array_values(env, argv[3], MAX_PARTS, part_value, "seal: parts must be an array of at most 16 Buffers");
+  /* First the parts array, whose getters may run JS; from then on nothing runs JS until we return. */
+  unsigned char *key, *nonce, *aad, *out, *part[MAX_PARTS];
+  size_t key_len, nonce_len, aad_len, out_len, part_len[MAX_PARTS], total = 0;
+  int listed = svault_array_buffers(env, argv[3], MAX_PARTS, part, part_len, "seal: parts must be an array of at most 16 Buffers");
   if (listed < 0) return NULL;
   uint32_t count = (uint32_t)listed;
-
-  /* From here on, nothing runs JS until we return. */
-  unsigned char *key, *nonce, *aad, *out;
-  size_t key_len, nonce_len, aad_len, out_len;
   if (!svault_bytes_of(env, argv[0], &key, &key_len) || !svault_bytes_of(env, argv[1], &nonce, &nonce_len) ||
       !svault_bytes_of(env, argv[2], &aad, &aad_len) || !svault_bytes_of(env, argv[4], &out, &out_len))
     return svault_throw_type(env, "seal(key, nonce, aad, parts, out): key, nonce, aad and out must be Buffers");
   if (key_len != KEY_BYTES) return svault_throw_type(env, "seal: the key must be 32 bytes");
   if (nonce_len != NONCE_BYTES) return svault_throw_type(env, "seal: the nonce must be 12 bytes");
   if (aad_len > INT_MAX) return svault_throw_type(env, "seal: aad is too large");
-  unsigned char *part[MAX_PARTS];
-  size_t part_len[MAX_PARTS], total = 0;
   for (uint32_t i = 0; i < count; i++) {
-    if (!svault_bytes_of(env, part_value[i], &part[i], &part_len[i])) return svault_throw_type(env, "seal: every part must be a Buffer");
     if (part_len[i] > INT_MAX || total > (size_t)INT_MAX - part_len[i]) return svault_throw_type(env, "seal: parts are too large");
     total += part_len[i];
   }

@@ -53,14 +53,23 @@ int svault_buffer_args(napi_env env, napi_callback_info info, size_t n, unsigned
   return 1;
 }
 
-int svault_array_values(napi_env env, napi_value array, uint32_t max, napi_value *values, const char *msg) {
+int svault_array_buffers(napi_env env, napi_value array, uint32_t max, unsigned char **data, size_t *len, const char *msg) {
   bool is_array;
   uint32_t count;
-  if (napi_is_array(env, array, &is_array) != napi_ok || !is_array || napi_get_array_length(env, array, &count) != napi_ok || count > max) {
+  napi_value values[SVAULT_MAX_ARRAY];
+  if (max > SVAULT_MAX_ARRAY || napi_is_array(env, array, &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, array, &count) != napi_ok || count > max) {
     svault_throw_type(env, msg);
     return -1;
   }
+  /* Every element first: a getter may run JS, which could detach a buffer whose pointer we held. */
   for (uint32_t i = 0; i < count; i++)
     if (napi_get_element(env, array, i, &values[i]) != napi_ok) return -1; /* a getter threw: it propagates */
+  for (uint32_t i = 0; i < count; i++) {
+    if (!svault_bytes_of(env, values[i], &data[i], &len[i])) {
+      svault_throw_type(env, msg);
+      return -1;
+    }
+  }
   return (int)count;
 }

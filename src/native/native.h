@@ -18,13 +18,16 @@ int svault_bytes_of(napi_env env, napi_value v, unsigned char **data, size_t *le
  * On misuse throws a TypeError naming `usage` (the call as documented) and returns 0.
  */
 int svault_buffer_args(napi_env env, napi_callback_info info, size_t n, unsigned char **data, size_t *len, const char *usage);
+/* The most Buffers svault_array_buffers takes from one array. */
+#define SVAULT_MAX_ARRAY 16
 /*
- * The elements of an array argument of at most `max` values, read before the caller takes any pointer
- * into a buffer: reading an element may run JS (a getter), which could detach a buffer. Returns their
- * count, or -1 after throwing: a TypeError with `msg` for anything but an array of at most `max`, or the
- * getter's own exception.
+ * The Buffers of an array argument of at most `max` (at most SVAULT_MAX_ARRAY): their bytes in data[]
+ * and len[]. Every element is read before any pointer is taken, since reading one may run JS (a getter)
+ * that could detach a buffer; so a caller takes this before its other arguments' bytes, and runs no JS
+ * after it. Returns the count, or -1 after throwing: a TypeError with `msg` for anything but an array of
+ * at most `max` Buffers, or the getter's own exception.
  */
-int svault_array_values(napi_env env, napi_value array, uint32_t max, napi_value *values, const char *msg);
+int svault_array_buffers(napi_env env, napi_value array, uint32_t max, unsigned char **data, size_t *len, const char *msg);
 /* Adds hmacSha256 and hkdfSha256 to the exports; 0 on failure. */
 int svault_register_mac(napi_env env, napi_value exports);
 
