@@ -10,11 +10,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_TREE, fileContents, planTree, prng } from '../fixtures/tree.js';
 import { ensureFusermountOnPath } from '../fs/fuse-binding.js';
-import { isChaff } from '../src/address.js';
-import { validateSettings } from '../src/config.js';
-import { META_FILE } from '../src/meta/record-store.js';
-import { BLOB_DIR } from '../src/store/local-dir-store.js';
-import { DEFAULT_CHAFF_RATIO, DEFAULT_PIECE_SIZE, Vault } from '../src/vault.js';
+import { isChaff } from '../src/core/pieces/address.js';
+import { validateSettings } from '../src/core/vault/config.js';
+import { META_FILE } from '../src/core/meta/record-store.js';
+import { BLOB_DIR } from '../src/core/store/local-dir-store.js';
+import { DEFAULT_CHAFF_RATIO, DEFAULT_PIECE_SIZE, Vault } from '../src/core/vault/vault.js';
 import { Progress } from './lib/progress.js';
 import { fmtRate, fmtRatio } from './lib/report.js';
 import { Ballast, CacheDropper, machineInfo, memoryPlan, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, versions, type Backing } from './lib/system.js';
@@ -465,7 +465,7 @@ function renderMarkdown(r: PieceSizeReport): string {
   L.push('');
   L.push('## Storage per fixture');
   L.push('');
-  L.push(`Each fixture is written into its own fresh store through the vault core (src/vault.ts), the vault closed, then the store directory measured: blob bytes (sum of the blob files' sizes), the metadata DB (${META_FILE} and its WAL), overhead = (blobs + metadata − plaintext) ÷ plaintext, and blob count, real + chaff (told apart with the key). The config and the 1 MiB space reserve (${humanBytes(r.storage[0]?.fixtures[FIXTURES[0]?.name ?? '']?.otherBytes ?? 0)} per store) are the same at every size and left out.`);
+  L.push(`Each fixture is written into its own fresh store through the vault core (src/core/vault/vault.ts), the vault closed, then the store directory measured: blob bytes (sum of the blob files' sizes), the metadata DB (${META_FILE} and its WAL), overhead = (blobs + metadata − plaintext) ÷ plaintext, and blob count, real + chaff (told apart with the key). The config and the 1 MiB space reserve (${humanBytes(r.storage[0]?.fixtures[FIXTURES[0]?.name ?? '']?.otherBytes ?? 0)} per store) are the same at every size and left out.`);
   for (const fx of FIXTURES) {
     L.push('');
     const first = r.storage[0]?.fixtures[fx.name];

@@ -170,7 +170,7 @@ function ensureBuilt(progress: Progress): string {
     return t;
   };
   const sources = Math.max(...['src', 'fs', 'bench', 'fixtures'].map((d) => newest(path.join(ROOT, d))));
-  const outputs = ['dist/src/cli.js', 'dist/bench/passthrough-fs.js', 'dist/bench/small-files.js'].map((f) => path.join(ROOT, f));
+  const outputs = ['dist/src/cli/cli.js', 'dist/bench/passthrough-fs.js', 'dist/bench/small-files.js'].map((f) => path.join(ROOT, f));
   const oldest = Math.min(...outputs.map((f) => (existsSync(f) ? statSync(f).mtimeMs : 0)));
   if (oldest >= sources) return 'dist/ up to date';
   progress.note('dist/ is older than the sources: building (tsc -p tsconfig.build.json)');

@@ -2,7 +2,7 @@
 // a bug or a store failure, which becomes EIO and a log line, never a crash.
 
 import { constants } from 'node:os';
-import { FsError } from '../src/errors.js';
+import { FsError } from '../src/core/errors.js';
 
 const errnos = constants.errno as Record<string, number>;
 

@@ -4,7 +4,7 @@
 //
 // libfuse 2's high-level API gives every name of a file its own kernel node, with its own page cache: a
 // write through one hard link leaves the other name's cached pages stale. That is why the blanket
-// `kernel_cache` option is refused (src/cli.ts). Per open, it is safe when the cache of the node being
+// `kernel_cache` option is refused (src/cli/cli.ts). Per open, it is safe when the cache of the node being
 // opened can only hold the file's current content:
 //
 //   - the node was opened before through the same path, for the same file, and

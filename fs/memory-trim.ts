@@ -4,7 +4,7 @@
 // where its own trimming (the heap's top only) never reaches. That memory stays in the RSS, and what
 // one workload leaves adds to the next one's peak (optimization log, entries 9, 12 and 14).
 
-import type { OpStats } from '../src/op-stats.js';
+import type { OpStats } from '../src/core/util/op-stats.js';
 
 /** Trim again once the RSS has grown this much past what the last trim left. */
 export const TRIM_GROWTH_BYTES = 8 * 1024 * 1024;

@@ -5,9 +5,9 @@
 import type Fuse from 'fuse-native';
 import { constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
-import { FsError } from '../src/errors.js';
-import type { OpStats } from '../src/op-stats.js';
-import type { Attr, Vault } from '../src/vault.js';
+import { FsError } from '../src/core/errors.js';
+import type { OpStats } from '../src/core/util/op-stats.js';
+import type { Attr, Vault } from '../src/core/vault/vault.js';
 import { toFuseCode } from './errno.js';
 import { UTIME_OMIT } from './fuse-binding.js';
 import { HiddenFiles, hiddenNameIn } from './hidden-files.js';

@@ -121,7 +121,7 @@ export function computeOverhead(workload: string, before: Snapshot, after: Snaps
   if (tNat === null || tFloor === null) notes.push('native or floor did not complete: FUSE round trips counted as 0');
   if (tNat !== null && tFloor !== null && tFloor < tNat) notes.push(`the floor was faster than native (${tFloor.toFixed(3)} s < ${tNat.toFixed(3)} s): noise; FUSE round trips counted as 0`);
 
-  // The piece worker (src/piece-offload.ts) seals full pieces on its own thread: its time overlaps
+  // The piece worker (src/core/contents/piece-offload.ts) seals full pieces on its own thread: its time overlaps
   // everything here, so it is reported beside the sum, not in it.
   const sealedOff = ops.find((o) => o.op === 'worker.seal');
   const W = sum(ops, 'worker.seal') + sum(ops, 'worker.put');

@@ -19,9 +19,9 @@ import { CleanupRegistry, floorTarget, nativeTarget, svaultEnv, svaultTarget, ty
 import { eachFlag, ROOT, runIfMain, stamp, withOptions } from '../bench/lib/command.js';
 import { closeDevNull, errorMessage, GiB, humanBytes, KiB, MiB, parseSize, run, sleep } from '../bench/lib/util.js';
 import { loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type Ctx, type WorkloadName, type WorkloadResult } from '../bench/lib/workloads.js';
-import { OpStats } from '../src/op-stats.js';
-import { SERVER_NODE_FLAGS } from '../src/server-flags.js';
-import { processAlive as alive } from '../src/process-alive.js';
+import { OpStats } from '../src/core/util/op-stats.js';
+import { SERVER_NODE_FLAGS } from '../src/cli/server-flags.js';
+import { processAlive as alive } from '../src/core/util/process-alive.js';
 import { computeOverhead, renderOverhead, TOLERANCE_PCT, PART_NAMES, PART_LABELS, type Overhead, type Snapshot } from './overhead.js';
 
 export { ROOT };
@@ -195,7 +195,7 @@ async function preparePerf(progress: Progress): Promise<{ ok: boolean; why: stri
   return { ok: true, why: '', shimDir };
 }
 
-/** The profiler's command line for `node [server flags] dist/src/cli.js mount -f --store S MNT`. */
+/** The profiler's command line for `node [server flags] dist/src/cli/cli.js mount -f --store S MNT`. */
 function profilerCommand(tool: Tool, dataDir: string, kernel: boolean, server: string[]): string[] {
   if (tool === '0x') return [binOf('0x', 'cmd.js'), '-D', dataDir, ...(kernel ? ['--kernel-tracing'] : []), '--', process.execPath, ...server];
   const sub = { 'clinic-flame': 'flame', 'clinic-doctor': 'doctor', 'clinic-bubbleprof': 'bubbleprof', 'clinic-heap': 'heapprofiler' }[tool];
@@ -273,7 +273,7 @@ async function closeSession(s: Session): Promise<string[]> {
 }
 
 function ensureBuilt(): void {
-  for (const f of ['dist/src/cli.js', 'dist/bench/passthrough-fs.js', 'dist/bench/small-files.js']) {
+  for (const f of ['dist/src/cli/cli.js', 'dist/bench/passthrough-fs.js', 'dist/bench/small-files.js']) {
     if (!existsSync(path.join(ROOT, f))) throw new Error(`${f} is missing: run npm run build first`);
   }
 }
@@ -294,7 +294,7 @@ async function profile(o: Options, progress: Progress): Promise<number> {
   mkdirSync(mnt, { recursive: true });
   const env = svaultEnv(xdg, PASSPHRASE, { NO_INSIGHT: '1' });
   delete env.SVAULT_NO_STATS;
-  const cli = path.join(ROOT, 'dist', 'src', 'cli.js');
+  const cli = path.join(ROOT, 'dist', 'src', 'cli', 'cli.js');
   let profiler: ChildProcess | null = null;
   let profilerExit: Promise<number | null> = Promise.resolve(null);
   let serverPid: number | null = null;

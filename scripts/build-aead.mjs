@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds svault's crypto addon (src/native/: AES-256-GCM in aead.c, HMAC and HKDF in mac.c) with
+// Builds svault's crypto addon (src/core/crypto/native/: AES-256-GCM in aead.c, HMAC and HKDF in mac.c) with
 // node-gyp against Node's own headers, and checks it before anything uses it: the addon must seal to
 // exactly the bytes node:crypto produces and open them again, must refuse a tampered blob, and must
 // compute node:crypto's HMAC-SHA256 and HKDF-SHA256. Run by `npm install` (postinstall); safe to rerun.
@@ -16,7 +16,7 @@ import { BuildError, nodeGypRebuild, runBuild } from './node-gyp.mjs';
 
 const TAG = 'build-aead';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const dir = join(root, 'src', 'native');
+const dir = join(root, 'src', 'core', 'crypto', 'native');
 const addon = join(dir, 'build', 'Release', 'svault_aead.node');
 const stampFile = join(dir, 'build', 'Release', '.svault-build.json');
 const force = process.argv.includes('--force');
@@ -43,7 +43,7 @@ function main() {
   try {
     verify();
   } catch (err) {
-    // src/native-aead.ts loads whatever is there: an addon that failed its check must not stay.
+    // src/core/crypto/native-aead.ts loads whatever is there: an addon that failed its check must not stay.
     rmSync(addon, { force: true });
     rmSync(stampFile, { force: true });
     throw err;

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isMounted, lazyUnmount } from '../../fs/fuse-binding.js';
-import { processAlive as alive } from '../../src/process-alive.js';
+import { processAlive as alive } from '../../src/core/util/process-alive.js';
 import { errorMessage, run, sleep, tryRun, which } from './util.js';
 
 export const TARGET_NAMES = ['svault', 'native', 'floor', 'gocryptfs'] as const;
@@ -164,7 +164,7 @@ export async function svaultTarget(base: string, mntBase: string, s: SvaultSetti
       pieceSize: config.pieceSize ?? s.pieceSize,
       chaffRatio: config.chaffRatio ?? s.chaff,
       cipher: config.cipher,
-      // Which AES-GCM the server runs (src/native-aead.ts): the addon, or node:crypto.
+      // Which AES-GCM the server runs (src/core/crypto/native-aead.ts): the addon, or node:crypto.
       aead,
       kdf: config.kdf,
       mount: mountLine,

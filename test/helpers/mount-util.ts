@@ -6,7 +6,7 @@ import type { ExecutionContext, TestFn } from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mountedAt, mountedSandbox, sandbox, serverPids, sh, type Sandbox } from './cli.js';
-import { processAlive } from '../../src/process-alive.js';
+import { processAlive } from '../../src/core/util/process-alive.js';
 
 /** sha256 of bytes in this process, hex (compare with sha() of a file in the mount). */
 export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -14,7 +14,7 @@ export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).dig
 /** What `svault status --json` says about a live mount. */
 export interface LiveStatus {
   openFiles: number;
-  /** Which AES-GCM the server seals and opens with (src/native-aead.ts). */
+  /** Which AES-GCM the server seals and opens with (src/core/crypto/native-aead.ts). */
   aead?: { name: string; reason: string };
   ops: Array<{ op: string; calls: number }>;
   process?: { rssBytes: number; heapTotalBytes: number; heapUsedBytes: number; externalBytes: number; heapSpaces: Record<string, { sizeBytes: number; usedBytes: number }> };

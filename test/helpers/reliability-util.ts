@@ -8,8 +8,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { META_FILE } from '../../src/meta/record-store.js';
-import { Vault } from '../../src/vault.js';
+import { META_FILE } from '../../src/core/meta/record-store.js';
+import { Vault } from '../../src/core/vault/vault.js';
 import { CLI, mountedAt, PASSPHRASE, run, serverPids, type RunResult, type Sandbox } from './cli.js';
 import { alive, checkNothingLeftMounted, mountsUnder, sleep, waitFor } from './mount-util.js';
 

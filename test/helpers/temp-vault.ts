@@ -5,10 +5,10 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { blobPath } from '../../src/address.js';
-import { BLOB_DIR } from '../../src/store/local-dir-store.js';
-import type { PieceStore } from '../../src/store/piece-store.js';
-import { Vault } from '../../src/vault.js';
+import { blobPath } from '../../src/core/pieces/address.js';
+import { BLOB_DIR } from '../../src/core/store/local-dir-store.js';
+import type { PieceStore } from '../../src/core/store/piece-store.js';
+import { Vault } from '../../src/core/vault/vault.js';
 
 export const PASSPHRASE = 'correct horse battery staple';
 

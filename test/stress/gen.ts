@@ -19,7 +19,7 @@ export interface GenConfig {
   namespaceInSessions?: boolean;
 }
 
-/** svault seals the oldest dirty pieces of a file once more than this is unsealed (src/contents.ts). */
+/** svault seals the oldest dirty pieces of a file once more than this is unsealed (src/core/contents/contents.ts). */
 const DIRTY_LIMIT = 8 * 1024 * 1024;
 
 const NAMES = ['a', 'b', 'c', 'd', 'e'];

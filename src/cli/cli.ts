@@ -1,0 +1,566 @@
+// The svault command line (commander 14). Each command maps errors to a documented exit code and a
+// one-line reason (src/cli/exitcodes.ts); the README lists them.
+
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { fork } from 'node:child_process';
+import { accessSync, appendFileSync, constants as fsc, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RollbackError } from '../core/vault/anchor.js';
+import { readConfig, unwrapMasterKey, validateSettings } from '../core/vault/config.js';
+import { BadStoreError, IntegrityError, StoreLockedError, WrongPassphraseError } from '../core/errors.js';
+import { CliError, EXIT } from './exitcodes.js';
+import { fsck, isClean, scan, type FsckReport } from '../core/fsck/fsck.js';
+import { defaultPassphraseFile, logsDir, mountsDir, resolveStore, stateDir } from './paths.js';
+import { generateDefaultPassphrase, getNewPassphrase, getPassphrase } from './passphrase.js';
+import { lockHolder } from '../core/vault/store-lock.js';
+import { processAlive } from '../core/util/process-alive.js';
+import { DEFAULT_CHAFF_RATIO, DEFAULT_PIECE_SIZE, Vault } from '../core/vault/vault.js';
+import { serverExecArgv } from './server-flags.js';
+import type { OpSummary } from '../core/util/op-stats.js';
+import type { AeadImplementation } from '../core/crypto/native-aead.js';
+import type { MountRecord } from '../../fs/mount-server.js';
+
+interface StoreOpts {
+  store?: string;
+  passphraseFile?: string;
+  acceptRollback?: boolean;
+}
+
+/** Rollback anchors live outside every store, in the user's state directory. */
+export const anchorDir = () => join(stateDir(), 'anchors');
+
+const say = (line: string) => process.stderr.write(line + '\n');
+
+function parseIntArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError('not an integer');
+  return n;
+}
+
+function parseRatio(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError('not a number');
+  return n;
+}
+
+/** Maps errors from the core to exit codes with a one-line message. */
+function toCliError(err: unknown): CliError {
+  if (err instanceof CliError) return err;
+  if (err instanceof WrongPassphraseError) return new CliError(EXIT.PASSPHRASE, err.message);
+  if (err instanceof BadStoreError || err instanceof RollbackError) return new CliError(EXIT.STORE, err.message);
+  if (err instanceof StoreLockedError) return new CliError(EXIT.BUSY, err.message);
+  if (err instanceof IntegrityError) return new CliError(EXIT.STORE, `the store is damaged: ${err.message} (svault fsck reports more)`);
+  if (typeof (err as { code?: unknown })?.code === 'string' && (err as { code: string }).code.startsWith('SQLITE_')) {
+    return new CliError(EXIT.STORE, `the metadata database (meta.db) is damaged or unreadable: ${(err as Error).message}`);
+  }
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === 'EACCES' || code === 'EROFS' || code === 'ENOSPC') return new CliError(EXIT.STORE, (err as Error).message);
+  return new CliError(EXIT.ERROR, (err as Error)?.stack ?? String(err));
+}
+
+/** Opens the vault of a store, asking for the passphrase as configured. */
+async function openVault(o: StoreOpts, extra: { noLock?: boolean } = {}): Promise<Vault> {
+  const { store, isDefault } = resolveStore(o.store);
+  readConfig(store); // "no vault here" before asking for a passphrase
+  const passphrase = await getPassphrase({ passphraseFile: o.passphraseFile, isDefaultStore: isDefault });
+  return Vault.open(store, passphrase, { ...extra, anchorDir: anchorDir(), acceptRollback: o.acceptRollback });
+}
+
+// ---------- init ----------
+
+async function cmdInit(o: StoreOpts & { pieceSize: number; chaff: number }): Promise<void> {
+  const { store } = resolveStore(o.store);
+  const problem = validateSettings({ pieceSize: o.pieceSize, chaffRatio: o.chaff });
+  if (problem) throw new CliError(EXIT.USAGE, problem);
+  if (existsSync(join(store, 'svault.json'))) throw new CliError(EXIT.STORE, `${store} already holds a vault`);
+  const passphrase = await getNewPassphrase({ passphraseFile: o.passphraseFile });
+  const vault = await Vault.create(store, passphrase, { pieceSize: o.pieceSize, chaffRatio: o.chaff });
+  await vault.close();
+  say(`created a vault in ${store} (piece size ${o.pieceSize} bytes, chaff ratio ${o.chaff})`);
+}
+
+// ---------- mount ----------
+
+interface MountOpts extends StoreOpts {
+  foreground?: boolean;
+  options?: string[];
+}
+
+function checkFuseAccess(): void {
+  try {
+    accessSync('/dev/fuse', fsc.R_OK | fsc.W_OK);
+  } catch {
+    throw new CliError(
+      EXIT.FUSE,
+      'cannot open /dev/fuse: a non-root user needs Debian\'s "fuse" package (setuid fusermount) and read-write access to /dev/fuse',
+    );
+  }
+}
+
+async function prepareMountpoint(mountpoint: string, fuseOptions: string[]): Promise<void> {
+  const { isMounted, isStaleMount, lazyUnmount } = await import('../../fs/fuse-binding.js');
+  if (isStaleMount(mountpoint)) {
+    lazyUnmount(mountpoint);
+    say(`cleared a stale mount at ${mountpoint} (its server had died)`);
+  }
+  let st;
+  try {
+    st = statSync(mountpoint);
+  } catch {
+    throw new CliError(EXIT.MOUNTPOINT, `mount point ${mountpoint} does not exist`);
+  }
+  if (!st.isDirectory()) throw new CliError(EXIT.MOUNTPOINT, `mount point ${mountpoint} is not a directory`);
+  if (isMounted(mountpoint)) throw new CliError(EXIT.MOUNTPOINT, `${mountpoint} is already a mount point (unmount it first)`);
+  if (!fuseOptions.includes('nonempty') && readdirSync(mountpoint).length > 0) {
+    throw new CliError(EXIT.MOUNTPOINT, `mount point ${mountpoint} is not empty (use -o nonempty to mount over it)`);
+  }
+}
+
+/**
+ * FUSE options svault refuses, and why. libfuse 2's high-level API gives each name of a hard-linked
+ * file its own kernel node, so with kernel_cache a read through one name keeps showing what the
+ * page cache held before a write through another (checked: `cat b` after a write to its link `a`).
+ */
+const REFUSED_OPTIONS: ReadonlyMap<string, string> = new Map([
+  ['kernel_cache', 'it makes reads through one hard link return stale data after a write through another'],
+]);
+
+function splitOptions(list: string[] | undefined): string[] {
+  const options = (list ?? []).flatMap((o) => o.split(',')).map((o) => o.trim()).filter((o) => o.length > 0);
+  for (const o of options) {
+    const why = REFUSED_OPTIONS.get(o);
+    if (why) throw new CliError(EXIT.USAGE, `mount option ${o} is not accepted: ${why}`);
+  }
+  return options;
+}
+
+async function cmdMount(mnt: string, o: MountOpts): Promise<void> {
+  const mountpoint = resolve(mnt);
+  const fuseOptions = splitOptions(o.options);
+  const { store, isDefault } = resolveStore(o.store);
+  let passphrase: string;
+  if (!existsSync(join(store, 'svault.json'))) {
+    if (!isDefault) throw new CliError(EXIT.STORE, `no vault in ${store}; create one with "svault init --store ${store}"`);
+    passphrase = await createDefaultVault(store, o);
+  } else {
+    passphrase = await getPassphrase({ passphraseFile: o.passphraseFile, isDefaultStore: isDefault });
+    unwrapMasterKey(readConfig(store), passphrase, store); // a wrong passphrase fails here, before anything else
+  }
+  const holder = lockHolder(store);
+  if (holder !== null) throw new CliError(EXIT.BUSY, `the vault in ${store} is already mounted (server process ${holder})`);
+  await prepareMountpoint(mountpoint, fuseOptions);
+  checkFuseAccess();
+
+  if (o.foreground) {
+    const { serve } = await import('../../fs/mount-server.js');
+    const log = (line: string) => say(`[svault ${new Date().toISOString()}] ${line}`);
+    await new Promise<void>((resolveReady, reject) => {
+      void serve({
+        store, mountpoint, passphrase, fuseOptions, log, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback,
+        onReady: (err) => (err ? reject(err) : resolveReady()),
+      });
+    });
+    say(`mounted ${store} on ${mountpoint}; Ctrl-C unmounts`);
+    return; // the server keeps the process alive
+  }
+  await mountInBackground({ store, mountpoint, passphrase, fuseOptions, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback });
+}
+
+async function createDefaultVault(store: string, o: MountOpts): Promise<string> {
+  let passphrase: string;
+  let generatedIn: string | null = null;
+  if (o.passphraseFile || process.env.SVAULT_PASSPHRASE || process.stdin.isTTY) {
+    say(`no vault yet in ${store}: creating the default vault`);
+    passphrase = await getNewPassphrase({ passphraseFile: o.passphraseFile });
+  } else if (existsSync(defaultPassphraseFile())) {
+    passphrase = await getPassphrase({ isDefaultStore: true });
+  } else {
+    const g = generateDefaultPassphrase();
+    passphrase = g.passphrase;
+    generatedIn = g.file;
+  }
+  const vault = await Vault.create(store, passphrase);
+  await vault.close();
+  say(`created the default vault in ${store}`);
+  if (generatedIn) say(`its passphrase was generated and saved in ${generatedIn} (readable by you only); "svault passwd" sets your own`);
+  return passphrase;
+}
+
+/** Starts the server as a detached child, hands it the passphrase over IPC and waits until it is mounted. */
+interface ServerOrders {
+  store: string;
+  mountpoint: string;
+  passphrase: string;
+  fuseOptions: string[];
+  anchorDir: string;
+  acceptRollback: boolean;
+}
+
+async function mountInBackground(orders: ServerOrders): Promise<void> {
+  const { store, mountpoint } = orders;
+  mkdirSync(logsDir(), { recursive: true, mode: 0o700 });
+  const logFile = join(logsDir(), `mount-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}.log`);
+  const logFd = openSync(logFile, 'a', 0o600);
+  const child = fork(fileURLToPath(import.meta.url), ['__serve'], {
+    detached: true,
+    stdio: ['ignore', logFd, logFd, 'ipc'],
+    execArgv: serverExecArgv(process.execArgv),
+  });
+  const result = await new Promise<{ ok: boolean; message?: string; exitCode?: number }>((done) => {
+    const timer = setTimeout(() => done({ ok: false, message: `the mount server did not answer within 60 s (see ${logFile})`, exitCode: EXIT.MOUNT_FAILED }), 60_000);
+    child.on('message', (m: { ok: boolean; message?: string; exitCode?: number }) => {
+      clearTimeout(timer);
+      done(m);
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      done({ ok: false, message: `the mount server exited (code ${code}) before mounting; see ${logFile}`, exitCode: EXIT.MOUNT_FAILED });
+    });
+    child.send({ ...orders, logFile });
+  });
+  if (!result.ok) {
+    try {
+      child.kill('SIGTERM');
+    } catch {
+      /* gone */
+    }
+    throw new CliError(result.exitCode ?? EXIT.MOUNT_FAILED, result.message ?? 'mount failed');
+  }
+  child.disconnect();
+  child.unref();
+  say(`mounted ${store} on ${mountpoint} (server pid ${child.pid}, log ${logFile})`);
+}
+
+/** The detached server's entry: gets its orders over IPC, mounts, reports, then lives until unmounted. */
+async function serveChild(): Promise<void> {
+  const msg = await new Promise<ServerOrders & { logFile: string }>((r) => process.once('message', r));
+  const { serve } = await import('../../fs/mount-server.js');
+  const log = (line: string) => {
+    try {
+      appendFileSync(msg.logFile, `[${new Date().toISOString()}] ${line}\n`);
+    } catch {
+      /* logging must never stop the server */
+    }
+  };
+  await serve({
+    ...msg,
+    log,
+    logFile: msg.logFile,
+    onReady: (err) => {
+      if (err) {
+        log(`mount failed: ${err.stack ?? err.message}`);
+        const e = toCliError(err);
+        // An error from FUSE itself (such as "fuse failed") says little: libfuse's reason is in the log.
+        const known = e.exitCode !== EXIT.ERROR;
+        const message = known ? e.message : `the mount failed: ${err.message} (libfuse's reason is in ${msg.logFile})`;
+        process.send?.({ ok: false, message, exitCode: known ? e.exitCode : EXIT.MOUNT_FAILED }, () => process.exit(1));
+        return;
+      }
+      process.send?.({ ok: true });
+      process.disconnect?.();
+    },
+  });
+}
+
+// ---------- unmount / status ----------
+
+function liveMounts(): MountRecord[] {
+  const dir = mountsDir();
+  if (!existsSync(dir)) return [];
+  const out: MountRecord[] = [];
+  for (const f of readdirSync(dir)) {
+    if (!f.endsWith('.json')) continue;
+    try {
+      const m = JSON.parse(readFileSync(join(dir, f), 'utf8')) as MountRecord;
+      if (processAlive(m.pid)) out.push(m);
+      else rmSync(join(dir, f), { force: true });
+    } catch {
+      rmSync(join(dir, f), { force: true });
+    }
+  }
+  return out;
+}
+
+async function cmdUnmount(mnt: string): Promise<void> {
+  const mountpoint = resolve(mnt);
+  const { isMounted, isStaleMount, lazyUnmount } = await import('../../fs/fuse-binding.js');
+  const server = liveMounts().find((m) => m.mountpoint === mountpoint);
+  if (server) {
+    process.kill(server.pid, 'SIGTERM');
+    const deadline = Date.now() + 60_000;
+    while (processAlive(server.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (processAlive(server.pid)) throw new CliError(EXIT.MOUNT_FAILED, `the server (pid ${server.pid}) did not stop within 60 s`);
+    if (isMounted(mountpoint)) lazyUnmount(mountpoint);
+    say(`unmounted ${mountpoint}`);
+    return;
+  }
+  if (isStaleMount(mountpoint)) {
+    lazyUnmount(mountpoint);
+    say(`cleared a stale mount at ${mountpoint} (its server had died)`);
+    return;
+  }
+  if (isMounted(mountpoint)) {
+    if (!lazyUnmount(mountpoint)) throw new CliError(EXIT.MOUNTPOINT, `could not unmount ${mountpoint}`);
+    say(`unmounted ${mountpoint}`);
+    return;
+  }
+  throw new CliError(EXIT.MOUNTPOINT, `${mountpoint} is not mounted`);
+}
+
+function queryServer(pid: number): Promise<{ ops: OpSummary[]; openFiles: number; aead?: AeadImplementation } | null> {
+  return new Promise((done) => {
+    const sock = connect(join(mountsDir(), `${pid}.sock`));
+    let text = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      done(null);
+    }, 3000);
+    sock.on('data', (d) => (text += d.toString()));
+    sock.on('end', () => {
+      clearTimeout(timer);
+      try {
+        done(JSON.parse(text));
+      } catch {
+        done(null);
+      }
+    });
+    sock.on('error', () => {
+      clearTimeout(timer);
+      done(null);
+    });
+  });
+}
+
+async function cmdStatus(o: { json?: boolean }): Promise<void> {
+  const mounts = liveMounts();
+  const rows = [];
+  for (const m of mounts) rows.push({ ...m, live: await queryServer(m.pid) });
+  if (o.json) {
+    process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+    return;
+  }
+  if (rows.length === 0) {
+    process.stdout.write('no svault mounts\n');
+    return;
+  }
+  for (const r of rows) {
+    process.stdout.write(`${r.mountpoint}  store ${r.store}  pid ${r.pid}  since ${r.started}${r.readOnly ? '  read-only' : ''}\n`);
+    if (r.log) process.stdout.write(`  log ${r.log}\n`);
+    if (!r.live) {
+      process.stdout.write('  (server did not answer)\n');
+      continue;
+    }
+    process.stdout.write(`  open files ${r.live.openFiles}\n`);
+    if (r.live.aead) process.stdout.write(`  AES-GCM ${r.live.aead.name}${r.live.aead.name === 'openssl-evp' ? '' : ` (${r.live.aead.reason})`}\n`);
+    process.stdout.write(`  ${'operation'.padEnd(18)} ${'calls'.padStart(10)} ${'MiB'.padStart(10)} ${'total ms'.padStart(11)} ${'p50 ms'.padStart(9)} ${'p99 ms'.padStart(9)}\n`);
+    for (const op of r.live.ops) {
+      process.stdout.write(
+        `  ${op.op.padEnd(18)} ${String(op.calls).padStart(10)} ${(op.bytes / 1048576).toFixed(1).padStart(10)} ${op.totalMs.toFixed(1).padStart(11)} ${op.p50Ms.toFixed(3).padStart(9)} ${op.p99Ms.toFixed(3).padStart(9)}\n`,
+      );
+    }
+  }
+}
+
+// ---------- info / fsck / passwd ----------
+
+function human(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
+}
+
+async function cmdInfo(o: StoreOpts & { json?: boolean }): Promise<void> {
+  const vault = await openVault(o, { noLock: true });
+  try {
+    const { report } = await scan(vault, false);
+    const usage = await vault.store.usage();
+    const metaBytes = vault.meta.records.sizeBytes();
+    const stored = usage.bytes + metaBytes;
+    const info = {
+      store: vault.storeDir,
+      format: vault.config.format,
+      vaultId: vault.config.vaultId,
+      cipher: vault.config.cipher,
+      kdf: `${vault.config.kdf.name} N=${vault.config.kdf.N} r=${vault.config.kdf.r} p=${vault.config.kdf.p}`,
+      pieceSize: vault.config.pieceSize,
+      chaffRatio: vault.config.chaffRatio,
+      files: report.files,
+      directories: report.directories,
+      symlinks: report.symlinks,
+      pieces: report.pieces,
+      chaffBlobs: report.chaff,
+      blobs: usage.blobs,
+      blobBytes: usage.bytes,
+      metadataBytes: metaBytes,
+      logicalBytes: report.logicalBytes,
+      overhead: report.logicalBytes > 0 ? stored / report.logicalBytes - 1 : null,
+    };
+    if (o.json) {
+      process.stdout.write(JSON.stringify(info, null, 2) + '\n');
+      return;
+    }
+    const lines = [
+      ['store', info.store],
+      ['format', `${info.format} (${info.cipher}, ${info.kdf})`],
+      ['vault id', info.vaultId],
+      ['piece size', `${info.pieceSize} bytes`],
+      ['chaff ratio', String(info.chaffRatio)],
+      ['files', `${info.files} files, ${info.directories} directories, ${info.symlinks} symlinks`],
+      ['data', human(info.logicalBytes)],
+      ['blobs', `${info.blobs} (${info.pieces} pieces, ${info.chaffBlobs} chaff), ${human(info.blobBytes)}`],
+      ['metadata', human(info.metadataBytes)],
+      ['overhead', info.overhead === null ? 'n/a (no data)' : `${(info.overhead * 100).toFixed(1)}% of the data`],
+    ];
+    for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(13)} ${v}\n`);
+  } finally {
+    await vault.close();
+  }
+}
+
+function printFsck(r: FsckReport, title: string): void {
+  process.stdout.write(`${title}: ${r.files} files, ${r.directories} directories, ${r.symlinks} symlinks, ${r.pieces} pieces checked, ${r.chaff} chaff blobs\n`);
+  for (const p of r.problems) process.stdout.write(`  ${p.kind}: ${p.path}: ${p.detail}\n`);
+  if (r.incomplete.length > 0) process.stdout.write(`  the check could not reach every file (${r.incomplete.join('; ')}): blobs it did not reach are kept\n`);
+  if (r.orphans) process.stdout.write(`  ${r.orphans} orphaned blob(s) (no file points to them)\n`);
+  if (r.unreachableRecords) process.stdout.write(`  ${r.unreachableRecords} unreachable metadata record(s)\n`);
+  if (r.quarantinedFiles) process.stdout.write(`  ${r.quarantinedFiles} quarantined file(s) in /lost+found (damaged pieces read as errors)\n`);
+  if (isClean(r)) process.stdout.write('  clean\n');
+}
+
+async function cmdFsck(o: StoreOpts & { repair?: boolean; json?: boolean }): Promise<number> {
+  const vault = await openVault(o);
+  try {
+    const result = await fsck(vault, { repair: o.repair });
+    if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    else {
+      printFsck(result.before, 'check');
+      if (result.after) printFsck(result.after, 'after repair');
+    }
+    if (isClean(result.before)) return EXIT.OK;
+    if (!result.after) return EXIT.FSCK_PROBLEMS;
+    return isClean(result.after) ? EXIT.FSCK_REPAIRED : EXIT.FSCK_UNREPAIRED;
+  } finally {
+    await vault.close();
+  }
+}
+
+async function cmdPasswd(o: StoreOpts & { newPassphraseFile?: string }): Promise<void> {
+  const { store, isDefault } = resolveStore(o.store);
+  const vault = await openVault(o, { noLock: true });
+  try {
+    const next = o.newPassphraseFile
+      ? await getNewPassphrase({ passphraseFile: o.newPassphraseFile })
+      : await getNewPassphrase({}, 'New passphrase');
+    vault.changePassphrase(next);
+  } finally {
+    await vault.close();
+  }
+  say(`changed the passphrase of the vault in ${store}`);
+  if (isDefault && existsSync(defaultPassphraseFile())) {
+    rmSync(defaultPassphraseFile());
+    say(`removed the generated passphrase file ${defaultPassphraseFile()}`);
+  }
+}
+
+// ---------- program ----------
+
+function storeOptions(cmd: Command): Command {
+  return cmd
+    .option('--store <dir>', 'the store directory (default: $SVAULT_STORE, else ~/.local/share/svault/default)')
+    .option('--passphrase-file <file>', 'read the passphrase from the first line of FILE (else $SVAULT_PASSPHRASE, else a prompt)');
+}
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('svault')
+    .description('Encrypted, scattering FUSE filesystem: files become authenticated pieces at key-derived addresses.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  const action = <A extends unknown[]>(fn: (...args: A) => Promise<void | number>) => async (...args: A) => {
+    const code = await fn(...args);
+    if (typeof code === 'number') setExit(code);
+  };
+
+  storeOptions(program.command('init'))
+    .description('create a new vault in the store directory')
+    .addOption(new Option('--piece-size <bytes>', 'piece size, a power of two from 4096').argParser(parseIntArg).default(DEFAULT_PIECE_SIZE))
+    .addOption(new Option('--chaff <ratio>', 'chaff blobs per real piece (0 turns chaff off)').argParser(parseRatio).default(DEFAULT_CHAFF_RATIO))
+    .addHelpText('after', '\nExamples:\n  svault init --store ~/vault\n  svault init --store /data/v --piece-size 65536 --chaff 0.25\n')
+    .action(action(cmdInit));
+
+  storeOptions(program.command('mount <mountpoint>'))
+    .description('mount a vault (the default vault is created on first use)')
+    .option('--accept-rollback', 'mount a store older than this machine last saw it (a backup restored on purpose)')
+    .option('-f, --foreground', 'stay in the foreground and log to stderr (Ctrl-C unmounts)')
+    .option('-o, --options <options>', 'FUSE mount options, comma separated: allow_other, default_permissions, ro, nonempty, ...', (v: string, prev: string[] = []) => [...prev, v])
+    .addHelpText('after', '\nExamples:\n  svault mount ./mnt\n  svault mount --store ~/vault ~/private\n  svault mount -f -o ro ~/private\n  SVAULT_PASSPHRASE=... svault mount -o allow_other /srv/vault\n')
+    .action(action(cmdMount));
+
+  program.command('unmount <mountpoint>')
+    .description('flush and unmount a mounted vault (also clears a stale mount left by a killed server)')
+    .addHelpText('after', '\nExamples:\n  svault unmount ./mnt\n')
+    .action(action(cmdUnmount));
+
+  program.command('status')
+    .description('list mounted vaults, their stores and live operation counts')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExamples:\n  svault status\n  svault status --json\n')
+    .action(action(cmdStatus));
+
+  storeOptions(program.command('info'))
+    .description('format, piece size, blob count, bytes stored and overhead of a vault')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExamples:\n  svault info\n  svault info --store ~/vault --json\n')
+    .action(action(cmdInfo));
+
+  storeOptions(program.command('fsck'))
+    .description('check every record and piece; --repair removes orphans and quarantines damaged files')
+    .option('--repair', 'delete orphaned blobs and move damaged files to /lost+found')
+    .option('--accept-rollback', 'check a store older than this machine last saw it (a backup restored on purpose)')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', `\nExit codes: 0 clean, ${EXIT.FSCK_PROBLEMS} problems found, ${EXIT.FSCK_REPAIRED} repaired, ${EXIT.FSCK_UNREPAIRED} not all repaired.\n\nExamples:\n  svault fsck --store ~/vault\n  svault fsck --store ~/vault --repair\n`)
+    .action(action(cmdFsck));
+
+  storeOptions(program.command('passwd'))
+    .description('change the passphrase (rewraps the master key; nothing else changes)')
+    .option('--new-passphrase-file <file>', 'read the new passphrase from FILE instead of prompting')
+    .addHelpText('after', '\nExamples:\n  svault passwd --store ~/vault\n')
+    .action(action(cmdPasswd));
+
+  return program;
+}
+
+async function main(): Promise<void> {
+  if (process.argv[2] === '__serve') {
+    await serveChild();
+    return;
+  }
+  // `svault status | head`: a reader that closes the pipe early is not an error worth a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT.OK);
+    throw err;
+  });
+  let exitCode = 0;
+  const program = buildProgram((c) => (exitCode = c));
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help';
+      process.exit(ok ? EXIT.OK : EXIT.USAGE);
+    }
+    const e = toCliError(err);
+    say(`svault: ${e.message}`);
+    process.exit(e.exitCode);
+  }
+  if (exitCode !== 0) process.exit(exitCode);
+}
+
+void main();

@@ -1,0 +1,127 @@
+// The piece worker: a thread that seals pieces and writes their blobs for the background work of the
+// contents engine (seal-behind). Started by PieceOffload (piece-offload.ts), which also defines the
+// shared memory both sides use. The worker sleeps (Atomics.waitAsync) until a job is queued, does the
+// jobs in the order they were queued, and marks each slot done; it posts one message, 'ready', and no
+// other (each would cost more CPU than the job).
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { addressOf, refillChaff } from '../pieces/address.js';
+import { FsError, IntegrityError } from '../errors.js';
+import {
+  CTL_DEAD, CTL_STATE, CTL_STOP, CTL_SUBMITTED, DATA_AT, ERRNO_AT, FILE_ID_AT, F_BYTES, F_CHAFF, F_INDEX, F_IO_NS, F_LENGTH,
+  F_MESSAGE_LENGTH, F_OP, F_SEAL_NS, F_STATUS, F_VERSION, KEY_AT, MESSAGE_AT, MESSAGE_MAX, OP_FLUSH, OP_SEAL_PUT,
+  SLOT_DONE, STATUS_ERROR, STATUS_INTEGRITY, STATUS_OK, slotStride, type OffloadSetup,
+} from './piece-offload.js';
+import { blobSizeClasses, sealPieceInto, type PieceId } from '../pieces/piece-codec.js';
+import { LocalDirStore } from '../store/local-dir-store.js';
+
+const setup = workerData as OffloadSetup;
+const vaultId = Buffer.from(setup.vaultId);
+const addressKey = Buffer.from(setup.addressKey);
+const store = new LocalDirStore(setup.storeDir);
+const ctl = new Int32Array(setup.control);
+const bytes = Buffer.from(setup.jobs);
+const fields = new Float64Array(setup.jobs);
+const stride = slotStride(setup.pieceSize);
+const classes = blobSizeClasses(setup.pieceSize);
+/**
+ * Each blob is sealed (or, for chaff, filled) into one of these two and written before the next job:
+ * a new 128 KiB buffer per blob was garbage for this thread's V8 heap to collect and fresh memory for
+ * malloc to fault in.
+ */
+const blobOut = Buffer.allocUnsafeSlow(classes[classes.length - 1] ?? 0);
+const chaffOut = Buffer.allocUnsafeSlow(blobOut.length);
+
+/** The header fields of a slot (its first bytes, as Float64s). */
+function fieldsOf(slot: number): Float64Array {
+  return fields.subarray((slot * stride) / 8);
+}
+
+function elapsed(t: bigint): number {
+  return Number(process.hrtime.bigint() - t);
+}
+
+/** Does the job in one slot, leaving its result in the slot's header. */
+async function runJob(slot: number): Promise<void> {
+  const base = slot * stride;
+  const f = fieldsOf(slot);
+  const key = Buffer.from(bytes.subarray(base + KEY_AT, base + KEY_AT + 32));
+  const id: PieceId = { fileId: Buffer.from(bytes.subarray(base + FILE_ID_AT, base + FILE_ID_AT + 16)), index: f[F_INDEX] ?? 0, version: f[F_VERSION] ?? 0 };
+  f[F_STATUS] = STATUS_OK;
+  switch (f[F_OP]) {
+    case OP_SEAL_PUT: {
+      let t = process.hrtime.bigint();
+      const data = bytes.subarray(base + DATA_AT, base + DATA_AT + (f[F_LENGTH] ?? 0));
+      const blob = sealPieceInto(key, vaultId, id, data, classes, blobOut);
+      f[F_SEAL_NS] = elapsed(t);
+      t = process.hrtime.bigint();
+      store.putParts(addressOf(addressKey, id), [blob]);
+      for (let k = 0; k < (f[F_CHAFF] ?? 0); k++) {
+        const chaff = chaffOut.subarray(0, blob.length);
+        store.putParts(refillChaff(addressKey, chaff), [chaff]);
+      }
+      f[F_IO_NS] = elapsed(t);
+      f[F_BYTES] = blob.length;
+      return;
+    }
+    case OP_FLUSH: {
+      const t = process.hrtime.bigint();
+      await store.flush();
+      f[F_IO_NS] = elapsed(t);
+      return;
+    }
+  }
+}
+
+/** Errors cross as an errno and a message in the slot. */
+function failJob(slot: number, err: unknown): void {
+  const base = slot * stride;
+  const f = fieldsOf(slot);
+  f[F_STATUS] = err instanceof IntegrityError ? STATUS_INTEGRITY : STATUS_ERROR;
+  bytes.fill(0, base + ERRNO_AT, base + ERRNO_AT + 32);
+  bytes.write(err instanceof FsError ? err.errno : 'EIO', base + ERRNO_AT, 32, 'utf8');
+  const message = Buffer.from(err instanceof Error ? err.message : String(err)).subarray(0, MESSAGE_MAX);
+  message.copy(bytes, base + MESSAGE_AT);
+  f[F_MESSAGE_LENGTH] = message.length;
+}
+
+async function serve(): Promise<void> {
+  // A pending Atomics.waitAsync does not keep a thread's event loop alive: this timer does, until STOP.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  try {
+    await takeJobs();
+  } finally {
+    clearInterval(keepAlive);
+  }
+}
+
+async function takeJobs(): Promise<void> {
+  let taken = 0;
+  for (;;) {
+    if (Atomics.load(ctl, CTL_STOP) !== 0) return;
+    const queued = Atomics.load(ctl, CTL_SUBMITTED);
+    if (taken === queued) {
+      // Asleep in the event loop, not in Atomics.wait: V8 collects this thread's garbage (the blobs of
+      // the pieces it sealed) only when its loop can run tasks, and a thread blocked in Atomics.wait
+      // kept tens of MiB of dead blobs after a large write.
+      const sleep = Atomics.waitAsync(ctl, CTL_SUBMITTED, queued, 1000);
+      if (sleep.async) await sleep.value;
+      continue;
+    }
+    const slot = Atomics.load(ctl, CTL_STATE + setup.slots + (taken % setup.slots));
+    taken++;
+    try {
+      await runJob(slot);
+    } catch (err) {
+      failJob(slot, err);
+    }
+    Atomics.store(ctl, CTL_STATE + slot, SLOT_DONE);
+    Atomics.notify(ctl, CTL_STATE + slot);
+  }
+}
+
+parentPort?.postMessage('ready'); // the one message: PieceOffload queues no job before it
+serve().catch(() => {
+  Atomics.store(ctl, CTL_DEAD, 1);
+  for (let s = 0; s < setup.slots; s++) Atomics.notify(ctl, CTL_STATE + s);
+});

@@ -1,0 +1,332 @@
+// Encrypted records in SQLite (better-sqlite3, WAL): one table of (name, sealed value). Names are keyed
+// hashes and values are AEAD-sealed with the record's name as associated data, so a record cannot be
+// read, forged or moved to another name. Values are padded to power-of-two sizes to hide their length.
+//
+// Group commit: a transaction's changes are staged in memory and written to SQLite together with those of
+// the transactions around it, in one SQLite transaction, when a durable transaction asks for it (close,
+// fsync), when BATCH_MAX changes are staged, or BATCH_MS after the last one. Each batch commits whole,
+// so after a crash the metadata is as it was after some transaction: never half of one. A record staged
+// several times in a batch (tar's create, chmod, chown and utimes of one file) is sealed and written once.
+
+import Database from 'better-sqlite3';
+import { existsSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { open, prf, seal } from '../crypto/crypto.js';
+import { BadStoreError, IntegrityError, fromSystemError } from '../errors.js';
+import { ByteLru } from '../util/lru.js';
+import { zeroBytes } from '../util/zero-bytes.js';
+
+export const META_FILE = 'meta.db';
+const MIN_RECORD = 128;
+const BATCH_MAX = 2000;
+const BATCH_MS = 25;
+
+/** Decrypted committed records kept in memory (lookups, pages and inodes are read again and again). */
+const READ_CACHE_BYTES = 16 * 1024 * 1024;
+/** Record names computed (each is an HMAC, and the same ones are asked for over and over). */
+const NAME_CACHE_BYTES = 8 * 1024 * 1024;
+
+export const RESERVE_FILE = 'svault.reserve';
+const RESERVE_BYTES = 1024 * 1024;
+
+function isDiskFull(err: unknown): boolean {
+  return err instanceof Error && /SQLITE_FULL|disk is full/i.test(`${(err as { code?: string }).code ?? ''} ${err.message}`);
+}
+
+/**
+ * A few MiB kept in the store for the day the disk fills up: freeing space needs a metadata commit
+ * first (blobs of a removed file go only after its removal is committed), so that commit must fit.
+ */
+class SpaceReserve {
+  /** Whether the reserve may be missing: checked at the first commit and after a release only, not at every one. */
+  private maybeMissing = true;
+
+  constructor(private readonly path: string) {}
+
+  /** Deletes the reserve; false if there was none. */
+  release(): boolean {
+    this.maybeMissing = true;
+    try {
+      unlinkSync(this.path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Recreates the reserve when it is missing and the disk has plenty of room again. */
+  restoreIfRoom(): void {
+    if (!this.maybeMissing) return;
+    if (existsSync(this.path)) {
+      this.maybeMissing = false;
+      return;
+    }
+    try {
+      const fs = statfsSync(dirname(this.path));
+      if (fs.bavail * fs.bsize < 2 * RESERVE_BYTES) return;
+      writeFileSync(this.path, Buffer.alloc(RESERVE_BYTES), { mode: 0o600 });
+      this.maybeMissing = false;
+    } catch {
+      /* no room or no permission: try again at a later commit */
+    }
+  }
+}
+
+/** Weight of a cached record or name: its bytes, the key's, and a fixed overhead, so absent records count too. */
+function weigh(key: string, value: Buffer | null): number {
+  return 2 * key.length + (value?.length ?? 0) + 64;
+}
+
+interface Staged {
+  name: Buffer;
+  value: Buffer | null; // null: delete
+}
+
+export class RecordStore {
+  private readonly db: Database.Database;
+  private readonly getStmt: Database.Statement<[Buffer], { v: Buffer }>;
+  private readonly putStmt: Database.Statement<[Buffer, Buffer]>;
+  private readonly delStmt: Database.Statement<[Buffer]>;
+  private readonly aadPrefix: Buffer;
+  private durable = false;
+  /** Changes not yet in SQLite, by record name (hex). */
+  private staged = new Map<string, Staged>();
+  /** While a transaction runs: what `staged` held before it touched each name, to undo it on failure. */
+  private undo: Map<string, Staged | undefined> | null = null;
+  /**
+   * What SQLite holds for recently read or written names, decrypted and authenticated (null: no record).
+   * Changed only after a batch is in SQLite, so a failed or undone transaction never shows up in it.
+   */
+  private readonly committed = new ByteLru<string, Buffer | null>(READ_CACHE_BYTES, weigh);
+  private readonly nameMemo = new ByteLru<string, Buffer>(NAME_CACHE_BYTES, weigh);
+  private afterFlush: (() => void)[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  private readonly reserve: SpaceReserve;
+  /** Called after each batch reaches SQLite (the rollback anchor may only record what is there). */
+  onFlushed: () => void = () => {};
+
+  constructor(storeDir: string, private readonly sealKey: Buffer, private readonly indexKey: Buffer, vaultId: Buffer, readonly readOnly = false) {
+    try {
+      this.db = new Database(join(storeDir, META_FILE), { readonly: readOnly, fileMustExist: readOnly });
+      if (!readOnly) {
+        this.db.pragma('journal_mode = WAL');
+        // NORMAL by default: a commit survives a crash of this process (the WAL is in the OS's hands)
+        // but may be lost in a power cut. Durable commits (close, fsync) switch to FULL, which also
+        // makes every earlier commit in the WAL durable. See transaction().
+        this.db.pragma('synchronous = NORMAL');
+        this.db.exec('CREATE TABLE IF NOT EXISTS records (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID');
+      }
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && code.startsWith('SQLITE_')) throw new BadStoreError(storeDir, `${META_FILE} is damaged or not a database (${(err as Error).message})`);
+      throw fromSystemError(err, `opening ${META_FILE}`);
+    }
+    this.getStmt = this.db.prepare('SELECT v FROM records WHERE k = ?');
+    this.putStmt = this.db.prepare('INSERT OR REPLACE INTO records (k, v) VALUES (?, ?)');
+    this.delStmt = this.db.prepare('DELETE FROM records WHERE k = ?');
+    this.aadPrefix = Buffer.concat([Buffer.from('svault-record-v1'), vaultId]);
+    this.reserve = new SpaceReserve(join(storeDir, RESERVE_FILE));
+    if (!readOnly) this.reserve.restoreIfRoom();
+  }
+
+  /** The name of a record: a keyed hash of its kind and identifying parts. */
+  nameOf(kind: string, ...parts: (Buffer | string)[]): Buffer {
+    // The memo key tells every list of parts apart: JSON quotes strings, and buffers become objects.
+    const key = JSON.stringify([kind, ...parts.map((p) => (typeof p === 'string' ? p : { hex: p.toString('hex') }))]);
+    let name = this.nameMemo.get(key);
+    if (!name) {
+      name = prf(this.indexKey, kind, '\0', ...parts.flatMap((p) => [p, '\0']));
+      this.nameMemo.set(key, name);
+    }
+    return name;
+  }
+
+  get(name: Buffer, what: string): Buffer | null {
+    const hex = name.toString('hex');
+    const staged = this.staged.get(hex);
+    if (staged) return staged.value;
+    const cached = this.committed.get(hex);
+    if (cached !== undefined) return cached;
+    const value = this.read(name, what);
+    this.committed.set(hex, value);
+    return value;
+  }
+
+  private read(name: Buffer, what: string): Buffer | null {
+    const row = this.getStmt.get(name);
+    if (!row) return null;
+    if (!Buffer.isBuffer(row.v)) throw new IntegrityError(`metadata record of ${what} is not a sealed record`);
+    const body = open(this.sealKey, Buffer.concat([this.aadPrefix, name]), row.v);
+    if (!body || body.length < 4) throw new IntegrityError(`metadata record of ${what} failed authentication`);
+    const len = body.readUInt32BE(0);
+    if (4 + len > body.length) throw new IntegrityError(`metadata record of ${what} is malformed`);
+    return body.subarray(4, 4 + len);
+  }
+
+  put(name: Buffer, value: Buffer): void {
+    this.stage(name, value);
+  }
+
+  delete(name: Buffer): void {
+    this.stage(name, null);
+  }
+
+  private stage(name: Buffer, value: Buffer | null): void {
+    const hex = name.toString('hex');
+    if (this.undo && !this.undo.has(hex)) this.undo.set(hex, this.staged.get(hex));
+    this.staged.set(hex, { name, value });
+    if (!this.undo) this.scheduleFlush();
+  }
+
+  private sealed(name: Buffer, value: Buffer): Buffer {
+    const header = Buffer.allocUnsafe(4);
+    header.writeUInt32BE(value.length);
+    let size = MIN_RECORD;
+    while (size < value.length + 4) size *= 2;
+    return seal(this.sealKey, Buffer.concat([this.aadPrefix, name]), [header, value, zeroBytes(size - 4 - value.length)]);
+  }
+
+  get inTransaction(): boolean {
+    return this.undo !== null;
+  }
+
+  /**
+   * Runs fn as one transaction: its puts and deletes reach SQLite together or not at all (a throw undoes
+   * them). A durable transaction is on disk (power-cut safe) when it returns, with every one before it;
+   * the others reach SQLite within BATCH_MS, as with any filesystem's metadata before fsync.
+   */
+  transaction<T>(fn: () => T, durable = false): T {
+    if (this.undo) return fn();
+    const undo = new Map<string, Staged | undefined>();
+    this.undo = undo;
+    let result: T;
+    try {
+      result = fn();
+    } catch (err) {
+      this.restore(undo);
+      throw err;
+    } finally {
+      this.undo = null;
+    }
+    if (durable || this.staged.size >= BATCH_MAX) {
+      try {
+        this.flush(durable);
+      } catch (err) {
+        // The caller is told this transaction failed (ENOSPC at close, say), so it must not reach
+        // SQLite later with another batch: the caller may already be undoing what it pointed to.
+        this.restore(undo);
+        throw err;
+      }
+    } else {
+      this.scheduleFlush();
+    }
+    return result;
+  }
+
+  private restore(undo: Map<string, Staged | undefined>): void {
+    for (const [hex, before] of undo) {
+      if (before) this.staged.set(hex, before);
+      else this.staged.delete(hex);
+    }
+  }
+
+  /** Runs fn once everything staged so far is in SQLite (e.g. deleting the blobs of an unlinked file). */
+  whenFlushed(fn: () => void): void {
+    if (this.staged.size === 0 && !this.undo) fn();
+    else this.afterFlush.push(fn);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      try {
+        this.flush(false);
+      } catch {
+        // Kept staged; the next durable commit retries and reports the error (a full disk, say).
+      }
+    }, BATCH_MS);
+    this.flushTimer.unref();
+  }
+
+  /** Writes every staged change to SQLite in one transaction; `durable` waits until it is on disk. */
+  flush(durable = false): void {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    if (this.staged.size === 0 && !durable) return;
+    if (durable !== this.durable) {
+      this.db.pragma(durable ? 'synchronous = FULL' : 'synchronous = NORMAL');
+      this.durable = durable;
+    }
+    const batch = this.staged;
+    const write = this.db.transaction(() => {
+      for (const { name, value } of batch.values()) {
+        if (value) this.putStmt.run(name, this.sealed(name, value));
+        else this.delStmt.run(name);
+      }
+    });
+    try {
+      try {
+        write();
+      } catch (err) {
+        // A full disk: if this batch removes records (deleting files, which needs a metadata commit
+        // before any blob goes), give back the reserve and try once more, so space can be freed.
+        // Batches that only add keep failing: the reserve is not for new data.
+        const frees = [...batch.values()].some((c) => c.value === null);
+        if (!isDiskFull(err) || !frees || !this.reserve.release()) throw err;
+        write();
+      }
+    } catch (err) {
+      if (isDiskFull(err)) throw fromSystemError(Object.assign(err as Error, { code: 'ENOSPC' }), 'metadata commit');
+      throw err;
+    }
+    this.reserve.restoreIfRoom();
+    for (const [hex, { value }] of batch) this.committed.set(hex, value);
+    this.staged = new Map();
+    this.onFlushed();
+    const after = this.afterFlush;
+    this.afterFlush = [];
+    for (const fn of after) fn();
+  }
+
+  hasAny(): boolean {
+    return this.staged.size > 0 || this.db.prepare('SELECT 1 FROM records LIMIT 1').get() !== undefined;
+  }
+
+  count(): number {
+    this.flush();
+    return (this.db.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n;
+  }
+
+  *names(): Iterable<Buffer> {
+    this.flush();
+    for (const row of this.db.prepare('SELECT k FROM records').iterate() as Iterable<{ k: Buffer }>) yield row.k;
+  }
+
+  /** Bytes of the database files, for info and statfs. */
+  sizeBytes(): number {
+    const row = this.db.prepare('SELECT page_count * page_size AS n FROM pragma_page_count(), pragma_page_size()').get() as { n: number };
+    return row.n;
+  }
+
+  checkpoint(): void {
+    if (this.readOnly) return;
+    this.flush();
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+  }
+
+  /** Closes the database without writing what is staged (after a failed close). Idempotent. */
+  abandon(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (this.db.open) this.db.close();
+  }
+
+  close(): void {
+    this.flush(true);
+    this.checkpoint();
+    this.db.close();
+  }
+}

@@ -1,0 +1,33 @@
+// The one interface every piece-store layer implements (local directory, memory, op counting, and later
+// caching, erasure coding or an object store). The engine only ever talks to this.
+
+import type { Address } from '../pieces/address.js';
+
+export interface PieceStore {
+  /** Stores a blob at an address, replacing any blob there (only ever an uncommitted orphan). */
+  put(address: Address, blob: Buffer): Promise<void>;
+  /** The blob at an address, or null when there is none. The buffer is the caller's to keep. */
+  get(address: Address): Promise<Buffer | null>;
+  /**
+   * Lends the blob at an address to `use` and returns what it returns, or null when there is none.
+   * The buffer is valid during the call only (the store may read the next blob into it): the read path
+   * uses this to decrypt straight out of one reused buffer, where a fresh 128 KiB allocation per piece
+   * cost more than the read itself.
+   */
+  read<T>(address: Address, use: (blob: Buffer) => T): Promise<T | null>;
+  /** Removes a blob; removing an absent blob is not an error. */
+  delete(address: Address): Promise<void>;
+  /** Every address in the store, in no particular order. */
+  list(): AsyncIterable<Address>;
+  /** Makes every put so far durable (survives power loss). Called before a metadata commit. */
+  flush(): Promise<void>;
+  /**
+   * Takes on a blob another writer put at this address (the piece worker, if it died before making it
+   * durable): the next flush makes it durable too.
+   */
+  adopt(address: Address): void;
+  /** Blob count and bytes, for info and statfs. */
+  usage(): Promise<{ blobs: number; bytes: number }>;
+}
+
+export class MissingPieceError extends Error {}

@@ -1,0 +1,709 @@
+// The vault: a store directory opened with its passphrase. Path-level filesystem operations over the
+// metadata (namespace) and the contents engine (scatter and gather). FUSE-free: fs/ adapts it to FUSE.
+
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createConfig, readConfig, rewrapConfig, unwrapMasterKey, writeConfig, type VaultConfig, type VaultSettings } from './config.js';
+import { Anchor, RollbackError } from './anchor.js';
+import { Contents, type OpenFile } from '../contents/contents.js';
+import { deriveVaultKeys, type VaultKeys } from '../crypto/crypto.js';
+import { BadStoreError, FsError } from '../errors.js';
+import { newInode, ROOT_ID, S_IFMT, type Inode, type Kind } from '../meta/inode.js';
+import { Metadata } from '../meta/metadata.js';
+import { RecordStore } from '../meta/record-store.js';
+import { OpStats } from '../util/op-stats.js';
+import { PieceOffload } from '../contents/piece-offload.js';
+import { acquireStoreLock } from './store-lock.js';
+import { CountingStore } from '../store/counting-store.js';
+import { LocalDirStore } from '../store/local-dir-store.js';
+import type { PieceStore } from '../store/piece-store.js';
+
+export const DEFAULT_PIECE_SIZE = 128 * 1024;
+export const DEFAULT_CHAFF_RATIO = 0.1;
+export const NAME_MAX = 255;
+export const XATTR_SIZE_MAX = 65536;
+const XATTR_CREATE = 1;
+const XATTR_REPLACE = 2;
+const S_ISGID = 0o2000;
+const PATH_CACHE_LIMIT = 200_000;
+/** Marks a store whose crash leftovers were not swept yet. */
+export const UNCLEAN_FILE = 'svault.unclean';
+
+export interface Attr {
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  atime: number;
+  mtime: number;
+  ctime: number;
+  blocks: number;
+  blksize: number;
+}
+
+export interface OpenOptions {
+  /** Replace the directory store, e.g. with a MemoryStore in unit tests. */
+  store?: PieceStore;
+  stats?: OpStats;
+  /** Skip the store lock (read-only inspection such as `svault info`). */
+  noLock?: boolean;
+  /** Where rollback anchors live (outside the store); without it, no rollback check. */
+  anchorDir?: string;
+  /** Open a store older than its anchor (a backup restored on purpose), and move the anchor back. */
+  acceptRollback?: boolean;
+  /**
+   * Seal full pieces on a worker thread (piece-offload.ts). Default: on for the local directory
+   * store unless SVAULT_PIECE_WORKER=0 (to measure what it brings); never with a replaced store.
+   */
+  pieceWorker?: boolean;
+}
+
+interface Handle {
+  id: string;
+  of: OpenFile;
+}
+
+function fail(errno: FsError['errno'], message: string): never {
+  throw new FsError(errno, message);
+}
+
+/** Splits "/a/b/c" into its components, checking each name's length. */
+function components(path: string): string[] {
+  // libfuse gives absolute paths; "" stands for a file that has no path any more (unlinked while open,
+  // its directory removed), and must never resolve to the root.
+  if (!path.startsWith('/')) fail('ENOENT', 'the file has no path any more');
+  const parts = path.split('/').filter((p) => p.length > 0);
+  for (const p of parts) {
+    if (Buffer.byteLength(p) > NAME_MAX) fail('ENAMETOOLONG', `name too long: ${p.slice(0, 32)}...`);
+    // fuse-native decodes names as UTF-8 and turns invalid bytes into U+FFFD: two different byte names
+    // would become one. Refuse them rather than let them alias each other.
+    if (p.includes('\uFFFD')) fail('EILSEQ', `name is not valid UTF-8 (or contains U+FFFD): ${p.slice(0, 32)}`);
+  }
+  return parts;
+}
+
+function splitParent(path: string): { parent: string; name: string } {
+  const parts = components(path);
+  const name = parts.pop();
+  if (name === undefined) fail('EBUSY', 'the root cannot be changed this way');
+  return { parent: '/' + parts.join('/'), name };
+}
+
+export class Vault {
+  readonly stats: OpStats;
+  readonly meta: Metadata;
+  readonly contents: Contents;
+  private readonly pathCache = new Map<string, { id: string; kind: Kind }>();
+  private readonly handles = new Map<number, Handle>();
+  private nextHandle = 1;
+  private closed = false;
+  /** The store's previous user died without closing it: orphaned blobs may be left (see sweepOrphans). */
+  recoveredFromCrash = false;
+  /** Set by whoever removed what the crash left (sweepOrphans, fsck --repair). */
+  private crashCleaned = false;
+  private anchor: Anchor | null = null;
+
+  private constructor(
+    readonly storeDir: string,
+    readonly config: VaultConfig,
+    private master: Buffer,
+    readonly keys: VaultKeys,
+    readonly store: PieceStore,
+    records: RecordStore,
+    private readonly unlock: () => void,
+    stats: OpStats,
+    private readonly offload: PieceOffload | undefined,
+  ) {
+    this.stats = stats;
+    this.meta = new Metadata(records, stats);
+    this.contents = new Contents({
+      vaultId: Buffer.from(config.vaultId, 'hex'),
+      keys,
+      store,
+      meta: this.meta,
+      pieceSize: config.pieceSize,
+      chaffRatio: config.chaffRatio,
+      stats,
+      offload,
+    });
+  }
+
+  /** Creates a new vault in storeDir (which must be missing or empty) and returns it opened. */
+  static async create(storeDir: string, passphrase: string, settings: Partial<VaultSettings> = {}, opts: OpenOptions = {}): Promise<Vault> {
+    if (existsSync(storeDir) && readdirSync(storeDir).length > 0) {
+      throw new BadStoreError(storeDir, 'the store directory is not empty; a new vault needs an empty or missing directory');
+    }
+    mkdirSync(storeDir, { recursive: true, mode: 0o700 });
+    const { config } = createConfig(passphrase, {
+      pieceSize: settings.pieceSize ?? DEFAULT_PIECE_SIZE,
+      chaffRatio: settings.chaffRatio ?? DEFAULT_CHAFF_RATIO,
+    });
+    writeConfig(storeDir, config);
+    const vault = await Vault.open(storeDir, passphrase, opts);
+    vault.meta.transaction(() => {
+      const root = newInode('dir', 0o755, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
+      root.id = ROOT_ID;
+      root.ino = vault.meta.allocIno();
+      vault.meta.putInode(root);
+    });
+    return vault;
+  }
+
+  /** Opens an existing vault. Wrong passphrase: WrongPassphraseError, and nothing in the store is written. */
+  static async open(storeDir: string, passphrase: string, opts: OpenOptions = {}): Promise<Vault> {
+    const config = readConfig(storeDir);
+    const master = unwrapMasterKey(config, passphrase, storeDir);
+    try {
+      accessSync(storeDir, fsConstants.W_OK);
+    } catch (err) {
+      // Even reading needs the lock file and SQLite's journal: refuse clearly instead of failing later.
+      throw new BadStoreError(storeDir, `the store is not writable (${(err as NodeJS.ErrnoException).code}); svault needs write access to its store, even to read`);
+    }
+    const lock = opts.noLock ? { release: () => {}, stale: false } : acquireStoreLock(storeDir);
+    const unlock = lock.release;
+    let offload: PieceOffload | undefined;
+    try {
+      const vaultId = Buffer.from(config.vaultId, 'hex');
+      const keys = deriveVaultKeys(master, vaultId);
+      const stats = opts.stats ?? new OpStats();
+      const store = new CountingStore(opts.store ?? new LocalDirStore(storeDir), stats);
+      const records = new RecordStore(storeDir, keys.meta, keys.index, vaultId);
+      const useWorker = opts.store === undefined && (opts.pieceWorker ?? process.env.SVAULT_PIECE_WORKER !== '0');
+      offload = useWorker ? new PieceOffload({ storeDir, vaultId, addressKey: keys.address, pieceSize: config.pieceSize }, stats) : undefined;
+      const vault = new Vault(storeDir, config, master, keys, store, records, unlock, stats, offload);
+      // A crash is remembered until someone sweeps: a plain fsck in between must not make it forgotten.
+      vault.recoveredFromCrash = lock.stale || existsSync(join(storeDir, UNCLEAN_FILE));
+      if (opts.anchorDir) {
+        const anchor = new Anchor(opts.anchorDir, vaultId, master);
+        const known = anchor.read();
+        if (known !== null && known > vault.meta.generation && !opts.acceptRollback) {
+          records.close();
+          throw new RollbackError(storeDir, vault.meta.generation, known);
+        }
+        if (opts.acceptRollback && known !== null && known > vault.meta.generation) anchor.reset(vault.meta.generation);
+        anchor.save(vault.meta.generation);
+        vault.anchor = anchor;
+      }
+      return vault;
+    } catch (err) {
+      await offload?.close(); // whatever failed after it started: its thread must not outlive the open
+      unlock();
+      throw err;
+    }
+  }
+
+  /** Rewraps the master key under a new passphrase; pieces and metadata are untouched. */
+  changePassphrase(newPassphrase: string): void {
+    const config = rewrapConfig(readConfig(this.storeDir), this.master, newPassphrase);
+    writeConfig(this.storeDir, config);
+  }
+
+  /**
+   * Resolves once the piece worker is up (true), or has failed to start or is off (false). Until then
+   * full pieces are sealed on this thread, as without the worker; nothing waits for it.
+   */
+  async pieceWorkerReady(): Promise<boolean> {
+    await this.offload?.ready;
+    return this.offload?.alive ?? false;
+  }
+
+  get pieceSize(): number {
+    return this.config.pieceSize;
+  }
+
+  // ---- path resolution ----
+
+  /**
+   * The inode id at a path. Every directory on the way is cached too, so a new name deep in a tree
+   * costs one lookup, not one per component. This mount is the store's only writer, so the cache is
+   * kept exact by forgetting paths as they change.
+   */
+  resolveId(path: string): string {
+    return this.resolveEntry('/' + components(path).join('/')).id;
+  }
+
+  /** `path` must be canonical ("/" or "/a/b"). */
+  private resolveEntry(path: string): { id: string; kind: Kind } {
+    const cached = this.pathCache.get(path);
+    if (cached) return cached;
+    if (path === '/') return { id: ROOT_ID, kind: 'dir' };
+    const cut = path.lastIndexOf('/');
+    const parentPath = cut === 0 ? '/' : path.slice(0, cut);
+    const parent = this.resolveEntry(parentPath);
+    if (parent.kind !== 'dir') fail('ENOTDIR', `not a directory: ${parentPath}`);
+    const e = this.meta.lookup(parent.id, path.slice(cut + 1)) ?? fail('ENOENT', `no such file or directory: ${path}`);
+    if (this.pathCache.size > PATH_CACHE_LIMIT) this.pathCache.clear();
+    const entry = { id: e.id, kind: e.kind };
+    this.pathCache.set(path, entry);
+    return entry;
+  }
+
+  inodeAt(path: string): Inode {
+    return this.meta.requireInode(this.resolveId(path));
+  }
+
+  private dirAt(path: string): Inode {
+    const dir = this.inodeAt(path);
+    if (dir.kind !== 'dir') fail('ENOTDIR', `not a directory: ${path}`);
+    return dir;
+  }
+
+  /** Forgets a changed path; a directory's whole subtree goes too (rename of a directory). */
+  private forgetPath(path: string, isDir: boolean): void {
+    const key = '/' + components(path).join('/');
+    this.pathCache.delete(key);
+    if (!isDir) return;
+    const prefix = key + '/';
+    for (const p of this.pathCache.keys()) if (p.startsWith(prefix)) this.pathCache.delete(p);
+  }
+
+  // ---- attributes ----
+
+  attrOf(inode: Inode): Attr {
+    const of = this.contents.openState(inode.id);
+    const size = of ? of.size : inode.size;
+    const mtime = of ? of.mtime : inode.mtime;
+    return {
+      ino: inode.ino,
+      mode: inode.mode,
+      uid: inode.uid,
+      gid: inode.gid,
+      size,
+      nlink: inode.nlink,
+      atime: inode.atime,
+      mtime,
+      ctime: Math.max(inode.ctime, of?.changed ? mtime : 0),
+      blocks: Math.ceil(size / 512),
+      blksize: this.pieceSize,
+    };
+  }
+
+  getattr(path: string): Attr {
+    return this.attrOf(this.inodeAt(path));
+  }
+
+  fgetattr(fh: number): Attr {
+    const { id, of } = this.handle(fh);
+    return this.attrOf(of.unlinkedInode ?? this.meta.requireInode(id));
+  }
+
+  /** The inode id a path names (the adapter uses it to follow a file that is about to lose its name). */
+  idAt(path: string): string {
+    return this.inodeAt(path).id;
+  }
+
+  /**
+   * Attributes of a file that lost a name while open, by inode id: the inode while it has other names,
+   * the open file's last state once it has none; ENOENT when it is gone.
+   */
+  unlinkedAttr(id: string): Attr {
+    const inode = this.contents.openState(id)?.unlinkedInode ?? this.meta.getInode(id) ?? fail('ENOENT', 'the unlinked file is gone');
+    return this.attrOf(inode);
+  }
+
+  readdir(path: string): string[] {
+    return this.meta.list(this.dirAt(path)).map((e) => e.name);
+  }
+
+  // ---- namespace ----
+
+  /** Creates a new entry in path's parent, in one transaction with the new inode. */
+  private addNode(path: string, inode: Inode): void {
+    const { parent, name } = splitParent(path);
+    const dir = this.dirAt(parent);
+    if (this.meta.lookup(dir.id, name)) fail('EEXIST', `already exists: ${path}`);
+    if (dir.mode & S_ISGID) {
+      // BSD group semantics of a setgid directory (the kernel leaves this to FUSE filesystems).
+      inode.gid = dir.gid;
+      if (inode.kind === 'dir') inode.mode |= S_ISGID;
+    }
+    const now = Date.now();
+    this.meta.transaction(() => {
+      inode.ino = this.meta.allocIno();
+      this.meta.putInode(inode);
+      this.meta.addEntry(dir, { name, id: inode.id, kind: inode.kind });
+      if (inode.kind === 'dir') dir.nlink++;
+      dir.mtime = dir.ctime = now;
+      this.meta.putInode(dir);
+    });
+  }
+
+  mkdir(path: string, mode: number, uid = 0, gid = 0): void {
+    this.addNode(path, newInode('dir', mode, uid, gid));
+  }
+
+  symlink(target: string, path: string, uid = 0, gid = 0): void {
+    const link = newInode('symlink', 0o777, uid, gid);
+    link.target = target;
+    link.size = Buffer.byteLength(target);
+    this.addNode(path, link);
+  }
+
+  readlink(path: string): string {
+    const inode = this.inodeAt(path);
+    if (inode.kind !== 'symlink' || inode.target === undefined) fail('EINVAL', `not a symlink: ${path}`);
+    return inode.target;
+  }
+
+  /** Unlinks a name; drops the inode (and, after the commit, its pieces) when no name and no handle remain. */
+  unlink(path: string): void {
+    const { parent, name } = splitParent(path);
+    const dir = this.dirAt(parent);
+    const entry = this.meta.lookup(dir.id, name) ?? fail('ENOENT', `no such file: ${path}`);
+    if (entry.kind === 'dir') fail('EISDIR', `is a directory: ${path}`);
+    const inode = this.meta.requireInode(entry.id);
+    const now = Date.now();
+    let dropPieces = false;
+    this.meta.transaction(() => {
+      this.meta.removeEntry(dir, name);
+      dir.mtime = dir.ctime = now;
+      this.meta.putInode(dir);
+      this.dropLink(inode, now, () => (dropPieces = true));
+    });
+    this.forgetPath(path, false);
+    if (dropPieces) this.contents.deletePiecesAfterCommit(inode.fileId, inode.pieces);
+  }
+
+  /** One less name for an inode. Inside a transaction; calls onGone when its pieces must go after the commit. */
+  private dropLink(inode: Inode, now: number, onGone: () => void): void {
+    inode.nlink = inode.kind === 'dir' ? 0 : inode.nlink - 1;
+    inode.ctime = now;
+    const of = this.contents.openState(inode.id);
+    if (inode.nlink > 0) {
+      this.meta.putInode(inode);
+    } else if (of) {
+      of.unlinked = true; // POSIX: an open file lives on until its last close
+      of.unlinkedInode = inode;
+      this.meta.deleteInode(inode.id);
+    } else {
+      this.meta.deleteInode(inode.id);
+      onGone();
+    }
+  }
+
+  rmdir(path: string): void {
+    const { parent, name } = splitParent(path);
+    const dir = this.dirAt(parent);
+    const entry = this.meta.lookup(dir.id, name) ?? fail('ENOENT', `no such directory: ${path}`);
+    if (entry.kind !== 'dir') fail('ENOTDIR', `not a directory: ${path}`);
+    const target = this.meta.requireInode(entry.id);
+    if (target.entries > 0) fail('ENOTEMPTY', `directory not empty: ${path}`);
+    const now = Date.now();
+    this.meta.transaction(() => {
+      this.meta.removeEntry(dir, name);
+      dir.nlink--;
+      dir.mtime = dir.ctime = now;
+      this.meta.putInode(dir);
+      this.meta.deleteInode(target.id);
+    });
+    this.forgetPath(path, false); // empty: nothing below it is cached
+  }
+
+  /** rename(2): files and whole directories, replacing an existing target as POSIX says. */
+  rename(from: string, to: string): void {
+    const src = splitParent(from);
+    const dst = splitParent(to);
+    const fromNorm = '/' + components(from).join('/');
+    const toNorm = '/' + components(to).join('/');
+    if (fromNorm === toNorm) {
+      this.inodeAt(from);
+      return;
+    }
+    if (toNorm.startsWith(fromNorm + '/')) fail('EINVAL', `cannot move a directory into itself: ${from} -> ${to}`);
+    const srcDir = this.dirAt(src.parent);
+    const entry = this.meta.lookup(srcDir.id, src.name) ?? fail('ENOENT', `no such file or directory: ${from}`);
+    const sameDir = this.resolveId(dst.parent) === srcDir.id;
+    const dstDir = sameDir ? srcDir : this.dirAt(dst.parent);
+    const existing = this.meta.lookup(dstDir.id, dst.name);
+    let replaced: Inode | null = null;
+    if (existing) {
+      if (existing.id === entry.id) return; // two names of one inode: POSIX says do nothing
+      replaced = this.meta.requireInode(existing.id);
+      if (entry.kind === 'dir' && replaced.kind !== 'dir') fail('ENOTDIR', `not a directory: ${to}`);
+      if (entry.kind !== 'dir' && replaced.kind === 'dir') fail('EISDIR', `is a directory: ${to}`);
+      if (replaced.kind === 'dir' && replaced.entries > 0) fail('ENOTEMPTY', `directory not empty: ${to}`);
+    }
+    const moved = this.meta.requireInode(entry.id);
+    const now = Date.now();
+    let dropPieces = false;
+    this.meta.transaction(() => {
+      if (replaced) {
+        this.meta.replaceEntry(dstDir, dst.name, entry.id, entry.kind);
+        if (replaced.kind === 'dir') dstDir.nlink--;
+        this.dropLink(replaced, now, () => (dropPieces = true));
+      } else {
+        this.meta.addEntry(dstDir, { name: dst.name, id: entry.id, kind: entry.kind });
+      }
+      this.meta.removeEntry(srcDir, src.name);
+      if (entry.kind === 'dir' && !sameDir) {
+        srcDir.nlink--;
+        dstDir.nlink++;
+      }
+      srcDir.mtime = srcDir.ctime = dstDir.mtime = dstDir.ctime = now;
+      this.meta.putInode(srcDir);
+      if (!sameDir) this.meta.putInode(dstDir);
+      moved.ctime = now;
+      this.meta.putInode(moved);
+    });
+    this.forgetPath(from, entry.kind === 'dir');
+    this.forgetPath(to, replaced?.kind === 'dir');
+    if (dropPieces && replaced) this.contents.deletePiecesAfterCommit(replaced.fileId, replaced.pieces);
+  }
+
+  link(existing: string, path: string): void {
+    const inode = this.inodeAt(existing);
+    if (inode.kind === 'dir') fail('EPERM', `cannot hard-link a directory: ${existing}`);
+    const { parent, name } = splitParent(path);
+    const dir = this.dirAt(parent);
+    if (this.meta.lookup(dir.id, name)) fail('EEXIST', `already exists: ${path}`);
+    const now = Date.now();
+    this.meta.transaction(() => {
+      this.meta.addEntry(dir, { name, id: inode.id, kind: inode.kind });
+      dir.mtime = dir.ctime = now;
+      this.meta.putInode(dir);
+      inode.nlink++;
+      inode.ctime = now;
+      this.meta.putInode(inode);
+    });
+  }
+
+  private updateInode(path: string, change: (inode: Inode) => void): void {
+    const inode = this.inodeAt(path);
+    change(inode);
+    inode.ctime = Date.now();
+    this.meta.transaction(() => this.meta.putInode(inode));
+  }
+
+  chmod(path: string, mode: number): void {
+    this.updateInode(path, (i) => (i.mode = (i.mode & S_IFMT) | (mode & 0o7777)));
+  }
+
+  chown(path: string, uid: number, gid: number): void {
+    // -1 (as unsigned 32 bits, too) leaves the id as it is.
+    const keep = (n: number) => n === -1 || n === 0xffffffff;
+    this.updateInode(path, (i) => {
+      if (!keep(uid)) i.uid = uid;
+      if (!keep(gid)) i.gid = gid;
+    });
+  }
+
+  /** Sets times in ms; undefined leaves a time as it is (UTIME_OMIT). */
+  utimens(path: string, atime: number | undefined, mtime: number | undefined): void {
+    this.updateInode(path, (i) => {
+      if (atime !== undefined) i.atime = atime;
+      if (mtime !== undefined) {
+        i.mtime = mtime;
+        const of = this.contents.openState(i.id);
+        if (of) of.mtime = mtime; // a later commit of this open file keeps the time just set
+      }
+    });
+  }
+
+  // ---- extended attributes (sealed with the inode record) ----
+
+  setxattr(path: string, name: string, value: Buffer, flags: number): void {
+    if (Buffer.byteLength(name) > 255 || name.length === 0) fail('ERANGE', `bad xattr name length`);
+    if (value.length > XATTR_SIZE_MAX) fail('E2BIG', `xattr value too large`);
+    this.updateInode(path, (i) => {
+      const has = i.xattrs.has(name);
+      if (flags & XATTR_CREATE && has) fail('EEXIST', `xattr exists: ${name}`);
+      if (flags & XATTR_REPLACE && !has) fail('ENODATA', `no such xattr: ${name}`);
+      i.xattrs.set(name, Buffer.from(value));
+    });
+  }
+
+  getxattr(path: string, name: string): Buffer {
+    return this.inodeAt(path).xattrs.get(name) ?? fail('ENODATA', `no such xattr: ${name}`);
+  }
+
+  listxattr(path: string): string[] {
+    return [...this.inodeAt(path).xattrs.keys()];
+  }
+
+  removexattr(path: string, name: string): void {
+    this.updateInode(path, (i) => {
+      if (!i.xattrs.delete(name)) fail('ENODATA', `no such xattr: ${name}`);
+    });
+  }
+
+  // ---- file contents ----
+
+  private handle(fh: number): Handle {
+    return this.handles.get(fh) ?? fail('EBADF', `bad file handle ${fh}`);
+  }
+
+  /** The inode id of the file an open handle refers to (it outlives renames and the unlink of its names). */
+  idOfHandle(fh: number): string {
+    return this.handle(fh).id;
+  }
+
+  private newHandle(inode: Inode): number {
+    const fh = this.nextHandle++;
+    this.handles.set(fh, { id: inode.id, of: this.contents.acquire(inode) });
+    return fh;
+  }
+
+  create(path: string, mode: number, uid = 0, gid = 0): number {
+    const inode = newInode('file', mode, uid, gid);
+    this.addNode(path, inode);
+    const fh = this.newHandle(inode);
+    this.handle(fh).of.nameNotDurable = true; // close must make even an empty new file durable
+    return fh;
+  }
+
+  open(path: string): number {
+    const inode = this.inodeAt(path);
+    if (inode.kind === 'dir') fail('EISDIR', `is a directory: ${path}`);
+    return this.newHandle(inode);
+  }
+
+  read(fh: number, target: Buffer, length: number, position: number): Promise<number> {
+    return this.contents.read(this.handle(fh).of, target, length, position);
+  }
+
+  write(fh: number, source: Buffer, position: number): Promise<number> {
+    return this.contents.write(this.handle(fh).of, source, position);
+  }
+
+  /** close(2) and fsync(2) both end in a durable commit: data closed after writing survives a crash. */
+  async flush(fh: number): Promise<void> {
+    const of = this.handle(fh).of;
+    if (of.changed && !of.unlinked) await this.contents.commit(of);
+    // A new file's name, or the unlink of a file that was open (its content is not committed: it goes).
+    else if (of.nameNotDurable || of.unlinked) this.syncMetadata();
+    of.nameNotDurable = false;
+  }
+
+  /** Also makes the file's name (or its unlink) durable when there was no content to commit (fsync after create). */
+  async fsync(fh: number): Promise<void> {
+    const of = this.handle(fh).of;
+    if (of.changed && !of.unlinked) await this.contents.commit(of);
+    else this.syncMetadata();
+    of.nameNotDurable = false;
+  }
+
+  async release(fh: number): Promise<void> {
+    const h = this.handle(fh);
+    this.handles.delete(fh);
+    await this.contents.release(h.of);
+  }
+
+  async ftruncate(fh: number, size: number): Promise<void> {
+    const of = this.handle(fh).of;
+    await this.contents.truncate(of, size);
+    await this.contents.commit(of);
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    const inode = this.inodeAt(path);
+    if (inode.kind === 'dir') fail('EISDIR', `is a directory: ${path}`);
+    if (size < 0) fail('EINVAL', 'negative size');
+    const of = this.contents.acquire(inode);
+    try {
+      await this.contents.truncate(of, size);
+    } finally {
+      await this.contents.release(of);
+    }
+  }
+
+  /** Reads a whole file (for tools and tests, not for the mount's hot path). */
+  async readFile(path: string): Promise<Buffer> {
+    const fh = this.open(path);
+    try {
+      const size = this.fgetattr(fh).size;
+      const buf = Buffer.alloc(size);
+      const n = await this.read(fh, buf, size, 0);
+      return buf.subarray(0, n);
+    } finally {
+      await this.release(fh);
+    }
+  }
+
+  async writeFile(path: string, data: Buffer, mode = 0o644): Promise<void> {
+    let fh: number;
+    try {
+      fh = this.open(path);
+      await this.ftruncate(fh, 0);
+    } catch (err) {
+      if (!(err instanceof FsError) || err.errno !== 'ENOENT') throw err;
+      fh = this.create(path, mode);
+    }
+    try {
+      await this.write(fh, data, 0);
+      await this.flush(fh);
+    } finally {
+      await this.release(fh);
+    }
+  }
+
+  // ---- whole vault ----
+
+  /** Makes every metadata change so far durable (fsync of a directory, or of the whole mount). */
+  syncMetadata(): void {
+    this.meta.transaction(() => undefined, true);
+  }
+
+  statfs(): { bsize: number; frsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number; namemax: number } {
+    const s = statfsSync(this.storeDir);
+    const files = this.meta.records.count();
+    return {
+      bsize: s.bsize,
+      frsize: s.bsize,
+      blocks: s.blocks,
+      bfree: s.bfree,
+      bavail: s.bavail,
+      files: files + s.ffree,
+      ffree: s.ffree,
+      namemax: NAME_MAX,
+    };
+  }
+
+  kindOf(path: string): Kind {
+    return this.inodeAt(path).kind;
+  }
+
+  /** Records that the orphans a crash left are gone (sweepOrphans, or a complete fsck --repair). */
+  markCrashCleaned(): void {
+    this.crashCleaned = true;
+    rmSync(join(this.storeDir, UNCLEAN_FILE), { force: true });
+  }
+
+  /** Writes staged metadata to SQLite and waits for the blob deletions that were waiting on it. */
+  async settle(): Promise<void> {
+    this.meta.records.flush();
+    await this.contents.settle();
+  }
+
+  /** Records the current metadata generation in the rollback anchor (cheap when nothing changed). */
+  saveAnchor(): void {
+    this.anchor?.save(this.meta.flushedGeneration);
+  }
+
+  /** Commits every open file, checkpoints the metadata and releases the store. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const fh of [...this.handles.keys()]) {
+      try {
+        await this.release(fh);
+      } catch {
+        /* keep closing the rest; the error was logged by the caller's handler */
+      }
+    }
+    try {
+      if (this.recoveredFromCrash && !this.crashCleaned) writeFileSync(join(this.storeDir, UNCLEAN_FILE), '');
+      await this.settle();
+      this.meta.records.close(); // flushes what is staged: the anchor may then record it
+      this.saveAnchor();
+    } finally {
+      // Even when the last commit failed (a full disk), the store is released: the error is reported,
+      // and the next open finds the metadata as of the last commit that made it.
+      this.meta.records.abandon();
+      this.master.fill(0);
+      await this.offload?.close();
+      this.unlock();
+    }
+  }
+}

@@ -1,0 +1,336 @@
+// What goes wrong around a mount, and what the user sees: wrong passphrase, bad mount points, a busy
+// store, a killed server (stale mount), a damaged piece, an external unmount, SIGTERM, bad usage; and
+// the status / info / --help output. Every check of the mount itself runs in a child process.
+
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLI, mountedAt, serverPids, sh, type Sandbox } from '../helpers/cli.js';
+import {
+  alive,
+  checkNothingLeftMounted,
+  emptyBox,
+  mountedBox,
+  mountsUnder,
+  ok,
+  q,
+  randomFile,
+  sha,
+  sha256,
+  unmountAndCheck,
+  waitFor,
+} from '../helpers/mount-util.js';
+
+checkNothingLeftMounted(test);
+
+
+/** Every blob file under <store>/blobs, as shard/name. */
+function blobFiles(box: Sandbox): Set<string> {
+  const root = join(box.store, 'blobs');
+  const out = new Set<string>();
+  for (const shard of readdirSync(root)) for (const name of readdirSync(join(root, shard))) out.add(`${shard}/${name}`);
+  return out;
+}
+
+/** The one live server of a sandbox (from its registry), failing the test if there is not exactly one. */
+function onlyServer(box: Sandbox): number {
+  const pids = serverPids(box).filter(alive);
+  if (pids.length !== 1) throw new Error(`expected one live server, found ${JSON.stringify(pids)}`);
+  return pids[0] as number;
+}
+
+/** The text of every server log of the sandbox. */
+function serverLogs(box: Sandbox): string {
+  const dir = join(box.dir, 'state', 'svault', 'logs');
+  if (!existsSync(dir)) return '';
+  return readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
+}
+
+test('a wrong passphrase fails the mount with exit 3 and a clear message, leaving nothing mounted', async (t) => {
+  const box = emptyBox(t);
+  t.is((await box.svault(['init', '--store', box.store, '--chaff', '0'])).code, 0);
+  const r = await box.svault(['mount', '--store', box.store, box.mnt], { env: { SVAULT_PASSPHRASE: 'not the passphrase' } });
+  t.is(r.code, 3, r.stderr);
+  t.regex(r.stderr, /wrong passphrase/);
+  t.false(mountedAt(box.mnt));
+  t.deepEqual(serverPids(box).filter(alive), []);
+  t.false(existsSync(join(box.store, 'svault.lock')), 'no lock left behind');
+  for (const cmd of ['info', 'fsck']) {
+    const x = await box.svault([cmd, '--store', box.store], { env: { SVAULT_PASSPHRASE: 'nope' } });
+    t.is(x.code, 3, `${cmd}: ${x.stderr}`);
+    t.regex(x.stderr, /wrong passphrase/);
+  }
+  // The right one still works afterwards.
+  const good = await box.mount();
+  t.is(good.code, 0, good.stderr);
+  await unmountAndCheck(t, box);
+});
+
+test('mount point missing, not a directory, not empty, already mounted: exit 5 with a clear message', async (t) => {
+  const box = emptyBox(t);
+  t.is((await box.svault(['init', '--store', box.store])).code, 0);
+  const mount = (mnt: string, extra: string[] = [], store = box.store) => box.svault(['mount', '--store', store, mnt, ...extra]);
+
+  const missing = await mount(join(box.dir, 'no-such-dir'));
+  t.is(missing.code, 5, missing.stderr);
+  t.regex(missing.stderr, /does not exist/);
+
+  writeFileSync(join(box.dir, 'a-file'), 'x');
+  const file = await mount(join(box.dir, 'a-file'));
+  t.is(file.code, 5, file.stderr);
+  t.regex(file.stderr, /not a directory/);
+
+  const full = join(box.dir, 'full');
+  mkdirSync(full);
+  writeFileSync(join(full, 'something'), 'x');
+  const nonEmpty = await mount(full);
+  t.is(nonEmpty.code, 5, nonEmpty.stderr);
+  t.regex(nonEmpty.stderr, /not empty/);
+  t.regex(nonEmpty.stderr, /-o nonempty/, 'the message says how to mount over it anyway');
+  t.deepEqual(mountsUnder(box.dir), [], 'none of the failures mounted anything');
+  t.deepEqual(serverPids(box).filter(alive), [], 'nor left a server');
+
+  // Already mounted (by another vault): exit 5, and the first mount is untouched.
+  t.is((await mount(box.mnt)).code, 0);
+  await ok(t, `echo first > ${q(box.mnt)}/f`);
+  const store2 = join(box.dir, 'store2');
+  t.is((await box.svault(['init', '--store', store2])).code, 0);
+  const again = await mount(box.mnt, [], store2);
+  t.is(again.code, 5, again.stderr);
+  t.regex(again.stderr, /already a mount point/);
+  t.is(await ok(t, `cat ${q(box.mnt)}/f`), 'first\n');
+  t.is(serverPids(box).filter(alive).length, 1, 'one server only');
+  await unmountAndCheck(t, box);
+});
+
+test('-o nonempty mounts over a non-empty directory, as the exit-5 message suggests', async (t) => {
+  const box = emptyBox(t);
+  t.is((await box.svault(['init', '--store', box.store])).code, 0);
+  writeFileSync(join(box.mnt, 'underneath'), 'x');
+  const over = await box.mount(['-o', 'nonempty']);
+  t.is(over.code, 0, over.stderr);
+  t.true(mountedAt(box.mnt));
+  t.is((await ok(t, `ls -A ${q(box.mnt)}`)).trim(), '', 'the vault (empty) hides what is under it');
+  await ok(t, `echo inside > ${q(box.mnt)}/f`);
+  await unmountAndCheck(t, box);
+  t.deepEqual(readdirSync(box.mnt), ['underneath'], 'what was underneath is back, untouched');
+});
+
+test('a second mount of the same store elsewhere: exit 6; fsck of a mounted store: exit 6', async (t) => {
+  const box = await mountedBox(t);
+  const pid = onlyServer(box);
+  const other = join(box.dir, 'mnt2');
+  mkdirSync(other);
+  const r = await box.svault(['mount', '--store', box.store, other]);
+  t.is(r.code, 6, r.stderr);
+  t.regex(r.stderr, /already mounted/);
+  t.regex(r.stderr, new RegExp(`${pid}`), 'names the server holding it');
+  t.false(mountedAt(other));
+  const f = await box.svault(['fsck', '--store', box.store]);
+  t.is(f.code, 6, f.stderr);
+  t.regex(f.stderr, /in use|mounted/);
+  // info reads without the lock while mounted.
+  const info = await box.svault(['info', '--store', box.store]);
+  t.is(info.code, 0, info.stderr);
+  await unmountAndCheck(t, box, [pid]);
+});
+
+test('kill -9 of the server leaves a stale mount that the next mount (and unmount) clears; fsck is clean', async (t) => {
+  const box = await mountedBox(t);
+  const data = randomFile(join(box.dir, 'src'), 700_000);
+  await ok(t, `cp ${q(join(box.dir, 'src'))} ${q(box.mnt)}/f && mkdir ${q(box.mnt)}/d && echo x > ${q(box.mnt)}/d/g`);
+  const pid = onlyServer(box);
+  process.kill(pid, 'SIGKILL');
+  t.true(await waitFor(() => !alive(pid), 5000), 'the server is gone');
+  t.true(mountedAt(box.mnt), 'the kernel still lists the mount');
+  const st = await sh(`stat ${q(box.mnt)}`);
+  t.not(st.code, 0);
+  // ENOTCONN; ECONNABORTED if the stat was queued just before the kernel aborted the connection.
+  t.regex(st.stderr, /Transport endpoint is not connected|Software caused connection abort/);
+  const status = await box.svault(['status']);
+  t.is(status.stdout.trim(), 'no svault mounts', 'status does not list the dead server');
+
+  const m = await box.mount();
+  t.is(m.code, 0, m.stderr);
+  t.regex(m.stderr, /cleared a stale mount/);
+  t.is(await sha(t, join(box.mnt, 'f')), sha256(data), 'a file closed before the kill is intact');
+  t.is(await ok(t, `cat ${q(box.mnt)}/d/g`), 'x\n');
+  t.regex(serverLogs(box), /did not shut down cleanly/, 'the new server noticed the crash');
+  await unmountAndCheck(t, box);
+  const fsck = await box.svault(['fsck', '--store', box.store]);
+  t.is(fsck.code, 0, fsck.stdout + fsck.stderr);
+
+  // Once more, now cleared by `svault unmount`.
+  t.is((await box.mount()).code, 0);
+  const pid2 = onlyServer(box);
+  process.kill(pid2, 'SIGKILL');
+  t.true(await waitFor(() => !alive(pid2), 5000));
+  const u = await box.unmount();
+  t.is(u.code, 0, u.stderr);
+  t.regex(u.stderr, /cleared a stale mount/);
+  t.deepEqual(mountsUnder(box.dir), []);
+  const fsck2 = await box.svault(['fsck', '--store', box.store]);
+  t.is(fsck2.code, 0, fsck2.stdout + fsck2.stderr);
+});
+
+test('a damaged piece makes reads of its file fail with EIO while other files read fine; fsck finds it', async (t) => {
+  const box = await mountedBox(t, ['--chaff', '0']);
+  const a = randomFile(join(box.dir, 'a'), 1024 * 1024); // 8 pieces of 128 KiB
+  const b = randomFile(join(box.dir, 'b'), 1024 * 1024);
+  await ok(t, `cp ${q(join(box.dir, 'a'))} ${q(box.mnt)}/A`);
+  const blobsOfA = blobFiles(box);
+  t.is(blobsOfA.size, 8, 'chaff 0: one blob per piece');
+  await ok(t, `cp ${q(join(box.dir, 'b'))} ${q(box.mnt)}/B`);
+  t.is(blobFiles(box).size, 16);
+  await unmountAndCheck(t, box);
+
+  // Flip one byte in the middle of one of A's blobs.
+  const victim = join(box.store, 'blobs', [...blobsOfA][3] as string);
+  const blob = readFileSync(victim);
+  blob[blob.length >> 1] = (blob[blob.length >> 1] as number) ^ 0x40;
+  writeFileSync(victim, blob);
+
+  t.is((await box.mount()).code, 0);
+  const catA = await sh(`cat ${q(box.mnt)}/A > /dev/null`);
+  t.not(catA.code, 0, 'reading A fails');
+  t.regex(catA.stderr, /Input\/output error/);
+  t.is(await sha(t, join(box.mnt, 'B')), sha256(b), 'B reads fine');
+  // Exactly one 128 KiB piece of A fails; the other seven read back right.
+  let bad = 0;
+  for (let i = 0; i < 8; i++) {
+    const r = await sh(`dd if=${q(box.mnt)}/A bs=128K skip=${i} count=1 status=none | sha256sum`);
+    const piece = await sh(`set -o pipefail; dd if=${q(box.mnt)}/A bs=128K skip=${i} count=1 status=none > /dev/null`);
+    if (piece.code !== 0) bad++;
+    else t.is(r.stdout.split(' ')[0], sha256(a.subarray(i * 131072, (i + 1) * 131072)), `piece ${i} of A`);
+  }
+  t.is(bad, 1, 'one damaged piece');
+  t.regex(serverLogs(box), /failed authentication/, 'the server log says why');
+  await unmountAndCheck(t, box);
+
+  const fsck = await box.svault(['fsck', '--store', box.store]);
+  t.is(fsck.code, 7, fsck.stdout + fsck.stderr);
+  t.regex(fsck.stdout, /bad-piece: \/A:/);
+  t.notRegex(fsck.stdout, /\/B/);
+  const repair = await box.svault(['fsck', '--store', box.store, '--repair']);
+  t.is(repair.code, 8, repair.stdout + repair.stderr);
+  const after = await box.svault(['fsck', '--store', box.store]);
+  t.is(after.code, 0, after.stdout);
+});
+
+test('the server follows its mount: an external umount -l stops it; SIGTERM unmounts cleanly', async (t) => {
+  const box = await mountedBox(t);
+  await ok(t, `echo before > ${q(box.mnt)}/f`);
+  const pid = onlyServer(box);
+  await ok(t, `umount -l ${q(box.mnt)}`);
+  t.true(await waitFor(() => !alive(pid), 5000), 'the server exits by itself within 5 s');
+  t.false(mountedAt(box.mnt));
+  t.is((await box.svault(['status'])).stdout.trim(), 'no svault mounts');
+  const fsck = await box.svault(['fsck', '--store', box.store]);
+  t.is(fsck.code, 0, `the store was closed cleanly (lock released, no orphans): ${fsck.stdout}${fsck.stderr}`);
+
+  t.is((await box.mount()).code, 0);
+  t.is(await ok(t, `cat ${q(box.mnt)}/f`), 'before\n');
+  await ok(t, `echo after > ${q(box.mnt)}/g`);
+  const pid2 = onlyServer(box);
+  process.kill(pid2, 'SIGTERM');
+  t.true(await waitFor(() => !alive(pid2) && !mountedAt(box.mnt), 10_000), 'SIGTERM: unmounted and gone');
+  t.deepEqual(mountsUnder(box.dir), []);
+  t.regex(serverLogs(box), /stopping: SIGTERM[\s\S]*stopped/);
+  const fsck2 = await box.svault(['fsck', '--store', box.store]);
+  t.is(fsck2.code, 0, fsck2.stdout + fsck2.stderr);
+  t.is((await box.mount()).code, 0);
+  t.is(await ok(t, `cat ${q(box.mnt)}/g`), 'after\n');
+  t.false(/did not shut down cleanly/.test(serverLogs(box)), 'no crash recovery was needed');
+  await unmountAndCheck(t, box);
+});
+
+test('svault status into a pipe whose reader has gone exits 0 without a stack trace', async (t) => {
+  const box = emptyBox(t);
+  // The pipe's read end is closed before the CLI has even started, so its first write gets EPIPE.
+  const child = spawn(process.execPath, [CLI, 'status'], { env: box.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  t.is(code, 0, stderr);
+  t.is(stderr, '');
+});
+
+test('usage errors: unmount of a non-mounted dir (5), unknown flags (2); --help of every command shows Examples', async (t) => {
+  const box = emptyBox(t);
+  const u = await box.svault(['unmount', box.mnt]);
+  t.is(u.code, 5, u.stderr);
+  t.regex(u.stderr, /is not mounted/);
+  const u2 = await box.svault(['unmount', join(box.dir, 'nowhere')]);
+  t.is(u2.code, 5, u2.stderr);
+
+  for (const args of [['mount', '--bogus', box.mnt], ['init', '--store', box.store, '--frobnicate'], ['status', '-z'], ['fsck', '--repiar'], ['nosuchcommand']]) {
+    const r = await box.svault(args);
+    t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    t.regex(r.stderr, /unknown (option|command)/, args.join(' '));
+  }
+  const badSize = await box.svault(['init', '--store', box.store, '--piece-size', '1000']);
+  t.is(badSize.code, 2, badSize.stderr);
+  t.false(existsSync(join(box.store, 'svault.json')));
+  const noArg = await box.svault(['mount']);
+  t.is(noArg.code, 2, 'a missing mount point is a usage error');
+  // kernel_cache would serve stale data through hard links (test/mount-attrs.test.ts shows the case).
+  const kernelCache = await box.svault(['mount', '-o', 'ro,kernel_cache', '--store', box.store, box.mnt]);
+  t.is(kernelCache.code, 2, kernelCache.stderr);
+  t.regex(kernelCache.stderr, /mount option kernel_cache is not accepted: .*hard link/);
+
+  for (const cmd of ['init', 'mount', 'unmount', 'status', 'info', 'fsck', 'passwd']) {
+    const h = await box.svault([cmd, '--help']);
+    t.is(h.code, 0, `${cmd} --help`);
+    t.regex(h.stdout, /Examples:/, `${cmd} --help shows examples`);
+    t.regex(h.stdout, new RegExp(`svault ${cmd}`), `${cmd} --help shows the command`);
+  }
+  const top = await box.svault(['--help']);
+  t.is(top.code, 0);
+  for (const cmd of ['init', 'mount', 'unmount', 'status', 'info', 'fsck', 'passwd']) t.regex(top.stdout, new RegExp(`\\b${cmd}\\b`));
+  t.deepEqual(mountsUnder(box.dir), []);
+});
+
+test('svault status lists the mount with live operation counts; svault info shows piece size and blob count', async (t) => {
+  const box = await mountedBox(t, ['--piece-size', '65536', '--chaff', '0']);
+  const pid = onlyServer(box);
+  randomFile(join(box.dir, 'src'), 1024 * 1024);
+  await ok(t, `cp ${q(join(box.dir, 'src'))} ${q(box.mnt)}/big && for i in 1 2 3; do echo $i > ${q(box.mnt)}/s$i; done && cat ${q(box.mnt)}/big > /dev/null`);
+
+  const text = await box.svault(['status']);
+  t.is(text.code, 0, text.stderr);
+  t.true(text.stdout.includes(box.mnt), text.stdout);
+  t.true(text.stdout.includes(box.store));
+  t.regex(text.stdout, new RegExp(`pid ${pid}`));
+  t.regex(text.stdout, /log \S+\.log/);
+  t.regex(text.stdout, /open files 0/);
+  const writeLine = text.stdout.split('\n').find((l) => l.trim().startsWith('fuse.write'));
+  t.truthy(writeLine, text.stdout);
+  t.true(Number(writeLine?.trim().split(/\s+/)[1]) > 0, `fuse.write calls in: ${writeLine}`);
+
+  const json = await box.svault(['status', '--json']);
+  const rows = JSON.parse(json.stdout) as Array<{ pid: number; mountpoint: string; store: string; live: { ops: Array<{ op: string; calls: number; bytes: number }> } }>;
+  t.is(rows.length, 1);
+  const row = rows[0];
+  t.is(row?.pid, pid);
+  t.is(row?.mountpoint, box.mnt);
+  const op = (name: string) => row?.live.ops.find((o) => o.op === name);
+  t.true((op('fuse.create')?.calls ?? 0) >= 4, 'four files created');
+  t.true((op('fuse.write')?.bytes ?? 0) >= 1024 * 1024, 'at least 1 MiB written');
+  t.true((op('fuse.read')?.bytes ?? 0) >= 1024 * 1024, 'at least 1 MiB read');
+
+  const live = await box.svault(['info', '--store', box.store]);
+  t.is(live.code, 0, `info while mounted: ${live.stderr}`);
+  await unmountAndCheck(t, box, [pid]);
+
+  const info = await box.svault(['info', '--store', box.store]);
+  t.is(info.code, 0, info.stderr);
+  t.regex(info.stdout, /piece size:\s+65536 bytes/);
+  // 1 MiB in 64 KiB pieces, plus one piece for each small file; chaff 0.
+  t.regex(info.stdout, /blobs:\s+19 \(19 pieces, 0 chaff\)/);
+  t.regex(info.stdout, /files:\s+4 files, 1 directories/);
+  const j = JSON.parse((await box.svault(['info', '--store', box.store, '--json'])).stdout) as { pieceSize: number; blobs: number; files: number; chaffRatio: number };
+  t.like(j, { pieceSize: 65536, blobs: 19, files: 4, chaffRatio: 0 });
+  t.is(blobFiles(box).size, 19, 'and that is what lies in the store');
+});

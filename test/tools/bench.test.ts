@@ -1,0 +1,169 @@
+// The benchmark harness end to end in --quick mode: it mounts svault, the Node-FUSE floor and gocryptfs
+// (when installed) on a tmpfs of its own, runs every workload, writes valid reports into a directory of
+// ours, and leaves nothing mounted. Then bench:check compares that report with itself, and a second tiny
+// run checks that a missing gocryptfs is skipped cleanly and said so.
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BenchReport } from '../../bench/lib/report.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function node(args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 240_000): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, env, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    .filter((m) => m === dir || m.startsWith(dir + '/'));
+}
+
+function reportIn(dir: string): { report: BenchReport; file: string } {
+  const jsons = readdirSync(dir).filter((f) => /^bench-.*\.json$/.test(f));
+  if (jsons.length !== 1) throw new Error(`expected one bench JSON in ${dir}, found ${jsons.join(', ')}`);
+  const file = path.join(dir, jsons[0] as string);
+  return { report: JSON.parse(readFileSync(file, 'utf8')) as BenchReport, file };
+}
+
+const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+
+test.serial('bench --quick runs every workload on every target and writes valid reports', async (t) => {
+  const out = mkdtempSync(path.join(os.tmpdir(), 'svault-bench-test-'));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  const r = await node(['bench/run.ts', '--quick', '--out', out]);
+  t.is(r.code, 0, `bench failed:\n${r.stderr.slice(-4000)}`);
+  t.regex(r.stderr, /\[[#-]+\]\s+\d+%/, 'progress bar on stderr');
+
+  const { report, file } = reportIn(out);
+  t.is(report.schema, 'svault-bench/1');
+  t.true(report.ok, report.errors.join('; '));
+  t.true(report.options.quick);
+  t.is(report.environment.cacheDrops.failed, 0, report.environment.cacheDrops.error);
+  t.true(isNum(report.targets.svault.info?.pieceSize), 'svault piece size recorded');
+
+  // Nothing left mounted, and the run's directory is gone.
+  t.deepEqual(mountsUnder(report.environment.workDir), []);
+  t.false(existsSync(report.environment.workDir));
+
+  const present = (['svault', 'native', 'floor', 'gocryptfs'] as const).filter((n) => report.targets[n].present);
+  t.true(present.includes('svault') && present.includes('native') && present.includes('floor'), `present: ${present.join(', ')}`);
+  if (!report.targets.gocryptfs.present) t.regex(report.targets.gocryptfs.skipped ?? '', /not installed/);
+
+  const expected: Record<string, string[]> = {
+    cp: ['cp-in-1K', 'cp-out-1K', 'cp-in-1M', 'cp-out-1M'],
+    dd: ['dd-write', 'dd-read'],
+    small: ['small-1K-write', 'small-1K-read', 'small-1M-write', 'small-1M-read'],
+    tree: ['untar', 'ls-lR', 'read-all', 'reread-all', 'rm-rf'],
+    stream4g: ['stream-write', 'stream-read'],
+  };
+  for (const [w, keys] of Object.entries(expected)) {
+    const wl = report.workloads[w as keyof typeof report.workloads];
+    if (!wl) {
+      t.fail(`workload ${w} missing`);
+      continue;
+    }
+    for (const target of present) {
+      const tr = wl.targets[target];
+      t.truthy(tr, `${w}/${target} missing`);
+      if (!tr) continue;
+      t.is(tr.error, undefined, `${w}/${target}: ${tr.error}`);
+      for (const k of keys) {
+        const f = tr.figures[k];
+        t.truthy(f, `${w}/${target}/${k} missing`);
+        if (!f) continue;
+        t.true(isNum(f.time.median) && f.time.median > 0, `${w}/${target}/${k} median`);
+        t.true(f.time.min <= f.time.median && f.time.median <= f.time.max, `${w}/${target}/${k} min <= median <= max`);
+      }
+      if (target === 'native') t.is(tr.process, null);
+      else {
+        t.true(isNum(tr.process?.cpuSeconds), `${w}/${target} cpu seconds`);
+        t.true(isNum(tr.process?.peakRssBytes) && (tr.process?.peakRssBytes ?? 0) > 0, `${w}/${target} peak RSS`);
+      }
+    }
+  }
+  t.true(report.workloads.cp?.targets.svault?.checks.some((c) => c.includes('sha256')) ?? false);
+  t.true(report.workloads.tree?.targets.svault?.checks.some((c) => c.includes('digest')) ?? false);
+  t.true((report.workloads.stream4g?.targets.svault?.rss?.write.length ?? 0) >= 2, 'RSS sampled during the stream');
+
+  t.is(report.summary.designTargets.length, 8);
+  for (const row of report.summary.designTargets) {
+    if (row.input === '1 GiB') t.is(row.status, 'not measured');
+    else {
+      t.true(isNum(row.seconds), `${row.input} ${row.operation}`);
+      t.true(isNum(row.ratios.floor) && isNum(row.ratios.native), `${row.input} ${row.operation} ratios`);
+    }
+  }
+
+  const md = readFileSync(path.join(out, report.files.markdown), 'utf8');
+  t.true(md.includes('| Input size | Operation | Time | Throughput | Target | Status | svault/native | svault/floor'));
+  t.true(md.includes('extrapolated'));
+  t.regex(md, /- svault: piece size \d+ bytes, chaff ratio [\d.]+, aes-256-gcm through openssl-evp\./, 'the report names the AES-GCM the server ran');
+  for (const svg of [report.files.throughputSvg, report.files.rssSvg]) {
+    const p = path.join(out, svg);
+    t.true(statSync(p).size > 500, `${svg} is not empty`);
+    const text = readFileSync(p, 'utf8');
+    t.true(text.startsWith('<svg') && text.trimEnd().endsWith('</svg>'), `${svg} is an SVG document`);
+  }
+
+  // bench:check on a report against itself: every ratio unchanged, so it passes.
+  const check = await node(['bench/check.ts', '--baseline', file, '--report', file], process.env, 60_000);
+  t.is(check.code, 0, check.stdout + check.stderr);
+  t.regex(check.stdout, /PASS: no regression/);
+  t.regex(check.stdout, /peak RSS under 200 MiB in 4 workloads/, 'the memory goal is checked on cp, dd, stream4g and small');
+
+  // The same report with svault twice as slow at the small files must fail the check, on those figures only.
+  const slow = JSON.parse(JSON.stringify(report)) as BenchReport;
+  for (const f of Object.values(slow.workloads.small?.targets.svault?.figures ?? {})) f.time.median *= 2;
+  const slowFile = path.join(out, 'slower.json');
+  writeFileSync(slowFile, JSON.stringify(slow));
+  const failing = await node(['bench/check.ts', '--baseline', file, '--report', slowFile], process.env, 60_000);
+  t.is(failing.code, 1, failing.stdout + failing.stderr);
+  t.regex(failing.stdout, /small\/small-1K-write .* regressed/);
+  t.notRegex(failing.stdout, /tree\/untar .* regressed/);
+
+  // A peak RSS over issue 6's memory goal fails the check whatever the times; --peak-rss-mib 0 leaves memory out.
+  const heavy = JSON.parse(JSON.stringify(report)) as BenchReport;
+  const streamProcess = heavy.workloads.stream4g?.targets.svault?.process;
+  if (!streamProcess) return t.fail('the stream workload has no svault process figures');
+  streamProcess.peakRssBytes = 250 * 1024 * 1024;
+  const heavyFile = path.join(out, 'heavier.json');
+  writeFileSync(heavyFile, JSON.stringify(heavy));
+  const overGoal = await node(['bench/check.ts', '--baseline', file, '--report', heavyFile], process.env, 60_000);
+  t.is(overGoal.code, 1, overGoal.stdout + overGoal.stderr);
+  t.regex(overGoal.stdout, /FAIL: stream4g: the mount's peak RSS was 250 MiB, not under 200 MiB/);
+  const unchecked = await node(['bench/check.ts', '--baseline', file, '--report', heavyFile, '--peak-rss-mib', '0'], process.env, 60_000);
+  t.is(unchecked.code, 0, unchecked.stdout + unchecked.stderr);
+});
+
+test.serial('bench skips gocryptfs cleanly when it is not installed, and says so', async (t) => {
+  const out = mkdtempSync(path.join(os.tmpdir(), 'svault-bench-test-'));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  const env = { ...process.env, SVAULT_BENCH_GOCRYPTFS: '/nonexistent/gocryptfs' };
+  const r = await node(['bench/run.ts', '--quick', '--only', 'dd', '--targets', 'svault,native,gocryptfs', '--out', out], env);
+  t.is(r.code, 0, r.stderr.slice(-4000));
+  t.regex(r.stderr, /gocryptfs is not installed: skipping/);
+  const { report } = reportIn(out);
+  t.false(report.targets.gocryptfs.present);
+  t.regex(report.targets.gocryptfs.skipped ?? '', /not installed/);
+  t.is(report.workloads.dd?.targets.gocryptfs, undefined);
+  t.true(isNum(report.workloads.dd?.targets.svault?.figures['dd-write']?.time.median));
+  t.deepEqual(mountsUnder(report.environment.workDir), []);
+  const md = readFileSync(path.join(out, report.files.markdown), 'utf8');
+  t.regex(md, /gocryptfs skipped\*\*: gocryptfs is not installed/);
+});
