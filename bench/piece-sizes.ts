@@ -11,7 +11,8 @@ import path from 'node:path';
 import { DEFAULT_TREE, fileContents, planTree, prng } from '../fixtures/tree.js';
 import { ensureFusermountOnPath } from '../fs/fuse-binding.js';
 import { isChaff } from '../src/core/pieces/address.js';
-import { validateSettings } from '../src/core/vault/config.js';
+import { deriveVaultKeys } from '../src/core/crypto/crypto.js';
+import { readConfig, unwrapMasterKey, validateSettings } from '../src/core/vault/config.js';
 import { META_FILE } from '../src/core/meta/record-store.js';
 import { BLOB_DIR } from '../src/core/store/local-dir-store.js';
 import { DEFAULT_CHAFF_RATIO, DEFAULT_PIECE_SIZE, Vault } from '../src/core/vault/vault.js';
@@ -185,6 +186,12 @@ function measureStore(storeDir: string, addressKey: Buffer): Omit<StoreFigures, 
   return { blobBytes, chaffBytes, metaBytes, otherBytes, blobs, realBlobs: blobs - chaffBlobs, chaffBlobs, sizeClasses };
 }
 
+/** The vault's address key, from its config and passphrase: what tells chaff blobs from real ones. */
+function addressKeyOf(storeDir: string): Buffer {
+  const config = readConfig(storeDir);
+  return deriveVaultKeys(unwrapMasterKey(config, PASSPHRASE, storeDir), Buffer.from(config.vaultId, 'hex')).address;
+}
+
 async function storageFor(pieceSize: number, fixture: Fixture, dir: string): Promise<StoreFigures> {
   const storeDir = path.join(dir, `store-${pieceSize}-${fixture.name}`);
   const realRandom = Math.random;
@@ -194,7 +201,7 @@ async function storageFor(pieceSize: number, fixture: Fixture, dir: string): Pro
   const t0 = performance.now();
   try {
     const v = await Vault.create(storeDir, PASSPHRASE, { pieceSize, chaffRatio: DEFAULT_CHAFF_RATIO });
-    addressKey = Buffer.from(v.keys.address);
+    addressKey = addressKeyOf(storeDir);
     try {
       written = await fixture.write(v);
     } finally {
@@ -501,7 +508,7 @@ function renderMarkdown(r: PieceSizeReport): string {
   L.push('');
   L.push(r.choice.text.join(' '));
   L.push('');
-  L.push('**Decision:** recorded in reports/optimization-log.md (section "Piece size"); this run does not change the default.');
+  L.push('**Decision:** recorded in docs/optimization-log.md (section "Piece size"); this run does not change the default.');
   L.push('');
   return L.join('\n');
 }

@@ -165,7 +165,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     mkdirSync(mountsDir(), { recursive: true, mode: 0o700 });
     writeFileSync(registry, JSON.stringify(record));
     statusServer = createServer((sock) => {
-      sock.end(JSON.stringify({ ...record, ops: stats.summary(), openFiles: vault.contents.openCount(), aead: aeadImplementation, process: processFigures() }));
+      sock.end(JSON.stringify({ ...record, ops: stats.summary(), openFiles: vault.openFileCount(), aead: aeadImplementation, process: processFigures() }));
     });
     statusServer.on('error', (e) => o.log(`status socket: ${e.message}`));
     statusServer.listen(socketPath);

@@ -1,3 +1,5 @@
+// fs: the FUSE adapter over the vault, and the mount server that runs it.
+//
 // The FUSE adapter: one short handler per operation, each a call into the vault. It knows nothing of
 // pieces or ciphers. Every handler is wrapped so a thrown error becomes an errno (EIO plus a log line for
 // the unexpected), and every call is counted for `svault status` and the profiler.

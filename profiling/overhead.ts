@@ -90,7 +90,13 @@ export function timedSeconds(result: WorkloadResult | undefined, target: string)
   return s;
 }
 
-const sum = (ops: OpRow[], prefix: string) => ops.filter((o) => o.op.startsWith(prefix)).reduce((a, o) => a + o.totalMs, 0);
+/** Calls the piece worker made on its own thread are counted as `<op>@worker` (src/core/contents/piece-offload.ts). */
+const WORKER_SUFFIX = '@worker';
+const onJsThread = (o: OpRow) => !o.op.endsWith(WORKER_SUFFIX);
+/** Total time of the JS thread's operations whose name starts with prefix. */
+const sum = (ops: OpRow[], prefix: string) => ops.filter((o) => onJsThread(o) && o.op.startsWith(prefix)).reduce((a, o) => a + o.totalMs, 0);
+/** Total time of the piece worker's operations. */
+const workerSum = (ops: OpRow[]) => ops.filter((o) => !onJsThread(o)).reduce((a, o) => a + o.totalMs, 0);
 
 /**
  * The breakdown. Nesting: crypto.*, meta.* and store.* run inside fuse.* handlers, or inside the
@@ -123,8 +129,8 @@ export function computeOverhead(workload: string, before: Snapshot, after: Snaps
 
   // The piece worker (src/core/contents/piece-offload.ts) seals full pieces on its own thread: its time overlaps
   // everything here, so it is reported beside the sum, not in it.
-  const sealedOff = ops.find((o) => o.op === 'worker.seal');
-  const W = sum(ops, 'worker.seal') + sum(ops, 'worker.put');
+  const sealedOff = ops.find((o) => o.op === `crypto.seal${WORKER_SUFFIX}`);
+  const W = workerSum(ops);
   if (W > 0) notes.push(`the piece worker thread sealed and stored ${sealedOff?.calls ?? 0} pieces in ${W.toFixed(0)} ms, off the JS thread (not part of the sum: it overlaps it)`);
   const nested = Math.max(0, C + M + S - G); // inside handlers
   const bookkeeping = Math.max(0, H - nested);
@@ -157,7 +163,7 @@ export function computeOverhead(workload: string, before: Snapshot, after: Snaps
     idleMs,
     cpuMs,
     timed: { svault: tSv, native: tNat, floor: tFloor },
-    counters: { fuseHandlers: H, crypto: C, meta: M, store: S, fuseCalls: ops.filter((o) => o.op.startsWith('fuse.')).reduce((a, o) => a + o.calls, 0), allCalls: ops.reduce((a, o) => a + o.calls, 0) },
+    counters: { fuseHandlers: H, crypto: C, meta: M, store: S, fuseCalls: ops.filter((o) => o.op.startsWith('fuse.')).reduce((a, o) => a + o.calls, 0), allCalls: ops.filter(onJsThread).reduce((a, o) => a + o.calls, 0) },
     parts,
     check: { sumMs, wallMs, diffPct, tolerancePct: TOLERANCE_PCT, ok: Math.abs(diffPct) <= TOLERANCE_PCT, notes },
     kernelModule: { fuseShare, speedupBound: fuseShare !== null && fuseShare < 1 ? 1 / (1 - fuseShare) : null },

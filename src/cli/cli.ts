@@ -380,9 +380,8 @@ async function cmdInfo(o: StoreOpts & { json?: boolean }): Promise<void> {
   const vault = await openVault(o, { noLock: true });
   try {
     const { report } = await scan(vault, false);
-    const usage = await vault.store.usage();
-    const metaBytes = vault.meta.records.sizeBytes();
-    const stored = usage.bytes + metaBytes;
+    const usage = await vault.usage();
+    const stored = usage.blobBytes + usage.metadataBytes;
     const info = {
       store: vault.storeDir,
       format: vault.config.format,
@@ -397,8 +396,8 @@ async function cmdInfo(o: StoreOpts & { json?: boolean }): Promise<void> {
       pieces: report.pieces,
       chaffBlobs: report.chaff,
       blobs: usage.blobs,
-      blobBytes: usage.bytes,
-      metadataBytes: metaBytes,
+      blobBytes: usage.blobBytes,
+      metadataBytes: usage.metadataBytes,
       logicalBytes: report.logicalBytes,
       overhead: report.logicalBytes > 0 ? stored / report.logicalBytes - 1 : null,
     };

@@ -26,9 +26,15 @@ export class FsError extends Error {
   }
 }
 
+/**
+ * What went wrong with something read from the store: it is not there (`missing`), or it is there but
+ * fails authentication or is malformed (`damaged`). fsck reports the two apart; a reader gets EIO for both.
+ */
+export type IntegrityKind = 'missing' | 'damaged';
+
 /** Something read from the store failed authentication, was missing or malformed. Never returned as data. */
 export class IntegrityError extends FsError {
-  constructor(message: string) {
+  constructor(message: string, readonly kind: IntegrityKind = 'damaged') {
     super('EIO', message);
     this.name = 'IntegrityError';
   }
@@ -56,10 +62,6 @@ export class StoreLockedError extends Error {
     super(`the vault in ${store} is already in use by process ${pid} (mounted?)`);
     this.name = 'StoreLockedError';
   }
-}
-
-export function fsError(errno: Errno, message: string): FsError {
-  return new FsError(errno, message);
 }
 
 /** Maps a Node system error from the backing store (ENOSPC, EROFS, ...) to an FsError, keeping its errno. */

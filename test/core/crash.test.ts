@@ -12,7 +12,7 @@ import { LOCK_FILE } from '../../src/core/vault/store-lock.js';
 import { BLOB_DIR, LocalDirStore } from '../../src/core/store/local-dir-store.js';
 import type { PieceStore } from '../../src/core/store/piece-store.js';
 import { Vault } from '../../src/core/vault/vault.js';
-import { createTempVault, patternBytes, readAt, tempDir, PASSPHRASE } from '../helpers/temp-vault.js';
+import { abandon, createTempVault, patternBytes, readAt, tempDir, PASSPHRASE } from '../helpers/temp-vault.js';
 
 const P = 4096;
 
@@ -47,9 +47,6 @@ class CrashingStore implements PieceStore {
   usage(): Promise<{ blobs: number; bytes: number }> {
     return this.inner.usage();
   }
-  adopt(a: Address): void {
-    this.inner.adopt(a);
-  }
   async flush(): Promise<void> {
     if (this.crash) throw new Error('simulated crash before the metadata commit');
     return this.inner.flush();
@@ -57,7 +54,7 @@ class CrashingStore implements PieceStore {
 }
 
 function blobFileOf(storeDir: string, vault: Vault, fileId: Buffer, index: number, version: number): string {
-  return join(storeDir, BLOB_DIR, blobPath(vault.contents.addressOf(fileId, index, version)));
+  return join(storeDir, BLOB_DIR, blobPath(vault.check().pieces.pieceAddress({ fileId }, index, version)));
 }
 
 test('crash between the piece writes and the commit (flush fails): old content survives, fsck finds and repairs the orphans', async (t) => {
@@ -97,7 +94,7 @@ test('crash between the piece writes and the commit (flush fails): old content s
   t.deepEqual(v2.inodeAt('/victim').pieces, committedVersions);
   t.true((await v2.readFile('/healthy')).equals(healthy));
 
-  const usageBefore = await v2.store.usage();
+  const usageBefore = await v2.usage();
   const { before, after } = await fsck(v2, { repair: true });
   t.is(before.orphans, 3, JSON.stringify(before));
   t.deepEqual(before.problems, []);
@@ -108,7 +105,7 @@ test('crash between the piece writes and the commit (flush fails): old content s
   t.is(after.orphans, 0);
   t.is(after.chaff, before.chaff, 'chaff is not an orphan and stays');
   for (const f of orphanFiles) t.false(existsSync(f), `orphan ${f} was deleted`);
-  t.is((await v2.store.usage()).blobs, usageBefore.blobs - 3);
+  t.is((await v2.usage()).blobs, usageBefore.blobs - 3);
   t.true((await v2.readFile('/victim')).equals(oldContent));
   t.true((await v2.readFile('/healthy')).equals(healthy));
 
@@ -129,12 +126,12 @@ test('crash with written data never flushed or released (vault abandoned): old c
   await v1.writeFile('/healthy', healthy);
   await v1.writeFile('/victim', oldContent);
   await v1.writeFile('/new-file-before', Buffer.from('committed'));
-  const blobsBefore = (await v1.store.usage()).blobs;
+  const blobsBefore = (await v1.usage()).blobs;
 
   const fh = v1.open('/victim');
   // Write until the engine has sealed some pieces early (it does past 8 MiB of dirty data per file).
   const chunk = patternBytes(1024 * 1024, 6);
-  for (let mib = 0; mib < 64 && (await v1.store.usage()).blobs === blobsBefore; mib++) await v1.write(fh, chunk, mib * chunk.length);
+  for (let mib = 0; mib < 64 && (await v1.usage()).blobs === blobsBefore; mib++) await v1.write(fh, chunk, mib * chunk.length);
   const fh2 = v1.create('/never-committed', 0o644);
   await v1.write(fh2, Buffer.from('lost'), 0);
   // Let v1's group commit write its staged metadata (the create), as it would within 25 ms, and its
@@ -142,10 +139,10 @@ test('crash with written data never flushed or released (vault abandoned): old c
   // The sealing in flight (up to 8 MiB of pieces on the worker) can take longer than a fixed sleep on a
   // busy machine, so wait until the store has stopped growing.
   await new Promise((r) => setTimeout(r, 100));
-  let blobsAfterWrite = (await v1.store.usage()).blobs;
+  let blobsAfterWrite = (await v1.usage()).blobs;
   for (let steady = 0, waited = 0; steady < 6 && waited < 10_000; waited += 50) {
     await new Promise((r) => setTimeout(r, 50));
-    const now = (await v1.store.usage()).blobs;
+    const now = (await v1.usage()).blobs;
     steady = now === blobsAfterWrite ? steady + 1 : 0;
     blobsAfterWrite = now;
   }
@@ -164,7 +161,7 @@ test('crash with written data never flushed or released (vault abandoned): old c
   t.true(before.orphans > 0, JSON.stringify(before));
   t.deepEqual(before.problems, []);
   t.true(after !== undefined && isClean(after), JSON.stringify(after));
-  t.is((await v2.store.usage()).blobs, blobsAfterWrite - before.orphans);
+  t.is((await v2.usage()).blobs, blobsAfterWrite - before.orphans);
   t.true((await v2.readFile('/victim')).equals(oldContent));
   t.true((await v2.readFile('/healthy')).equals(healthy));
   t.true(isClean((await fsck(v2)).before), 'a second fsck is clean');
@@ -258,7 +255,7 @@ test('close of a file unlinked while open makes the unlink durable: a crash righ
   await v1.write(fh, patternBytes(2 * P, 3), 0); // written on through the handle, as POSIX allows
   await v1.flush(fh); // close(2) returned: an acknowledgement (README, crash safety)
   // The process dies right then: nothing staged reaches SQLite, and the lock is stale.
-  v1.meta.records.abandon();
+  abandon(v1);
   unlinkSync(join(tv.storeDir, LOCK_FILE));
   const v2 = await tv.open();
   const err = t.throws(() => v2.getattr('/gone'));

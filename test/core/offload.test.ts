@@ -19,8 +19,8 @@ const vaultId = Buffer.alloc(16, 1);
 const addressKey = Buffer.alloc(32, 2);
 const fileKey = Buffer.alloc(32, 3);
 
-async function offloadIn(storeDir: string, stats = new OpStats(), idleMs?: number): Promise<PieceOffload> {
-  const offload = new PieceOffload({ storeDir, vaultId, addressKey, pieceSize: P }, stats, idleMs);
+async function offloadIn(storeDir: string, stats = new OpStats(), idleMs?: number, chaffRatio = 0): Promise<PieceOffload> {
+  const offload = new PieceOffload({ storeDir, vaultId, addressKey, pieceSize: P, chaffRatio }, stats, idleMs);
   await offload.ready;
   return offload;
 }
@@ -35,7 +35,7 @@ test('sealed pieces are written where their address says, and open with the file
   t.teardown(() => offload.close());
   const datas = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => patternBytes(P, i + 1));
   // More jobs than slots would hold if each waited for nothing: takeSlot must block, not fail.
-  const jobs = datas.map((d, i) => offload.sealAndPut(fileKey, pieceId(i), d, 0));
+  const jobs = datas.map((d, i) => offload.sealAndPut(fileKey, pieceId(i), d));
   for (const job of jobs) await offload.wait(job);
   await offload.flush();
   for (const [i, d] of datas.entries()) {
@@ -53,14 +53,14 @@ test('an idle worker stays up: a job after a quiet spell (longer than its 1 s sl
   t.teardown(() => offload.close());
   await new Promise((r) => setTimeout(r, 1500));
   t.true(offload.alive);
-  await t.notThrowsAsync(offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1), 0)));
+  await t.notThrowsAsync(offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1))));
 });
 
 test('an idle worker is ended, and the next piece starts a new one', async (t) => {
   const dir = tempDir(t);
   const offload = await offloadIn(dir, new OpStats(), 200);
   t.teardown(() => offload.close());
-  await offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1), 0));
+  await offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1)));
   await offload.flush();
   // 200 ms without work, then the worker's exit: poll, as a loaded machine can take longer than that.
   for (let waited = 0; offload.alive && waited < 10_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
@@ -70,7 +70,7 @@ test('an idle worker is ended, and the next piece starts a new one', async (t) =
   for (let tries = 0; !offload.available() && tries < 600; tries++) await new Promise((r) => setTimeout(r, 50));
   const o = offload as unknown as Record<string, unknown>;
   t.true(offload.alive, `a new worker is up (dead ${String(o.dead)}, retired ${String(o.retired)}, retiring ${String(o.retiring)}, started ${String(o.started)}, exited ${String(o.exited)})`);
-  await offload.wait(offload.sealAndPut(fileKey, pieceId(1), patternBytes(P, 2), 0));
+  await offload.wait(offload.sealAndPut(fileKey, pieceId(1), patternBytes(P, 2)));
   await offload.flush();
   for (const i of [0, 1]) t.truthy(openPiece(fileKey, vaultId, pieceId(i), readFileSync(join(dir, BLOB_DIR, blobPath(addressOf(addressKey, pieceId(i))))), P));
 });
@@ -79,7 +79,7 @@ test('an idle worker holding blobs not yet durable is not ended', async (t) => {
   const dir = tempDir(t);
   const offload = await offloadIn(dir, new OpStats(), 200);
   t.teardown(() => offload.close());
-  await offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1), 0));
+  await offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1)));
   await new Promise((r) => setTimeout(r, 800));
   t.true(offload.alive, 'kept: its blob waits for the flush before a commit');
   await t.notThrowsAsync(offload.flush());
@@ -89,14 +89,14 @@ test('a job nobody waits for still settles (the poll timer collects it)', async 
   const dir = tempDir(t);
   const offload = await offloadIn(dir);
   t.teardown(() => offload.close());
-  await t.notThrowsAsync(offload.sealAndPut(fileKey, pieceId(0), patternBytes(100, 5), 0).result);
+  await t.notThrowsAsync(offload.sealAndPut(fileKey, pieceId(0), patternBytes(100, 5)).result);
 });
 
-test('chaff goes with a piece when asked: blobs of its size, each different, each recognised as chaff', async (t) => {
+test('chaff goes with a piece at the vault\'s ratio: blobs of its size, each different, each recognised as chaff', async (t) => {
   const dir = tempDir(t);
-  const offload = await offloadIn(dir);
+  const offload = await offloadIn(dir, new OpStats(), undefined, 3); // a whole ratio: exactly 3 per piece
   t.teardown(() => offload.close());
-  await offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1), 3));
+  await offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1)));
   const blobs = readdirSync(join(dir, BLOB_DIR)).flatMap((shard) => readdirSync(join(dir, BLOB_DIR, shard)).map((name) => ({ name, bytes: readFileSync(join(dir, BLOB_DIR, shard, name)) })));
   t.is(blobs.length, 4);
   const pieceName = addressOf(addressKey, pieceId(0)).toString('hex');
@@ -118,12 +118,12 @@ test('a failure in the worker comes back as an FsError naming the blob, and the 
   // The blob directory replaced by a file: every put fails (ENOTDIR), as root too.
   rmSync(join(dir, BLOB_DIR), { recursive: true });
   writeFileSync(join(dir, BLOB_DIR), 'not a directory');
-  const err = await t.throwsAsync(offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1), 0)));
+  const err = await t.throwsAsync(offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1))));
   t.true(err instanceof FsError);
   t.regex(err?.message ?? '', /blob/);
   rmSync(join(dir, BLOB_DIR));
   mkdirSync(join(dir, BLOB_DIR));
-  await t.notThrowsAsync(offload.wait(offload.sealAndPut(fileKey, pieceId(1), patternBytes(P, 2), 0)), 'the next job works');
+  await t.notThrowsAsync(offload.wait(offload.sealAndPut(fileKey, pieceId(1), patternBytes(P, 2))), 'the next job works');
 });
 
 test('after close, jobs fail with EIO at once instead of hanging', async (t) => {
@@ -131,7 +131,7 @@ test('after close, jobs fail with EIO at once instead of hanging', async (t) => 
   const offload = await offloadIn(dir);
   await offload.close();
   t.false(offload.alive);
-  const err = await t.throwsAsync(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1), 0).result);
+  const err = await t.throwsAsync(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1)).result);
   t.is((err as FsError).errno, 'EIO');
 });
 
@@ -146,8 +146,10 @@ test('through the vault: a file written in full pieces is sealed on the worker a
   await v.write(fh, Buffer.from('rewritten'), 39 * P + 5);
   data.write('rewritten', 39 * P + 5);
   await v.release(fh);
-  t.true(v.stats.summary().some((s) => s.op === 'worker.seal' && s.calls >= 30), 'full pieces went to the worker');
-  t.true(v.stats.summary().some((s) => s.op === 'worker.flush' && s.calls >= 1), 'the commit had the worker make its blobs durable');
+  const calls = (op: string) => v.stats.summary().find((s) => s.op === op)?.calls ?? 0;
+  t.true(calls('crypto.seal@worker') >= 30, 'full pieces went to the worker');
+  t.true(calls('store.put@worker') >= calls('crypto.seal@worker'), 'the worker stored through its counted store stack: a put per seal, and chaff');
+  t.true(calls('store.flush@worker') >= 1, 'the commit had the worker make its blobs durable');
   await tv.reopen();
   t.true((await readAt(tv.vault, '/big', 0, data.length)).equals(data));
 });

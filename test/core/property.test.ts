@@ -144,5 +144,5 @@ test('random write/truncate/read/reopen sequences match an in-memory model', asy
   const { before } = await fsck(tv.vault);
   t.true(isClean(before), JSON.stringify(before));
   t.is(before.pieces, 0);
-  t.is((await tv.vault.store.usage()).blobs, before.chaff);
+  t.is((await tv.vault.usage()).blobs, before.chaff);
 });

@@ -24,7 +24,7 @@ const SIZES = [0, 1, P - 1, P, P + 1, 2 * P, 3 * P - 1, 3 * P + 17, 10 * P + 123
 
 /** Blob count of a vault's store (chaff is off in these vaults, so it is the count of live pieces). */
 async function blobCount(tv: TempVault): Promise<number> {
-  return (await tv.vault.store.usage()).blobs;
+  return (await tv.vault.usage()).blobs;
 }
 
 for (const backend of backends) {

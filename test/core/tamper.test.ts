@@ -92,16 +92,16 @@ test.before(async () => {
   ];
 
   // Metadata records to damage, by their (keyed) names.
-  const rec = v.meta.records;
+  const rec = v.check().meta;
   inodeIds = Object.fromEntries([...files.keys()].map((p) => [p, v.inodeAt(p).id]));
-  const inodeKey = (p: string) => rec.nameOf('inode', inodeIds[p] as string);
+  const inodeKey = (p: string) => rec.inodeRecordName(inodeIds[p] as string);
   const metaInode = inodeKey('/meta-inode');
-  const metaEntry = rec.nameOf('entry', ROOT_ID, 'meta-entry');
+  const metaEntry = rec.entryRecordName(ROOT_ID, 'meta-entry');
   const movedA = inodeKey('/meta-moved-a');
   const movedB = inodeKey('/meta-moved-b');
   v.mkdir('/pagedir', 0o755);
   await writeAt(v, '/pagedir/inside', Buffer.from('x'), 0);
-  const pagedirPage = rec.nameOf('dirpage', v.inodeAt('/pagedir').id, '0');
+  const pagedirPage = rec.pageRecordName(v.inodeAt('/pagedir').id, 0);
 
   await tv.close();
   for (const d of damages) d();

@@ -125,7 +125,7 @@ export function blobsOf(v: Vault, path: string): string[] {
   return [...inode.pieces.entries()]
     .sort((a, b) => a[0] - b[0])
     .map(([i, ver]) => {
-      const hex = v.contents.addressOf(inode.fileId, i, ver).toString('hex');
+      const hex = v.check().pieces.pieceAddress(inode, i, ver).toString('hex');
       return `${hex.slice(0, 2)}/${hex}`;
     });
 }

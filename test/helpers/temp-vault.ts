@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { blobPath } from '../../src/core/pieces/address.js';
 import { BLOB_DIR } from '../../src/core/store/local-dir-store.js';
+import type { RecordStore } from '../../src/core/meta/record-store.js';
 import type { PieceStore } from '../../src/core/store/piece-store.js';
 import { Vault } from '../../src/core/vault/vault.js';
 
@@ -101,8 +102,24 @@ export class TempVault {
     const inode = this.vault.inodeAt(path);
     const v = version ?? inode.pieces.get(index);
     if (v === undefined) throw new Error(`${path} has no piece ${index}`);
-    return join(this.blobsDir, blobPath(this.vault.contents.addressOf(inode.fileId, index, v)));
+    return join(this.blobsDir, blobPath(this.vault.check().pieces.pieceAddress(inode, index, v)));
   }
+}
+
+/**
+ * Makes a vault behave as if its process died: what its metadata had staged never reaches SQLite, and
+ * the database is closed. Reaches inside on purpose; nothing but a crash test needs this.
+ */
+export function abandon(vault: Vault): void {
+  (vault as unknown as { meta: { records: { abandon(): void } } }).meta.records.abandon();
+}
+
+/**
+ * A vault's record store, to plant authentic records of any content (fuzz tests). Reaches inside on
+ * purpose: nothing else writes records around the metadata layer.
+ */
+export function recordsOf(vault: Vault): RecordStore {
+  return (vault as unknown as { meta: { records: RecordStore } }).meta.records;
 }
 
 export async function createTempVault(c: Cleanup, opts: TempVaultOptions = {}): Promise<TempVault> {

@@ -211,19 +211,19 @@ test('orphan blobs (from another vault, at their own and at another path, and a 
 
 test('damaged inode record of a file: fsck names it; repair drops the unreadable file (8); healthy files intact', async (t) => {
   const box = await copyOfPristine(t);
-  await withVault(box.store, (v) => flipRecord(box.store, v.meta.records.nameOf('inode', v.inodeAt('/d/sub/g').id)));
+  await withVault(box.store, (v) => flipRecord(box.store, v.check().meta.inodeRecordName(v.inodeAt('/d/sub/g').id)));
   await checkRepair(t, box, 'file inode record', { report: /bad-record: \/d\/sub\/g: .*inode/, repair: [8, 9], damaged: ['d/sub/g'] });
 });
 
 test('damaged directory entry record: fsck names it; repair rebuilds it from the listing (8); the file stays in place', async (t) => {
   const box = await copyOfPristine(t);
-  await withVault(box.store, (v) => flipRecord(box.store, v.meta.records.nameOf('entry', v.inodeAt('/e').id, 'i')));
+  await withVault(box.store, (v) => flipRecord(box.store, v.check().meta.entryRecordName(v.inodeAt('/e').id, 'i')));
   await checkRepair(t, box, 'entry record', { report: /bad-record: \/e\/i: .*entry/, repair: [8], damaged: [] });
 });
 
 test('damaged listing page of a directory: repair rebuilds it from the entry records (8); its files stay in place', async (t) => {
   const box = await copyOfPristine(t);
-  await withVault(box.store, (v) => flipRecord(box.store, v.meta.records.nameOf('dirpage', v.inodeAt('/d').id, '0')));
+  await withVault(box.store, (v) => flipRecord(box.store, v.check().meta.pageRecordName(v.inodeAt('/d').id, 0)));
   await checkRepair(t, box, 'listing page', {
     report: /bad-directory: \/d: .*page 0/,
     repair: [8],
@@ -237,7 +237,7 @@ test('damaged listing page of a directory: repair rebuilds it from the entry rec
 
 test('missing listing page of a directory: repair rebuilds it from the entry records (8)', async (t) => {
   const box = await copyOfPristine(t);
-  await withVault(box.store, (v) => deleteRecord(box.store, v.meta.records.nameOf('dirpage', v.inodeAt('/e').id, '0')));
+  await withVault(box.store, (v) => deleteRecord(box.store, v.check().meta.pageRecordName(v.inodeAt('/e').id, 0)));
   await checkRepair(t, box, 'missing listing page', {
     report: /bad-directory: \/e: .*page 0 is missing/,
     repair: [8],
@@ -250,7 +250,7 @@ test('missing listing page of a directory: repair rebuilds it from the entry rec
 async function bigPage(box: Sandbox, page: number): Promise<{ id: string; names: string[] }> {
   return withVault(box.store, (v) => {
     const id = v.inodeAt(`/${BIG_DIR}`).id;
-    return { id, names: [...bigData.keys()].filter((n) => v.meta.lookup(id, n)?.page === page) };
+    return { id, names: [...bigData.keys()].filter((n) => v.check().meta.lookup(id, n)?.page === page) };
   });
 }
 
@@ -273,7 +273,7 @@ test(`damaged middle page of a directory of ${BIG_COUNT} entries (3 pages): repa
   const box = await copyOfPristine(t);
   const { id, names } = await bigPage(box, 1);
   t.is(names.length, 128, 'page 1 of the big directory is full (so pages 0 and 2 are intact neighbours)');
-  flipRecord(box.store, await withVault(box.store, (v) => v.meta.records.nameOf('dirpage', id, '1')));
+  flipRecord(box.store, await withVault(box.store, (v) => v.check().meta.pageRecordName(id, 1)));
   await checkRepair(t, box, 'big directory page', {
     report: new RegExp(`bad-directory: /${BIG_DIR}: .*page 1`),
     repair: [8],
@@ -297,8 +297,8 @@ test('damaged page with, on it, a file with a damaged piece and a file with a da
   const { id, names } = await bigPage(box, 2);
   const [pieceBad, inodeBad] = names as [string, string];
   const { pieceBadId, blob } = await withVault(box.store, (v) => {
-    flipRecord(box.store, v.meta.records.nameOf('dirpage', id, '2'));
-    flipRecord(box.store, v.meta.records.nameOf('inode', v.inodeAt(`/${BIG_DIR}/${inodeBad}`).id));
+    flipRecord(box.store, v.check().meta.pageRecordName(id, 2));
+    flipRecord(box.store, v.check().meta.inodeRecordName(v.inodeAt(`/${BIG_DIR}/${inodeBad}`).id));
     return { pieceBadId: v.inodeAt(`/${BIG_DIR}/${pieceBad}`).id, blob: blobsOf(v, `/${BIG_DIR}/${pieceBad}`)[0] as string };
   });
   const b = readFileSync(blobAbs(box, blob));
@@ -323,8 +323,8 @@ test('damaged page and the entry record of a name on it: the rest is rebuilt and
   const lost = names[5] as string;
   const lostId = await withVault(box.store, (v) => {
     const lostInode = v.inodeAt(`/${BIG_DIR}/${lost}`).id; // before its entry record is damaged
-    flipRecord(box.store, v.meta.records.nameOf('dirpage', id, '0'));
-    flipRecord(box.store, v.meta.records.nameOf('entry', id, lost));
+    flipRecord(box.store, v.check().meta.pageRecordName(id, 0));
+    flipRecord(box.store, v.check().meta.entryRecordName(id, lost));
     return lostInode;
   });
   await checkRepair(t, box, 'page and entry record', {
@@ -345,9 +345,9 @@ test('damaged page, and the entry record and inode record of a name on it: the r
   const lost = names[7] as string;
   const lostBlobs = await withVault(box.store, (v) => {
     const blobs = blobsOf(v, `/${BIG_DIR}/${lost}`); // before its records are damaged
-    flipRecord(box.store, v.meta.records.nameOf('inode', v.inodeAt(`/${BIG_DIR}/${lost}`).id));
-    flipRecord(box.store, v.meta.records.nameOf('dirpage', id, '0'));
-    flipRecord(box.store, v.meta.records.nameOf('entry', id, lost));
+    flipRecord(box.store, v.check().meta.inodeRecordName(v.inodeAt(`/${BIG_DIR}/${lost}`).id));
+    flipRecord(box.store, v.check().meta.pageRecordName(id, 0));
+    flipRecord(box.store, v.check().meta.entryRecordName(id, lost));
     return blobs;
   });
   const blobsBefore = blobFiles(box.store);
@@ -366,7 +366,7 @@ test('damaged page, and the entry record and inode record of a name on it: the r
 
 test('damaged inode record of a directory: repair keeps the healthy files under it (in place or in /lost+found)', async (t) => {
   const box = await copyOfPristine(t);
-  await withVault(box.store, (v) => flipRecord(box.store, v.meta.records.nameOf('inode', v.inodeAt('/e').id)));
+  await withVault(box.store, (v) => flipRecord(box.store, v.check().meta.inodeRecordName(v.inodeAt('/e').id)));
   await checkRepair(t, box, 'directory inode record', {
     report: /bad-record: \/e: .*inode/,
     repair: [8, 9],
@@ -379,8 +379,8 @@ test('damaged inode record of a directory and its listing page: repair rebuilds 
   const box = await copyOfPristine(t);
   await withVault(box.store, (v) => {
     const id = v.inodeAt('/d').id;
-    flipRecord(box.store, v.meta.records.nameOf('inode', id));
-    flipRecord(box.store, v.meta.records.nameOf('dirpage', id, '0'));
+    flipRecord(box.store, v.check().meta.inodeRecordName(id));
+    flipRecord(box.store, v.check().meta.pageRecordName(id, 0));
   });
   await checkRepair(t, box, 'directory inode and listing page', {
     report: /bad-record: \/d: .*inode/,
@@ -392,7 +392,7 @@ test('damaged inode record of a directory and its listing page: repair rebuilds 
 
 test('damaged inode record of the root: repair does not wipe the vault', async (t) => {
   const box = await copyOfPristine(t);
-  await withVault(box.store, (v) => flipRecord(box.store, v.meta.records.nameOf('inode', ROOT_ID)));
+  await withVault(box.store, (v) => flipRecord(box.store, v.check().meta.inodeRecordName(ROOT_ID)));
   const blobsBefore = blobFiles(box.store).size;
   const f = await fsckOut(box);
   t.is(f.code, 7, f.stdout + f.stderr);
@@ -406,7 +406,7 @@ test('damaged inode record of the root: repair does not wipe the vault', async (
 
 test('damaged vault state record: fsck reports it (not exit 1), and repair rebuilds it or refuses without destroying anything', async (t) => {
   const box = await copyOfPristine(t);
-  await withVault(box.store, (v) => flipRecord(box.store, v.meta.records.nameOf('state')));
+  await withVault(box.store, (v) => flipRecord(box.store, v.check().meta.vaultRecordNames()[0] as Buffer));
   const blobsBefore = blobFiles(box.store).size;
   const f = await fsckOut(box);
   t.log(`state record: fsck exit ${f.code}: ${f.stdout}${f.stderr.split('\n')[0]}`);

@@ -24,7 +24,7 @@ import { Metadata } from '../../src/core/meta/metadata.js';
 import { META_FILE, RecordStore } from '../../src/core/meta/record-store.js';
 import { blobSizeClasses, openPiece, openPieceInto, sealPiece, type PieceId } from '../../src/core/pieces/piece-codec.js';
 import { MemoryStore } from '../../src/core/store/memory-store.js';
-import { CleanupList, createTempVault, tempDir, type TempVault } from '../helpers/temp-vault.js';
+import { CleanupList, createTempVault, recordsOf, tempDir, type TempVault } from '../helpers/temp-vault.js';
 
 const SEED = Number(process.env.SVAULT_SEED ?? 20261127);
 const SCALE = Number(process.env.SVAULT_FUZZ_RUNS ?? 1);
@@ -406,12 +406,19 @@ const recordContent = fc.oneof(
   fc.array(fc.record({ name: edgeValue, id: edgeValue, kind: edgeValue }, { requiredKeys: [] }), { maxLength: 4 }).map((x) => Buffer.from(JSON.stringify(x))),
 );
 
+/** A record store of its own with fresh keys, and Metadata over it: the layer fuzzed without a vault. */
+function metadataOnItsOwn(t: ExecutionContext): { rs: RecordStore; meta: Metadata } {
+  const rs = new RecordStore(tempDir(hooks, 'svault-fuzz-meta-'), randomBytes(32), randomBytes(32), randomBytes(16));
+  t.teardown(() => rs.close());
+  return { rs, meta: new Metadata(rs) };
+}
+
 test('Metadata.lookup on an entry record with arbitrary authenticated content: IntegrityError or a well-formed entry', (t) => {
-  const rs = tv.vault.meta.records;
+  const { rs, meta } = metadataOnItsOwn(t);
   fuzz(t, 'Metadata.lookup', recordContent, runs(800), (b) => {
     rs.put(rs.nameOf('entry', ROOT_ID, 'x'), b);
     rs.flush();
-    return expectOnly([IntegrityError], () => tv.vault.meta.lookup(ROOT_ID, 'x'), (e) => {
+    return expectOnly([IntegrityError], () => meta.lookup(ROOT_ID, 'x'), (e) => {
       if (e === null) return null;
       if (typeof e !== 'object') return 'not an object';
       if (e.name !== 'x') return 'name';
@@ -424,14 +431,14 @@ test('Metadata.lookup on an entry record with arbitrary authenticated content: I
 });
 
 test('Metadata.list on a listing page with arbitrary authenticated content: IntegrityError or well-formed entries', (t) => {
-  const rs = tv.vault.meta.records;
+  const { rs, meta } = metadataOnItsOwn(t);
   const dir = newInode('dir', 0o755, 0, 0);
   dir.dirPages = 1;
   fuzz(t, 'Metadata.list', fc.tuple(recordContent, fc.nat(5)), runs(800), ([b, entries]) => {
     dir.entries = entries;
     rs.put(rs.nameOf('dirpage', dir.id, '0'), b);
     rs.flush();
-    return expectOnly([IntegrityError], () => tv.vault.meta.list(dir), (list) => {
+    return expectOnly([IntegrityError], () => meta.list(dir), (list) => {
       if (!Array.isArray(list)) return 'not an array';
       for (const e of list) {
         if (typeof e !== 'object' || e === null) return 'entry not an object';
@@ -457,7 +464,7 @@ test('Metadata (opening) with a vault state record of arbitrary authenticated co
 
 test('Vault path operations over an entry record with arbitrary authenticated content give FsError, never a TypeError', (t) => {
   const v = tv.vault;
-  const rs = v.meta.records;
+  const rs = recordsOf(v);
   let k = 0;
   fuzz(t, 'Vault.getattr on a fuzzed entry', recordContent, runs(400), (b) => {
     const name = `y${k++}`;

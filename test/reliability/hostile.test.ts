@@ -244,13 +244,13 @@ test('tampered metadata records: EIO through the mount, the server stays up, hea
   });
   await unmountAndCheck(t, box);
   await withVault(box.store, (v) => {
-    const r = v.meta.records;
-    flipRecord(box.store, r.nameOf('inode', v.inodeAt('/c').id));
-    flipRecord(box.store, r.nameOf('entry', v.inodeAt('/d').id, 'a'));
-    flipRecord(box.store, r.nameOf('dirpage', v.inodeAt('/p').id, '0'));
+    const r = v.check().meta;
+    flipRecord(box.store, r.inodeRecordName(v.inodeAt('/c').id));
+    flipRecord(box.store, r.entryRecordName(v.inodeAt('/d').id, 'a'));
+    flipRecord(box.store, r.pageRecordName(v.inodeAt('/p').id, 0));
     // A sealed BLOB replaced by a TEXT value: SQLite does not stop that (the column is not STRICT).
-    changeRecord(box.store, r.nameOf('inode', v.inodeAt('/e/x').id), () => 'x'.repeat(200));
-    deleteRecord(box.store, r.nameOf('entry', v.inodeAt('/d').id, 'b'));
+    changeRecord(box.store, r.inodeRecordName(v.inodeAt('/e/x').id), () => 'x'.repeat(200));
+    deleteRecord(box.store, r.entryRecordName(v.inodeAt('/d').id, 'b'));
   });
 
   t.is((await box.mount()).code, 0);
@@ -287,7 +287,7 @@ test('after an unclean shutdown, the mount\'s orphan sweep does not delete the p
   const pid = onlyServer(box);
   process.kill(pid, 'SIGKILL'); // an unclean shutdown: the next mount sweeps orphaned blobs
   t.true(await waitFor(() => !alive(pid), 5000));
-  await withVault(box.store, (v) => flipRecord(box.store, v.meta.records.nameOf('dirpage', v.inodeAt('/d').id, '0')));
+  await withVault(box.store, (v) => flipRecord(box.store, v.check().meta.pageRecordName(v.inodeAt('/d').id, 0)));
   const before = [...blobFiles(box.store)].sort();
   const m = await box.mount();
   t.is(m.code, 0, m.stderr);

@@ -1,26 +1,26 @@
 // Hands the sealing of full pieces (seal-behind) to a worker thread (piece-worker.ts).
-// Why: the JS thread answers every FUSE request one at a time, so while it seals a piece (AES-GCM, about
-// 90 µs per 128 KiB here) and writes its blob file (about 80 µs), the next request waits; on the worker
-// that work runs on the other core while this thread answers. Foreground work (the seals of a commit,
-// all reads) stays on this thread: a hop would only add latency. Read-ahead through the worker was
-// measured too, with messages and with this shared memory, and was slower both times
-// (reports/optimization-log.md, section 6).
+// Why: the JS thread answers every FUSE request one at a time, so while it seals a piece and writes its
+// blob, the next request waits; on the worker that work runs on the other core while this thread
+// answers. Foreground work (the seals of a commit, all reads) stays on this thread: a hop would only add
+// latency. Read-ahead through the worker was tried and was slower (docs/optimization-log.md).
 //
-// The two threads share memory instead of posting messages: a message costs about 120 µs of CPU per
-// round trip here (measured), as much as sealing the piece. A job is a slot of a SharedArrayBuffer
-// (header, key, id, data); this thread fills it and queues it, the worker sleeps in Atomics.wait until
-// there is work and marks the slot done. This thread never waits for a reply it does not need yet: it
-// collects finished jobs when it passes by (poll, on each write), and blocks on one job only when it
-// needs that job now (wait: a commit, or a write to a piece still being sealed).
+// The two threads share memory instead of posting messages: a message cost as much CPU as sealing the
+// piece. A job is a slot of a SharedArrayBuffer (header, key, id, data); this thread fills it and queues
+// it, the worker sleeps until there is work and marks the slot done. This thread never waits for a
+// reply it does not need yet: it collects finished jobs when it passes by (poll, on each write), and
+// blocks on one job only when it needs that job now (wait: a commit, or a write to a piece still being
+// sealed).
 //
-// Only for the local directory store: the worker opens the same directory with a LocalDirStore of its
-// own, and makes its puts durable when asked (flush), before the metadata commit that points to them.
+// Only for the local directory store: the worker opens its own store stack over the same directory and
+// stores through the same pieces layer (src/core/pieces/sealed-pieces.ts), and makes its puts durable
+// when asked (flush), before the metadata commit that points to them. The calls it makes on its stack
+// come back with each job's result and are counted here, as `<op>@worker` (store.put@worker, ...).
 
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { FsError, IntegrityError, type Errno } from '../errors.js';
-import type { OpStats } from '../util/op-stats.js';
+import type { LoggedOp, OpStats } from '../util/op-stats.js';
 import type { PieceId } from '../pieces/piece-codec.js';
 
 /** What the worker is started with (workerData). */
@@ -29,6 +29,7 @@ export interface OffloadSetup {
   vaultId: Uint8Array;
   addressKey: Uint8Array;
   pieceSize: number;
+  chaffRatio: number;
   slots: number;
   control: SharedArrayBuffer;
   jobs: SharedArrayBuffer;
@@ -53,23 +54,29 @@ export const STATUS_OK = 0;
 export const STATUS_ERROR = 1;
 export const STATUS_INTEGRITY = 2;
 
-/** A slot: a header of Float64 fields, key, file id, errno and message, then the piece's bytes. */
+/**
+ * A slot: a header of Float64 fields, key, file id, errno and message, the calls the job made on the
+ * worker's store stack (a log of (op, ns, bytes) triples), then the piece's bytes.
+ */
 export const F_OP = 0;
 export const F_INDEX = 1;
 export const F_VERSION = 2;
 export const F_LENGTH = 3; // the plaintext's length
-export const F_CHAFF = 4;
-export const F_STATUS = 5;
-export const F_SEAL_NS = 6;
-export const F_IO_NS = 7;
-export const F_BYTES = 8; // blob bytes written
-export const F_MESSAGE_LENGTH = 9;
+export const F_STATUS = 4;
+export const F_MESSAGE_LENGTH = 5;
+export const F_LOGGED = 6; // how many calls the log holds
 export const KEY_AT = 128;
 export const FILE_ID_AT = 160;
 export const ERRNO_AT = 192;
 export const MESSAGE_AT = 256;
 export const MESSAGE_MAX = 768;
-export const DATA_AT = 1024;
+export const LOG_AT = 1024;
+/** A job makes one seal and at most 1 + MAX_CHAFF_RATIO puts, or one flush: this is room to spare. */
+export const LOG_MAX = 32;
+export const DATA_AT = LOG_AT + LOG_MAX * 3 * 8;
+
+/** The calls the worker may log, by their number in the slot. */
+export const WORKER_OPS = ['crypto.seal', 'store.put', 'store.get', 'store.delete', 'store.flush'] as const;
 
 export function slotStride(pieceSize: number): number {
   return DATA_AT + pieceSize;
@@ -116,9 +123,8 @@ function startWorker(workerData: OffloadSetup): Worker {
 }
 
 /**
- * The worker's young generation, small. It was chosen when each sealed piece left a 128 KiB blob behind
- * (2 MiB kept the mount's RSS 15-25 MiB lower while dd wrote 2 GiB, at no measurable cost); the worker
- * now seals into one reused buffer (piece-worker.ts), and what is left per job is a few small objects.
+ * The worker's young generation, small: it seals into one reused buffer (SealedPieces' oneBlobAtATime),
+ * so what is left per job is a few small objects, and a larger young generation only raised the RSS.
  */
 const WORKER_YOUNG_GENERATION_MB = 2;
 
@@ -126,8 +132,8 @@ const WORKER_YOUNG_GENERATION_MB = 2;
 const JOB_TIMEOUT_MS = 120_000;
 /**
  * An idle worker is ended after this long: a V8 heap that sleeps collects no garbage, and ending the
- * worker gave back about 40 MiB after a large write (measured). The next full piece starts a new one
- * (in about 50 ms; the pieces meanwhile are sealed on this thread).
+ * worker gives its memory back after a large write. The next full piece starts a new one (the pieces
+ * meanwhile are sealed on this thread).
  */
 const IDLE_MS = 2000;
 
@@ -233,20 +239,17 @@ export class PieceOffload {
   }
 
   /**
-   * Seals `data` as the given piece and writes its blob, plus `chaff` chaff blobs of the same size.
-   * The data is copied into the job's slot: the caller keeps its plaintext, so a failure loses nothing.
+   * Seals `data` as the given piece and stores its blob, with chaff at the vault's ratio. The data is
+   * copied into the job's slot: the caller keeps its plaintext, so a failure loses nothing.
    */
-  sealAndPut(key: Buffer, id: PieceId, data: Buffer, chaff: number): Job<void> {
+  sealAndPut(key: Buffer, id: PieceId, data: Buffer): Job<void> {
     if (!this.alive) return refused();
     const slot = this.takeSlot();
     const f = this.header(slot, OP_SEAL_PUT, key, id);
     f[F_LENGTH] = data.length;
-    f[F_CHAFF] = chaff;
     this.bytes.set(data, slot * this.stride + DATA_AT);
     return this.submit(slot, () => {
-      this.unflushed += 1 + chaff;
-      this.stats.add('worker.seal', f[F_SEAL_NS] ?? 0, f[F_BYTES] ?? 0);
-      this.stats.add('worker.put', f[F_IO_NS] ?? 0, f[F_BYTES] ?? 0);
+      this.unflushed++;
     });
   }
 
@@ -256,11 +259,9 @@ export class PieceOffload {
     const count = this.unflushed;
     if (!this.alive) await refused().result;
     const slot = this.takeSlot();
-    const f = this.fieldsOf(slot);
-    f[F_OP] = OP_FLUSH;
+    this.fieldsOf(slot)[F_OP] = OP_FLUSH;
     const job = this.submit(slot, () => {
       this.unflushed -= count;
-      this.stats.add('worker.flush', f[F_IO_NS] ?? 0, 0);
     });
     await this.wait(job);
   }
@@ -330,6 +331,7 @@ export class PieceOffload {
       this.pending.delete(slot);
       try {
         if (this.dead !== null && Atomics.load(this.ctl, CTL_STATE + slot) !== SLOT_DONE) throw new FsError('EIO', `piece worker: ${this.dead}`);
+        for (const call of readLog(this.fields, this.stride, slot)) this.stats.add(`${call.op}@worker`, call.ns, call.bytes);
         const status = f[F_STATUS];
         if (status === STATUS_ERROR || status === STATUS_INTEGRITY) throw this.errorOf(slot, status);
         settle.resolve(read());
@@ -412,6 +414,34 @@ export class PieceOffload {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }
+}
+
+/** Writes a job's logged calls into its slot (the worker, after the job). Calls past LOG_MAX are dropped. */
+export function writeLog(fields: Float64Array, stride: number, slot: number, calls: readonly LoggedOp[]): void {
+  const f = fields.subarray((slot * stride) / 8);
+  const log = fields.subarray((slot * stride + LOG_AT) / 8);
+  let n = 0;
+  for (const call of calls) {
+    const op = (WORKER_OPS as readonly string[]).indexOf(call.op);
+    if (op < 0 || n >= LOG_MAX) continue;
+    log[3 * n] = op;
+    log[3 * n + 1] = call.ns;
+    log[3 * n + 2] = call.bytes;
+    n++;
+  }
+  f[F_LOGGED] = n;
+}
+
+/** The calls a finished job logged in its slot. */
+function readLog(fields: Float64Array, stride: number, slot: number): LoggedOp[] {
+  const f = fields.subarray((slot * stride) / 8);
+  const log = fields.subarray((slot * stride + LOG_AT) / 8);
+  const calls: LoggedOp[] = [];
+  for (let n = 0; n < Math.min(LOG_MAX, f[F_LOGGED] ?? 0); n++) {
+    const op = WORKER_OPS[log[3 * n] ?? -1];
+    if (op) calls.push({ op, ns: log[3 * n + 1] ?? 0, bytes: log[3 * n + 2] ?? 0 });
+  }
+  return calls;
 }
 
 function refused<T>(): Job<T> {

@@ -1,75 +1,59 @@
-// The piece worker: a thread that seals pieces and writes their blobs for the background work of the
-// contents engine (seal-behind). Started by PieceOffload (piece-offload.ts), which also defines the
-// shared memory both sides use. The worker sleeps (Atomics.waitAsync) until a job is queued, does the
-// jobs in the order they were queued, and marks each slot done; it posts one message, 'ready', and no
-// other (each would cost more CPU than the job).
+// The piece worker: a thread that seals full pieces and stores their blobs for the write path's
+// seal-behind. Started by PieceOffload (piece-offload.ts), which also defines the shared memory both sides
+// use. It stores through the same layers as the JS thread (the pieces layer over its own store stack on
+// the same directory) and logs the calls it makes there into each job's slot, for `svault status`. It
+// sleeps until a job is queued, does the jobs in the order they were queued, and marks each slot done;
+// it posts one message, 'ready', and no other (each would cost more CPU than the job).
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { addressOf, refillChaff } from '../pieces/address.js';
 import { FsError, IntegrityError } from '../errors.js';
+import type { PieceId } from '../pieces/piece-codec.js';
+import { SealedPieces } from '../pieces/sealed-pieces.js';
+import { directoryStoreStack } from '../store/piece-store.js';
+import { OpLog } from '../util/op-stats.js';
 import {
-  CTL_DEAD, CTL_STATE, CTL_STOP, CTL_SUBMITTED, DATA_AT, ERRNO_AT, FILE_ID_AT, F_BYTES, F_CHAFF, F_INDEX, F_IO_NS, F_LENGTH,
-  F_MESSAGE_LENGTH, F_OP, F_SEAL_NS, F_STATUS, F_VERSION, KEY_AT, MESSAGE_AT, MESSAGE_MAX, OP_FLUSH, OP_SEAL_PUT,
-  SLOT_DONE, STATUS_ERROR, STATUS_INTEGRITY, STATUS_OK, slotStride, type OffloadSetup,
+  CTL_DEAD, CTL_STATE, CTL_STOP, CTL_SUBMITTED, DATA_AT, ERRNO_AT, FILE_ID_AT, F_INDEX, F_LENGTH, F_MESSAGE_LENGTH,
+  F_OP, F_STATUS, F_VERSION, KEY_AT, MESSAGE_AT, MESSAGE_MAX, OP_FLUSH, OP_SEAL_PUT, SLOT_DONE, STATUS_ERROR,
+  STATUS_INTEGRITY, STATUS_OK, slotStride, writeLog, type OffloadSetup,
 } from './piece-offload.js';
-import { blobSizeClasses, sealPieceInto, type PieceId } from '../pieces/piece-codec.js';
-import { LocalDirStore } from '../store/local-dir-store.js';
 
 const setup = workerData as OffloadSetup;
-const vaultId = Buffer.from(setup.vaultId);
-const addressKey = Buffer.from(setup.addressKey);
-const store = new LocalDirStore(setup.storeDir);
 const ctl = new Int32Array(setup.control);
 const bytes = Buffer.from(setup.jobs);
 const fields = new Float64Array(setup.jobs);
 const stride = slotStride(setup.pieceSize);
-const classes = blobSizeClasses(setup.pieceSize);
-/**
- * Each blob is sealed (or, for chaff, filled) into one of these two and written before the next job:
- * a new 128 KiB buffer per blob was garbage for this thread's V8 heap to collect and fresh memory for
- * malloc to fault in.
- */
-const blobOut = Buffer.allocUnsafeSlow(classes[classes.length - 1] ?? 0);
-const chaffOut = Buffer.allocUnsafeSlow(blobOut.length);
+const log = new OpLog();
+const pieces = new SealedPieces({
+  vaultId: Buffer.from(setup.vaultId),
+  addressKey: Buffer.from(setup.addressKey),
+  store: directoryStoreStack(setup.storeDir, log),
+  pieceSize: setup.pieceSize,
+  chaffRatio: setup.chaffRatio,
+  stats: log,
+  oneBlobAtATime: true, // the jobs run one after another
+});
 
 /** The header fields of a slot (its first bytes, as Float64s). */
 function fieldsOf(slot: number): Float64Array {
   return fields.subarray((slot * stride) / 8);
 }
 
-function elapsed(t: bigint): number {
-  return Number(process.hrtime.bigint() - t);
-}
-
 /** Does the job in one slot, leaving its result in the slot's header. */
 async function runJob(slot: number): Promise<void> {
   const base = slot * stride;
   const f = fieldsOf(slot);
-  const key = Buffer.from(bytes.subarray(base + KEY_AT, base + KEY_AT + 32));
-  const id: PieceId = { fileId: Buffer.from(bytes.subarray(base + FILE_ID_AT, base + FILE_ID_AT + 16)), index: f[F_INDEX] ?? 0, version: f[F_VERSION] ?? 0 };
   f[F_STATUS] = STATUS_OK;
   switch (f[F_OP]) {
     case OP_SEAL_PUT: {
-      let t = process.hrtime.bigint();
-      const data = bytes.subarray(base + DATA_AT, base + DATA_AT + (f[F_LENGTH] ?? 0));
-      const blob = sealPieceInto(key, vaultId, id, data, classes, blobOut);
-      f[F_SEAL_NS] = elapsed(t);
-      t = process.hrtime.bigint();
-      store.putParts(addressOf(addressKey, id), [blob]);
-      for (let k = 0; k < (f[F_CHAFF] ?? 0); k++) {
-        const chaff = chaffOut.subarray(0, blob.length);
-        store.putParts(refillChaff(addressKey, chaff), [chaff]);
-      }
-      f[F_IO_NS] = elapsed(t);
-      f[F_BYTES] = blob.length;
+      const key = Buffer.from(bytes.subarray(base + KEY_AT, base + KEY_AT + 32));
+      const fileId = Buffer.from(bytes.subarray(base + FILE_ID_AT, base + FILE_ID_AT + 16));
+      const id: PieceId = { fileId, index: f[F_INDEX] ?? 0, version: f[F_VERSION] ?? 0 };
+      await pieces.put(key, id, bytes.subarray(base + DATA_AT, base + DATA_AT + (f[F_LENGTH] ?? 0)));
       return;
     }
-    case OP_FLUSH: {
-      const t = process.hrtime.bigint();
-      await store.flush();
-      f[F_IO_NS] = elapsed(t);
+    case OP_FLUSH:
+      await pieces.flush();
       return;
-    }
   }
 }
 
@@ -101,9 +85,8 @@ async function takeJobs(): Promise<void> {
     if (Atomics.load(ctl, CTL_STOP) !== 0) return;
     const queued = Atomics.load(ctl, CTL_SUBMITTED);
     if (taken === queued) {
-      // Asleep in the event loop, not in Atomics.wait: V8 collects this thread's garbage (the blobs of
-      // the pieces it sealed) only when its loop can run tasks, and a thread blocked in Atomics.wait
-      // kept tens of MiB of dead blobs after a large write.
+      // Asleep in the event loop, not in Atomics.wait: V8 collects this thread's garbage only when its
+      // loop can run tasks, and a thread blocked in Atomics.wait kept tens of MiB of dead blobs.
       const sleep = Atomics.waitAsync(ctl, CTL_SUBMITTED, queued, 1000);
       if (sleep.async) await sleep.value;
       continue;
@@ -115,6 +98,7 @@ async function takeJobs(): Promise<void> {
     } catch (err) {
       failJob(slot, err);
     }
+    writeLog(fields, stride, slot, log.take());
     Atomics.store(ctl, CTL_STATE + slot, SLOT_DONE);
     Atomics.notify(ctl, CTL_STATE + slot);
   }

@@ -1,3 +1,5 @@
+// src/core/crypto: the cryptographic primitives (AES-256-GCM, HKDF-SHA256, HMAC-SHA256), all OpenSSL's.
+//
 // Cryptographic primitives of svault, all OpenSSL's: key derivation, AEAD sealing, keyed hashes.
 // Nothing here is home-made: AES-256-GCM for sealing, HKDF-SHA256 for subkeys, HMAC-SHA256 as the PRF.
 // Sealing, opening, HMAC and HKDF go through src/core/crypto/native-aead.ts when its addon is built: the same

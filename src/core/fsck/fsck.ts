@@ -1,9 +1,11 @@
+// src/core/fsck: checking a store, and repairing it.
+//
 // fsck: checks every metadata record and every piece (present, authentic, referenced once) and finds
 // orphaned blobs. --repair rebuilds damaged directory listings from their entries' own records, deletes
 // orphans and quarantines damaged files into /lost+found, keeping every healthy file untouched. Reports
 // name files by path, since fsck holds the key.
 
-import { isChaff, type Address } from '../pieces/address.js';
+import type { Address } from '../pieces/address.js';
 import { IntegrityError } from '../errors.js';
 import { ROOT_ID, type Inode } from '../meta/inode.js';
 import type { DirEntry } from '../meta/metadata.js';
@@ -64,11 +66,11 @@ export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
   const referenced = new Map<string, string>();
   const reachableRecords = new Set<string>();
   const seenInodes = new Set<string>();
-  const records = vault.meta.records;
+  const { meta, pieces } = vault.check();
   const note = (name: Buffer) => reachableRecords.add(name.toString('hex'));
 
   const visit = async (path: string, inode: Inode): Promise<void> => {
-    note(records.nameOf('inode', inode.id));
+    for (const name of meta.recordNamesOf(inode)) note(name);
     if (seenInodes.has(inode.id)) return; // another hard link to a file already checked
     seenInodes.add(inode.id);
     if (inode.kind === 'symlink') {
@@ -79,10 +81,9 @@ export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
       report.files++;
       report.logicalBytes += inode.size;
       if (inode.lost.length > 0 && path.startsWith(`/${LOST_AND_FOUND}/`)) report.quarantinedFiles++;
-      const key = vault.contents.fileKeyOf(inode.fileId);
       for (const [index, version] of [...inode.pieces].sort((a, b) => a[0] - b[0])) {
         report.pieces++;
-        const hex = vault.contents.addressOf(inode.fileId, index, version).toString('hex');
+        const hex = pieces.pieceAddress(inode, index, version).toString('hex');
         const other = referenced.get(hex);
         if (other !== undefined) {
           report.problems.push({ path, kind: 'duplicate-piece', detail: `piece ${index} is also referenced by ${other}` });
@@ -91,11 +92,10 @@ export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
         referenced.set(hex, path);
         if (!verifyPieces) continue;
         try {
-          await vault.contents.gather(inode.fileId, key, index, version, path);
+          await pieces.verifyPiece(inode, index, version, path);
         } catch (err) {
           if (!(err instanceof IntegrityError)) throw err;
-          const missing = /missing/.test(err.message);
-          report.problems.push({ path, kind: missing ? 'missing-piece' : 'bad-piece', detail: err.message });
+          report.problems.push({ path, kind: err.kind === 'missing' ? 'missing-piece' : 'bad-piece', detail: err.message });
           const d = s.damaged.get(path) ?? { inode, bad: [] };
           d.bad.push({ index, version });
           s.damaged.set(path, d);
@@ -104,10 +104,9 @@ export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
       return;
     }
     report.directories++;
-    for (let p = 0; p < inode.dirPages; p++) note(records.nameOf('dirpage', inode.id, String(p)));
     let entries;
     try {
-      entries = vault.meta.list(inode);
+      entries = meta.list(inode);
     } catch (err) {
       report.problems.push({ path, kind: 'bad-directory', detail: (err as Error).message });
       s.incomplete.push(`the listing of ${path} is damaged`);
@@ -116,11 +115,11 @@ export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
     }
     for (const e of entries) {
       const child = join(path, e.name);
-      note(records.nameOf('entry', inode.id, e.name));
+      note(meta.entryRecordName(inode.id, e.name));
       // Every path lookup goes through the entry record, not the listing page: check that it agrees.
       let entryProblem: string | null = null;
       try {
-        const rec = vault.meta.lookup(inode.id, e.name);
+        const rec = meta.lookup(inode.id, e.name);
         if (!rec) entryProblem = 'its directory entry record is missing';
         else if (rec.id !== e.id || rec.kind !== e.kind) entryProblem = 'its directory entry record disagrees with the listing';
       } catch (err) {
@@ -132,7 +131,7 @@ export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
       }
       let childInode: Inode | null = null;
       try {
-        childInode = vault.meta.getInode(e.id);
+        childInode = meta.getInode(e.id);
         if (!childInode) throw new IntegrityError(`${child}: inode record is missing`);
       } catch (err) {
         report.problems.push({ path: child, kind: 'bad-record', detail: (err as Error).message });
@@ -144,7 +143,7 @@ export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
     }
   };
 
-  note(records.nameOf('state'));
+  for (const name of meta.vaultRecordNames()) note(name);
   try {
     await visit('/', vault.inodeAt('/'));
   } catch (err) {
@@ -153,17 +152,16 @@ export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
     s.rootBroken = true;
   }
 
-  for await (const address of vault.store.list()) {
+  for await (const address of pieces.blobAddresses()) {
     if (referenced.has(address.toString('hex'))) continue;
-    const blob = await vault.store.get(address).catch(() => null); // unreadable: not chaff
-    if (blob && isChaff(vault.keys.address, address, blob)) {
+    if (await pieces.isChaffAt(address)) {
       report.chaff++;
     } else {
       report.orphans++;
       s.orphanAddresses.push(address);
     }
   }
-  for (const name of records.names()) {
+  for (const name of meta.allRecordNames()) {
     if (!reachableRecords.has(name.toString('hex'))) s.unreachable.push(name);
   }
   report.unreachableRecords = s.unreachable.length;
@@ -180,7 +178,7 @@ export async function fsck(vault: Vault, opts: { repair?: boolean } = {}): Promi
 }
 
 async function repair(vault: Vault, first: Scan): Promise<void> {
-  const meta = vault.meta;
+  const { meta } = vault.check();
   // Listings first: the scan could not look inside a directory whose listing is damaged, so its files
   // (their pieces, their inodes) have not been checked yet. Rebuild, then scan again, and repeat for
   // damaged directories that only become visible once their parent is rebuilt.
@@ -234,7 +232,7 @@ async function repair(vault: Vault, first: Scan): Promise<void> {
       }
       meta.putInode(fresh);
     });
-    for (const { index, version } of bad) await vault.store.delete(vault.contents.addressOf(inode.fileId, index, version));
+    for (const { index, version } of bad) await vault.check().pieces.deleteDamagedPiece(inode, index, version);
     if (!path.startsWith(`/${LOST_AND_FOUND}/`)) {
       const base = path.split('/').pop() ?? 'file';
       vault.rename(path, `/${LOST_AND_FOUND}/${base}.${inode.id}`);
@@ -243,12 +241,13 @@ async function repair(vault: Vault, first: Scan): Promise<void> {
   // Removing entries above can orphan more blobs and records: look again before deleting.
   const left = s.brokenEntries.length > 0 || s.rootBroken ? await scan(vault) : s;
   if (left.incomplete.length > 0) return; // unreached is not unreferenced: delete nothing
-  for (const a of left.orphanAddresses) await vault.store.delete(a);
+  const { pieces } = vault.check();
+  for (const a of left.orphanAddresses) await pieces.deleteBlobAt(a);
   vault.markCrashCleaned();
   meta.transaction(() => {
-    for (const name of left.unreachable) meta.records.delete(name);
+    for (const name of left.unreachable) meta.deleteRecord(name);
   });
-  await vault.store.flush();
+  await pieces.flushStore();
 }
 
 function ensureLostAndFound(vault: Vault): Inode {
@@ -272,11 +271,11 @@ function ensureLostAndFound(vault: Vault): Inode {
  * count but that neither a sound page nor an entry record holds (see reconnectNameless).
  */
 function rebuildListings(vault: Vault, dirs: { path: string; id: string }[]): number {
-  const meta = vault.meta;
+  const { meta } = vault.check();
   const ids = dirs.map((d) => d.id);
   const fromRecords = new Map<string, { name: string; id: string; kind: DirEntry['kind']; page: number }[]>(ids.map((id) => [id, []]));
   // names() flushes what is staged and must finish before the next query: take the list first.
-  for (const recordName of [...meta.records.names()]) {
+  for (const recordName of meta.allRecordNames()) {
     const found = meta.entryRecordAt(recordName, ids);
     if (found) fromRecords.get(found.dirId)?.push(found.entry);
   }
@@ -323,7 +322,7 @@ function rebuildListings(vault: Vault, dirs: { path: string; id: string }[]): nu
  * none to find. Links them in one durable transaction and returns how many.
  */
 function reconnectNameless(vault: Vault, unreachable: Buffer[]): number {
-  const meta = vault.meta;
+  const { meta } = vault.check();
   const nameless = unreachable.map((name) => meta.inodeRecordAt(name)).filter((i): i is Inode => i !== null);
   if (nameless.length === 0) return 0;
   const inSubtree = new Set<string>();
@@ -355,8 +354,9 @@ function reconnectNameless(vault: Vault, unreachable: Buffer[]): number {
 export async function sweepOrphans(vault: Vault): Promise<{ removed: number; skipped?: string }> {
   const s = await scan(vault, false);
   if (s.incomplete.length > 0) return { removed: 0, skipped: `${s.incomplete.join('; ')}: run svault fsck` };
-  for (const a of s.orphanAddresses) await vault.store.delete(a);
-  await vault.store.flush();
+  const { pieces } = vault.check();
+  for (const a of s.orphanAddresses) await pieces.deleteBlobAt(a);
+  await pieces.flushStore();
   vault.markCrashCleaned();
   return { removed: s.orphanAddresses.length };
 }

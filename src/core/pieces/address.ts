@@ -6,7 +6,6 @@ import { randomBytes, randomFillSync } from 'node:crypto';
 import { hmacOf, prf, u64 } from '../crypto/crypto.js';
 import type { PieceId } from './piece-codec.js';
 
-export const DIMENSIONS = 8;
 /** An address is 32 bytes: 8 coordinates of 32 bits each. */
 export const ADDRESS_BYTES = 32;
 /** Chaff names are PRF(key, "chaff", tag) where tag is the blob's first bytes: recognisable with the key only. */
@@ -33,13 +32,6 @@ export function addressOf(addressKey: Buffer, id: PieceId): Address {
 function writeU64(buf: Buffer, n: number, offset: number): void {
   buf.writeUInt32BE(Math.floor(n / 0x1_0000_0000), offset);
   buf.writeUInt32BE(n >>> 0, offset + 4);
-}
-
-/** The 8 coordinates of an address: the point in the vault's 8-dimensional space. */
-export function coordinates(address: Address): number[] {
-  const coords: number[] = [];
-  for (let d = 0; d < DIMENSIONS; d++) coords.push(address.readUInt32BE(d * 4));
-  return coords;
 }
 
 /**

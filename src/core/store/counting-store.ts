@@ -2,11 +2,11 @@
 // `svault status`. Counting is a few additions and one clock read per call.
 
 import type { Address } from '../pieces/address.js';
-import { OpStats } from '../util/op-stats.js';
+import type { OpRecorder } from '../util/op-stats.js';
 import type { PieceStore } from './piece-store.js';
 
 export class CountingStore implements PieceStore {
-  constructor(private readonly inner: PieceStore, readonly stats: OpStats) {}
+  constructor(private readonly inner: PieceStore, readonly stats: OpRecorder) {}
 
   async put(address: Address, blob: Buffer): Promise<void> {
     const t = process.hrtime.bigint();
@@ -63,10 +63,6 @@ export class CountingStore implements PieceStore {
     } finally {
       this.stats.record('store.flush', t, 0);
     }
-  }
-
-  adopt(address: Address): void {
-    this.inner.adopt(address);
   }
 
   usage(): Promise<{ blobs: number; bytes: number }> {

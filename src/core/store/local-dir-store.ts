@@ -104,13 +104,6 @@ export class LocalDirStore implements PieceStore {
     return this.readBuffer.subarray(0, off);
   }
 
-  adopt(address: Address): void {
-    const rel = blobPath(address);
-    this.unsynced.push(rel);
-    this.dirtyShards.add(rel.slice(0, 2));
-    this.dirtyShards.add('.'); // the other writer may have made the shard directory
-  }
-
   async delete(address: Address): Promise<void> {
     try {
       unlinkSync(join(this.root, blobPath(address)));

@@ -30,8 +30,6 @@ export class MemoryStore implements PieceStore {
 
   async flush(): Promise<void> {}
 
-  adopt(): void {}
-
   async usage(): Promise<{ blobs: number; bytes: number }> {
     let bytes = 0;
     for (const b of this.blobs.values()) bytes += b.length;

@@ -1,7 +1,12 @@
+// src/core/store: piece stores, where blobs are kept (a directory, memory), and the layers over them.
+//
 // The one interface every piece-store layer implements (local directory, memory, op counting, and later
 // caching, erasure coding or an object store). The engine only ever talks to this.
 
 import type { Address } from '../pieces/address.js';
+import type { OpRecorder } from '../util/op-stats.js';
+import { CountingStore } from './counting-store.js';
+import { LocalDirStore } from './local-dir-store.js';
 
 export interface PieceStore {
   /** Stores a blob at an address, replacing any blob there (only ever an uncommitted orphan). */
@@ -21,13 +26,14 @@ export interface PieceStore {
   list(): AsyncIterable<Address>;
   /** Makes every put so far durable (survives power loss). Called before a metadata commit. */
   flush(): Promise<void>;
-  /**
-   * Takes on a blob another writer put at this address (the piece worker, if it died before making it
-   * durable): the next flush makes it durable too.
-   */
-  adopt(address: Address): void;
   /** Blob count and bytes, for info and statfs. */
   usage(): Promise<{ blobs: number; bytes: number }>;
 }
 
-export class MissingPieceError extends Error {}
+/**
+ * The store stack of a vault in a directory: blobs in the directory, counted for `svault status`. The JS
+ * thread and the piece worker each open their own over the same directory.
+ */
+export function directoryStoreStack(storeDir: string, stats: OpRecorder): PieceStore {
+  return new CountingStore(new LocalDirStore(storeDir), stats);
+}

@@ -37,7 +37,39 @@ class OpCounter {
   }
 }
 
-export class OpStats {
+/** Where an operation's count goes: OpStats on the JS thread, an OpLog on the piece worker. */
+export interface OpRecorder {
+  /** Records one call that started at `startNs` (process.hrtime.bigint()) and moved `bytes`. */
+  record(op: string, startNs: bigint, bytes: number): void;
+}
+
+/** One call as an OpLog holds it. */
+export interface LoggedOp {
+  op: string;
+  ns: number;
+  bytes: number;
+}
+
+/**
+ * Calls recorded as a list, for a thread whose counts are kept by another: the piece worker logs each
+ * job's calls and hands them over with the job's result (piece-offload.ts), where OpStats adds them.
+ */
+export class OpLog implements OpRecorder {
+  private entries: LoggedOp[] = [];
+
+  record(op: string, startNs: bigint, bytes: number): void {
+    this.entries.push({ op, ns: Number(process.hrtime.bigint() - startNs), bytes });
+  }
+
+  /** The calls logged since the last take. */
+  take(): LoggedOp[] {
+    const taken = this.entries;
+    this.entries = [];
+    return taken;
+  }
+}
+
+export class OpStats implements OpRecorder {
   private readonly counters = new Map<string, OpCounter>();
 
   /** Counting can be switched off (SVAULT_NO_STATS=1) to measure what it costs. */

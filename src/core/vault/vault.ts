@@ -1,3 +1,5 @@
+// src/core/vault: a vault opened (config, keys, store lock, rollback anchor) and its filesystem operations.
+//
 // The vault: a store directory opened with its passphrase. Path-level filesystem operations over the
 // metadata (namespace) and the contents engine (scatter and gather). FUSE-free: fs/ adapts it to FUSE.
 
@@ -6,7 +8,7 @@ import { join } from 'node:path';
 import { createConfig, readConfig, rewrapConfig, unwrapMasterKey, writeConfig, type VaultConfig, type VaultSettings } from './config.js';
 import { Anchor, RollbackError } from './anchor.js';
 import { Contents, type OpenFile } from '../contents/contents.js';
-import { deriveVaultKeys, type VaultKeys } from '../crypto/crypto.js';
+import { deriveVaultKeys } from '../crypto/crypto.js';
 import { BadStoreError, FsError } from '../errors.js';
 import { newInode, ROOT_ID, S_IFMT, type Inode, type Kind } from '../meta/inode.js';
 import { Metadata } from '../meta/metadata.js';
@@ -15,8 +17,7 @@ import { OpStats } from '../util/op-stats.js';
 import { PieceOffload } from '../contents/piece-offload.js';
 import { acquireStoreLock } from './store-lock.js';
 import { CountingStore } from '../store/counting-store.js';
-import { LocalDirStore } from '../store/local-dir-store.js';
-import type { PieceStore } from '../store/piece-store.js';
+import { directoryStoreStack, type PieceStore } from '../store/piece-store.js';
 
 export const DEFAULT_PIECE_SIZE = 128 * 1024;
 export const DEFAULT_CHAFF_RATIO = 0.1;
@@ -91,10 +92,34 @@ function splitParent(path: string): { parent: string; name: string } {
   return { parent: '/' + parts.join('/'), name };
 }
 
+/**
+ * What fsck may do with a vault's metadata: walk it, name its records, and repair it. Narrower than
+ * Metadata: the mount's paths go through the Vault's own operations instead.
+ */
+export type MetadataCheck = Pick<
+  Metadata,
+  | 'transaction' | 'getInode' | 'requireInode' | 'putInode' | 'lookup' | 'list' | 'addEntry' | 'removeEntry'
+  | 'vaultRecordNames' | 'recordNamesOf' | 'entryRecordName' | 'pageRecordName' | 'inodeRecordName' | 'allRecordNames'
+  | 'deleteRecord' | 'rebuildDirInode' | 'rewriteEntryRecord' | 'entryRecordAt' | 'readPageIfSound' | 'rewriteListing'
+  | 'inodeRecordAt'
+>;
+
+/** What fsck may do with a vault's pieces and blobs: check them, find orphans and chaff, delete. */
+export type PieceCheck = Pick<
+  Contents,
+  'pieceAddress' | 'verifyPiece' | 'deleteDamagedPiece' | 'blobAddresses' | 'isChaffAt' | 'deleteBlobAt' | 'flushStore'
+>;
+
+/** A vault as fsck sees it (Vault.check()): also what tests use to damage a store on purpose. */
+export interface VaultCheck {
+  meta: MetadataCheck;
+  pieces: PieceCheck;
+}
+
 export class Vault {
   readonly stats: OpStats;
-  readonly meta: Metadata;
-  readonly contents: Contents;
+  private readonly meta: Metadata;
+  private readonly contents: Contents;
   private readonly pathCache = new Map<string, { id: string; kind: Kind }>();
   private readonly handles = new Map<number, Handle>();
   private nextHandle = 1;
@@ -109,8 +134,7 @@ export class Vault {
     readonly storeDir: string,
     readonly config: VaultConfig,
     private master: Buffer,
-    readonly keys: VaultKeys,
-    readonly store: PieceStore,
+    store: PieceStore,
     records: RecordStore,
     private readonly unlock: () => void,
     stats: OpStats,
@@ -118,9 +142,10 @@ export class Vault {
   ) {
     this.stats = stats;
     this.meta = new Metadata(records, stats);
+    const vaultId = Buffer.from(config.vaultId, 'hex');
     this.contents = new Contents({
-      vaultId: Buffer.from(config.vaultId, 'hex'),
-      keys,
+      vaultId,
+      keys: deriveVaultKeys(master, vaultId),
       store,
       meta: this.meta,
       pieceSize: config.pieceSize,
@@ -168,11 +193,13 @@ export class Vault {
       const vaultId = Buffer.from(config.vaultId, 'hex');
       const keys = deriveVaultKeys(master, vaultId);
       const stats = opts.stats ?? new OpStats();
-      const store = new CountingStore(opts.store ?? new LocalDirStore(storeDir), stats);
+      const store = opts.store ? new CountingStore(opts.store, stats) : directoryStoreStack(storeDir, stats);
       const records = new RecordStore(storeDir, keys.meta, keys.index, vaultId);
       const useWorker = opts.store === undefined && (opts.pieceWorker ?? process.env.SVAULT_PIECE_WORKER !== '0');
-      offload = useWorker ? new PieceOffload({ storeDir, vaultId, addressKey: keys.address, pieceSize: config.pieceSize }, stats) : undefined;
-      const vault = new Vault(storeDir, config, master, keys, store, records, unlock, stats, offload);
+      offload = useWorker
+        ? new PieceOffload({ storeDir, vaultId, addressKey: keys.address, pieceSize: config.pieceSize, chaffRatio: config.chaffRatio }, stats)
+        : undefined;
+      const vault = new Vault(storeDir, config, master, store, records, unlock, stats, offload);
       // A crash is remembered until someone sweeps: a plain fsck in between must not make it forgotten.
       vault.recoveredFromCrash = lock.stale || existsSync(join(storeDir, UNCLEAN_FILE));
       if (opts.anchorDir) {
@@ -374,8 +401,7 @@ export class Vault {
     if (inode.nlink > 0) {
       this.meta.putInode(inode);
     } else if (of) {
-      of.unlinked = true; // POSIX: an open file lives on until its last close
-      of.unlinkedInode = inode;
+      of.markUnlinked(inode); // POSIX: an open file lives on until its last close
       this.meta.deleteInode(inode.id);
     } else {
       this.meta.deleteInode(inode.id);
@@ -495,8 +521,7 @@ export class Vault {
       if (atime !== undefined) i.atime = atime;
       if (mtime !== undefined) {
         i.mtime = mtime;
-        const of = this.contents.openState(i.id);
-        if (of) of.mtime = mtime; // a later commit of this open file keeps the time just set
+        this.contents.openState(i.id)?.setMtime(mtime); // a later commit of this open file keeps the time just set
       }
     });
   }
@@ -549,7 +574,7 @@ export class Vault {
     const inode = newInode('file', mode, uid, gid);
     this.addNode(path, inode);
     const fh = this.newHandle(inode);
-    this.handle(fh).of.nameNotDurable = true; // close must make even an empty new file durable
+    this.handle(fh).of.markCreated(); // close must make even an empty new file durable
     return fh;
   }
 
@@ -570,18 +595,18 @@ export class Vault {
   /** close(2) and fsync(2) both end in a durable commit: data closed after writing survives a crash. */
   async flush(fh: number): Promise<void> {
     const of = this.handle(fh).of;
-    if (of.changed && !of.unlinked) await this.contents.commit(of);
+    if (of.needsCommit) await this.contents.commit(of);
     // A new file's name, or the unlink of a file that was open (its content is not committed: it goes).
     else if (of.nameNotDurable || of.unlinked) this.syncMetadata();
-    of.nameNotDurable = false;
+    of.markNameDurable();
   }
 
   /** Also makes the file's name (or its unlink) durable when there was no content to commit (fsync after create). */
   async fsync(fh: number): Promise<void> {
     const of = this.handle(fh).of;
-    if (of.changed && !of.unlinked) await this.contents.commit(of);
+    if (of.needsCommit) await this.contents.commit(of);
     else this.syncMetadata();
-    of.nameNotDurable = false;
+    of.markNameDurable();
   }
 
   async release(fh: number): Promise<void> {
@@ -639,6 +664,22 @@ export class Vault {
   }
 
   // ---- whole vault ----
+
+  /** The vault's metadata and pieces as fsck may use them (see VaultCheck). */
+  check(): VaultCheck {
+    return { meta: this.meta, pieces: this.contents };
+  }
+
+  /** How much the store holds: blobs (pieces, chaff, orphans) and the metadata database's bytes. */
+  async usage(): Promise<{ blobs: number; blobBytes: number; metadataBytes: number }> {
+    const blobs = await this.contents.usage();
+    return { blobs: blobs.blobs, blobBytes: blobs.bytes, metadataBytes: this.meta.records.sizeBytes() };
+  }
+
+  /** Files with open handles (or a truncate in progress), for `svault status`. */
+  openFileCount(): number {
+    return this.contents.openCount();
+  }
 
   /** Makes every metadata change so far durable (fsync of a directory, or of the whole mount). */
   syncMetadata(): void {

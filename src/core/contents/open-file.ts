@@ -1,0 +1,121 @@
+// The state of one file while it has open handles: its size and piece map as they stand (ahead of the
+// committed inode), the plaintext being written, the pieces the piece worker is sealing, and what has to
+// happen at its next close. The contents engine changes the content; the vault tells it of names
+// (created, unlinked) and times through the methods here.
+
+import type { Inode } from '../meta/inode.js';
+import { Mutex } from '../util/mutex.js';
+import type { Job } from './piece-offload.js';
+
+/** A piece being written: its plaintext so far. `len` bytes are data; the rest of `buf` is spare room. */
+export interface DirtyPiece {
+  buf: Buffer;
+  len: number;
+}
+
+/** A full piece handed to the piece worker: readable from `piece` until `done`, when it is in `pieces`. */
+export interface SealingPiece {
+  piece: DirtyPiece;
+  job: Job<void>;
+  done: Promise<void>;
+}
+
+export class OpenFile {
+  refs = 0;
+  /** One content operation at a time per file: reads, writes, truncates and commits of it queue here. */
+  readonly lock = new Mutex();
+
+  // ---- content, ahead of the committed inode ----
+  size: number;
+  /** piece index -> version: what the file holds now, committed or not. */
+  pieces: Map<number, number>;
+  /** piece index -> version as the committed inode has it: what a commit supersedes. */
+  committed: Map<number, number>;
+  nextVersion: number;
+  mtime: number;
+  /** Pieces fsck quarantined as damaged: reading them fails until they are written again. */
+  readonly lost: Set<number>;
+  /** Set when size, pieces or mtime differ from the committed inode. */
+  changed = false;
+
+  // ---- pieces on their way to the store ----
+  readonly dirty = new Map<number, DirtyPiece>();
+  dirtyBytes = 0;
+  /** Piece versions stored since the last commit: deleted at once if overwritten again before it. */
+  readonly uncommitted = new Map<number, number>();
+  /** Full pieces the writer has moved past, to be sealed after the reply (write-path.ts, sealBehind). */
+  readonly sealQueue = new Set<number>();
+  sealScheduled = false;
+  /** Pieces the piece worker is sealing (their plaintext is still here). */
+  readonly sealing = new Map<number, SealingPiece>();
+
+  // ---- reading ahead ----
+  /** Where the last read ended: a read starting there is sequential and reads ahead. */
+  readEnd = 0;
+  /** The first piece read-ahead has not fetched yet for the current sequential run. */
+  aheadNext = 0;
+
+  // ---- names ----
+  private unlinkedAs: Inode | undefined;
+  private createdNotDurable = false;
+
+  constructor(readonly id: string, readonly fileId: Buffer, readonly key: Buffer, inode: Inode) {
+    this.size = inode.size;
+    this.pieces = new Map(inode.pieces);
+    this.committed = new Map(inode.pieces);
+    this.nextVersion = inode.nextVersion;
+    this.mtime = inode.mtime;
+    this.lost = new Set(inode.lost);
+  }
+
+  /** Unlinked while open: its blobs go when the last handle closes, and its content is never committed. */
+  get unlinked(): boolean {
+    return this.unlinkedAs !== undefined;
+  }
+
+  /** The inode as it was when its last name went (nlink 0): what fstat on the open file shows. */
+  get unlinkedInode(): Inode | undefined {
+    return this.unlinkedAs;
+  }
+
+  /** Its last name is gone (POSIX: the file lives on until its last close). */
+  markUnlinked(inode: Inode): void {
+    this.unlinkedAs = inode;
+  }
+
+  /** Created through this handle: a close must make the new name durable even with no data written. */
+  markCreated(): void {
+    this.createdNotDurable = true;
+  }
+
+  /** Its name (or its unlink) still needs a durable metadata commit at the next close. */
+  get nameNotDurable(): boolean {
+    return this.createdNotDurable;
+  }
+
+  /** The name, and its unlink, are as durable as the metadata now. */
+  markNameDurable(): void {
+    this.createdNotDurable = false;
+  }
+
+  /** Has content that the next commit must write. */
+  get needsCommit(): boolean {
+    return this.changed && !this.unlinked;
+  }
+
+  /** utimens while open: the next commit keeps this mtime instead of the last write's. */
+  setMtime(mtime: number): void {
+    this.mtime = mtime;
+  }
+
+  /** The plaintext of a piece being written or sealed, held in memory; undefined for the others. */
+  heldData(i: number): Buffer | undefined {
+    const d = this.dirty.get(i) ?? this.sealing.get(i)?.piece;
+    return d?.buf.subarray(0, d.len);
+  }
+
+  /** How many bytes of piece i lie inside the file (0 past its end). */
+  logicalLength(i: number, pieceSize: number): number {
+    return Math.max(0, Math.min(pieceSize, this.size - i * pieceSize));
+  }
+}

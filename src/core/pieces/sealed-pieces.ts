@@ -1,0 +1,158 @@
+// src/core/pieces: a file's pieces, sealed, placed at keyed 8-dimensional addresses with chaff, read back checked.
+//
+// Pieces: the layer between a file's contents and the blob store. It turns (file, piece index, version,
+// data) into a sealed blob at its keyed address, with chaff beside it, and reads a piece back, checked
+// and opened. The JS thread and the piece worker both store pieces through it, over any PieceStore.
+
+import { IntegrityError } from '../errors.js';
+import type { PieceStore } from '../store/piece-store.js';
+import type { OpRecorder } from '../util/op-stats.js';
+import { addressOf, isChaff, makeChaff, refillChaff, type Address } from './address.js';
+import { blobSizeClasses, openPiece, openPieceInto, sealPiece, sealPieceInto, type PieceId } from './piece-codec.js';
+
+export interface SealedPiecesSettings {
+  vaultId: Buffer;
+  addressKey: Buffer;
+  store: PieceStore;
+  pieceSize: number;
+  /** Chaff blobs per real piece, on average. */
+  chaffRatio: number;
+  stats: OpRecorder;
+  /**
+   * Seal each blob, and fill each chaff blob, into one buffer kept for it instead of a new one per blob.
+   * Only for a caller with one put in flight at a time (the piece worker), since the next put reuses it:
+   * a new 128 KiB buffer per blob was garbage to collect and fresh memory to fault in.
+   */
+  oneBlobAtATime?: boolean;
+}
+
+const FAILED_AUTHENTICATION = Symbol('failed authentication');
+
+export class SealedPieces {
+  readonly pieceSize: number;
+  private readonly classes: number[];
+  private readonly blobOut: Buffer | null;
+  private readonly chaffOut: Buffer | null;
+  /** A whole piece read into a caller's buffer leaves its length header and padding here (readInto). */
+  private scratch = Buffer.alloc(0);
+
+  constructor(private readonly s: SealedPiecesSettings) {
+    this.pieceSize = s.pieceSize;
+    this.classes = blobSizeClasses(s.pieceSize);
+    const largest = this.classes[this.classes.length - 1] ?? 0;
+    this.blobOut = s.oneBlobAtATime ? Buffer.allocUnsafeSlow(largest) : null;
+    this.chaffOut = s.oneBlobAtATime ? Buffer.allocUnsafeSlow(largest) : null;
+  }
+
+  addressOf(id: PieceId): Address {
+    return addressOf(this.s.addressKey, id);
+  }
+
+  /**
+   * Seals `data` as piece `id` under the file's key and stores it, with chaff at the vault's ratio.
+   * Stored is not durable: flush() makes it so, before a metadata commit points to it.
+   */
+  async put(fileKey: Buffer, id: PieceId, data: Buffer): Promise<void> {
+    const t = process.hrtime.bigint();
+    const blob = this.blobOut
+      ? sealPieceInto(fileKey, this.s.vaultId, id, data, this.classes, this.blobOut)
+      : sealPiece(fileKey, this.s.vaultId, id, data, this.classes);
+    this.s.stats.record('crypto.seal', t, blob.length);
+    await this.s.store.put(this.addressOf(id), blob);
+    for (let n = this.chaffCount(); n > 0; n--) await this.putChaff(blob.length);
+  }
+
+  /** How many chaff blobs go with one real piece: chaffRatio on average. */
+  private chaffCount(): number {
+    const whole = Math.floor(this.s.chaffRatio);
+    return Math.random() < this.s.chaffRatio - whole ? whole + 1 : whole;
+  }
+
+  /** A chaff blob: random bytes of a real blob's size, at an address only the address key recognises. */
+  private async putChaff(size: number): Promise<void> {
+    if (this.chaffOut) {
+      const blob = this.chaffOut.subarray(0, size);
+      await this.s.store.put(refillChaff(this.s.addressKey, blob), blob);
+      return;
+    }
+    const { address, blob } = makeChaff(this.s.addressKey, size);
+    await this.s.store.put(address, blob);
+  }
+
+  /** Reads, checks and opens piece `id`: its data, in a buffer of its own. `what` names the file in errors. */
+  async read(fileKey: Buffer, id: PieceId, what: string): Promise<Buffer> {
+    const opened = await this.s.store.read(this.addressOf(id), (blob) => {
+      const t = process.hrtime.bigint();
+      const data = openPiece(fileKey, this.s.vaultId, id, blob, this.pieceSize); // a copy: the blob is only lent
+      this.s.stats.record('crypto.open', t, blob.length);
+      return data ?? FAILED_AUTHENTICATION;
+    });
+    return checked(opened, id, what);
+  }
+
+  /**
+   * read() straight into `dst`, a reader's buffer as long as the piece's place in the file (zeroes past the
+   * piece's data). Decrypted inside the store's synchronous callback, so no other read can use the scratch
+   * buffer in between. Why: buffers decrypted ahead and copied out cost more than the decryption they
+   * saved (fresh memory for malloc, page faults, garbage for V8).
+   */
+  async readInto(fileKey: Buffer, id: PieceId, dst: Buffer, what: string): Promise<void> {
+    const opened = await this.s.store.read(this.addressOf(id), (blob) => {
+      const t = process.hrtime.bigint();
+      if (this.scratch.length < blob.length) this.scratch = Buffer.allocUnsafeSlow(blob.length);
+      const ok = openPieceInto(fileKey, this.s.vaultId, id, blob, this.pieceSize, dst, this.scratch);
+      this.s.stats.record('crypto.open', t, blob.length);
+      return ok || FAILED_AUTHENTICATION;
+    });
+    checked(opened, id, what);
+  }
+
+  /** Removes piece `id`'s blob; an absent one is not an error. */
+  delete(id: PieceId): Promise<void> {
+    return this.s.store.delete(this.addressOf(id));
+  }
+
+  /**
+   * Stores piece `id`'s blob again, as it is, so that the next flush() makes it durable: for a blob another
+   * writer stored and can no longer make durable (a piece worker that died). Nothing when it is absent.
+   */
+  async restore(id: PieceId): Promise<void> {
+    const address = this.addressOf(id);
+    const blob = await this.s.store.get(address);
+    if (blob) await this.s.store.put(address, blob);
+  }
+
+  /** Makes every blob stored so far durable. */
+  flush(): Promise<void> {
+    return this.s.store.flush();
+  }
+
+  // ---- the store as a whole: fsck and info ----
+
+  /** Every blob's address: pieces, chaff and orphans alike. */
+  addresses(): AsyncIterable<Address> {
+    return this.s.store.list();
+  }
+
+  /** Whether the blob at `address` is chaff (told apart with the address key); an unreadable blob is not. */
+  async isChaffAt(address: Address): Promise<boolean> {
+    const blob = await this.s.store.get(address).catch(() => null);
+    return blob !== null && isChaff(this.s.addressKey, address, blob);
+  }
+
+  /** Removes the blob at an address (an orphan, for fsck). */
+  deleteAt(address: Address): Promise<void> {
+    return this.s.store.delete(address);
+  }
+
+  usage(): Promise<{ blobs: number; bytes: number }> {
+    return this.s.store.usage();
+  }
+}
+
+/** The opened result, or the IntegrityError that says why there is none. */
+function checked<T>(result: T | typeof FAILED_AUTHENTICATION | null, id: PieceId, what: string): T {
+  if (result === null) throw new IntegrityError(`${what}: piece ${id.index} (version ${id.version}) is missing from the store`, 'missing');
+  if (result === FAILED_AUTHENTICATION) throw new IntegrityError(`${what}: piece ${id.index} (version ${id.version}) failed authentication`, 'damaged');
+  return result;
+}
