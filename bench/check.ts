@@ -8,7 +8,7 @@
 // that merely ran in a quieter moment move the ratios but not svault's time. (--strict: either ratio.) Per workload, the server CPU seconds of svault
 // over the floor's regress past the same tolerance. A failed target or integrity check fails too.
 //
-// Memory is checked against issue 6's goal, not against the baseline: the mount's peak RSS in each workload
+// Memory is checked against a fixed goal, not against the baseline: the mount's peak RSS in each workload
 // of single files (cp, dd, the 4 GiB stream and the small files) must stay under 200 MiB. The RSS hardly
 // depends on the machine's load, so an absolute limit holds from run to run. --peak-rss-mib 0 leaves it out.
 //
@@ -25,7 +25,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.basename(path.dirname(HERE)) === 'dist' ? path.resolve(HERE, '..', '..') : path.resolve(HERE, '..');
 
 export const DEFAULT_TOLERANCE = 0.35;
-/** Issue 6: the mount's peak RSS stays under this from 64 MiB files to 4 GiB. */
+/** The memory goal: the mount's peak RSS stays under this from 64 MiB files to 4 GiB. */
 export const DEFAULT_PEAK_RSS_MIB = 200;
 /** The workloads of single files that the memory goal is about (the tree is 10,000 small files at once). */
 export const MEMORY_GOAL_WORKLOADS: readonly WorkloadName[] = ['cp', 'dd', 'stream4g', 'small'];

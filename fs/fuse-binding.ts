@@ -2,18 +2,15 @@
 // and adds what svault needs around it: a fusermount on PATH, bigger FUSE
 // requests, and synchronous unmount / mount-state helpers for exit handlers.
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, readFileSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type Fuse from 'fuse-native';
 
 export type FuseClass = typeof Fuse;
-export type FuseInstance = Fuse;
 export type FuseOperations = Fuse.Operations;
 export type FuseStat = Fuse.Stat;
-
-/** Patch level the binding must report (`svault_patch` in scripts/fuse-native.patch). */
-export const SVAULT_PATCH_LEVEL = 5;
 
 /**
  * What ops.utimens receives for a time that must be left unchanged
@@ -36,6 +33,25 @@ const cjsRequire = createRequire(import.meta.url);
 const fuseDir = (): string => path.dirname(cjsRequire.resolve('fuse-native/package.json'));
 const fuseRequire = (id: string): unknown => createRequire(path.join(fuseDir(), 'package.json'))(id);
 
+/** The package's root: the nearest directory above this file that holds package.json (fs/ under tsx, dist/fs/ compiled). */
+function packageRoot(): string {
+  const start = path.dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no package.json above ${start}`);
+  }
+}
+
+/**
+ * The patch level the binding must report, read from `svault_patch` in scripts/fuse-native.patch (the
+ * only place it is written) by the rule the build script uses too.
+ */
+function expectedPatchLevel(): number {
+  const scripts = path.join(packageRoot(), 'scripts');
+  const { patchLevelOf } = cjsRequire(path.join(scripts, 'fuse-patch-level.cjs')) as { patchLevelOf: (patchText: string) => number };
+  return patchLevelOf(readFileSync(path.join(scripts, 'fuse-native.patch'), 'utf8'));
+}
+
 /** What svault uses of the patched binding itself, besides the Fuse class. */
 interface SvaultBinding {
   svault_patch?: number;
@@ -57,6 +73,12 @@ export function loadFuse(): FuseClass {
 
   let FuseCtor: FuseClass;
   let binding: SvaultBinding;
+  let expected: number;
+  try {
+    expected = expectedPatchLevel();
+  } catch (err) {
+    throw new Error(`cannot read svault's fuse-native patch level (${(err as Error).message})`, { cause: err });
+  }
   try {
     FuseCtor = cjsRequire('fuse-native') as FuseClass;
     // Same file fuse-native just loaded (node-gyp-build picks build/Release), so this is the require cache.
@@ -68,10 +90,10 @@ export function loadFuse(): FuseClass {
       { cause: err },
     );
   }
-  if (binding.svault_patch !== SVAULT_PATCH_LEVEL) {
+  if (binding.svault_patch !== expected) {
     throw new Error(
       `fuse-native's binding is not svault's patched build (svault_patch=${String(binding.svault_patch)}, ` +
-        `expected ${SVAULT_PATCH_LEVEL}); run: node scripts/build-fuse-binding.mjs`,
+        `expected ${expected}); run: node scripts/build-fuse-binding.mjs`,
     );
   }
   cachedFuse = FuseCtor;

@@ -2,7 +2,7 @@
 // Every piece is a 128 KiB buffer (plaintext, sealed blob, decrypted copy); a large write or read frees
 // thousands of them, and glibc keeps the freed memory in its arenas, between chunks still in use,
 // where its own trimming (the heap's top only) never reaches. That memory stays in the RSS, and what
-// one workload leaves adds to the next one's peak (optimization log, entries 9, 12 and 14).
+// one workload leaves adds to the next one's peak.
 
 import type { OpStats } from '../src/core/util/op-stats.js';
 
@@ -25,9 +25,9 @@ export interface MemoryTrimmerDeps {
  * Called once a second (the mount server's watchdog). It trims in two cases:
  * - the RSS has grown by TRIM_GROWTH_BYTES since the last trim: a large write or read is under way;
  * - the server has just gone quiet after working: what the work freed, it no longer needs.
- * Trimming costs about 1-2 ms (a walk over the arenas' free chunks) and, later, page faults when the
- * memory is used again; so it does not run while a steady workload reuses the same memory, nor while
- * the mount stays idle.
+ * Trimming costs a walk over the arenas' free chunks and, later, page faults when the memory is used
+ * again; so it does not run while a steady workload reuses the same memory, nor while the mount stays
+ * idle.
  */
 export class MemoryTrimmer {
   private baseline: number;

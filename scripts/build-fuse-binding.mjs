@@ -24,11 +24,10 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { patchLevelOf } from './fuse-patch-level.cjs';
 import { BuildError, nodeGypRebuild, runBuild, which } from './node-gyp.mjs';
 
 const TAG = 'build-fuse-binding';
-// Must match `svault_patch` in scripts/fuse-native.patch and fs/fuse-binding.ts.
-const PATCH_LEVEL = 5;
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const patchFile = join(root, 'scripts', 'fuse-native.patch');
@@ -53,14 +52,20 @@ function main() {
   const libfuse = shared.lib; // .../fuse-shared-library-linux/libfuse/lib/libfuse.so
   const bundledBin = join(dirname(dirname(libfuse)), 'bin');
 
+  let patchLevel;
+  try {
+    patchLevel = patchLevelOf(readFileSync(patchFile, 'utf8'));
+  } catch (err) {
+    fail(err.message);
+  }
   const patched = applyPatch(fuseDir);
   const built = build(fuseDir, libfuse);
-  verify(fuseDir, fuseRequire);
+  verify(fuseDir, fuseRequire, patchLevel);
   const fusermount = findFusermount(bundledBin);
 
   console.log(
     `${TAG}: fuse-native patch ${patched}; build/Release/fuse.node ${built} ` +
-      `(libfuse.so.2 via $ORIGIN rpath, svault_patch=${PATCH_LEVEL}); fusermount: ${fusermount}`,
+      `(libfuse.so.2 via $ORIGIN rpath, svault_patch=${patchLevel}); fusermount: ${fusermount}`,
   );
 }
 
@@ -214,7 +219,7 @@ function build(fuseDir, libfuse) {
 // ---------------------------------------------------------------------------
 // 3. Verify
 
-function verify(fuseDir, fuseRequire) {
+function verify(fuseDir, fuseRequire, patchLevel) {
   const release = join(fuseDir, 'build', 'Release');
   const addon = join(release, 'fuse.node');
 
@@ -240,7 +245,7 @@ function verify(fuseDir, fuseRequire) {
   if (res.status !== 0) fail(`loading the built binding failed:\n${res.stderr}`);
   const { file, patch } = JSON.parse(res.stdout);
   if (realpathSync(file) !== realpathSync(addon)) fail(`node-gyp-build picks ${file}, not ${addon}`);
-  if (patch !== PATCH_LEVEL) fail(`${addon} reports svault_patch=${patch}, expected ${PATCH_LEVEL}`);
+  if (patch !== patchLevel) fail(`${addon} reports svault_patch=${patch}, expected ${patchLevel}`);
 }
 
 // ---------------------------------------------------------------------------

@@ -181,7 +181,7 @@ export function summarize(r: Pick<BenchReport, 'workloads' | 'options'>): Summar
 }
 
 // ---------------------------------------------------------------------------
-// Reference figures from issue 4 (native, floor and gocryptfs on this machine class, another run).
+// Reference figures: native, floor and gocryptfs on this machine class, from another run.
 
 export const REFERENCE: Array<{ target: string; cells: string[] }> = [
   { target: 'native', cells: ['2894 MiB/s', '6375 MiB/s', '2842 MiB/s', '2946 MiB/s', '0.004 / 0.002 ms', '0.10 s', '0.04 s', '0.21 s', '0.05 s'] },

@@ -64,7 +64,7 @@ export function mountsUnder(dir: string): string[] {
 
 /**
  * This VM hands freed memory back to its host a few seconds after it is freed, and touching it again
- * costs about 2.7 ms per MiB, so a GiB-sized phase would measure the host. The ballast is a file of
+ * makes the host supply every page anew, so a GiB-sized phase would measure the host. The ballast is a file of
  * written (hence host-backed) pages on the tmpfs: right before a big phase the bench frees just enough
  * of it for the phase to allocate from, and writes it back afterwards, outside the timing.
  */

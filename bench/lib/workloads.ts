@@ -335,7 +335,7 @@ async function streamOnce(ctx: Ctx, t: Target, rec: Recorder, key: string, bytes
   const total = count * block;
   const samplers = sample && t.pid !== null ? { write: new RssSampler(t.pid, 'written'), read: new RssSampler(t.pid, 'read') } : null;
 
-  // The server's CPU seconds per GiB moved, per direction (issue 6: no worse than gocryptfs's).
+  // The server's CPU seconds per GiB moved, per direction (the goal: no worse than gocryptfs's).
   const cpu = new CpuPerGiB(t.pid, total);
   ctx.progress.step(wl, t.name, 'write', rep);
   ballastFor(ctx, total);

@@ -1,11 +1,13 @@
+// src/cli: the svault command (commands, exit codes, passphrases, where state lives).
+//
 // The svault command line (commander 14). Each command maps errors to a documented exit code and a
 // one-line reason (src/cli/exitcodes.ts); the README lists them.
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { fork } from 'node:child_process';
-import { accessSync, appendFileSync, constants as fsc, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { accessSync, appendFileSync, constants as fsc, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RollbackError } from '../core/vault/anchor.js';
 import { readConfig, unwrapMasterKey, validateSettings } from '../core/vault/config.js';
@@ -99,22 +101,73 @@ function checkFuseAccess(): void {
   }
 }
 
-async function prepareMountpoint(mountpoint: string, fuseOptions: string[]): Promise<void> {
+/**
+ * Checks the mount point, and creates it when it is missing but its parent directory exists (the
+ * README's quick start, `svault mount ./mnt`, on a fresh clone). Only the last directory is created:
+ * a missing parent is more likely a typo than a wish. Returns whether it created the mount point, so
+ * that a mount that fails can remove it again.
+ */
+async function prepareMountpoint(mountpoint: string, fuseOptions: string[]): Promise<boolean> {
   const { isMounted, isStaleMount, lazyUnmount } = await import('../../fs/fuse-binding.js');
   if (isStaleMount(mountpoint)) {
     lazyUnmount(mountpoint);
     say(`cleared a stale mount at ${mountpoint} (its server had died)`);
   }
+  let created = false;
   let st;
   try {
     st = statSync(mountpoint);
   } catch {
-    throw new CliError(EXIT.MOUNTPOINT, `mount point ${mountpoint} does not exist`);
+    const parent = dirname(mountpoint);
+    let parentIsDir = false;
+    try {
+      parentIsDir = statSync(parent).isDirectory();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        throw new CliError(EXIT.MOUNTPOINT, `mount point ${mountpoint} does not exist, and neither does its parent directory ${parent}`);
+      }
+      throw new CliError(EXIT.MOUNTPOINT, `mount point ${mountpoint} does not exist, and its parent ${parent} cannot be read: ${(err as Error).message}`);
+    }
+    if (!parentIsDir) throw new CliError(EXIT.MOUNTPOINT, `mount point ${mountpoint} does not exist, and its parent ${parent} is not a directory`);
+    try {
+      // 0755 (less the umask), as `mkdir` would make it: the directory stays empty and the vault's
+      // root covers it while mounted, so a narrower mode would protect nothing.
+      mkdirSync(mountpoint, { mode: 0o755 });
+      created = true;
+      say(`created the mount point ${mountpoint}`);
+    } catch (err) {
+      // EEXIST: made meanwhile, or a dangling symlink; the stat below and the checks after it decide.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new CliError(EXIT.MOUNTPOINT, `cannot create the mount point ${mountpoint}: ${(err as Error).message}`);
+      }
+    }
+    try {
+      st = statSync(mountpoint);
+    } catch {
+      throw new CliError(EXIT.MOUNTPOINT, `mount point ${mountpoint} does not exist`);
+    }
   }
   if (!st.isDirectory()) throw new CliError(EXIT.MOUNTPOINT, `mount point ${mountpoint} is not a directory`);
   if (isMounted(mountpoint)) throw new CliError(EXIT.MOUNTPOINT, `${mountpoint} is already a mount point (unmount it first)`);
   if (!fuseOptions.includes('nonempty') && readdirSync(mountpoint).length > 0) {
     throw new CliError(EXIT.MOUNTPOINT, `mount point ${mountpoint} is not empty (use -o nonempty to mount over it)`);
+  }
+  return created;
+}
+
+/** After a failed mount, removes the mount point prepareMountpoint created, so the failure leaves nothing behind. */
+async function removeCreatedMountpoint(mountpoint: string): Promise<void> {
+  const { lazyUnmount, mountEntries } = await import('../../fs/fuse-binding.js');
+  // fuse-native leaves the kernel's mount when libfuse fails after mounting (an unknown -o option, say),
+  // until the server's exit handler detaches it. The directory is new, so a FUSE mount on it is this
+  // failed mount's own.
+  if (mountEntries(mountpoint).some((e) => e.fstype.startsWith('fuse'))) lazyUnmount(mountpoint);
+  try {
+    rmdirSync(mountpoint);
+    say(`removed the mount point ${mountpoint} again`);
+  } catch {
+    // gone already, or someone put something in it: leave it
   }
 }
 
@@ -150,22 +203,28 @@ async function cmdMount(mnt: string, o: MountOpts): Promise<void> {
   }
   const holder = lockHolder(store);
   if (holder !== null) throw new CliError(EXIT.BUSY, `the vault in ${store} is already mounted (server process ${holder})`);
-  await prepareMountpoint(mountpoint, fuseOptions);
-  checkFuseAccess();
+  const createdMountpoint = await prepareMountpoint(mountpoint, fuseOptions);
+  try {
+    checkFuseAccess();
 
-  if (o.foreground) {
-    const { serve } = await import('../../fs/mount-server.js');
-    const log = (line: string) => say(`[svault ${new Date().toISOString()}] ${line}`);
-    await new Promise<void>((resolveReady, reject) => {
-      void serve({
-        store, mountpoint, passphrase, fuseOptions, log, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback,
-        onReady: (err) => (err ? reject(err) : resolveReady()),
+    if (o.foreground) {
+      const { serve } = await import('../../fs/mount-server.js');
+      const log = (line: string) => say(`[svault ${new Date().toISOString()}] ${line}`);
+      await new Promise<void>((resolveReady, reject) => {
+        // .catch: a throw before onReady (such as bad mount options) must reach the cleanup below too.
+        serve({
+          store, mountpoint, passphrase, fuseOptions, log, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback,
+          onReady: (err) => (err ? reject(err) : resolveReady()),
+        }).catch(reject);
       });
-    });
-    say(`mounted ${store} on ${mountpoint}; Ctrl-C unmounts`);
-    return; // the server keeps the process alive
+      say(`mounted ${store} on ${mountpoint}; Ctrl-C unmounts`);
+      return; // the server keeps the process alive
+    }
+    await mountInBackground({ store, mountpoint, passphrase, fuseOptions, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback });
+  } catch (err) {
+    if (createdMountpoint) await removeCreatedMountpoint(mountpoint);
+    throw err;
   }
-  await mountInBackground({ store, mountpoint, passphrase, fuseOptions, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback });
 }
 
 async function createDefaultVault(store: string, o: MountOpts): Promise<string> {

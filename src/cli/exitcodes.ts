@@ -10,7 +10,7 @@ export const EXIT = {
   PASSPHRASE: 3,
   /** The store is missing, not a vault, damaged, or not readable/writable. */
   STORE: 4,
-  /** The mount point is missing, not a directory, not empty, or already mounted. */
+  /** The mount point cannot be used: its parent directory is missing, or it is not a directory, not empty, or already mounted. */
   MOUNTPOINT: 5,
   /** The store is in use by another process (already mounted). */
   BUSY: 6,

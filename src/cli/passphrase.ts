@@ -25,7 +25,7 @@ function readPassphraseFile(path: string): string {
 }
 
 /** Reads a line from the terminal without echoing it. */
-export function promptHidden(question: string): Promise<string> {
+function promptHidden(question: string): Promise<string> {
   const stdin = process.stdin;
   if (!stdin.isTTY) {
     return Promise.reject(new CliError(EXIT.USAGE, 'no passphrase: use --passphrase-file FILE or SVAULT_PASSPHRASE, or run in a terminal'));

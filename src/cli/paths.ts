@@ -9,7 +9,7 @@ function xdg(envName: string, fallback: string): string {
   return v && v.startsWith('/') ? v : join(homedir(), fallback);
 }
 
-export function dataDir(): string {
+function dataDir(): string {
   return join(xdg('XDG_DATA_HOME', '.local/share'), 'svault');
 }
 
@@ -18,7 +18,7 @@ export function stateDir(): string {
 }
 
 /** The embedded default store, used when neither --store nor SVAULT_STORE is given. */
-export function defaultStore(): string {
+function defaultStore(): string {
   return join(dataDir(), 'default');
 }
 

@@ -4,14 +4,12 @@
 /**
  * A larger initial old-generation limit. Reading a file of a few GiB holds its piece maps (tens of
  * thousands of entries) and puts the JS heap just above V8's 8 MB threshold for incremental marking;
- * with the default initial limit V8 then marked and compacted the heap about 25 times a second while
- * the 128 KiB decrypted pieces streamed through. Measured on a 4 GiB read: 290 mark-compacts and 3.9 s
- * of CPU per GiB by default, 2 mark-compacts and 2.4 s per GiB with 64 MB.
+ * with the default initial limit V8 then marks and compacts the heap over and over while the 128 KiB
+ * decrypted pieces stream through, a large share of the server's CPU per GiB read.
  *
- * A young generation of at most 2 x 4 MiB (V8's default grows it to 2 x 16 MiB under load). Together with
- * trimming the freed memory (fs/memory-trim.ts), the 4 GiB stream's peak RSS fell from 189-199 to
- * 185-189 MiB, with no more CPU per GiB (optimization log, entry 14). Without the trim it made no
- * difference (entry 9): what V8 freed stayed in glibc's arenas.
+ * A young generation of at most 2 x 4 MiB (V8's default grows it to 2 x 16 MiB under load), which lowers
+ * the peak RSS of a long stream without costing CPU. It helps only together with trimming the freed
+ * memory (fs/memory-trim.ts): without that, what V8 frees stays in glibc's arenas.
  */
 export const SERVER_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=64', '--max-semi-space-size=4'];
 

@@ -2,7 +2,7 @@
 // synchronously from its own process) and guarantee nothing stays mounted after a test.
 
 import type { ExecutionContext } from 'ava';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -28,6 +28,14 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
     if (opts.input !== undefined) child.stdin?.end(opts.input);
     else child.stdin?.end();
   });
+}
+
+/**
+ * Whether a program is on PATH. Synchronous, for deciding at load time between `test` and `test.skip`,
+ * so a test whose tool is missing shows as skipped instead of passing without checking.
+ */
+export function installed(cmd: string): boolean {
+  return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { stdio: 'ignore' }).status === 0;
 }
 
 /** Runs a shell command line (for pipelines such as tar | tar). */

@@ -22,7 +22,7 @@ import {
 } from '../../fs/fuse-binding.js';
 
 const run = promisify(execFile);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const helper = path.join(root, 'test', 'helpers', 'memfs-mount.ts');
 const READY_TIMEOUT_MS = 20_000;
 

@@ -2,9 +2,9 @@
 // store, a killed server (stale mount), a damaged piece, an external unmount, SIGTERM, bad usage; and
 // the status / info / --help output. Every check of the mount itself runs in a child process.
 
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, mountedAt, serverPids, sh, type Sandbox } from '../helpers/cli.js';
 import {
@@ -67,14 +67,35 @@ test('a wrong passphrase fails the mount with exit 3 and a clear message, leavin
   await unmountAndCheck(t, box);
 });
 
-test('mount point missing, not a directory, not empty, already mounted: exit 5 with a clear message', async (t) => {
+/** Unmounts dir (a mount point other than the box's own) when the test ends, whatever happened. */
+function unmountOnTeardown(t: ExecutionContext, box: Sandbox, dir: string): void {
+  // Registered after the sandbox's own teardown, so it runs first (ava runs them last in, first out).
+  t.teardown(async () => {
+    if (mountedAt(dir)) await box.svault(['unmount', dir]);
+    if (mountedAt(dir)) await sh(`umount -l ${q(dir)}`);
+  });
+}
+
+test('mount point missing with no parent, not a directory, not empty, already mounted: exit 5 with a clear message', async (t) => {
   const box = emptyBox(t);
   t.is((await box.svault(['init', '--store', box.store])).code, 0);
   const mount = (mnt: string, extra: string[] = [], store = box.store) => box.svault(['mount', '--store', store, mnt, ...extra]);
 
-  const missing = await mount(join(box.dir, 'no-such-dir'));
+  // A missing mount point whose parent exists is created (see the next test); a missing parent is not.
+  const created = join(box.dir, 'no-such-dir');
+  unmountOnTeardown(t, box, created);
+  const fresh = await mount(created);
+  t.is(fresh.code, 0, fresh.stderr);
+  t.regex(fresh.stderr, /created the mount point/);
+  t.true(mountedAt(created));
+  t.is((await box.svault(['unmount', created])).code, 0);
+
+  const parent = join(box.dir, 'no-such-parent');
+  const missing = await mount(join(parent, 'mnt'));
   t.is(missing.code, 5, missing.stderr);
   t.regex(missing.stderr, /does not exist/);
+  t.true(missing.stderr.includes(`parent directory ${parent}`), `names the missing parent: ${missing.stderr}`);
+  t.false(existsSync(parent), 'creates neither the parent nor the mount point');
 
   writeFileSync(join(box.dir, 'a-file'), 'x');
   const file = await mount(join(box.dir, 'a-file'));
@@ -102,6 +123,48 @@ test('mount point missing, not a directory, not empty, already mounted: exit 5 w
   t.is(await ok(t, `cat ${q(box.mnt)}/f`), 'first\n');
   t.is(serverPids(box).filter(alive).length, 1, 'one server only');
   await unmountAndCheck(t, box);
+});
+
+test('a missing mount point whose parent exists is created, and stays after the unmount', async (t) => {
+  const box = emptyBox(t);
+  t.is((await box.svault(['init', '--store', box.store, '--chaff', '0'])).code, 0);
+  const mnt = join(box.dir, 'new-mnt');
+  unmountOnTeardown(t, box, mnt);
+  const m = await box.svault(['mount', '--store', box.store, mnt]);
+  t.is(m.code, 0, m.stderr);
+  t.true(m.stderr.includes(`created the mount point ${mnt}`), m.stderr);
+  t.true(mountedAt(mnt));
+  await ok(t, `echo written > ${q(mnt)}/f`);
+  t.is(await ok(t, `cat ${q(mnt)}/f`), 'written\n');
+  const u = await box.svault(['unmount', mnt]);
+  t.is(u.code, 0, u.stderr);
+  t.false(mountedAt(mnt));
+  t.true(statSync(mnt).isDirectory(), 'the directory stays after the unmount');
+  t.deepEqual(readdirSync(mnt), [], 'and is empty: the file is in the vault');
+  // Now it exists: mounted again as it is, with the file back.
+  const again = await box.svault(['mount', '--store', box.store, mnt]);
+  t.is(again.code, 0, again.stderr);
+  t.false(again.stderr.includes('created the mount point'), again.stderr);
+  t.is(await ok(t, `cat ${q(mnt)}/f`), 'written\n');
+  t.is((await box.svault(['unmount', mnt])).code, 0);
+  t.deepEqual(mountsUnder(box.dir), []);
+});
+
+test('a mount point svault created is removed again when the mount fails', async (t) => {
+  const box = emptyBox(t);
+  t.is((await box.svault(['init', '--store', box.store, '--chaff', '0'])).code, 0);
+  const mnt = join(box.dir, 'new-mnt');
+  unmountOnTeardown(t, box, mnt);
+  // libfuse refuses an unknown option after the kernel mount is made: the late failure to clean up after.
+  for (const extra of [[], ['-f']]) {
+    const r = await box.svault(['mount', '--store', box.store, mnt, '-o', 'no_such_option', ...extra]);
+    t.not(r.code, 0, `mount ${extra.join(' ')}: ${r.stderr}`);
+    t.regex(r.stderr, /created the mount point/);
+    t.regex(r.stderr, /removed the mount point .* again/);
+    t.false(existsSync(mnt), `mount ${extra.join(' ')}: the directory it created is gone`);
+    t.deepEqual(mountsUnder(box.dir), [], 'nothing is left mounted');
+    t.deepEqual(serverPids(box).filter(alive), [], 'nor a server');
+  }
 });
 
 test('-o nonempty mounts over a non-empty directory, as the exit-5 message suggests', async (t) => {

@@ -6,7 +6,7 @@ import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, sh } from '../helpers/cli.js';
+import { installed, sh } from '../helpers/cli.js';
 import { prng } from '../../fixtures/tree.js';
 import { checkNothingLeftMounted, mountedBox, ok, q, remount, sha, stat, unmountAndCheck } from '../helpers/mount-util.js';
 
@@ -169,12 +169,8 @@ except OSError as e:
   await unmountAndCheck(t, box);
 });
 
-test('git init, add, commit, log and checkout work inside the mount', async (t) => {
-  if ((await run('which', ['git'])).code !== 0) {
-    t.log('git is not installed: skipping');
-    t.pass();
-    return;
-  }
+const hasGit = installed('git');
+(hasGit ? test : test.skip)(`git init, add, commit, log and checkout work inside the mount${hasGit ? '' : ' (skipped: git is not installed)'}`, async (t) => {
   const box = await mountedBox(t);
   const repo = join(box.mnt, 'repo');
   const env = {

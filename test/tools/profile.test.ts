@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { processAlive } from '../../src/core/util/process-alive.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const canMount = existsSync('/dev/fuse') && process.getuid?.() === 0;
 const maybe = canMount ? test.serial : test.serial.skip;
 
