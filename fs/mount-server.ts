@@ -12,9 +12,11 @@ import { OpStats } from '../src/core/util/op-stats.js';
 import { aeadImplementation } from '../src/core/crypto/native-aead.js';
 import { mountsDir } from '../src/cli/paths.js';
 import { Vault } from '../src/core/vault/vault.js';
-import { createFuse, isMounted, lazyUnmount, trimMallocArenas } from './fuse-binding.js';
+import { isMounted, lazyUnmount, trimMallocArenas } from './fuse-binding.js';
 import { MemoryTrimmer } from './memory-trim.js';
-import { svaultOperations, type Logger } from './svault-fs.js';
+import type { Logger } from './svault-fs.js';
+import { DEFAULT_BINDING, type BindingName } from './bindings.js';
+import { createTransport, type Transport } from './transport.js';
 
 export interface ServeOptions {
   store: string;
@@ -22,6 +24,8 @@ export interface ServeOptions {
   passphrase: string;
   /** -o options as given by the user (allow_other, ro, ...). */
   fuseOptions: string[];
+  /** How the vault is served to the kernel (default fuse-native). */
+  binding?: BindingName;
   log: Logger;
   logFile?: string;
   anchorDir?: string;
@@ -37,21 +41,7 @@ export interface MountRecord {
   log?: string;
   started: string;
   readOnly: boolean;
-}
-
-/**
- * Single writer: every change goes through this mount, so the kernel may cache entries and attributes;
- * a second of caching saves most lookups without making another process's view go stale for long.
- * use_ino: stat shows svault's own inode numbers, shared by hard links and stable across mounts
- * (tar, cp -a, rsync -H, du and git rely on them).
- */
-const BASE_OPTIONS = ['use_ino', 'entry_timeout=1', 'attr_timeout=1', 'negative_timeout=1'];
-
-/** Mount options: ours, then the user's. allow_other turns on the kernel's permission checks. */
-export function mountOptionsFor(user: string[]): { options: string[]; readOnly: boolean } {
-  const options = [`fsname=svault`, 'subtype=svault', ...BASE_OPTIONS, ...user];
-  if (user.includes('allow_other') && !user.includes('default_permissions')) options.push('default_permissions');
-  return { options, readOnly: user.includes('ro') };
+  binding: BindingName;
 }
 
 /**
@@ -93,14 +83,18 @@ export async function serve(o: ServeOptions): Promise<void> {
     o.log(sweep.skipped ? `swept nothing: ${sweep.skipped}` : `removed ${sweep.removed} orphaned blob(s)`);
   }
   if (aeadImplementation.name !== 'openssl-evp') o.log(`AES-GCM through node:crypto (slower): ${aeadImplementation.reason}`);
-  const { options, readOnly } = mountOptionsFor(o.fuseOptions);
-  const fuse = createFuse(o.mountpoint, svaultOperations(vault, { readOnly, log: o.log, stats }), {
-    mountOptions: options,
-    force: true,
-    timeout: false,
-  });
+  const binding = o.binding ?? DEFAULT_BINDING;
+  let transport: Transport;
+  try {
+    transport = createTransport(binding, vault, { mountpoint: o.mountpoint, fuseOptions: o.fuseOptions, log: o.log, stats, onGone: () => void stop('unmounted from outside', 0) });
+  } catch (err) {
+    await vault.close().catch(() => undefined);
+    o.onReady(err as Error);
+    return;
+  }
+  const readOnly = transport.readOnly;
 
-  const record: MountRecord = { pid: process.pid, mountpoint: o.mountpoint, store: o.store, log: o.logFile, started: new Date().toISOString(), readOnly };
+  const record: MountRecord = { pid: process.pid, mountpoint: o.mountpoint, store: o.store, log: o.logFile, started: new Date().toISOString(), readOnly, binding };
   const registry = join(mountsDir(), `${process.pid}.json`);
   const socketPath = join(mountsDir(), `${process.pid}.sock`);
   let statusServer: Server | null = null;
@@ -127,13 +121,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     o.log(`stopping: ${why}`);
     if (watchdog) clearInterval(watchdog);
     statusServer?.close();
-    if (wasMounted && isMounted(o.mountpoint)) {
-      await new Promise<void>((resolve) => fuse.unmount((err) => {
-        if (err) o.log(`unmount: ${err.message}; detaching lazily`);
-        resolve();
-      }));
-      lazyUnmount(o.mountpoint);
-    }
+    if (wasMounted) await transport.unmount();
     try {
       await vault.close();
     } catch (err) {
@@ -155,12 +143,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     o.log(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`);
   });
 
-  fuse.mount((err) => {
-    if (err) {
-      state = 'stopping';
-      void vault.close().finally(() => o.onReady(err));
-      return;
-    }
+  transport.mount().then(() => {
     state = 'mounted';
     mkdirSync(mountsDir(), { recursive: true, mode: 0o700 });
     writeFileSync(registry, JSON.stringify(record));
@@ -179,15 +162,15 @@ export async function serve(o: ServeOptions): Promise<void> {
       },
       stats,
     });
-    // An external `fusermount -u` or `umount` does not reach fuse-native: notice it and exit.
     watchdog = setInterval(() => {
-      if (!isMounted(o.mountpoint)) void stop('unmounted from outside', 0);
-      else {
-        vault.saveAnchor();
-        trimmer.tick();
-      }
+      vault.saveAnchor();
+      trimmer.tick();
     }, 1000);
-    o.log(`mounted ${o.store} on ${o.mountpoint}${readOnly ? ' (read-only)' : ''}`);
+    o.log(`mounted ${o.store} on ${o.mountpoint}${readOnly ? ' (read-only)' : ''} through ${binding}`);
     o.onReady(null);
+  }, (err: Error) => {
+    state = 'stopping';
+    if (isMounted(o.mountpoint)) lazyUnmount(o.mountpoint);
+    void vault.close().finally(() => o.onReady(err));
   });
 }

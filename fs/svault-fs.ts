@@ -14,6 +14,7 @@ import { toFuseCode } from './errno.js';
 import { UTIME_OMIT } from './fuse-binding.js';
 import { HiddenFiles, hiddenNameIn } from './hidden-files.js';
 import { KernelCacheTracker } from './kernel-cache.js';
+import { FILE_CAPS, refuseUnsupportedXattr } from './xattr-policy.js';
 
 export type Logger = (line: string) => void;
 
@@ -139,35 +140,23 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
       run('utimens', path, cb, () => vault.utimens(path, atime === UTIME_OMIT ? undefined : atime, mtime === UTIME_OMIT ? undefined : mtime), done(cb)),
     setxattr: (path, name, value, _position, flags, cb) =>
       run('setxattr', path, cb, () => {
-        if (name === FILE_CAPS) throw new FsError('ENOTSUP', 'file capabilities are not supported');
-        refuseUnsupported(name);
+        refuseUnsupportedXattr(name);
         return vault.setxattr(path, name, value, flags);
       }, done(cb)),
     // The kernel asks for security.capability before every write; svault never stores it, so answer at once.
     getxattr: (path, name, _position, cb) =>
       name === FILE_CAPS ? cb(NO_DATA) : run('getxattr', path, cb, () => {
-            refuseUnsupported(name);
+            refuseUnsupportedXattr(name);
             return vault.getxattr(path, name);
           }, (v) => cb(0, v)),
     listxattr: (path, cb) => run('listxattr', path, cb, () => vault.listxattr(path), (names) => cb(0, names)),
     removexattr: (path, name, cb) => run('removexattr', path, cb, () => {
-        refuseUnsupported(name);
+        refuseUnsupportedXattr(name);
         vault.removexattr(path, name);
       }, done(cb)),
   };
 }
 
-const FILE_CAPS = 'security.capability';
-
-/**
- * POSIX ACLs and security labels (SELinux, IMA, ...) are refused with ENOTSUP rather than stored as
- * plain attributes: the kernel would not enforce an ACL stored that way (libfuse 2 has no ACL support),
- * so setfacl "succeeding" would mislead. ENOTSUP also tells ls -l, cp -a and tar that this filesystem
- * has neither, and they stop asking for every file (each question is a FUSE round trip).
- */
-function refuseUnsupported(name: string): void {
-  if (name.startsWith('system.posix_acl_') || name.startsWith('security.')) throw new FsError('ENOTSUP', `${name}: not supported by svault`);
-}
 const NO_DATA = -(constants.errno.ENODATA ?? 61);
 
 const WRITE_OPS = new Set([

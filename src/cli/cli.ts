@@ -23,6 +23,8 @@ import { serverExecArgv } from './server-flags.js';
 import type { OpSummary } from '../core/util/op-stats.js';
 import type { AeadImplementation } from '../core/crypto/native-aead.js';
 import type { MountRecord } from '../../fs/mount-server.js';
+import { BINDINGS, DEFAULT_BINDING, type BindingName } from '../../fs/bindings.js';
+import { MountOptionError, parseKernelMountOptions } from '../../fs/kernel/mount-options.js';
 
 interface StoreOpts {
   store?: string;
@@ -88,6 +90,7 @@ async function cmdInit(o: StoreOpts & { pieceSize: number; chaff: number }): Pro
 interface MountOpts extends StoreOpts {
   foreground?: boolean;
   options?: string[];
+  binding?: BindingName;
 }
 
 function checkFuseAccess(): void {
@@ -172,26 +175,49 @@ async function removeCreatedMountpoint(mountpoint: string): Promise<void> {
 }
 
 /**
- * FUSE options svault refuses, and why. libfuse 2's high-level API gives each name of a hard-linked
- * file its own kernel node, so with kernel_cache a read through one name keeps showing what the
- * page cache held before a write through another (checked: `cat b` after a write to its link `a`).
+ * FUSE options svault refuses with fuse-native, and why. libfuse 2's high-level API gives each name of a
+ * hard-linked file its own kernel node, so with kernel_cache a read through one name keeps showing what
+ * the page cache held before a write through another (checked: `cat b` after a write to its link `a`).
+ * svault's own transport has one node per inode and takes it.
  */
-const REFUSED_OPTIONS: ReadonlyMap<string, string> = new Map([
-  ['kernel_cache', 'it makes reads through one hard link return stale data after a write through another'],
+const REFUSED_WITH_FUSE_NATIVE: ReadonlyMap<string, string> = new Map([
+  ['kernel_cache', 'it makes reads through one hard link return stale data after a write through another (svault\'s own transport, --binding devfuse, takes it)'],
 ]);
 
-function splitOptions(list: string[] | undefined): string[] {
+/** The -o options split at commas, checked for the binding: a bad one is exit 2 with its name. */
+function splitOptions(list: string[] | undefined, binding: BindingName): string[] {
   const options = (list ?? []).flatMap((o) => o.split(',')).map((o) => o.trim()).filter((o) => o.length > 0);
+  if (binding === 'devfuse') {
+    try {
+      parseKernelMountOptions(options);
+    } catch (err) {
+      if (err instanceof MountOptionError) throw new CliError(EXIT.USAGE, err.message);
+      throw err;
+    }
+    return options;
+  }
   for (const o of options) {
-    const why = REFUSED_OPTIONS.get(o);
+    const why = REFUSED_WITH_FUSE_NATIVE.get(o);
     if (why) throw new CliError(EXIT.USAGE, `mount option ${o} is not accepted: ${why}`);
   }
   return options;
 }
 
+/** --binding's default: SVAULT_BINDING when set (to run a whole test suite on one transport), else svault's. */
+function defaultBinding(): BindingName {
+  const env = process.env.SVAULT_BINDING;
+  return env && (BINDINGS as readonly string[]).includes(env) ? (env as BindingName) : DEFAULT_BINDING;
+}
+
+function parseBinding(v: string): BindingName {
+  if (!(BINDINGS as readonly string[]).includes(v)) throw new InvalidArgumentError(`one of ${BINDINGS.join(', ')}`);
+  return v as BindingName;
+}
+
 async function cmdMount(mnt: string, o: MountOpts): Promise<void> {
   const mountpoint = resolve(mnt);
-  const fuseOptions = splitOptions(o.options);
+  const binding = o.binding ?? defaultBinding();
+  const fuseOptions = splitOptions(o.options, binding);
   const { store, isDefault } = resolveStore(o.store);
   let passphrase: string;
   if (!existsSync(join(store, 'svault.json'))) {
@@ -213,14 +239,14 @@ async function cmdMount(mnt: string, o: MountOpts): Promise<void> {
       await new Promise<void>((resolveReady, reject) => {
         // .catch: a throw before onReady (such as bad mount options) must reach the cleanup below too.
         serve({
-          store, mountpoint, passphrase, fuseOptions, log, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback,
+          store, mountpoint, passphrase, fuseOptions, binding, log, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback,
           onReady: (err) => (err ? reject(err) : resolveReady()),
         }).catch(reject);
       });
       say(`mounted ${store} on ${mountpoint}; Ctrl-C unmounts`);
       return; // the server keeps the process alive
     }
-    await mountInBackground({ store, mountpoint, passphrase, fuseOptions, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback });
+    await mountInBackground({ store, mountpoint, passphrase, fuseOptions, binding, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback });
   } catch (err) {
     if (createdMountpoint) await removeCreatedMountpoint(mountpoint);
     throw err;
@@ -253,6 +279,7 @@ interface ServerOrders {
   mountpoint: string;
   passphrase: string;
   fuseOptions: string[];
+  binding: BindingName;
   anchorDir: string;
   acceptRollback: boolean;
 }
@@ -558,6 +585,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--accept-rollback', 'mount a store older than this machine last saw it (a backup restored on purpose)')
     .option('-f, --foreground', 'stay in the foreground and log to stderr (Ctrl-C unmounts)')
     .option('-o, --options <options>', 'FUSE mount options, comma separated: allow_other, default_permissions, ro, nonempty, ...', (v: string, prev: string[] = []) => [...prev, v])
+    .addOption(new Option('--binding <name>', `how the mount is served: ${BINDINGS.join(' or ')} (svault's own FUSE transport)`).argParser(parseBinding).default(defaultBinding()))
     .addHelpText('after', '\nExamples:\n  svault mount ./mnt\n  svault mount --store ~/vault ~/private\n  svault mount -f -o ro ~/private\n  SVAULT_PASSPHRASE=... svault mount -o allow_other /srv/vault\n')
     .action(action(cmdMount));
 

@@ -1,7 +1,8 @@
 // src/core/vault: a vault opened (config, keys, store lock, rollback anchor) and its filesystem operations.
 //
-// The vault: a store directory opened with its passphrase. Path-level filesystem operations over the
-// metadata (namespace) and the contents engine (scatter and gather). FUSE-free: fs/ adapts it to FUSE.
+// The vault: a store directory opened with its passphrase. Filesystem operations by path, resolved here
+// (with a path cache) and carried out by the namespace by inode (namespace.ts) and the contents engine
+// (scatter and gather). FUSE-free: fs/ adapts it to FUSE.
 
 import { accessSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,22 +11,19 @@ import { Anchor, RollbackError } from './anchor.js';
 import { Contents, type OpenFile } from '../contents/contents.js';
 import { deriveVaultKeys } from '../crypto/crypto.js';
 import { BadStoreError, FsError } from '../errors.js';
-import { newInode, ROOT_ID, S_IFMT, type Inode, type Kind } from '../meta/inode.js';
+import { newInode, ROOT_ID, type Inode, type Kind } from '../meta/inode.js';
 import { Metadata } from '../meta/metadata.js';
 import { RecordStore } from '../meta/record-store.js';
 import { OpStats } from '../util/op-stats.js';
 import { PieceOffload } from '../contents/piece-offload.js';
+import { checkName, fail, NAME_MAX, Namespace } from './namespace.js';
 import { acquireStoreLock } from './store-lock.js';
 import { CountingStore } from '../store/counting-store.js';
 import { directoryStoreStack, type PieceStore } from '../store/piece-store.js';
 
 export const DEFAULT_PIECE_SIZE = 128 * 1024;
 export const DEFAULT_CHAFF_RATIO = 0.1;
-export const NAME_MAX = 255;
-export const XATTR_SIZE_MAX = 65536;
-const XATTR_CREATE = 1;
-const XATTR_REPLACE = 2;
-const S_ISGID = 0o2000;
+export { NAME_MAX, XATTR_SIZE_MAX } from './namespace.js';
 const PATH_CACHE_LIMIT = 200_000;
 /** Marks a store whose crash leftovers were not swept yet. */
 export const UNCLEAN_FILE = 'svault.unclean';
@@ -66,22 +64,13 @@ interface Handle {
   of: OpenFile;
 }
 
-function fail(errno: FsError['errno'], message: string): never {
-  throw new FsError(errno, message);
-}
-
 /** Splits "/a/b/c" into its components, checking each name's length. */
 function components(path: string): string[] {
   // libfuse gives absolute paths; "" stands for a file that has no path any more (unlinked while open,
   // its directory removed), and must never resolve to the root.
   if (!path.startsWith('/')) fail('ENOENT', 'the file has no path any more');
   const parts = path.split('/').filter((p) => p.length > 0);
-  for (const p of parts) {
-    if (Buffer.byteLength(p) > NAME_MAX) fail('ENAMETOOLONG', `name too long: ${p.slice(0, 32)}...`);
-    // fuse-native decodes names as UTF-8 and turns invalid bytes into U+FFFD: two different byte names
-    // would become one. Refuse them rather than let them alias each other.
-    if (p.includes('\uFFFD')) fail('EILSEQ', `name is not valid UTF-8 (or contains U+FFFD): ${p.slice(0, 32)}`);
-  }
+  for (const p of parts) checkName(p);
   return parts;
 }
 
@@ -120,6 +109,8 @@ export class Vault {
   readonly stats: OpStats;
   private readonly meta: Metadata;
   private readonly contents: Contents;
+  /** The namespace by inode id, for a transport that works on inode numbers (the path methods use it too). */
+  readonly byInode: Namespace;
   private readonly pathCache = new Map<string, { id: string; kind: Kind }>();
   private readonly handles = new Map<number, Handle>();
   private nextHandle = 1;
@@ -153,6 +144,7 @@ export class Vault {
       stats,
       offload,
     });
+    this.byInode = new Namespace(this.meta, this.contents);
   }
 
   /** Creates a new vault in storeDir (which must be missing or empty) and returns it opened. */
@@ -277,6 +269,12 @@ export class Vault {
     return dir;
   }
 
+  /** The directory a path's last name is in, and that name. */
+  private parentOf(path: string): { dir: Inode; name: string } {
+    const { parent, name } = splitParent(path);
+    return { dir: this.dirAt(parent), name };
+  }
+
   /** Forgets a changed path; a directory's whole subtree goes too (rename of a directory). */
   private forgetPath(path: string, isDir: boolean): void {
     const key = '/' + components(path).join('/');
@@ -334,103 +332,73 @@ export class Vault {
     return this.meta.list(this.dirAt(path)).map((e) => e.name);
   }
 
-  // ---- namespace ----
+  // ---- by inode (a transport that works on inode numbers uses these, and `namespace`) ----
 
-  /** Creates a new entry in path's parent, in one transaction with the new inode. */
-  private addNode(path: string, inode: Inode): void {
-    const { parent, name } = splitParent(path);
-    const dir = this.dirAt(parent);
-    if (this.meta.lookup(dir.id, name)) fail('EEXIST', `already exists: ${path}`);
-    if (dir.mode & S_ISGID) {
-      // BSD group semantics of a setgid directory (the kernel leaves this to FUSE filesystems).
-      inode.gid = dir.gid;
-      if (inode.kind === 'dir') inode.mode |= S_ISGID;
-    }
-    const now = Date.now();
-    this.meta.transaction(() => {
-      inode.ino = this.meta.allocIno();
-      this.meta.putInode(inode);
-      this.meta.addEntry(dir, { name, id: inode.id, kind: inode.kind });
-      if (inode.kind === 'dir') dir.nlink++;
-      dir.mtime = dir.ctime = now;
-      this.meta.putInode(dir);
-    });
+  /** Attributes of an inode by id, with an open file's size and times ahead of its record. */
+  attrOfInode(id: string): Attr {
+    // A node the kernel still holds may stand for an inode whose last name and handle are gone: ENOENT.
+    return this.attrOf(this.contents.openState(id)?.unlinkedInode ?? this.meta.getInode(id) ?? fail('ENOENT', `inode ${id} is gone`));
   }
 
+  /** Opens a file by inode id; the handle works as one from open(path). */
+  openInode(id: string): number {
+    const inode = this.byInode.inode(id);
+    if (inode.kind === 'dir') fail('EISDIR', `is a directory: inode ${id}`);
+    return this.newHandle(inode);
+  }
+
+  /** Creates and opens a new file as `name` in directory `dirId`. */
+  createIn(dirId: string, name: string, mode: number, uid: number, gid: number): { inode: Inode; fh: number } {
+    const inode = this.byInode.createFile(dirId, name, mode, uid, gid);
+    const fh = this.newHandle(inode);
+    this.handle(fh).of.markCreated(); // close must make even an empty new file durable
+    return { inode, fh };
+  }
+
+  /** truncate(2) by inode id. */
+  async truncateInode(id: string, size: number): Promise<void> {
+    const inode = this.byInode.inode(id);
+    if (inode.kind === 'dir') fail('EISDIR', `is a directory: inode ${id}`);
+    if (size < 0) fail('EINVAL', 'negative size');
+    const of = this.contents.acquire(inode);
+    try {
+      await this.contents.truncate(of, size);
+    } finally {
+      await this.contents.release(of);
+    }
+  }
+
+  // ---- namespace (by path: resolved here, changed by the namespace by inode) ----
+
   mkdir(path: string, mode: number, uid = 0, gid = 0): void {
-    this.addNode(path, newInode('dir', mode, uid, gid));
+    const { dir, name } = this.parentOf(path);
+    this.byInode.mkdir(dir.id, name, mode, uid, gid);
   }
 
   symlink(target: string, path: string, uid = 0, gid = 0): void {
-    const link = newInode('symlink', 0o777, uid, gid);
-    link.target = target;
-    link.size = Buffer.byteLength(target);
-    this.addNode(path, link);
+    const { dir, name } = this.parentOf(path);
+    this.byInode.symlink(dir.id, name, target, uid, gid);
   }
 
   readlink(path: string): string {
-    const inode = this.inodeAt(path);
-    if (inode.kind !== 'symlink' || inode.target === undefined) fail('EINVAL', `not a symlink: ${path}`);
-    return inode.target;
+    return this.byInode.readlink(this.inodeAt(path).id);
   }
 
   /** Unlinks a name; drops the inode (and, after the commit, its pieces) when no name and no handle remain. */
   unlink(path: string): void {
-    const { parent, name } = splitParent(path);
-    const dir = this.dirAt(parent);
-    const entry = this.meta.lookup(dir.id, name) ?? fail('ENOENT', `no such file: ${path}`);
-    if (entry.kind === 'dir') fail('EISDIR', `is a directory: ${path}`);
-    const inode = this.meta.requireInode(entry.id);
-    const now = Date.now();
-    let dropPieces = false;
-    this.meta.transaction(() => {
-      this.meta.removeEntry(dir, name);
-      dir.mtime = dir.ctime = now;
-      this.meta.putInode(dir);
-      this.dropLink(inode, now, () => (dropPieces = true));
-    });
+    const { dir, name } = this.parentOf(path);
+    this.byInode.unlink(dir.id, name);
     this.forgetPath(path, false);
-    if (dropPieces) this.contents.deletePiecesAfterCommit(inode.fileId, inode.pieces);
-  }
-
-  /** One less name for an inode. Inside a transaction; calls onGone when its pieces must go after the commit. */
-  private dropLink(inode: Inode, now: number, onGone: () => void): void {
-    inode.nlink = inode.kind === 'dir' ? 0 : inode.nlink - 1;
-    inode.ctime = now;
-    const of = this.contents.openState(inode.id);
-    if (inode.nlink > 0) {
-      this.meta.putInode(inode);
-    } else if (of) {
-      of.markUnlinked(inode); // POSIX: an open file lives on until its last close
-      this.meta.deleteInode(inode.id);
-    } else {
-      this.meta.deleteInode(inode.id);
-      onGone();
-    }
   }
 
   rmdir(path: string): void {
-    const { parent, name } = splitParent(path);
-    const dir = this.dirAt(parent);
-    const entry = this.meta.lookup(dir.id, name) ?? fail('ENOENT', `no such directory: ${path}`);
-    if (entry.kind !== 'dir') fail('ENOTDIR', `not a directory: ${path}`);
-    const target = this.meta.requireInode(entry.id);
-    if (target.entries > 0) fail('ENOTEMPTY', `directory not empty: ${path}`);
-    const now = Date.now();
-    this.meta.transaction(() => {
-      this.meta.removeEntry(dir, name);
-      dir.nlink--;
-      dir.mtime = dir.ctime = now;
-      this.meta.putInode(dir);
-      this.meta.deleteInode(target.id);
-    });
+    const { dir, name } = this.parentOf(path);
+    this.byInode.rmdir(dir.id, name);
     this.forgetPath(path, false); // empty: nothing below it is cached
   }
 
   /** rename(2): files and whole directories, replacing an existing target as POSIX says. */
   rename(from: string, to: string): void {
-    const src = splitParent(from);
-    const dst = splitParent(to);
     const fromNorm = '/' + components(from).join('/');
     const toNorm = '/' + components(to).join('/');
     if (fromNorm === toNorm) {
@@ -438,119 +406,49 @@ export class Vault {
       return;
     }
     if (toNorm.startsWith(fromNorm + '/')) fail('EINVAL', `cannot move a directory into itself: ${from} -> ${to}`);
-    const srcDir = this.dirAt(src.parent);
-    const entry = this.meta.lookup(srcDir.id, src.name) ?? fail('ENOENT', `no such file or directory: ${from}`);
-    const sameDir = this.resolveId(dst.parent) === srcDir.id;
-    const dstDir = sameDir ? srcDir : this.dirAt(dst.parent);
-    const existing = this.meta.lookup(dstDir.id, dst.name);
-    let replaced: Inode | null = null;
-    if (existing) {
-      if (existing.id === entry.id) return; // two names of one inode: POSIX says do nothing
-      replaced = this.meta.requireInode(existing.id);
-      if (entry.kind === 'dir' && replaced.kind !== 'dir') fail('ENOTDIR', `not a directory: ${to}`);
-      if (entry.kind !== 'dir' && replaced.kind === 'dir') fail('EISDIR', `is a directory: ${to}`);
-      if (replaced.kind === 'dir' && replaced.entries > 0) fail('ENOTEMPTY', `directory not empty: ${to}`);
-    }
-    const moved = this.meta.requireInode(entry.id);
-    const now = Date.now();
-    let dropPieces = false;
-    this.meta.transaction(() => {
-      if (replaced) {
-        this.meta.replaceEntry(dstDir, dst.name, entry.id, entry.kind);
-        if (replaced.kind === 'dir') dstDir.nlink--;
-        this.dropLink(replaced, now, () => (dropPieces = true));
-      } else {
-        this.meta.addEntry(dstDir, { name: dst.name, id: entry.id, kind: entry.kind });
-      }
-      this.meta.removeEntry(srcDir, src.name);
-      if (entry.kind === 'dir' && !sameDir) {
-        srcDir.nlink--;
-        dstDir.nlink++;
-      }
-      srcDir.mtime = srcDir.ctime = dstDir.mtime = dstDir.ctime = now;
-      this.meta.putInode(srcDir);
-      if (!sameDir) this.meta.putInode(dstDir);
-      moved.ctime = now;
-      this.meta.putInode(moved);
-    });
-    this.forgetPath(from, entry.kind === 'dir');
-    this.forgetPath(to, replaced?.kind === 'dir');
-    if (dropPieces && replaced) this.contents.deletePiecesAfterCommit(replaced.fileId, replaced.pieces);
+    const src = this.parentOf(from);
+    const dst = this.parentOf(to);
+    const done = this.byInode.rename(src.dir.id, src.name, dst.dir.id, dst.name);
+    if (!done) return;
+    this.forgetPath(from, done.moved.kind === 'dir');
+    this.forgetPath(to, done.replaced?.kind === 'dir');
   }
 
   link(existing: string, path: string): void {
     const inode = this.inodeAt(existing);
-    if (inode.kind === 'dir') fail('EPERM', `cannot hard-link a directory: ${existing}`);
-    const { parent, name } = splitParent(path);
-    const dir = this.dirAt(parent);
-    if (this.meta.lookup(dir.id, name)) fail('EEXIST', `already exists: ${path}`);
-    const now = Date.now();
-    this.meta.transaction(() => {
-      this.meta.addEntry(dir, { name, id: inode.id, kind: inode.kind });
-      dir.mtime = dir.ctime = now;
-      this.meta.putInode(dir);
-      inode.nlink++;
-      inode.ctime = now;
-      this.meta.putInode(inode);
-    });
-  }
-
-  private updateInode(path: string, change: (inode: Inode) => void): void {
-    const inode = this.inodeAt(path);
-    change(inode);
-    inode.ctime = Date.now();
-    this.meta.transaction(() => this.meta.putInode(inode));
+    const { dir, name } = this.parentOf(path);
+    this.byInode.link(inode.id, dir.id, name);
   }
 
   chmod(path: string, mode: number): void {
-    this.updateInode(path, (i) => (i.mode = (i.mode & S_IFMT) | (mode & 0o7777)));
+    this.byInode.chmod(this.inodeAt(path).id, mode);
   }
 
   chown(path: string, uid: number, gid: number): void {
-    // -1 (as unsigned 32 bits, too) leaves the id as it is.
-    const keep = (n: number) => n === -1 || n === 0xffffffff;
-    this.updateInode(path, (i) => {
-      if (!keep(uid)) i.uid = uid;
-      if (!keep(gid)) i.gid = gid;
-    });
+    this.byInode.chown(this.inodeAt(path).id, uid, gid);
   }
 
   /** Sets times in ms; undefined leaves a time as it is (UTIME_OMIT). */
   utimens(path: string, atime: number | undefined, mtime: number | undefined): void {
-    this.updateInode(path, (i) => {
-      if (atime !== undefined) i.atime = atime;
-      if (mtime !== undefined) {
-        i.mtime = mtime;
-        this.contents.openState(i.id)?.setMtime(mtime); // a later commit of this open file keeps the time just set
-      }
-    });
+    this.byInode.utimens(this.inodeAt(path).id, atime, mtime);
   }
 
   // ---- extended attributes (sealed with the inode record) ----
 
   setxattr(path: string, name: string, value: Buffer, flags: number): void {
-    if (Buffer.byteLength(name) > 255 || name.length === 0) fail('ERANGE', `bad xattr name length`);
-    if (value.length > XATTR_SIZE_MAX) fail('E2BIG', `xattr value too large`);
-    this.updateInode(path, (i) => {
-      const has = i.xattrs.has(name);
-      if (flags & XATTR_CREATE && has) fail('EEXIST', `xattr exists: ${name}`);
-      if (flags & XATTR_REPLACE && !has) fail('ENODATA', `no such xattr: ${name}`);
-      i.xattrs.set(name, Buffer.from(value));
-    });
+    this.byInode.setxattr(this.inodeAt(path).id, name, value, flags);
   }
 
   getxattr(path: string, name: string): Buffer {
-    return this.inodeAt(path).xattrs.get(name) ?? fail('ENODATA', `no such xattr: ${name}`);
+    return this.byInode.getxattr(this.inodeAt(path).id, name);
   }
 
   listxattr(path: string): string[] {
-    return [...this.inodeAt(path).xattrs.keys()];
+    return this.byInode.listxattr(this.inodeAt(path).id);
   }
 
   removexattr(path: string, name: string): void {
-    this.updateInode(path, (i) => {
-      if (!i.xattrs.delete(name)) fail('ENODATA', `no such xattr: ${name}`);
-    });
+    this.byInode.removexattr(this.inodeAt(path).id, name);
   }
 
   // ---- file contents ----
@@ -571,11 +469,8 @@ export class Vault {
   }
 
   create(path: string, mode: number, uid = 0, gid = 0): number {
-    const inode = newInode('file', mode, uid, gid);
-    this.addNode(path, inode);
-    const fh = this.newHandle(inode);
-    this.handle(fh).of.markCreated(); // close must make even an empty new file durable
-    return fh;
+    const { dir, name } = this.parentOf(path);
+    return this.createIn(dir.id, name, mode, uid, gid).fh;
   }
 
   open(path: string): number {
@@ -622,15 +517,7 @@ export class Vault {
   }
 
   async truncate(path: string, size: number): Promise<void> {
-    const inode = this.inodeAt(path);
-    if (inode.kind === 'dir') fail('EISDIR', `is a directory: ${path}`);
-    if (size < 0) fail('EINVAL', 'negative size');
-    const of = this.contents.acquire(inode);
-    try {
-      await this.contents.truncate(of, size);
-    } finally {
-      await this.contents.release(of);
-    }
+    await this.truncateInode(this.inodeAt(path).id, size);
   }
 
   /** Reads a whole file (for tools and tests, not for the mount's hot path). */

@@ -1,0 +1,361 @@
+// The FUSE handlers of svault's own transport: one short handler per request, each a call into the
+// vault by inode. The kernel names files by node id; svault's node id for an inode is its inode number
+// (stable, never reused), the root's is 1. A node the kernel has looked up stays known, with its lookup
+// count, until the kernel forgets it. Hard links are one node, so they share one page cache and one
+// set of cached attributes.
+
+import { constants } from 'node:os';
+import { FsError } from '../../src/core/errors.js';
+import { ROOT_ID } from '../../src/core/meta/inode.js';
+import type { Attr as VaultAttr, Vault } from '../../src/core/vault/vault.js';
+import { FILE_CAPS, refuseUnsupportedXattr } from '../xattr-policy.js';
+import {
+  DirentPlusWriter, DirentWriter, FATTR_ATIME, FATTR_ATIME_NOW, FATTR_FH, FATTR_GID, FATTR_KILL_SUIDGID, FATTR_MODE,
+  FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID, FOPEN_KEEP_CACHE, FUSE_OPEN_KILL_SUIDGID, FUSE_RELEASE_FLUSH,
+  FUSE_WRITE_KILL_SUIDGID, RENAME_NOREPLACE, decodeName, replyAttr, replyCreate, replyData, replyEmpty, replyEntry,
+  replyError, replyOpen, replyStatfs, replyWrite, replyXattrSize, timeToMs, type Attr, type Entry, type Request,
+} from './protocol.js';
+import type { Handler, SessionOps } from './session.js';
+
+const errnos = constants.errno as Record<string, number>;
+const O_ACCMODE = 3;
+const O_TRUNC = 0o1000;
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+const S_IXGRP = 0o010;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const ROOT_NODE = 1;
+
+export interface InodeOpsOptions {
+  readOnly: boolean;
+  log: (line: string) => void;
+  /** How long the kernel may keep names and attributes (seconds): this mount is the only writer. */
+  entryTimeout?: number;
+  attrTimeout?: number;
+}
+
+function fail(errno: FsError['errno'], message: string): never {
+  throw new FsError(errno, message);
+}
+
+/** A name from a request: UTF-8 only, since two byte names must never decode to one. */
+function nameOf(bytes: Buffer): string {
+  return decodeName(bytes) ?? fail('EILSEQ', 'name is not valid UTF-8');
+}
+
+/** The kernel's node ids and the inodes they stand for, with how many lookups the kernel holds. */
+class NodeTable {
+  private readonly nodes = new Map<number, { id: string; lookups: number }>();
+
+  /** The inode id of a node the kernel holds. */
+  idOf(nodeid: number): string {
+    if (nodeid === ROOT_NODE) return ROOT_ID;
+    return this.nodes.get(nodeid)?.id ?? fail('ENOENT', `unknown node ${nodeid}`);
+  }
+
+  /** One more lookup of a node by the kernel (a reply that carries its entry). */
+  looked(nodeid: number, id: string): void {
+    if (nodeid === ROOT_NODE) return;
+    const node = this.nodes.get(nodeid);
+    if (node) node.lookups++;
+    else this.nodes.set(nodeid, { id, lookups: 1 });
+  }
+
+  forget(nodeid: number, nlookup: number): void {
+    const node = this.nodes.get(nodeid);
+    if (!node) return;
+    node.lookups -= nlookup;
+    if (node.lookups <= 0) this.nodes.delete(nodeid);
+  }
+
+  get size(): number {
+    return this.nodes.size;
+  }
+}
+
+/** The node id the kernel knows an inode by. */
+function nodeOf(id: string, ino: number): number {
+  return id === ROOT_ID ? ROOT_NODE : ino;
+}
+
+/** The handlers of a mount of `vault`. */
+export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeCount(): number } {
+  const nodes = new NodeTable();
+  const entryTimeout = o.entryTimeout ?? 1;
+  const attrTimeout = o.attrTimeout ?? 1;
+  const ns = vault.byInode;
+  /** Directory listings taken at opendir, by handle: readdir reads on from an offset into them. */
+  const dirs = new Map<number, { id: string; entries: { name: string; id: string }[] }>();
+  let nextDir = 1;
+
+  const attrOf = (a: VaultAttr): Attr => ({
+    ino: a.ino, size: a.size, blocks: a.blocks, atimeMs: a.atime, mtimeMs: a.mtime, ctimeMs: a.ctime,
+    mode: a.mode, nlink: a.nlink, uid: a.uid, gid: a.gid, rdev: 0, blksize: a.blksize,
+  });
+  /** The entry of an inode, counted as a lookup by the kernel once it is sent. */
+  const entryOf = (id: string): Entry => {
+    const attr = attrOf(vault.attrOfInode(id));
+    const nodeid = nodeOf(id, attr.ino);
+    nodes.looked(nodeid, id);
+    return { nodeid, generation: 0, entryValid: entryTimeout, attrValid: attrTimeout, attr };
+  };
+  const writable = (): void => {
+    if (o.readOnly) fail('EROFS', 'read-only mount');
+  };
+  /** Clears setuid, and setgid when group-executable: what a write or truncate by another user does. */
+  const killSuidGid = (id: string): void => {
+    const mode = vault.attrOfInode(id).mode;
+    const kill = S_ISUID | (mode & S_IXGRP ? S_ISGID : 0);
+    if (mode & kill) ns.chmod(id, mode & ~kill & 0o7777);
+  };
+
+  const handlers: Partial<Record<Request['op'], Handler>> = {
+    lookup: (r) => {
+      if (r.op !== 'lookup') throw new TypeError(r.op);
+      const dirId = nodes.idOf(r.header.nodeid);
+      const entry = vault.byInode.entryIfAny(dirId, nameOf(r.name));
+      if (!entry) {
+        // A negative entry the kernel may cache: every create goes through this mount.
+        return replyEntry(r.header.unique, { nodeid: 0, generation: 0, entryValid: entryTimeout, attrValid: 0, attr: ZERO_ATTR });
+      }
+      return replyEntry(r.header.unique, entryOf(entry.id));
+    },
+    getattr: (r) => {
+      if (r.op !== 'getattr') throw new TypeError(r.op);
+      return replyAttr(r.header.unique, attrOf(vault.attrOfInode(nodes.idOf(r.header.nodeid))), attrTimeout);
+    },
+    setattr: async (r) => {
+      if (r.op !== 'setattr') throw new TypeError(r.op);
+      writable();
+      const id = nodes.idOf(r.header.nodeid);
+      const v = r.valid;
+      if (v & FATTR_MODE) ns.chmod(id, r.mode);
+      if (v & (FATTR_UID | FATTR_GID)) {
+        ns.chown(id, v & FATTR_UID ? r.uid : -1, v & FATTR_GID ? r.gid : -1);
+        if ((vault.attrOfInode(id).mode & S_IFMT) === S_IFREG) killSuidGid(id); // as chown(2) does on Linux
+      }
+      if (v & FATTR_SIZE) {
+        if (v & FATTR_FH) await vault.ftruncate(r.fh, r.size);
+        else await vault.truncateInode(id, r.size);
+      }
+      if (v & FATTR_KILL_SUIDGID) killSuidGid(id);
+      if (v & (FATTR_ATIME | FATTR_MTIME)) {
+        const now = Date.now();
+        const atime = v & FATTR_ATIME ? (v & FATTR_ATIME_NOW ? now : timeToMs(r.atime, r.atimensec)) : undefined;
+        const mtime = v & FATTR_MTIME ? (v & FATTR_MTIME_NOW ? now : timeToMs(r.mtime, r.mtimensec)) : undefined;
+        ns.utimens(id, atime, mtime);
+      }
+      return replyAttr(r.header.unique, attrOf(vault.attrOfInode(id)), attrTimeout);
+    },
+    readlink: (r) => replyData(r.header.unique, Buffer.from(ns.readlink(nodes.idOf(r.header.nodeid)))),
+    symlink: (r) => {
+      if (r.op !== 'symlink') throw new TypeError(r.op);
+      writable();
+      const link = ns.symlink(nodes.idOf(r.header.nodeid), nameOf(r.name), nameOf(r.target), r.header.uid, r.header.gid);
+      return replyEntry(r.header.unique, entryOf(link.id));
+    },
+    mkdir: (r) => {
+      if (r.op !== 'mkdir') throw new TypeError(r.op);
+      writable();
+      const dir = ns.mkdir(nodes.idOf(r.header.nodeid), nameOf(r.name), r.mode, r.header.uid, r.header.gid);
+      return replyEntry(r.header.unique, entryOf(dir.id));
+    },
+    mknod: (r) => {
+      if (r.op !== 'mknod') throw new TypeError(r.op);
+      writable();
+      if ((r.mode & S_IFMT) !== S_IFREG) fail('EPERM', 'svault stores regular files, directories and symlinks only');
+      const file = ns.createFile(nodes.idOf(r.header.nodeid), nameOf(r.name), r.mode, r.header.uid, r.header.gid);
+      vault.syncMetadata();
+      return replyEntry(r.header.unique, entryOf(file.id));
+    },
+    unlink: (r) => {
+      if (r.op !== 'unlink') throw new TypeError(r.op);
+      writable();
+      ns.unlink(nodes.idOf(r.header.nodeid), nameOf(r.name));
+      return replyEmpty(r.header.unique);
+    },
+    rmdir: (r) => {
+      if (r.op !== 'rmdir') throw new TypeError(r.op);
+      writable();
+      ns.rmdir(nodes.idOf(r.header.nodeid), nameOf(r.name));
+      return replyEmpty(r.header.unique);
+    },
+    rename: (r) => rename(r),
+    rename2: (r) => rename(r),
+    link: (r) => {
+      if (r.op !== 'link') throw new TypeError(r.op);
+      writable();
+      const inode = ns.link(nodes.idOf(r.oldNodeid), nodes.idOf(r.header.nodeid), nameOf(r.name));
+      return replyEntry(r.header.unique, entryOf(inode.id));
+    },
+    open: async (r) => {
+      if (r.op !== 'open') throw new TypeError(r.op);
+      if ((r.flags & O_ACCMODE) !== 0 || r.flags & O_TRUNC) writable();
+      const id = nodes.idOf(r.header.nodeid);
+      const fh = vault.openInode(id);
+      if (r.flags & O_TRUNC) {
+        if (r.openFlags & FUSE_OPEN_KILL_SUIDGID) killSuidGid(id);
+        await vault.ftruncate(fh, 0);
+      }
+      // One node per inode, and every change goes through this mount: the page cache holds what the file
+      // holds, so it is kept across opens.
+      return replyOpen(r.header.unique, fh, FOPEN_KEEP_CACHE);
+    },
+    create: (r) => {
+      if (r.op !== 'create') throw new TypeError(r.op);
+      writable();
+      const { inode, fh } = vault.createIn(nodes.idOf(r.header.nodeid), nameOf(r.name), r.mode, r.header.uid, r.header.gid);
+      return replyCreate(r.header.unique, entryOf(inode.id), fh, FOPEN_KEEP_CACHE);
+    },
+    read: async (r) => {
+      if (r.op !== 'read') throw new TypeError(r.op);
+      const target = Buffer.allocUnsafe(r.size);
+      const n = await vault.read(r.fh, target, r.size, r.offset);
+      return replyData(r.header.unique, target.subarray(0, n));
+    },
+    write: async (r) => {
+      if (r.op !== 'write') throw new TypeError(r.op);
+      writable();
+      if (r.writeFlags & FUSE_WRITE_KILL_SUIDGID) killSuidGid(vault.idOfHandle(r.fh));
+      const n = await vault.write(r.fh, r.data, r.offset);
+      return replyWrite(r.header.unique, n);
+    },
+    flush: async (r) => {
+      if (r.op !== 'flush') throw new TypeError(r.op);
+      await vault.flush(r.fh);
+      return replyEmpty(r.header.unique);
+    },
+    release: async (r) => {
+      if (r.op !== 'release') throw new TypeError(r.op);
+      if (r.releaseFlags & FUSE_RELEASE_FLUSH) await vault.flush(r.fh);
+      await vault.release(r.fh);
+      return replyEmpty(r.header.unique);
+    },
+    fsync: async (r) => {
+      if (r.op !== 'fsync') throw new TypeError(r.op);
+      await vault.fsync(r.fh);
+      return replyEmpty(r.header.unique);
+    },
+    opendir: (r) => {
+      if (r.op !== 'opendir') throw new TypeError(r.op);
+      const id = nodes.idOf(r.header.nodeid);
+      const entries = ns.list(id).map(({ name, id: childId }) => ({ name, id: childId }));
+      const fh = nextDir++;
+      dirs.set(fh, { id, entries });
+      return replyOpen(r.header.unique, fh, 0);
+    },
+    readdir: (r) => {
+      if (r.op !== 'readdir') throw new TypeError(r.op);
+      const dir = dirs.get(r.fh) ?? fail('EBADF', `bad directory handle ${r.fh}`);
+      const out = new DirentWriter(Math.min(r.size, 1 << 20));
+      const self = vault.attrOfInode(dir.id);
+      for (let k = r.offset; k < dir.entries.length + 2; k++) {
+        if (k < 2) {
+          if (!out.add(k === 0 ? '.' : '..', self.ino, k + 1, 4 /* DT_DIR */)) break;
+          continue;
+        }
+        const e = dir.entries[k - 2];
+        if (!e) break;
+        const attr = vault.attrOfInode(e.id);
+        if (!out.add(e.name, attr.ino, k + 1, (attr.mode >>> 12) & 0xf)) break;
+      }
+      return replyData(r.header.unique, out.data());
+    },
+    readdirplus: (r) => {
+      if (r.op !== 'readdirplus') throw new TypeError(r.op);
+      const dir = dirs.get(r.fh) ?? fail('EBADF', `bad directory handle ${r.fh}`);
+      const out = new DirentPlusWriter(Math.min(r.size, 1 << 20));
+      const self = attrOf(vault.attrOfInode(dir.id));
+      for (let k = r.offset; k < dir.entries.length + 2; k++) {
+        if (k < 2) {
+          // "." and "..": names only (node id 0); the kernel does not count them as lookups.
+          const dot: Entry = { nodeid: 0, generation: 0, entryValid: 0, attrValid: 0, attr: self };
+          if (!out.add(k === 0 ? '.' : '..', k + 1, dot)) break;
+          continue;
+        }
+        const e = dir.entries[k - 2];
+        if (!e) break;
+        const attr = attrOf(vault.attrOfInode(e.id));
+        const entry: Entry = { nodeid: nodeOf(e.id, attr.ino), generation: 0, entryValid: entryTimeout, attrValid: attrTimeout, attr };
+        if (!out.add(e.name, k + 1, entry)) break;
+        nodes.looked(entry.nodeid, e.id);
+      }
+      return replyData(r.header.unique, out.data());
+    },
+    releasedir: (r) => {
+      if (r.op !== 'releasedir') throw new TypeError(r.op);
+      dirs.delete(r.fh);
+      return replyEmpty(r.header.unique);
+    },
+    fsyncdir: (r) => {
+      vault.syncMetadata();
+      return replyEmpty(r.header.unique);
+    },
+    statfs: (r) => {
+      const s = vault.statfs();
+      return replyStatfs(r.header.unique, { blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, bsize: s.bsize, namelen: s.namemax, frsize: s.frsize });
+    },
+    access: (r) => {
+      vault.attrOfInode(nodes.idOf(r.header.nodeid)); // it exists; permissions are the kernel's (default_permissions)
+      return replyEmpty(r.header.unique);
+    },
+    setxattr: (r) => {
+      if (r.op !== 'setxattr') throw new TypeError(r.op);
+      writable();
+      const name = nameOf(r.name);
+      refuseUnsupportedXattr(name);
+      ns.setxattr(nodes.idOf(r.header.nodeid), name, r.value, r.flags);
+      return replyEmpty(r.header.unique);
+    },
+    getxattr: (r) => {
+      if (r.op !== 'getxattr') throw new TypeError(r.op);
+      const name = nameOf(r.name);
+      if (name === FILE_CAPS) return replyError(r.header.unique, errnos.ENODATA ?? 61);
+      refuseUnsupportedXattr(name);
+      const value = ns.getxattr(nodes.idOf(r.header.nodeid), name);
+      return sized(r.header.unique, r.size, value);
+    },
+    listxattr: (r) => {
+      if (r.op !== 'listxattr') throw new TypeError(r.op);
+      const names = ns.listxattr(nodes.idOf(r.header.nodeid));
+      return sized(r.header.unique, r.size, Buffer.concat(names.map((n) => Buffer.from(`${n}\0`))));
+    },
+    removexattr: (r) => {
+      if (r.op !== 'removexattr') throw new TypeError(r.op);
+      writable();
+      const name = nameOf(r.name);
+      refuseUnsupportedXattr(name);
+      ns.removexattr(nodes.idOf(r.header.nodeid), name);
+      return replyEmpty(r.header.unique);
+    },
+  };
+
+  function rename(r: Request): Buffer[] {
+    if (r.op !== 'rename' && r.op !== 'rename2') throw new TypeError(r.op);
+    writable();
+    const srcDir = nodes.idOf(r.header.nodeid);
+    const dstDir = nodes.idOf(r.newdir);
+    const from = nameOf(r.oldName);
+    const to = nameOf(r.newName);
+    if (r.flags & ~RENAME_NOREPLACE) fail('EINVAL', 'rename: RENAME_EXCHANGE and RENAME_WHITEOUT are not supported');
+    if (r.flags & RENAME_NOREPLACE && ns.entryIfAny(dstDir, to)) fail('EEXIST', `already exists: ${to}`);
+    ns.rename(srcDir, from, dstDir, to);
+    return replyEmpty(r.header.unique);
+  }
+
+  return {
+    handlers,
+    forget: (nodeid, nlookup) => nodes.forget(nodeid, nlookup),
+    nodeCount: () => nodes.size,
+  };
+}
+
+/** An xattr value or list as the kernel asks for it: its size for size 0, ERANGE when it does not fit. */
+function sized(unique: bigint, size: number, value: Buffer): Buffer[] {
+  if (size === 0) return replyXattrSize(unique, value.length);
+  if (value.length > size) return replyError(unique, errnos.ERANGE ?? 34);
+  return replyData(unique, value);
+}
+
+const ZERO_ATTR: Attr = { ino: 0, size: 0, blocks: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };

@@ -1,0 +1,61 @@
+// The -o options svault's own transport understands, checked before anything is mounted: an unknown one
+// is refused with a message that names it (libfuse 2 only said that the mount failed).
+
+export interface KernelMountOptions {
+  readOnly: boolean;
+  allowOther: boolean;
+  defaultPermissions: boolean;
+  suid: boolean;
+  dev: boolean;
+  noexec: boolean;
+  noatime: boolean;
+  writebackCache: boolean;
+  /** Seconds the kernel may keep names and attributes. */
+  entryTimeout: number;
+  attrTimeout: number;
+}
+
+/** Options that change nothing here: the page cache is always kept (one node per inode), and so on. */
+const ACCEPTED = new Set(['rw', 'nonempty', 'kernel_cache', 'auto_cache', 'big_writes', 'use_ino', 'async_read', 'atomic_o_trunc', 'nosuid', 'nodev', 'exec', 'atime', 'relatime']);
+
+export class MountOptionError extends Error {}
+
+/** Parses the user's -o options (already split at commas). Throws MountOptionError naming a bad one. */
+export function parseKernelMountOptions(options: readonly string[]): KernelMountOptions {
+  const o: KernelMountOptions = {
+    readOnly: false, allowOther: false, defaultPermissions: false, suid: false, dev: false, noexec: false,
+    noatime: false, writebackCache: false, entryTimeout: 1, attrTimeout: 1,
+  };
+  for (const option of options) {
+    const [key, value] = splitOption(option);
+    const seconds = (): number => {
+      const n = Number(value);
+      if (value === undefined || !Number.isFinite(n) || n < 0) throw new MountOptionError(`mount option ${key} needs a number of seconds (${option})`);
+      return n;
+    };
+    switch (key) {
+      case 'ro': o.readOnly = true; break;
+      case 'allow_other': o.allowOther = true; break;
+      case 'default_permissions': o.defaultPermissions = true; break;
+      case 'suid': o.suid = true; break;
+      case 'dev': o.dev = true; break;
+      case 'noexec': o.noexec = true; break;
+      case 'noatime': o.noatime = true; break;
+      case 'writeback_cache': o.writebackCache = true; break;
+      case 'entry_timeout': o.entryTimeout = seconds(); break;
+      case 'attr_timeout': o.attrTimeout = seconds(); break;
+      case 'negative_timeout': seconds(); break; // negative entries live as long as entries do
+      default:
+        if (!ACCEPTED.has(key) || value !== undefined) throw new MountOptionError(`unknown mount option: ${option}`);
+    }
+  }
+  // Other users see the mount only with the kernel checking their permissions.
+  if (o.allowOther) o.defaultPermissions = true;
+  if ((o.suid || o.dev) && process.getuid?.() !== 0) throw new MountOptionError(`mount options suid and dev need root`);
+  return o;
+}
+
+function splitOption(option: string): [string, string | undefined] {
+  const at = option.indexOf('=');
+  return at < 0 ? [option, undefined] : [option.slice(0, at), option.slice(at + 1)];
+}
