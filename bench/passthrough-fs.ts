@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
-import { mountOptionsFor } from '../fs/mount-server.js';
+import { mountOptionsFor } from '../fs/transport.js';
 import { createFuse, lazyUnmount, loadFuse, UTIME_OMIT, type FuseOperations, type FuseStat } from '../fs/fuse-binding.js';
 
 const [backing, mountpoint] = process.argv.slice(2);

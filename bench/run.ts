@@ -1,5 +1,6 @@
 // svault's benchmark harness: every workload on svault, on the plain backing directory (native), on a
-// minimal fuse-native pass-through (the Node-FUSE floor) and on gocryptfs when installed, in one run.
+// minimal fuse-native pass-through (the Node-FUSE floor) and on gocryptfs and securefs when installed,
+// in one run.
 // Writes reports/bench-<timestamp>.{json,md} and two SVG charts. See bench/README.md.
 //
 //   npm run bench -- [--quick] [--sizes 1K,1M,64M,1G] [--only cp,dd,small,tree,stream4g] [--out DIR] ...
@@ -13,7 +14,7 @@ import { Progress } from './lib/progress.js';
 import { renderMarkdown, SCHEMA, summarize, type BenchReport, type TargetEntry } from './lib/report.js';
 import { rssSvg, throughputSvg } from './lib/svg.js';
 import { Ballast, CacheDropper, machineInfo, memoryPlan, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, versions } from './lib/system.js';
-import { CleanupRegistry, GOCRYPTFS, floorTarget, gocryptfsAvailable, gocryptfsTarget, nativeTarget, svaultTarget, TARGET_LABELS, TARGET_NAMES, type Target, type TargetName } from './lib/targets.js';
+import { CleanupRegistry, GOCRYPTFS, floorTarget, gocryptfsAvailable, gocryptfsTarget, nativeTarget, SECUREFS, securefsAvailable, securefsTarget, svaultTarget, TARGET_LABELS, TARGET_NAMES, type PeerName, type Target, type TargetName } from './lib/targets.js';
 import { eachFlag, loadSummary, ROOT, runIfMain, runTimes, stamp, withOptions } from './lib/command.js';
 import { closeDevNull, errorMessage, formatDuration, GiB, humanBytes, KiB, MiB, parseSize, sizeLabel } from './lib/util.js';
 import { diffOps, loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type WorkloadName, type WorkloadResult } from './lib/workloads.js';
@@ -23,14 +24,15 @@ export { ROOT };
 export const USAGE = `Usage: npm run bench -- [options]
 
 Runs every workload on svault, native (the backing tmpfs, no FUSE), the Node-FUSE floor
-(bench/passthrough-fs.ts) and gocryptfs (if installed), and writes reports/bench-<timestamp>.json,
-.md, -throughput.svg and -rss.svg. Needs root (tmpfs, drop_caches, /dev/fuse).
+(bench/passthrough-fs.ts), gocryptfs and securefs (each if installed), and writes
+reports/bench-<timestamp>.json, .md, -throughput.svg and -rss.svg. Needs root (tmpfs, drop_caches,
+/dev/fuse).
 
 Options:
   --quick               tiny sizes and one repeat: finishes in seconds (for tests)
   --sizes LIST          cp file sizes (default 1K,1M,64M,1G; quick 1K,1M)
   --only LIST           workloads to run: ${WORKLOAD_NAMES.join(', ')} (default: all)
-  --targets LIST        targets: ${TARGET_NAMES.join(', ')} (default: all; gocryptfs only if installed)
+  --targets LIST        targets: ${TARGET_NAMES.join(', ')} (default: all; gocryptfs, securefs only if installed)
   --repeats N           repeats of each measured phase (default 3; quick 1); figures are medians
   --stream-repeats N    repeats of the long stream (default 1)
   --stream-size SIZE    the long stream behind the 1 TB row (default 4G; at least 4G for a valid row)
@@ -195,7 +197,7 @@ async function bench(opts: ReturnType<typeof parseArgs>, argv: string[]): Promis
   const loadTimer = setInterval(() => loads.push(loadAverage()), 10_000);
   loadTimer.unref();
   const build = ensureBuilt(progress);
-  ensureFusermountOnPath(); // gocryptfs needs a fusermount too
+  ensureFusermountOnPath(); // gocryptfs and securefs need a fusermount too
 
   const machine = machineInfo();
   const plan = memoryPlan(machine.memTotalBytes, opts.quick);
@@ -236,7 +238,7 @@ async function bench(opts: ReturnType<typeof parseArgs>, argv: string[]): Promis
   const workloads: Partial<Record<WorkloadName, WorkloadResult>> = {};
   const targets: Target[] = [];
   let backing: Awaited<ReturnType<typeof mountBacking>> = { dir: tmpfsDir, kind: 'disk', sizeBytes: null };
-  const vers = await versions(ROOT, GOCRYPTFS());
+  const vers = await versions(ROOT, GOCRYPTFS(), SECUREFS());
 
   try {
     backing = await mountBacking(tmpfsDir, tmpfsBytes);
@@ -258,13 +260,14 @@ async function bench(opts: ReturnType<typeof parseArgs>, argv: string[]): Promis
         else if (name === 'native') t = nativeTarget(dataDir);
         else if (name === 'floor') t = await floorTarget(dataDir, mntBase, ROOT, cleanup);
         else {
-          const where = await gocryptfsAvailable();
+          const peer: PeerName = name;
+          const where = await (peer === 'gocryptfs' ? gocryptfsAvailable() : securefsAvailable());
           if (!where) {
-            targetEntries.gocryptfs = { present: false, label: TARGET_LABELS.gocryptfs, skipped: 'gocryptfs is not installed (apt-get install gocryptfs)' };
-            progress.note('gocryptfs is not installed: skipping it (apt-get install gocryptfs to include it)');
+            targetEntries[peer] = { present: false, label: TARGET_LABELS[peer], skipped: `${peer} is not installed (apt-get install ${peer})` };
+            progress.note(`${peer} is not installed: skipping it (apt-get install ${peer} to include it)`);
             continue;
           }
-          t = await gocryptfsTarget(dataDir, mntBase, cleanup);
+          t = await (peer === 'gocryptfs' ? gocryptfsTarget : securefsTarget)(dataDir, mntBase, cleanup);
         }
         targets.push(t);
         targetEntries[name] = { present: true, label: TARGET_LABELS[name], info: { ...t.info, ...(t.pid !== null ? { pid: t.pid } : {}) } };

@@ -6,7 +6,7 @@ import { TARGET_LABELS, TARGET_NAMES, type TargetName } from './targets.js';
 import { GiB, humanBytes, MiB, parseSize, sizeLabel } from './util.js';
 import type { WorkloadName } from './workloads.js';
 
-const COLORS: Record<TargetName, string> = { svault: '#d62728', native: '#7f7f7f', floor: '#1f77b4', gocryptfs: '#2ca02c' };
+const COLORS: Record<TargetName, string> = { svault: '#d62728', native: '#7f7f7f', floor: '#1f77b4', gocryptfs: '#2ca02c', securefs: '#9467bd' };
 const FONT = 'font-family="Helvetica, Arial, sans-serif"';
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');

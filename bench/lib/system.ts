@@ -249,11 +249,37 @@ export interface Versions {
   git: { commit: string | null; dirty: boolean | null };
   fuseNative: string | null;
   gocryptfs: string | null;
+  /** Absent from reports made before securefs was a target. */
+  securefs?: string | null;
   coreutils: string | null;
   tar: string | null;
 }
 
-export async function versions(root: string, gocryptfs = 'gocryptfs'): Promise<Versions> {
+/** securefs's own version line; Debian's build says "GIT-NOTFOUND" there, so its package version then. */
+async function securefsVersion(bin: string): Promise<string | null> {
+  const where = await which(bin);
+  if (!where) return null;
+  let out = '';
+  try {
+    out = (await run(bin, ['version'], { stdout: 'capture', timeoutMs: 10_000 })).stdout;
+  } catch {
+    return null;
+  }
+  const lines = out.split('\n').map((l) => l.trim());
+  const libs = lines.filter((l) => /^(Crypto\+\+|libfuse) /.test(l)).join(', ');
+  let head = lines[0] ?? 'securefs';
+  const notes = libs ? [libs] : [];
+  if (!/\d+\.\d+/.test(head) && where === '/usr/bin/securefs') {
+    const pkg = await firstLine('dpkg-query', ['-W', '-f', '${Version}', 'securefs']);
+    if (pkg) {
+      head = `securefs ${pkg}`;
+      notes.unshift('Debian package');
+    }
+  }
+  return notes.length ? `${head} (${notes.join('; ')})` : head;
+}
+
+export async function versions(root: string, gocryptfs = 'gocryptfs', securefs = 'securefs'): Promise<Versions> {
   const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
   let fuseNative: string | null = null;
   try {
@@ -275,6 +301,7 @@ export async function versions(root: string, gocryptfs = 'gocryptfs'): Promise<V
     git: { commit, dirty },
     fuseNative,
     gocryptfs: await firstLine(gocryptfs, ['-version']),
+    securefs: await securefsVersion(securefs),
     coreutils: await firstLine('cp', ['--version']),
     tar: await firstLine('tar', ['--version']),
   };

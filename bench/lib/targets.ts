@@ -1,5 +1,5 @@
-// The four things each workload runs on: svault's mount, the plain backing directory (native), the
-// Node-FUSE floor (bench/passthrough-fs.ts in its own process) and gocryptfs when it is installed.
+// The things each workload runs on: svault's mount, the plain backing directory (native), the Node-FUSE
+// floor (bench/passthrough-fs.ts in its own process), and gocryptfs and securefs when they are installed.
 // Every target that mounts something registers an emergency cleanup first, so a failure or Ctrl-C
 // never leaves a mount behind.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -9,7 +9,7 @@ import { isMounted, lazyUnmount } from '../../fs/fuse-binding.js';
 import { processAlive as alive } from '../../src/core/util/process-alive.js';
 import { errorMessage, run, sleep, tryRun, which } from './util.js';
 
-export const TARGET_NAMES = ['svault', 'native', 'floor', 'gocryptfs'] as const;
+export const TARGET_NAMES = ['svault', 'native', 'floor', 'gocryptfs', 'securefs'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
 export const TARGET_LABELS: Record<TargetName, string> = {
@@ -17,7 +17,12 @@ export const TARGET_LABELS: Record<TargetName, string> = {
   native: 'native (tmpfs, no FUSE)',
   floor: 'Node-FUSE floor',
   gocryptfs: 'gocryptfs',
+  securefs: 'securefs',
 };
+
+/** The encrypted peers: external programs, each skipped with a note when it is not installed. */
+export const PEERS = ['gocryptfs', 'securefs'] as const;
+export type PeerName = (typeof PEERS)[number];
 
 export interface Target {
   name: TargetName;
@@ -245,15 +250,59 @@ export async function floorTarget(base: string, mntBase: string, root: string, c
 }
 
 // ---------------------------------------------------------------------------
+// Peers: external FUSE servers run in the foreground, so the spawned process is the server (its pid
+// gives the CPU and RSS figures) and it dies with us.
+
+/** Resolves a peer's binary: a path must exist, a name must be on PATH. */
+async function binaryAvailable(bin: string): Promise<string | null> {
+  if (bin.includes('/')) return existsSync(bin) ? bin : null;
+  return which(bin);
+}
+
+async function foregroundServer(name: PeerName, bin: string, args: string[], mnt: string, backing: string, info: Record<string, unknown>, cleanup: CleanupRegistry): Promise<Target> {
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const pid = child.pid ?? null;
+  const key = `${name}:${mnt}`;
+  cleanup.add(key, emergencyStop(mnt, pid));
+  let stderr = '';
+  // Only the start of it matters (for the error message); the pipe must still be drained.
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(0, 8192)));
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  child.on('error', (err) => {
+    exited = true;
+    stderr += err.message;
+  });
+  const ok = await waitFor(() => exited || isMounted(mnt), 30_000);
+  if (!ok || exited || !isMounted(mnt)) {
+    emergencyStop(mnt, pid)();
+    cleanup.remove(key);
+    throw new Error(`${name} did not mount: ${stderr.trim()}`);
+  }
+  const mountLine = readFileSync('/proc/mounts', 'utf8').split('\n').find((l) => l.split(' ')[1] === mnt) ?? '';
+  return {
+    name,
+    dir: mnt,
+    backing,
+    pid,
+    info: { mount: mountLine, ...info },
+    async stop() {
+      if (!(await tryRun('fusermount', ['-u', mnt], { timeoutMs: 30_000 }))) await tryRun('umount', [mnt], { timeoutMs: 30_000 });
+      if (pid !== null) await waitFor(() => exited, 10_000);
+      emergencyStop(mnt, pid)();
+      cleanup.remove(key);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
 // gocryptfs
 
 /** The gocryptfs binary: SVAULT_BENCH_GOCRYPTFS if set (a name or path; tests point it at nothing), else gocryptfs. */
 export const GOCRYPTFS = (): string => process.env.SVAULT_BENCH_GOCRYPTFS || 'gocryptfs';
 
 export async function gocryptfsAvailable(): Promise<string | null> {
-  const bin = GOCRYPTFS();
-  if (bin.includes('/')) return existsSync(bin) ? bin : null;
-  return which(bin);
+  return binaryAvailable(GOCRYPTFS());
 }
 
 export async function gocryptfsTarget(base: string, mntBase: string, cleanup: CleanupRegistry): Promise<Target> {
@@ -264,31 +313,48 @@ export async function gocryptfsTarget(base: string, mntBase: string, cleanup: Cl
   // -extpass is split on spaces by gocryptfs; scrypt N=2^16 is its default (as svault's), given explicitly.
   const extpass = ['-extpass', 'echo bench-password'];
   await run(GOCRYPTFS(), ['-init', '-q', ...extpass, '-scryptn', '16', cipher], { timeoutMs: 60_000 });
-  // -fg keeps the server as our child, so its pid is the mount's and it dies with us.
-  const child = spawn(GOCRYPTFS(), ['-fg', '-q', '-nosyslog', ...extpass, cipher, mnt], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const pid = child.pid ?? null;
-  cleanup.add(`gocryptfs:${mnt}`, emergencyStop(mnt, pid));
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  let exited = false;
-  child.on('exit', () => (exited = true));
-  const ok = await waitFor(() => exited || isMounted(mnt), 30_000);
-  if (!ok || exited || !isMounted(mnt)) {
-    emergencyStop(mnt, pid)();
-    throw new Error(`gocryptfs did not mount: ${stderr.trim()}`);
+  return foregroundServer('gocryptfs', GOCRYPTFS(), ['-fg', '-q', '-nosyslog', ...extpass, cipher, mnt], mnt, cipher, { options: 'defaults, -scryptn 16' }, cleanup);
+}
+
+// ---------------------------------------------------------------------------
+// securefs
+
+/** The securefs binary: SVAULT_BENCH_SECUREFS if set (a name or path; tests point it at nothing), else securefs. */
+export const SECUREFS = (): string => process.env.SVAULT_BENCH_SECUREFS || 'securefs';
+
+export async function securefsAvailable(): Promise<string | null> {
+  return binaryAvailable(SECUREFS());
+}
+
+/** The lines of `securefs info` that say what is measured (format, cipher, block size, key derivation). */
+const SECUREFS_INFO: Record<string, string> = {
+  'Filesystem format version': 'format',
+  'Is full or lite format': 'variant',
+  'Content block size': 'blockSize',
+  'Content IV size': 'ivSize',
+  'Content cipher': 'cipher',
+  'Password derivation algorithm': 'pbkdf',
+};
+
+export async function securefsTarget(base: string, mntBase: string, cleanup: CleanupRegistry): Promise<Target> {
+  const cipher = path.join(base, 'securefs-cipher');
+  const mnt = path.join(mntBase, 'securefs');
+  mkdirSync(cipher, { recursive: true });
+  mkdirSync(mnt, { recursive: true });
+  // Its own defaults throughout (format 4 "lite", argon2id), as gocryptfs gets its own.
+  const pass = ['--pass', 'bench-password'];
+  await run(SECUREFS(), ['create', ...pass, cipher], { timeoutMs: 60_000 });
+  const settings: Record<string, string> = {};
+  try {
+    const out = (await run(SECUREFS(), ['info', cipher], { stdout: 'capture', timeoutMs: 30_000 })).stdout;
+    for (const line of out.split('\n')) {
+      const at = line.indexOf(':');
+      const k = SECUREFS_INFO[line.slice(0, at).trim()];
+      if (at > 0 && k) settings[k] = line.slice(at + 1).trim();
+    }
+  } catch {
+    /* the info is a nicety */
   }
-  const mountLine = readFileSync('/proc/mounts', 'utf8').split('\n').find((l) => l.split(' ')[1] === mnt) ?? '';
-  return {
-    name: 'gocryptfs',
-    dir: mnt,
-    backing: cipher,
-    pid,
-    info: { mount: mountLine, options: 'defaults, -scryptn 16' },
-    async stop() {
-      if (!(await tryRun('fusermount', ['-u', mnt], { timeoutMs: 30_000 }))) await tryRun('umount', [mnt], { timeoutMs: 30_000 });
-      if (pid !== null) await waitFor(() => exited, 10_000);
-      emergencyStop(mnt, pid)();
-      cleanup.remove(`gocryptfs:${mnt}`);
-    },
-  };
+  // Without -b, securefs stays in the foreground.
+  return foregroundServer('securefs', SECUREFS(), ['mount', ...pass, cipher, mnt], mnt, cipher, { options: 'defaults', ...settings }, cleanup);
 }

@@ -1,7 +1,7 @@
-// The benchmark harness end to end in --quick mode: it mounts svault, the Node-FUSE floor and gocryptfs
-// (when installed) on a tmpfs of its own, runs every workload, writes valid reports into a directory of
-// ours, and leaves nothing mounted. Then bench:check compares that report with itself, and a second tiny
-// run checks that a missing gocryptfs is skipped cleanly and said so.
+// The benchmark harness end to end in --quick mode: it mounts svault, the Node-FUSE floor, gocryptfs and
+// securefs (each when installed) on a tmpfs of its own, runs every workload, writes valid reports into a
+// directory of ours, and leaves nothing mounted. Then bench:check compares that report with itself, and a
+// second tiny run checks that a missing gocryptfs and securefs are skipped cleanly and said so.
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -61,9 +61,12 @@ test.serial('bench --quick runs every workload on every target and writes valid 
   t.deepEqual(mountsUnder(report.environment.workDir), []);
   t.false(existsSync(report.environment.workDir));
 
-  const present = (['svault', 'native', 'floor', 'gocryptfs'] as const).filter((n) => report.targets[n].present);
+  const present = (['svault', 'native', 'floor', 'gocryptfs', 'securefs'] as const).filter((n) => report.targets[n].present);
   t.true(present.includes('svault') && present.includes('native') && present.includes('floor'), `present: ${present.join(', ')}`);
-  if (!report.targets.gocryptfs.present) t.regex(report.targets.gocryptfs.skipped ?? '', /not installed/);
+  for (const peer of ['gocryptfs', 'securefs'] as const) {
+    if (!report.targets[peer].present) t.regex(report.targets[peer].skipped ?? '', /not installed/);
+  }
+  t.log(`present: ${present.join(', ')}`);
 
   const expected: Record<string, string[]> = {
     cp: ['cp-in-1K', 'cp-out-1K', 'cp-in-1M', 'cp-out-1M'],
@@ -114,6 +117,18 @@ test.serial('bench --quick runs every workload on every target and writes valid 
   t.true(md.includes('| Input size | Operation | Time | Throughput | Target | Status | svault/native | svault/floor'));
   t.true(md.includes('extrapolated'));
   t.regex(md, /- svault: piece size \d+ bytes, chaff ratio [\d.]+, aes-256-gcm through openssl-evp\./, 'the report names the AES-GCM the server ran');
+  for (const peer of ['gocryptfs', 'securefs'] as const) {
+    if (!report.targets[peer].present) continue;
+    t.true(md.includes(` svault/${peer} |`), `the markdown has svault/${peer} columns`);
+    t.true(report.summary.designTargets.filter((row) => row.seconds !== null).every((row) => isNum(row.ratios[peer])), `design rows have svault/${peer} ratios`);
+    t.true(isNum(report.summary.ratios.dd?.['dd-write']?.[peer]), `svault/${peer} ratio on dd write`);
+    t.true(isNum(report.workloads.dd?.targets[peer]?.figures['dd-write-cpu']?.time.median), `${peer} CPU per GiB written`);
+  }
+  if (report.targets.securefs.present) {
+    t.is(report.targets.securefs.info?.format, '4', 'securefs format recorded');
+    t.regex(report.versions.securefs ?? '', /^securefs /);
+    t.regex(md, /- securefs: format 4 \(lite\)/);
+  }
   for (const svg of [report.files.throughputSvg, report.files.rssSvg]) {
     const p = path.join(out, svg);
     t.true(statSync(p).size > 500, `${svg} is not empty`);
@@ -126,6 +141,21 @@ test.serial('bench --quick runs every workload on every target and writes valid 
   t.is(check.code, 0, check.stdout + check.stderr);
   t.regex(check.stdout, /PASS: no regression/);
   t.regex(check.stdout, /peak RSS under 200 MiB in 4 workloads/, 'the memory goal is checked on cp, dd, stream4g and small');
+
+  // A baseline from before securefs was a target (as reports/baseline.json) still compares cleanly.
+  const older = JSON.parse(JSON.stringify(report)) as BenchReport;
+  delete (older.targets as Partial<BenchReport['targets']>).securefs;
+  delete older.versions.securefs;
+  for (const w of Object.values(older.workloads)) delete w?.targets.securefs;
+  const olderFile = path.join(out, 'older.json');
+  writeFileSync(olderFile, JSON.stringify(older));
+  for (const [b, f] of [[olderFile, file], [file, olderFile]]) {
+    const c = await node(['bench/check.ts', '--baseline', b as string, '--report', f as string], process.env, 60_000);
+    t.is(c.code, 0, c.stdout + c.stderr);
+    t.notRegex(c.stdout, /securefs/);
+  }
+  const rerendered = await node(['bench/render.ts', olderFile, '--out', out], process.env, 60_000);
+  t.is(rerendered.code, 0, rerendered.stderr);
 
   // The same report with svault twice as slow at the small files must fail the check, on those figures only.
   const slow = JSON.parse(JSON.stringify(report)) as BenchReport;
@@ -151,19 +181,23 @@ test.serial('bench --quick runs every workload on every target and writes valid 
   t.is(unchecked.code, 0, unchecked.stdout + unchecked.stderr);
 });
 
-test.serial('bench skips gocryptfs cleanly when it is not installed, and says so', async (t) => {
+test.serial('bench skips gocryptfs and securefs cleanly when they are not installed, and says so', async (t) => {
   const out = mkdtempSync(path.join(os.tmpdir(), 'svault-bench-test-'));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
-  const env = { ...process.env, SVAULT_BENCH_GOCRYPTFS: '/nonexistent/gocryptfs' };
-  const r = await node(['bench/run.ts', '--quick', '--only', 'dd', '--targets', 'svault,native,gocryptfs', '--out', out], env);
+  const env = { ...process.env, SVAULT_BENCH_GOCRYPTFS: '/nonexistent/gocryptfs', SVAULT_BENCH_SECUREFS: '/nonexistent/securefs' };
+  const r = await node(['bench/run.ts', '--quick', '--only', 'dd', '--targets', 'svault,native,gocryptfs,securefs', '--out', out], env);
   t.is(r.code, 0, r.stderr.slice(-4000));
-  t.regex(r.stderr, /gocryptfs is not installed: skipping/);
   const { report } = reportIn(out);
-  t.false(report.targets.gocryptfs.present);
-  t.regex(report.targets.gocryptfs.skipped ?? '', /not installed/);
-  t.is(report.workloads.dd?.targets.gocryptfs, undefined);
+  const md = readFileSync(path.join(out, report.files.markdown), 'utf8');
+  for (const peer of ['gocryptfs', 'securefs'] as const) {
+    t.regex(r.stderr, new RegExp(`${peer} is not installed: skipping`));
+    t.false(report.targets[peer].present);
+    t.regex(report.targets[peer].skipped ?? '', /not installed/);
+    t.is(report.workloads.dd?.targets[peer], undefined);
+    t.regex(md, new RegExp(`${peer} skipped\\*\\*: ${peer} is not installed`));
+    t.false(md.includes(`svault/${peer}`), `no svault/${peer} column`);
+  }
+  t.is(report.versions.securefs, null);
   t.true(isNum(report.workloads.dd?.targets.svault?.figures['dd-write']?.time.median));
   t.deepEqual(mountsUnder(report.environment.workDir), []);
-  const md = readFileSync(path.join(out, report.files.markdown), 'utf8');
-  t.regex(md, /gocryptfs skipped\*\*: gocryptfs is not installed/);
 });
