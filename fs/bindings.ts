@@ -4,4 +4,4 @@
 
 export type BindingName = 'fuse-native' | 'devfuse';
 export const BINDINGS: readonly BindingName[] = ['fuse-native', 'devfuse'];
-export const DEFAULT_BINDING: BindingName = 'fuse-native';
+export const DEFAULT_BINDING: BindingName = 'devfuse';

@@ -18,13 +18,21 @@ export interface KernelMountOptions {
 /** Options that change nothing here: the page cache is always kept (one node per inode), and so on. */
 const ACCEPTED = new Set(['rw', 'nonempty', 'kernel_cache', 'auto_cache', 'big_writes', 'use_ino', 'async_read', 'atomic_o_trunc', 'nosuid', 'nodev', 'exec', 'atime', 'relatime']);
 
+/**
+ * How long the kernel may keep names, negative lookups and attributes, in seconds. A mount is its store's
+ * only writer and every change reaches svault through the kernel, which updates or drops what it caches
+ * as it forwards them (and each node is one inode, so hard links share what is cached): nothing changes
+ * behind the kernel's back, and a minute saves the lookups and getattrs of ls -lR, tar and find.
+ */
+export const DEFAULT_TIMEOUT = 60;
+
 export class MountOptionError extends Error {}
 
 /** Parses the user's -o options (already split at commas). Throws MountOptionError naming a bad one. */
 export function parseKernelMountOptions(options: readonly string[]): KernelMountOptions {
   const o: KernelMountOptions = {
     readOnly: false, allowOther: false, defaultPermissions: false, suid: false, dev: false, noexec: false,
-    noatime: false, writebackCache: false, entryTimeout: 1, attrTimeout: 1,
+    noatime: false, writebackCache: false, entryTimeout: DEFAULT_TIMEOUT, attrTimeout: DEFAULT_TIMEOUT,
   };
   for (const option of options) {
     const [key, value] = splitOption(option);

@@ -432,7 +432,7 @@ async function cmdStatus(o: { json?: boolean }): Promise<void> {
     return;
   }
   for (const r of rows) {
-    process.stdout.write(`${r.mountpoint}  store ${r.store}  pid ${r.pid}  since ${r.started}${r.readOnly ? '  read-only' : ''}\n`);
+    process.stdout.write(`${r.mountpoint}  store ${r.store}  pid ${r.pid}  since ${r.started}${r.readOnly ? '  read-only' : ''}${r.binding ? `  via ${r.binding}` : ''}\n`);
     if (r.log) process.stdout.write(`  log ${r.log}\n`);
     if (!r.live) {
       process.stdout.write('  (server did not answer)\n');

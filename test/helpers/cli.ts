@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BINDINGS, DEFAULT_BINDING, type BindingName } from '../../fs/bindings.js';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const CLI = join(ROOT, 'bin', 'svault.js');
@@ -58,7 +59,18 @@ export interface Sandbox {
   unmount(): Promise<RunResult>;
 }
 
-export function sandbox(t: ExecutionContext, name = 'sv'): Sandbox {
+/** The binding the mount tests run on: SVAULT_BINDING when set (to run the suite on one transport), else svault's default. */
+export function testBinding(): BindingName {
+  const env = process.env.SVAULT_BINDING;
+  return env && (BINDINGS as readonly string[]).includes(env) ? (env as BindingName) : DEFAULT_BINDING;
+}
+
+export interface SandboxOptions {
+  /** Mount through this binding instead of testBinding(). */
+  binding?: BindingName;
+}
+
+export function sandbox(t: ExecutionContext, name = 'sv', opts: SandboxOptions = {}): Sandbox {
   const dir = mkdtempSync(join(tmpdir(), `svault-${name}-`));
   const store = join(dir, 'store');
   const mnt = join(dir, 'mnt');
@@ -69,6 +81,7 @@ export function sandbox(t: ExecutionContext, name = 'sv'): Sandbox {
     XDG_DATA_HOME: join(dir, 'data'),
     XDG_STATE_HOME: join(dir, 'state'),
     XDG_CONFIG_HOME: join(dir, 'config'),
+    SVAULT_BINDING: opts.binding ?? testBinding(),
   };
   const box: Sandbox = {
     dir,
@@ -107,8 +120,8 @@ export function serverPids(box: Sandbox): number[] {
 }
 
 /** Creates the vault and mounts it; fails the test with the CLI's message otherwise. */
-export async function mountedSandbox(t: ExecutionContext, init: string[] = ['--chaff', '0.1']): Promise<Sandbox> {
-  const box = sandbox(t);
+export async function mountedSandbox(t: ExecutionContext, init: string[] = ['--chaff', '0.1'], opts: SandboxOptions = {}): Promise<Sandbox> {
+  const box = sandbox(t, 'sv', opts);
   const i = await box.svault(['init', '--store', box.store, ...init]);
   if (i.code !== 0) throw new Error(`init failed: ${i.stderr}`);
   const m = await box.mount();

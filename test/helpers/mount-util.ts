@@ -5,7 +5,7 @@
 import type { ExecutionContext, TestFn } from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { mountedAt, mountedSandbox, sandbox, serverPids, sh, type Sandbox } from './cli.js';
+import { mountedAt, mountedSandbox, sandbox, serverPids, sh, type Sandbox, type SandboxOptions } from './cli.js';
 import { processAlive } from '../../src/core/util/process-alive.js';
 
 /** sha256 of bytes in this process, hex (compare with sha() of a file in the mount). */
@@ -38,15 +38,15 @@ export async function opCalls(box: Sandbox, op: string): Promise<number> {
 const sandboxDirs: string[] = [];
 
 /** A fresh vault, mounted; its sandbox is remembered for the end-of-file "nothing left mounted" check. */
-export async function mountedBox(t: ExecutionContext, init: string[] = ['--chaff', '0.1']): Promise<Sandbox> {
-  const box = await mountedSandbox(t, init);
+export async function mountedBox(t: ExecutionContext, init: string[] = ['--chaff', '0.1'], opts: SandboxOptions = {}): Promise<Sandbox> {
+  const box = await mountedSandbox(t, init, opts);
   sandboxDirs.push(box.dir);
   return box;
 }
 
 /** A sandbox with no vault yet (also remembered). */
-export function emptyBox(t: ExecutionContext, name = 'sv'): Sandbox {
-  const box = sandbox(t, name);
+export function emptyBox(t: ExecutionContext, name = 'sv', opts: SandboxOptions = {}): Sandbox {
+  const box = sandbox(t, name, opts);
   sandboxDirs.push(box.dir);
   return box;
 }

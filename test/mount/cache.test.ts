@@ -1,7 +1,8 @@
-// The kernel's page cache through a real mount (fs/kernel-cache.ts): a file read again while unchanged is
-// served by the kernel, with no FUSE read; after a change through any of its names, or once another node
-// is at its path (rename), the next open reads through svault again and sees the current bytes. Only child
-// processes touch the mount; the FUSE read count comes from `svault status --json`.
+// The kernel's page cache through a real mount: a file read again while unchanged is served by the kernel,
+// with no FUSE read, and a change through any of its names is seen at once. With fuse-native each name is
+// its own node and fs/kernel-cache.ts decides per open what may be kept; with svault's own transport
+// (devfuse) hard links are one node with one cache. Only child processes touch the mount; the FUSE read
+// count comes from `svault status --json`.
 
 import test from 'ava';
 import { join } from 'node:path';
@@ -19,8 +20,9 @@ async function fuseReads(box: Sandbox): Promise<number> {
   return opCalls(box, 'fuse.read');
 }
 
-test('an unchanged file is read again from the kernel cache; a change through another name is seen', async (t) => {
-  const box = await mountedBox(t);
+test('fuse-native: an unchanged file is read again from the kernel cache; a change through another name is seen', async (t) => {
+  // libfuse 2 gives each name its own node: fs/kernel-cache.ts decides per open what may be kept.
+  const box = await mountedBox(t, undefined, { binding: 'fuse-native' });
   const f = join(box.mnt, 'f');
   const g = join(box.mnt, 'g');
   const data = randomFile(join(box.dir, 'src'), 4 * MiB);
@@ -58,8 +60,37 @@ test('an unchanged file is read again from the kernel cache; a change through an
   await unmountAndCheck(t, box);
 });
 
-test('a rename puts another node at a path: its cache is dropped, never served as the path\'s', async (t) => {
-  const box = await mountedBox(t);
+test('devfuse: hard links are one node with one page cache; an unchanged file is read again with no FUSE read', async (t) => {
+  const box = await mountedBox(t, undefined, { binding: 'devfuse' });
+  const f = join(box.mnt, 'f');
+  const g = join(box.mnt, 'g');
+  const data = randomFile(join(box.dir, 'src'), 4 * MiB);
+  await ok(t, `cp ${q(join(box.dir, 'src'))} ${q(f)} && echo 3 > /proc/sys/vm/drop_caches`);
+  const r0 = await fuseReads(box);
+  t.is(await sha(t, f), sha256(data));
+  const r1 = await fuseReads(box);
+  t.true(r1 > r0, 'the first read after the caches were dropped goes through svault');
+  t.is(await sha(t, f), sha256(data));
+  t.is(await fuseReads(box), r1, 'the second open keeps the cache: no FUSE read');
+  await ok(t, `ln ${q(f)} ${q(g)}`);
+  t.is(await sha(t, g), sha256(data));
+  t.is(await fuseReads(box), r1, 'another name of the same file reads the same cache');
+  t.is((await ok(t, `stat -c %h ${q(f)}`)).trim(), '2', 'the link count through the other name, at once');
+  // A write through g is in the one cache f reads: seen at once, with no stale bytes and no FUSE read.
+  await ok(t, `printf CHANGED | dd of=${q(g)} bs=1 seek=1000 conv=notrunc status=none`);
+  data.write('CHANGED', 1000);
+  t.is(await sha(t, f), sha256(data), 'written via g, read via f');
+  await ok(t, `truncate -s 100000 ${q(g)} && truncate -s ${data.length} ${q(g)}`);
+  const cut = Buffer.concat([data.subarray(0, 100000), Buffer.alloc(data.length - 100000)]);
+  t.is(await sha(t, f), sha256(cut), 'truncated via g, read via f at once');
+  // What the cache holds is what svault stores: dropped and read again, the same bytes.
+  await ok(t, 'echo 3 > /proc/sys/vm/drop_caches');
+  t.is(await sha(t, f), sha256(cut));
+  await unmountAndCheck(t, box);
+});
+
+for (const binding of ['fuse-native', 'devfuse'] as const) test(`${binding}: a rename puts another node at a path: its cache is never served as the path's`, async (t) => {
+  const box = await mountedBox(t, undefined, { binding });
   const a = join(box.mnt, 'a');
   const b = join(box.mnt, 'b');
   const tmp = join(box.mnt, 'tmp');

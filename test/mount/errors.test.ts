@@ -150,12 +150,13 @@ test('a missing mount point whose parent exists is created, and stays after the 
   t.deepEqual(mountsUnder(box.dir), []);
 });
 
-test('a mount point svault created is removed again when the mount fails', async (t) => {
-  const box = emptyBox(t);
+test('a mount point svault created is removed again when the mount fails (fuse-native fails late)', async (t) => {
+  // libfuse refuses an unknown option only after the kernel mount is made; svault's own transport
+  // refuses it before anything is made (the usage-errors test).
+  const box = emptyBox(t, 'sv', { binding: 'fuse-native' });
   t.is((await box.svault(['init', '--store', box.store, '--chaff', '0'])).code, 0);
   const mnt = join(box.dir, 'new-mnt');
   unmountOnTeardown(t, box, mnt);
-  // libfuse refuses an unknown option after the kernel mount is made: the late failure to clean up after.
   for (const extra of [[], ['-f']]) {
     const r = await box.svault(['mount', '--store', box.store, mnt, '-o', 'no_such_option', ...extra]);
     t.not(r.code, 0, `mount ${extra.join(' ')}: ${r.stderr}`);
@@ -338,10 +339,17 @@ test('usage errors: unmount of a non-mounted dir (5), unknown flags (2); --help 
   t.false(existsSync(join(box.store, 'svault.json')));
   const noArg = await box.svault(['mount']);
   t.is(noArg.code, 2, 'a missing mount point is a usage error');
-  // kernel_cache would serve stale data through hard links (test/mount-attrs.test.ts shows the case).
-  const kernelCache = await box.svault(['mount', '-o', 'ro,kernel_cache', '--store', box.store, box.mnt]);
+  // With fuse-native, kernel_cache would serve stale data through hard links (each name is its own node).
+  const kernelCache = await box.svault(['mount', '--binding', 'fuse-native', '-o', 'ro,kernel_cache', '--store', box.store, box.mnt]);
   t.is(kernelCache.code, 2, kernelCache.stderr);
   t.regex(kernelCache.stderr, /mount option kernel_cache is not accepted: .*hard link/);
+  // svault's own transport names an unknown option before it mounts or creates anything.
+  const unknown = await box.svault(['mount', '--binding', 'devfuse', '-o', 'ro,no_such_option', '--store', box.store, join(box.dir, 'not-made')]);
+  t.is(unknown.code, 2, unknown.stderr);
+  t.regex(unknown.stderr, /unknown mount option: no_such_option/);
+  t.false(existsSync(join(box.dir, 'not-made')));
+  const badBinding = await box.svault(['mount', '--binding', 'libfuse9', '--store', box.store, box.mnt]);
+  t.is(badBinding.code, 2, badBinding.stderr);
 
   for (const cmd of ['init', 'mount', 'unmount', 'status', 'info', 'fsck', 'passwd']) {
     const h = await box.svault([cmd, '--help']);
@@ -359,7 +367,8 @@ test('svault status lists the mount with live operation counts; svault info show
   const box = await mountedBox(t, ['--piece-size', '65536', '--chaff', '0']);
   const pid = onlyServer(box);
   randomFile(join(box.dir, 'src'), 1024 * 1024);
-  await ok(t, `cp ${q(join(box.dir, 'src'))} ${q(box.mnt)}/big && for i in 1 2 3; do echo $i > ${q(box.mnt)}/s$i; done && cat ${q(box.mnt)}/big > /dev/null`);
+  // The page cache is dropped before the cat, so its read reaches svault (it kept the written pages).
+  await ok(t, `cp ${q(join(box.dir, 'src'))} ${q(box.mnt)}/big && for i in 1 2 3; do echo $i > ${q(box.mnt)}/s$i; done && echo 3 > /proc/sys/vm/drop_caches && cat ${q(box.mnt)}/big > /dev/null`);
 
   const text = await box.svault(['status']);
   t.is(text.code, 0, text.stderr);
