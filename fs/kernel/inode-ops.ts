@@ -13,7 +13,7 @@ import {
   DirentPlusWriter, DirentWriter, FATTR_ATIME, FATTR_ATIME_NOW, FATTR_FH, FATTR_GID, FATTR_KILL_SUIDGID, FATTR_MODE,
   FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID, FOPEN_KEEP_CACHE, FUSE_OPEN_KILL_SUIDGID, FUSE_RELEASE_FLUSH,
   FUSE_WRITE_KILL_SUIDGID, RENAME_NOREPLACE, decodeName, replyAttr, replyCreate, replyData, replyEmpty, replyEntry,
-  replyError, replyOpen, replyStatfs, replyWrite, replyXattrSize, timeToMs, type Attr, type Entry, type Request,
+  notifyInvalInode, replyError, replyOpen, replyStatfs, replyWrite, replyXattrSize, timeToMs, type Attr, type Entry, type Request,
 } from './protocol.js';
 import type { Handler, SessionOps } from './session.js';
 
@@ -103,11 +103,20 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
   const writable = (): void => {
     if (o.readOnly) fail('EROFS', 'read-only mount');
   };
-  /** Clears setuid, and setgid when group-executable: what a write or truncate by another user does. */
-  const killSuidGid = (id: string): void => {
+  /** Sends a notification to the kernel (set by the session). */
+  let notify: (parts: Buffer[]) => void = () => undefined;
+  /**
+   * Clears setuid, and setgid when group-executable: what a write or truncate by another user does.
+   * Returns whether the mode changed. A reply that carries no attributes (write, open) leaves the
+   * kernel's cached mode as it was: `node` is then told to drop its attributes.
+   */
+  const killSuidGid = (id: string, node?: number): boolean => {
     const mode = vault.attrOfInode(id).mode;
     const kill = S_ISUID | (mode & S_IXGRP ? S_ISGID : 0);
-    if (mode & kill) ns.chmod(id, mode & ~kill & 0o7777);
+    if (!(mode & kill)) return false;
+    ns.chmod(id, mode & ~kill & 0o7777);
+    if (node !== undefined) notify(notifyInvalInode(node, -1, 0));
+    return true;
   };
 
   const handlers: Partial<Record<Request['op'], Handler>> = {
@@ -195,7 +204,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
       const id = nodes.idOf(r.header.nodeid);
       const fh = vault.openInode(id);
       if (r.flags & O_TRUNC) {
-        if (r.openFlags & FUSE_OPEN_KILL_SUIDGID) killSuidGid(id);
+        if (r.openFlags & FUSE_OPEN_KILL_SUIDGID) killSuidGid(id, r.header.nodeid);
         await vault.ftruncate(fh, 0);
       }
       // One node per inode, and every change goes through this mount: the page cache holds what the file
@@ -217,7 +226,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
     write: async (r) => {
       if (r.op !== 'write') throw new TypeError(r.op);
       writable();
-      if (r.writeFlags & FUSE_WRITE_KILL_SUIDGID) killSuidGid(vault.idOfHandle(r.fh));
+      if (r.writeFlags & FUSE_WRITE_KILL_SUIDGID) killSuidGid(vault.idOfHandle(r.fh), r.header.nodeid);
       const n = await vault.write(r.fh, r.data, r.offset);
       return replyWrite(r.header.unique, n);
     },
@@ -346,6 +355,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
 
   return {
     handlers,
+    bindNotify: (send) => (notify = send),
     forget: (nodeid, nlookup) => nodes.forget(nodeid, nlookup),
     nodeCount: () => nodes.size,
   };

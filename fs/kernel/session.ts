@@ -34,6 +34,8 @@ export interface SessionOps {
   forget(nodeid: number, nlookup: number): void;
   /** What INIT negotiated, before any other request is handled. */
   initialised?(init: Negotiated): void;
+  /** Hands the filesystem a way to send notifications (attributes or data the kernel must drop). */
+  bindNotify?(send: (parts: Buffer[]) => void): void;
 }
 
 /** What the kernel and svault agreed on at INIT. */
@@ -107,7 +109,19 @@ export class FuseSession {
   private readonly pending = new Set<bigint>();
   private closed = false;
 
-  constructor(private readonly device: DeviceIo, private readonly ops: SessionOps, private readonly o: SessionOptions) {}
+  constructor(private readonly device: DeviceIo, private readonly ops: SessionOps, private readonly o: SessionOptions) {
+    ops.bindNotify?.((parts) => this.notify(parts));
+  }
+
+  /** Writes a notification; one the kernel refuses (a node it has forgotten, say) is only logged. */
+  private notify(parts: Buffer[]): void {
+    if (this.closed || !this.negotiated) return;
+    try {
+      this.device.write(parts);
+    } catch (err) {
+      this.o.log(`FUSE notification: ${(err as Error).message}`);
+    }
+  }
 
   /** Starts reading requests. The kernel sends INIT first. */
   start(): void {

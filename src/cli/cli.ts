@@ -94,14 +94,31 @@ interface MountOpts extends StoreOpts {
 }
 
 function checkFuseAccess(): void {
+  // Another user mounts through the setuid fusermount, which opens /dev/fuse as that user.
+  if (process.getuid?.() !== 0 && !setuidFusermount()) {
+    throw new CliError(EXIT.FUSE, 'mounting as a user other than root needs a setuid fusermount: Debian\'s "fuse" package (apt-get install fuse)');
+  }
   try {
     accessSync('/dev/fuse', fsc.R_OK | fsc.W_OK);
   } catch {
-    throw new CliError(
-      EXIT.FUSE,
-      'cannot open /dev/fuse: a non-root user needs Debian\'s "fuse" package (setuid fusermount) and read-write access to /dev/fuse',
-    );
+    throw new CliError(EXIT.FUSE, 'cannot open /dev/fuse: the kernel\'s FUSE module is missing, or this user may not read and write /dev/fuse (Debian makes it 0666)');
   }
+}
+
+/** A fusermount3 or fusermount on PATH that is setuid root: what a mount by another user needs. */
+function setuidFusermount(): string | null {
+  for (const name of ['fusermount3', 'fusermount']) {
+    for (const dir of (process.env.PATH ?? '').split(':')) {
+      if (!dir) continue;
+      try {
+        const st = statSync(join(dir, name));
+        if (st.uid === 0 && (st.mode & 0o4000) !== 0) return join(dir, name);
+      } catch {
+        // not here
+      }
+    }
+  }
+  return null;
 }
 
 /**
