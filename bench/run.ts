@@ -1,6 +1,6 @@
 // svault's benchmark harness: every workload on svault, on the plain backing directory (native), on a
-// minimal fuse-native pass-through (the Node-FUSE floor) and on gocryptfs and securefs when installed,
-// in one run.
+// minimal Node pass-through (the Node-FUSE floor) over fuse-native and over svault's own transport, and on
+// gocryptfs and securefs when installed, in one run.
 // Writes reports/bench-<timestamp>.{json,md} and two SVG charts. See bench/README.md.
 //
 //   npm run bench -- [--quick] [--sizes 1K,1M,64M,1G] [--only cp,dd,small,tree,stream4g] [--out DIR] ...
@@ -14,7 +14,7 @@ import { Progress } from './lib/progress.js';
 import { renderMarkdown, SCHEMA, summarize, type BenchReport, type TargetEntry } from './lib/report.js';
 import { rssSvg, throughputSvg } from './lib/svg.js';
 import { Ballast, CacheDropper, machineInfo, memoryPlan, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, versions } from './lib/system.js';
-import { CleanupRegistry, GOCRYPTFS, floorTarget, gocryptfsAvailable, gocryptfsTarget, nativeTarget, SECUREFS, securefsAvailable, securefsTarget, svaultTarget, TARGET_LABELS, TARGET_NAMES, type PeerName, type Target, type TargetName } from './lib/targets.js';
+import { CleanupRegistry, GOCRYPTFS, floorDevfuseTarget, floorTarget, gocryptfsAvailable, gocryptfsTarget, nativeTarget, SECUREFS, securefsAvailable, securefsTarget, svaultTarget, TARGET_LABELS, TARGET_NAMES, type PeerName, type Target, type TargetName } from './lib/targets.js';
 import { eachFlag, loadSummary, ROOT, runIfMain, runTimes, stamp, withOptions } from './lib/command.js';
 import { closeDevNull, errorMessage, formatDuration, GiB, humanBytes, KiB, MiB, parseSize, sizeLabel } from './lib/util.js';
 import { diffOps, loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type WorkloadName, type WorkloadResult } from './lib/workloads.js';
@@ -23,8 +23,9 @@ export { ROOT };
 
 export const USAGE = `Usage: npm run bench -- [options]
 
-Runs every workload on svault, native (the backing tmpfs, no FUSE), the Node-FUSE floor
-(bench/passthrough-fs.ts), gocryptfs and securefs (each if installed), and writes
+Runs every workload on svault, native (the backing tmpfs, no FUSE), the Node-FUSE floor over
+fuse-native (floor: bench/passthrough-fs.ts) and over svault's own transport (floor-devfuse:
+bench/passthrough-devfuse.ts), gocryptfs and securefs (each if installed), and writes
 reports/bench-<timestamp>.json, .md, -throughput.svg and -rss.svg. Needs root (tmpfs, drop_caches,
 /dev/fuse).
 
@@ -172,7 +173,7 @@ function ensureBuilt(progress: Progress): string {
     return t;
   };
   const sources = Math.max(...['src', 'fs', 'bench', 'fixtures'].map((d) => newest(path.join(ROOT, d))));
-  const outputs = ['dist/src/cli/cli.js', 'dist/bench/passthrough-fs.js', 'dist/bench/small-files.js'].map((f) => path.join(ROOT, f));
+  const outputs = ['dist/src/cli/cli.js', 'dist/bench/passthrough-fs.js', 'dist/bench/passthrough-devfuse.js', 'dist/bench/small-files.js'].map((f) => path.join(ROOT, f));
   const oldest = Math.min(...outputs.map((f) => (existsSync(f) ? statSync(f).mtimeMs : 0)));
   if (oldest >= sources) return 'dist/ up to date';
   progress.note('dist/ is older than the sources: building (tsc -p tsconfig.build.json)');
@@ -259,6 +260,7 @@ async function bench(opts: ReturnType<typeof parseArgs>, argv: string[]): Promis
         if (name === 'svault') t = await svaultTarget(dataDir, mntBase, { root: ROOT, pieceSize: opts.pieceSize, chaff: opts.chaff }, cleanup);
         else if (name === 'native') t = nativeTarget(dataDir);
         else if (name === 'floor') t = await floorTarget(dataDir, mntBase, ROOT, cleanup);
+        else if (name === 'floor-devfuse') t = await floorDevfuseTarget(dataDir, mntBase, ROOT, cleanup);
         else {
           const peer: PeerName = name;
           const where = await (peer === 'gocryptfs' ? gocryptfsAvailable() : securefsAvailable());

@@ -74,11 +74,29 @@ export interface StreamMemory {
   flat: boolean;
 }
 
+/** The floors compared with each other and with gocryptfs, on one figure. */
+export interface FloorRow {
+  /** workload/figure, or workload/server-cpu for the server's CPU seconds over the whole workload. */
+  source: string;
+  label: string;
+  unit: Figure['unit'] | 'cpu-s';
+  values: Partial<Record<FloorPeer, number>>;
+  /** floor-devfuse's value over the fuse-native floor's, and over gocryptfs's (<1: devfuse lower). */
+  devfuseOverFloor?: number;
+  devfuseOverGocryptfs?: number;
+  /** The issue's goal for this figure: floor-devfuse's value at most `limit` times the other's. */
+  goal?: { against: 'floor' | 'gocryptfs'; limit: number; met: boolean | null };
+}
+
+export type FloorPeer = 'floor' | 'floor-devfuse' | 'gocryptfs';
+
 export interface Summary {
   designTargets: DesignRow[];
   /** svault's median time divided by each other target's, per workload and figure (>1: svault slower). */
   ratios: Partial<Record<WorkloadName, Record<string, Ratios>>>;
   streamMemory: StreamMemory[];
+  /** The pass-through on both transports against gocryptfs; empty without floor-devfuse (and in older reports). */
+  floorTransports?: FloorRow[];
 }
 
 // ---------------------------------------------------------------------------
@@ -176,8 +194,60 @@ export function designTargets(r: Pick<BenchReport, 'workloads' | 'options'>): De
   return rows;
 }
 
+/**
+ * The Node pass-through on svault's own transport against the fuse-native one and gocryptfs. The goals:
+ * per 1 KiB file and on the untar no slower than gocryptfs; server CPU per GiB at most half of fuse-native's.
+ */
+export function floorTransports(r: Pick<BenchReport, 'workloads'>): FloorRow[] {
+  if (!Object.values(r.workloads).some((w) => w?.targets['floor-devfuse'])) return [];
+  const rows: FloorRow[] = [];
+  const peers: FloorPeer[] = ['floor', 'floor-devfuse', 'gocryptfs'];
+  const add = (source: string, label: string, unit: FloorRow['unit'], value: (t: FloorPeer) => number | undefined, goal?: { against: 'floor' | 'gocryptfs'; limit: number }) => {
+    const values: FloorRow['values'] = {};
+    for (const t of peers) {
+      const v = value(t);
+      if (v !== undefined && Number.isFinite(v)) values[t] = v;
+    }
+    const dv = values['floor-devfuse'];
+    if (dv === undefined) return;
+    const over = (o: number | undefined) => (o !== undefined && o > 0 ? dv / o : undefined);
+    const row: FloorRow = { source, label, unit, values };
+    const overFloor = over(values.floor);
+    const overGocryptfs = over(values.gocryptfs);
+    if (overFloor !== undefined) row.devfuseOverFloor = overFloor;
+    if (overGocryptfs !== undefined) row.devfuseOverGocryptfs = overGocryptfs;
+    if (goal) {
+      const ratio = goal.against === 'floor' ? overFloor : overGocryptfs;
+      row.goal = { ...goal, met: ratio === undefined ? null : ratio <= goal.limit };
+    }
+    rows.push(row);
+  };
+  const fig = (w: WorkloadName, key: string, label: string, goal?: { against: 'floor' | 'gocryptfs'; limit: number }) => {
+    const f = figureOf(r, w, 'floor-devfuse', key);
+    if (f) add(`${w}/${key}`, label, f.unit, (t) => figureOf(r, w, t, key)?.time.median, goal);
+  };
+  const cpu = (w: WorkloadName) => add(`${w}/server-cpu`, `server CPU seconds, ${w} workload`, 'cpu-s', (t) => r.workloads[w]?.targets[t]?.process?.cpuSeconds ?? undefined);
+  fig('small', 'small-1K-write', '1 KiB file write (create, write, close)', { against: 'gocryptfs', limit: 1 });
+  fig('small', 'small-1K-read', '1 KiB file read (open, read, close)', { against: 'gocryptfs', limit: 1 });
+  fig('tree', 'untar', 'untar of the source tree', { against: 'gocryptfs', limit: 1 });
+  fig('dd', 'dd-write-cpu', 'server CPU per GiB written (dd)', { against: 'floor', limit: 0.5 });
+  fig('dd', 'dd-read-cpu', 'server CPU per GiB read (dd)', { against: 'floor', limit: 0.5 });
+  fig('stream4g', 'stream-write-cpu', 'server CPU per GiB written (long stream)', { against: 'floor', limit: 0.5 });
+  fig('stream4g', 'stream-read-cpu', 'server CPU per GiB read (long stream)', { against: 'floor', limit: 0.5 });
+  fig('small', 'small-1M-write', '1 MiB file write');
+  fig('small', 'small-1M-read', '1 MiB file read');
+  fig('tree', 'ls-lR', 'ls -lR of the tree');
+  fig('tree', 'read-all', 'read all of the tree');
+  fig('tree', 'rm-rf', 'rm -rf of the tree');
+  fig('dd', 'dd-write', 'dd write');
+  fig('dd', 'dd-read', 'dd read');
+  cpu('small');
+  cpu('tree');
+  return rows;
+}
+
 export function summarize(r: Pick<BenchReport, 'workloads' | 'options'>): Summary {
-  return { designTargets: designTargets(r), ratios: computeRatios(r), streamMemory: streamMemory(r) };
+  return { designTargets: designTargets(r), ratios: computeRatios(r), streamMemory: streamMemory(r), floorTransports: floorTransports(r) };
 }
 
 // ---------------------------------------------------------------------------
@@ -277,6 +347,29 @@ export function renderMarkdown(r: BenchReport): string {
   L.push('1 KiB and 1 MiB rows: mean per file from the small-files workload; 1 GiB rows: cp of one file; 1 TB rows: the long stream\'s throughput carried to 10¹² bytes.');
   for (const n of notes) L.push(`- ${n}`);
   if (unmeasured.length) L.push(`- Not measured in this run: ${unmeasured.join(', ')} (see --sizes / --only).`);
+
+  // The pass-through on both transports
+  const floors = r.summary.floorTransports ?? [];
+  if (floors.length) {
+    const cols = (['floor', 'floor-devfuse', 'gocryptfs'] as const).filter((t) => r.targets[t]?.present);
+    const fmt = (row: FloorRow, v: number | undefined) =>
+      v === undefined ? '—' : row.unit === 'ms/file' ? `${v.toFixed(3)} ms` : row.unit === 'cpu-s/GiB' ? `${v.toFixed(2)} CPU s/GiB` : row.unit === 'cpu-s' ? `${v.toFixed(2)} CPU s` : fmtSeconds(v);
+    const goal = (row: FloorRow) => {
+      if (!row.goal) return '';
+      const what = `≤ ${row.goal.limit}× ${row.goal.against === 'floor' ? 'floor' : 'gocryptfs'}`;
+      return row.goal.met === null ? `${what}: not measured` : `${what}: ${row.goal.met ? 'met' : '**not met**'}`;
+    };
+    L.push('');
+    L.push('## The Node pass-through on both transports');
+    L.push('');
+    L.push(`The same pass-through over fuse-native (${TARGET_LABELS.floor}, \`bench/passthrough-fs.ts\`) and over svault's own /dev/fuse transport (${TARGET_LABELS['floor-devfuse']}, \`bench/passthrough-devfuse.ts\`), with gocryptfs beside. Times are medians (lower is better); the goals: per 1 KiB file and on the untar no slower than gocryptfs, server CPU per GiB at most half the fuse-native floor's.`);
+    L.push('');
+    L.push(`| Figure | ${cols.map((t) => TARGET_LABELS[t]).join(' | ')} | devfuse/floor | devfuse/gocryptfs | goal |`);
+    L.push(`|---|${cols.map(() => '---').join('|')}|---|---|---|`);
+    for (const row of floors) {
+      L.push(`| ${row.label} | ${cols.map((t) => fmt(row, row.values[t])).join(' | ')} | ${fmtRatio(row.devfuseOverFloor)} | ${fmtRatio(row.devfuseOverGocryptfs)} | ${goal(row)} |`);
+    }
+  }
 
   // Memory over the stream
   if (r.summary.streamMemory.length) {

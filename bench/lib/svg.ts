@@ -6,7 +6,7 @@ import { TARGET_LABELS, TARGET_NAMES, type TargetName } from './targets.js';
 import { GiB, humanBytes, MiB, parseSize, sizeLabel } from './util.js';
 import type { WorkloadName } from './workloads.js';
 
-const COLORS: Record<TargetName, string> = { svault: '#d62728', native: '#7f7f7f', floor: '#1f77b4', gocryptfs: '#2ca02c', securefs: '#9467bd' };
+const COLORS: Record<TargetName, string> = { svault: '#d62728', native: '#7f7f7f', floor: '#1f77b4', 'floor-devfuse': '#17becf', gocryptfs: '#2ca02c', securefs: '#9467bd' };
 const FONT = 'font-family="Helvetica, Arial, sans-serif"';
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -72,10 +72,18 @@ function throughputPanels(r: BenchReport): Panel[] {
   ].filter((p) => p.groups.length > 0);
 }
 
-function legend(targets: TargetName[], x: number, y: number): string {
-  return targets
-    .map((t, i) => `<rect x="${x + i * 190}" y="${y - 10}" width="12" height="12" fill="${COLORS[t]}"/><text x="${x + i * 190 + 17}" y="${y}" font-size="12" ${FONT}>${esc(TARGET_LABELS[t])}</text>`)
+/** The legend, wrapped onto more lines when it does not fit before `right`; returns it and the y below it. */
+function legend(targets: TargetName[], x: number, y: number, right: number): { svg: string; y: number } {
+  const step = 190;
+  const perLine = Math.max(1, Math.floor((right - x) / step));
+  const svg = targets
+    .map((t, i) => {
+      const lx = x + (i % perLine) * step;
+      const ly = y + Math.floor(i / perLine) * 18;
+      return `<rect x="${lx}" y="${ly - 10}" width="12" height="12" fill="${COLORS[t]}"/><text x="${lx + 17}" y="${ly}" font-size="12" ${FONT}>${esc(TARGET_LABELS[t])}</text>`;
+    })
     .join('\n');
+  return { svg, y: y + (Math.ceil(targets.length / perLine) - 1) * 18 };
 }
 
 export function throughputSvg(r: BenchReport): string {
@@ -89,8 +97,9 @@ export function throughputSvg(r: BenchReport): string {
   let y = 30;
   parts.push(`<text x="${W / 2}" y="${y}" text-anchor="middle" font-size="16" font-weight="bold" ${FONT}>svault benchmark ${esc(r.timestamp)}: throughput per workload and target</text>`);
   y += 24;
-  parts.push(legend(targets, left, y));
-  y += 20;
+  const key = legend(targets, left, y, W);
+  parts.push(key.svg);
+  y = key.y + 20;
   for (const p of panels) {
     const all = p.groups.flatMap((g) => Object.values(g.values) as number[]);
     let lo = Math.pow(10, Math.floor(Math.log10(Math.min(...all))));

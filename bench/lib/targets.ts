@@ -1,5 +1,6 @@
 // The things each workload runs on: svault's mount, the plain backing directory (native), the Node-FUSE
-// floor (bench/passthrough-fs.ts in its own process), and gocryptfs and securefs when they are installed.
+// floor on both transports (bench/passthrough-fs.ts over fuse-native, bench/passthrough-devfuse.ts over
+// svault's own /dev/fuse transport, each in its own process), and gocryptfs and securefs when installed.
 // Every target that mounts something registers an emergency cleanup first, so a failure or Ctrl-C
 // never leaves a mount behind.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -9,13 +10,14 @@ import { isMounted, lazyUnmount } from '../../fs/fuse-binding.js';
 import { processAlive as alive } from '../../src/core/util/process-alive.js';
 import { errorMessage, run, sleep, tryRun, which } from './util.js';
 
-export const TARGET_NAMES = ['svault', 'native', 'floor', 'gocryptfs', 'securefs'] as const;
+export const TARGET_NAMES = ['svault', 'native', 'floor', 'floor-devfuse', 'gocryptfs', 'securefs'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
 export const TARGET_LABELS: Record<TargetName, string> = {
   svault: 'svault',
   native: 'native (tmpfs, no FUSE)',
   floor: 'Node-FUSE floor',
+  'floor-devfuse': 'Node-FUSE floor, devfuse',
   gocryptfs: 'gocryptfs',
   securefs: 'securefs',
 };
@@ -197,19 +199,33 @@ export async function svaultTarget(base: string, mntBase: string, s: SvaultSetti
 }
 
 // ---------------------------------------------------------------------------
-// floor
+// floor: the same pass-through on fuse-native (floor) and on svault's own transport (floor-devfuse)
 
-export async function floorTarget(base: string, mntBase: string, root: string, cleanup: CleanupRegistry): Promise<Target> {
-  const backing = path.join(base, 'floor-backing');
-  const mnt = path.join(mntBase, 'floor');
+/** The pass-through server of each floor, under bench/ (and dist/bench/ once built). */
+const FLOOR_SERVERS = { floor: 'passthrough-fs', 'floor-devfuse': 'passthrough-devfuse' } as const;
+export type FloorName = keyof typeof FLOOR_SERVERS;
+
+export function floorTarget(base: string, mntBase: string, root: string, cleanup: CleanupRegistry): Promise<Target> {
+  return passthroughTarget('floor', base, mntBase, root, cleanup);
+}
+
+export function floorDevfuseTarget(base: string, mntBase: string, root: string, cleanup: CleanupRegistry): Promise<Target> {
+  return passthroughTarget('floor-devfuse', base, mntBase, root, cleanup);
+}
+
+async function passthroughTarget(name: FloorName, base: string, mntBase: string, root: string, cleanup: CleanupRegistry): Promise<Target> {
+  const backing = path.join(base, `${name}-backing`);
+  const mnt = path.join(mntBase, name);
   mkdirSync(backing, { recursive: true });
   mkdirSync(mnt, { recursive: true });
-  const compiled = path.join(root, 'dist', 'bench', 'passthrough-fs.js');
-  const args = existsSync(compiled) ? [compiled, backing, mnt] : ['--import', 'tsx', path.join(root, 'bench', 'passthrough-fs.ts'), backing, mnt];
+  const server = FLOOR_SERVERS[name];
+  const compiled = path.join(root, 'dist', 'bench', `${server}.js`);
+  const args = existsSync(compiled) ? [compiled, backing, mnt] : ['--import', 'tsx', path.join(root, 'bench', `${server}.ts`), backing, mnt];
   // stdin stays open: when it closes (this process died), the floor unmounts and exits.
   const child: ChildProcess = spawn(process.execPath, args, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
   const pid = child.pid ?? null;
-  cleanup.add(`floor:${mnt}`, emergencyStop(mnt, pid));
+  const key = `${name}:${mnt}`;
+  cleanup.add(key, emergencyStop(mnt, pid));
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const ready = await new Promise<boolean>((resolve) => {
@@ -229,22 +245,22 @@ export async function floorTarget(base: string, mntBase: string, root: string, c
   });
   if (!ready || !isMounted(mnt)) {
     emergencyStop(mnt, pid)();
-    throw new Error(`the floor pass-through did not mount: ${stderr.trim()}`);
+    throw new Error(`the ${name} pass-through did not mount: ${stderr.trim()}`);
   }
   const mountLine = readFileSync('/proc/mounts', 'utf8').split('\n').find((l) => l.split(' ')[1] === mnt) ?? '';
   return {
-    name: 'floor',
+    name,
     dir: mnt,
     backing,
     pid,
-    info: { server: args[0] === compiled ? 'dist/bench/passthrough-fs.js' : 'bench/passthrough-fs.ts (tsx)', mount: mountLine },
+    info: { server: args[0] === compiled ? `dist/bench/${server}.js` : `bench/${server}.ts (tsx)`, mount: mountLine },
     async stop() {
-      const exited = new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
+      const exited = new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r())));
       child.kill('SIGTERM');
       await Promise.race([exited, sleep(10_000)]);
       emergencyStop(mnt, pid)();
       child.stdin?.destroy();
-      cleanup.remove(`floor:${mnt}`);
+      cleanup.remove(key);
     },
   };
 }

@@ -1,7 +1,8 @@
-// The benchmark harness end to end in --quick mode: it mounts svault, the Node-FUSE floor, gocryptfs and
-// securefs (each when installed) on a tmpfs of its own, runs every workload, writes valid reports into a
-// directory of ours, and leaves nothing mounted. Then bench:check compares that report with itself, and a
-// second tiny run checks that a missing gocryptfs and securefs are skipped cleanly and said so.
+// The benchmark harness end to end in --quick mode: it mounts svault, the Node-FUSE floor on both
+// transports (fuse-native and svault's own), gocryptfs and securefs (each when installed) on a tmpfs of its
+// own, runs every workload, writes valid reports into a directory of ours, and leaves nothing mounted. Then
+// bench:check compares that report with itself, and a second tiny run checks that a missing gocryptfs and
+// securefs are skipped cleanly and said so.
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchReport } from '../../bench/lib/report.js';
+import { processAlive } from '../../src/core/util/process-alive.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -61,8 +63,13 @@ test.serial('bench --quick runs every workload on every target and writes valid 
   t.deepEqual(mountsUnder(report.environment.workDir), []);
   t.false(existsSync(report.environment.workDir));
 
-  const present = (['svault', 'native', 'floor', 'gocryptfs', 'securefs'] as const).filter((n) => report.targets[n].present);
-  t.true(present.includes('svault') && present.includes('native') && present.includes('floor'), `present: ${present.join(', ')}`);
+  const present = (['svault', 'native', 'floor', 'floor-devfuse', 'gocryptfs', 'securefs'] as const).filter((n) => report.targets[n].present);
+  t.true(present.includes('svault') && present.includes('native') && present.includes('floor') && present.includes('floor-devfuse'), `present: ${present.join(', ')}`);
+  // The devfuse floor's server is gone, and it was mounted through svault's own transport.
+  const devfusePid = report.targets['floor-devfuse'].info?.pid;
+  t.true(isNum(devfusePid), 'floor-devfuse pid recorded');
+  t.false(processAlive(devfusePid as number), 'the floor-devfuse server exited');
+  t.regex(String(report.targets['floor-devfuse'].info?.mount ?? ''), /^floor \S+ fuse\.floor /);
   for (const peer of ['gocryptfs', 'securefs'] as const) {
     if (!report.targets[peer].present) t.regex(report.targets[peer].skipped ?? '', /not installed/);
   }
@@ -109,12 +116,27 @@ test.serial('bench --quick runs every workload on every target and writes valid 
     if (row.input === '1 GiB') t.is(row.status, 'not measured');
     else {
       t.true(isNum(row.seconds), `${row.input} ${row.operation}`);
-      t.true(isNum(row.ratios.floor) && isNum(row.ratios.native), `${row.input} ${row.operation} ratios`);
+      t.true(isNum(row.ratios.floor) && isNum(row.ratios.native) && isNum(row.ratios['floor-devfuse']), `${row.input} ${row.operation} ratios`);
     }
   }
 
+  // The pass-through on both transports: the issue's figures, with CPU per GiB on the fuse-native floor and devfuse.
+  const floors = report.summary.floorTransports ?? [];
+  for (const source of ['small/small-1K-write', 'small/small-1K-read', 'tree/untar', 'dd/dd-write-cpu', 'dd/dd-read-cpu', 'stream4g/stream-write-cpu']) {
+    const row = floors.find((f) => f.source === source);
+    t.truthy(row, `floor transports row ${source}`);
+    if (!row) continue;
+    // A quick run's CPU per GiB can be 0 (a few clock ticks over 8 MiB): figures, not ratios, are required.
+    t.true(isNum(row.values['floor-devfuse']) && isNum(row.values.floor), `${source}: floor-devfuse and floor figures`);
+    t.truthy(row.goal, `${source} has a goal`);
+    if (report.targets.gocryptfs.present) t.true(isNum(row.values.gocryptfs), `${source}: gocryptfs figure`);
+  }
+  t.true(isNum(report.summary.ratios.dd?.['dd-write']?.['floor-devfuse']), 'svault/floor-devfuse ratio on dd write');
+
   const md = readFileSync(path.join(out, report.files.markdown), 'utf8');
-  t.true(md.includes('| Input size | Operation | Time | Throughput | Target | Status | svault/native | svault/floor'));
+  t.true(md.includes('| Input size | Operation | Time | Throughput | Target | Status | svault/native | svault/floor | svault/floor-devfuse'));
+  t.true(md.includes('## The Node pass-through on both transports'));
+  t.regex(md, /\| server CPU per GiB written \(dd\) \| [\d.]+ CPU s\/GiB \| [\d.]+ CPU s\/GiB \|/);
   t.true(md.includes('extrapolated'));
   t.regex(md, /- svault: piece size \d+ bytes, chaff ratio [\d.]+, aes-256-gcm through openssl-evp\./, 'the report names the AES-GCM the server ran');
   for (const peer of ['gocryptfs', 'securefs'] as const) {
@@ -142,20 +164,26 @@ test.serial('bench --quick runs every workload on every target and writes valid 
   t.regex(check.stdout, /PASS: no regression/);
   t.regex(check.stdout, /peak RSS under 200 MiB in 4 workloads/, 'the memory goal is checked on cp, dd, stream4g and small');
 
-  // A baseline from before securefs was a target (as reports/baseline.json) still compares cleanly.
+  // A baseline from before securefs and floor-devfuse were targets (as reports/baseline.json) still compares cleanly.
   const older = JSON.parse(JSON.stringify(report)) as BenchReport;
   delete (older.targets as Partial<BenchReport['targets']>).securefs;
+  delete (older.targets as Partial<BenchReport['targets']>)['floor-devfuse'];
   delete older.versions.securefs;
-  for (const w of Object.values(older.workloads)) delete w?.targets.securefs;
+  delete older.summary.floorTransports;
+  for (const w of Object.values(older.workloads)) {
+    delete w?.targets.securefs;
+    delete w?.targets['floor-devfuse'];
+  }
   const olderFile = path.join(out, 'older.json');
   writeFileSync(olderFile, JSON.stringify(older));
   for (const [b, f] of [[olderFile, file], [file, olderFile]]) {
     const c = await node(['bench/check.ts', '--baseline', b as string, '--report', f as string], process.env, 60_000);
     t.is(c.code, 0, c.stdout + c.stderr);
-    t.notRegex(c.stdout, /securefs/);
+    t.notRegex(c.stdout, /securefs|floor-devfuse/);
   }
   const rerendered = await node(['bench/render.ts', olderFile, '--out', out], process.env, 60_000);
   t.is(rerendered.code, 0, rerendered.stderr);
+  t.false(readFileSync(path.join(out, report.files.markdown), 'utf8').includes('both transports'), 'no floor comparison without floor-devfuse');
 
   // The same report with svault twice as slow at the small files must fail the check, on those figures only.
   const slow = JSON.parse(JSON.stringify(report)) as BenchReport;
