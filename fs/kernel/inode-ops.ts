@@ -85,6 +85,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
   const entryTimeout = o.entryTimeout ?? 1;
   const attrTimeout = o.attrTimeout ?? 1;
   const ns = vault.byInode;
+  const readBuffers = new ReadBuffers();
   /** Directory listings taken at opendir, by handle: readdir reads on from an offset into them. */
   const dirs = new Map<number, { id: string; entries: { name: string; id: string }[] }>();
   let nextDir = 1;
@@ -219,9 +220,13 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
     },
     read: async (r) => {
       if (r.op !== 'read') throw new TypeError(r.op);
-      const target = Buffer.allocUnsafe(r.size);
-      const n = await vault.read(r.fh, target, r.size, r.offset);
-      return replyData(r.header.unique, target.subarray(0, n));
+      const target = readBuffers.take(r.size);
+      try {
+        const n = await vault.read(r.fh, target, r.size, r.offset);
+        return replyData(r.header.unique, target.subarray(0, n));
+      } finally {
+        readBuffers.giveBack(target);
+      }
     },
     write: async (r) => {
       if (r.op !== 'write') throw new TypeError(r.op);
@@ -359,6 +364,28 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
     forget: (nodeid, nlookup) => nodes.forget(nodeid, nlookup),
     nodeCount: () => nodes.size,
   };
+}
+
+/**
+ * Buffers that reads decrypt into and reply from, kept for the next reads: a new buffer of up to 1 MiB
+ * per read was fresh memory to fault in and garbage to collect. A buffer is given back after the turn
+ * of the event loop in which its reply is written (the session writes it as the handler settles).
+ */
+class ReadBuffers {
+  private static readonly SIZE = 1 << 20;
+  private static readonly KEEP = 4;
+  private readonly free: Buffer[] = [];
+
+  take(size: number): Buffer {
+    if (size > ReadBuffers.SIZE) return Buffer.allocUnsafe(size);
+    return (this.free.pop() ?? Buffer.allocUnsafeSlow(ReadBuffers.SIZE)).subarray(0, size);
+  }
+
+  giveBack(buf: Buffer): void {
+    if (buf.buffer.byteLength !== ReadBuffers.SIZE || this.free.length >= ReadBuffers.KEEP) return;
+    const whole = Buffer.from(buf.buffer, 0, ReadBuffers.SIZE);
+    setImmediate(() => this.free.push(whole));
+  }
 }
 
 /** An xattr value or list as the kernel asks for it: its size for size 0, ERANGE when it does not fit. */
