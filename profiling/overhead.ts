@@ -1,7 +1,8 @@
 // The FUSE overhead report: where svault's wall time goes on each workload, from two status snapshots
 // of the profiled server (event-loop active/idle time and per-operation counters) and the same
-// workload's timed phases on native and on the Node-FUSE floor from the same run.
+// workload's timed phases on native and on the Node-FUSE floor of each transport from the same run.
 import type { WorkloadResult } from '../bench/lib/workloads.js';
+import type { BindingName } from '../fs/bindings.js';
 
 /** One operation's counters as the status socket reports them. */
 export interface OpRow {
@@ -29,22 +30,41 @@ export interface Snapshot {
 /** Allowed difference between the parts' sum and the wall time measured by the driver. */
 export const TOLERANCE_PCT = 10;
 
+/** The Node pass-through floor (bench target) on each transport. */
+export const FLOOR_OF: Record<BindingName, 'floor' | 'floor-devfuse'> = { 'fuse-native': 'floor', devfuse: 'floor-devfuse' };
+/** The order of the side-by-side table. */
+export const TRANSPORTS: readonly BindingName[] = ['fuse-native', 'devfuse'];
+
 export const PART_NAMES = ['fuseRoundTrips', 'crypto', 'metadata', 'storeIo', 'bookkeeping', 'dispatch', 'waiting', 'harness'] as const;
 export type PartName = (typeof PART_NAMES)[number];
 
 export const PART_LABELS: Record<PartName, string> = {
-  fuseRoundTrips: 'kernel↔user FUSE round trips (floor − native)',
+  fuseRoundTrips: "kernel↔user FUSE round trips (floor of svault's binding − native)",
   crypto: 'crypto (crypto.*)',
   metadata: 'metadata (meta.*)',
   storeIo: 'backing-store I/O (store.*)',
   bookkeeping: 'scatter/gather bookkeeping (fuse.* − nested)',
-  dispatch: 'fuse-native dispatch (active − handlers)',
+  dispatch: 'transport dispatch (active − handlers)',
   waiting: 'waiting in the timed phases (client, kernel)',
   harness: 'harness between phases (wall − timed phases)',
 };
 
+/** What one transport's round trips would be on this workload: (its floor − native) against svault's timed wall. */
+export interface TransportRoundTrips {
+  /** The bench target that measured it. */
+  floorTarget: 'floor' | 'floor-devfuse';
+  /** The floor's timed phases (s), null if it failed. */
+  floorS: number | null;
+  /** max(0, floor − native) (s), null if either failed. */
+  roundTripsS: number | null;
+  share: number | null;
+  speedupBound: number | null;
+}
+
 export interface Overhead {
   workload: string;
+  /** The transport the profiled svault ran on: its floor gives the round trips in parts. */
+  binding: BindingName;
   /** Driver's clock over the svault-only run of the workload (ms). */
   wallMs: number;
   /** Event-loop figures of the server over that run (ms). */
@@ -52,13 +72,15 @@ export interface Overhead {
   idleMs: number;
   cpuMs: number;
   /** Sums of the timed phases (s) on each target, as the bench measures them. */
-  timed: { svault: number; native: number | null; floor: number | null };
+  timed: { svault: number; native: number | null; floor: number | null; floorDevfuse: number | null };
   /** Counter sums over the run (ms). */
   counters: { fuseHandlers: number; crypto: number; meta: number; store: number; fuseCalls: number; allCalls: number };
   parts: Record<PartName, number>;
   check: { sumMs: number; wallMs: number; diffPct: number; tolerancePct: number; ok: boolean; notes: string[] };
   /** What removing FUSE could gain at most: (floor − native) as a share of svault's timed wall. */
-  kernelModule: { fuseShare: number | null; speedupBound: number | null };
+  kernelModule: { fuseShare: number | null; speedupBound: number | null; floorTarget: 'floor' | 'floor-devfuse' };
+  /** Both transports' round trips side by side, whichever svault ran on. */
+  transports: Record<BindingName, TransportRoundTrips>;
   ops: OpRow[];
 }
 
@@ -109,7 +131,7 @@ const workerSum = (ops: OpRow[]) => ops.filter((o) => !onJsThread(o)).reduce((a,
  * the kernel outside FUSE). Nothing is clamped to make the sum fit: if the round trips exceed the idle
  * time left, or the handlers overlap one another, the sum exceeds the wall time and the check says so.
  */
-export function computeOverhead(workload: string, before: Snapshot, after: Snapshot, wallMs: number, svault: WorkloadResult | undefined, others: WorkloadResult | undefined): Overhead {
+export function computeOverhead(workload: string, before: Snapshot, after: Snapshot, wallMs: number, svault: WorkloadResult | undefined, others: WorkloadResult | undefined, binding: BindingName): Overhead {
   const ops = opsDelta(before.ops, after.ops);
   const activeMs = after.process.eventLoopActiveMs - before.process.eventLoopActiveMs;
   const idleMs = after.process.eventLoopIdleMs - before.process.eventLoopIdleMs;
@@ -121,11 +143,16 @@ export function computeOverhead(workload: string, before: Snapshot, after: Snaps
   const G = sum(ops, 'bg.');
   const tSv = timedSeconds(svault, 'svault') ?? 0;
   const tNat = timedSeconds(others, 'native');
-  const tFloor = timedSeconds(others, 'floor');
+  const floorTarget = FLOOR_OF[binding];
+  // svault pays its own transport's round trips, so the breakdown takes that transport's floor.
+  const tFloor = timedSeconds(others, floorTarget);
   const F = tNat !== null && tFloor !== null ? Math.max(0, (tFloor - tNat) * 1000) : 0;
   const notes: string[] = [];
-  if (tNat === null || tFloor === null) notes.push('native or floor did not complete: FUSE round trips counted as 0');
-  if (tNat !== null && tFloor !== null && tFloor < tNat) notes.push(`the floor was faster than native (${tFloor.toFixed(3)} s < ${tNat.toFixed(3)} s): noise; FUSE round trips counted as 0`);
+  if (tNat === null || tFloor === null) notes.push(`native or ${floorTarget} did not complete: FUSE round trips counted as 0`);
+  for (const b of TRANSPORTS) {
+    const tf = timedSeconds(others, FLOOR_OF[b]);
+    if (tNat !== null && tf !== null && tf < tNat) notes.push(`${FLOOR_OF[b]} was faster than native (${tf.toFixed(3)} s < ${tNat.toFixed(3)} s): noise; its round trips counted as 0`);
+  }
 
   // The piece worker (src/core/contents/piece-offload.ts) seals full pieces on its own thread: its time overlaps
   // everything here, so it is reported beside the sum, not in it.
@@ -155,35 +182,57 @@ export function computeOverhead(workload: string, before: Snapshot, after: Snaps
   const sumMs = PART_NAMES.reduce((a, p) => a + parts[p], 0);
   const diffPct = wallMs > 0 ? ((sumMs - wallMs) / wallMs) * 100 : 0;
   const fuseShare = tSv > 0 && tNat !== null && tFloor !== null ? F / 1000 / tSv : null;
-  if (fuseShare !== null && fuseShare >= 1) notes.push(`floor − native (${(F / 1000).toFixed(3)} s) is at least svault's whole timed wall (${tSv.toFixed(3)} s): the floor pass-through does a backing syscall per request where svault answers from its caches, so here it overstates the round trips and bounds nothing`);
+  if (fuseShare !== null && fuseShare >= 1) notes.push(`${floorTarget} − native (${(F / 1000).toFixed(3)} s) is at least svault's whole timed wall (${tSv.toFixed(3)} s): the floor pass-through does a backing syscall per request where svault answers from its caches, so here it overstates the round trips and bounds nothing`);
+  const transports = Object.fromEntries(TRANSPORTS.map((b) => [b, roundTripsOf(b, others, tNat, tSv)])) as Record<BindingName, TransportRoundTrips>;
   return {
     workload,
+    binding,
     wallMs,
     activeMs,
     idleMs,
     cpuMs,
-    timed: { svault: tSv, native: tNat, floor: tFloor },
+    timed: { svault: tSv, native: tNat, floor: timedSeconds(others, 'floor'), floorDevfuse: timedSeconds(others, 'floor-devfuse') },
     counters: { fuseHandlers: H, crypto: C, meta: M, store: S, fuseCalls: ops.filter((o) => o.op.startsWith('fuse.')).reduce((a, o) => a + o.calls, 0), allCalls: ops.filter(onJsThread).reduce((a, o) => a + o.calls, 0) },
     parts,
     check: { sumMs, wallMs, diffPct, tolerancePct: TOLERANCE_PCT, ok: Math.abs(diffPct) <= TOLERANCE_PCT, notes },
-    kernelModule: { fuseShare, speedupBound: fuseShare !== null && fuseShare < 1 ? 1 / (1 - fuseShare) : null },
+    kernelModule: { fuseShare, speedupBound: bound(fuseShare), floorTarget },
+    transports,
     ops,
   };
+}
+
+/** 1 / (1 − share); none when the round trips are at least svault's whole timed wall. */
+const bound = (share: number | null): number | null => (share !== null && share < 1 ? 1 / (1 - share) : null);
+
+function roundTripsOf(b: BindingName, others: WorkloadResult | undefined, tNat: number | null, tSv: number): TransportRoundTrips {
+  const floorTarget = FLOOR_OF[b];
+  const floorS = timedSeconds(others, floorTarget);
+  const roundTripsS = tNat !== null && floorS !== null ? Math.max(0, floorS - tNat) : null;
+  const share = roundTripsS !== null && tSv > 0 ? roundTripsS / tSv : null;
+  return { floorTarget, floorS, roundTripsS, share, speedupBound: bound(share) };
 }
 
 const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
 const pct = (v: number, of: number) => (of > 0 ? `${((v / of) * 100).toFixed(1)}%` : '–');
 
-export function renderOverhead(rows: Overhead[], meta: { tool: string; command: string; started: string; load: string }): string {
+const share = (v: number | null) => (v === null ? '–' : `${(v * 100).toFixed(1)}%`);
+const speedup = (t: { share: number | null; speedupBound: number | null }) => (t.speedupBound === null ? (t.share !== null && t.share >= 1 ? 'not bounded (see note)' : '–') : `${t.speedupBound.toFixed(2)}×`);
+const sec = (v: number | null) => (v === null ? '–' : v.toFixed(3));
+/** Seconds with a sign, and no "-0.000" for a difference below the last digit. */
+const signed = (v: number) => (Math.abs(v) < 0.0005 ? '0.000' : `${v > 0 ? '+' : ''}${v.toFixed(3)}`);
+
+export function renderOverhead(rows: Overhead[], meta: { tool: string; command: string; started: string; load: string; binding: BindingName }): string {
+  const floorOfRun = FLOOR_OF[meta.binding];
   const out: string[] = [];
   out.push(`# FUSE overhead report`, '');
   out.push(`Run ${meta.started}, profiler ${meta.tool}, load average ${meta.load}. Command: \`${meta.command}\`.`, '');
+  out.push(`svault ran on **${meta.binding}** (\`svault mount -f --binding ${meta.binding}\`), so the FUSE round trips in the breakdown are ${floorOfRun} − native.`, '');
   out.push(
-    'Each workload ran once on svault alone (the profiled mount, counters on), with two status snapshots around it, then on native (the backing tmpfs) and on the Node-FUSE floor (bench/passthrough-fs.ts). ' +
+    'Each workload ran once on svault alone (the profiled mount, counters on), with two status snapshots around it, then on native (the backing tmpfs) and on the Node-FUSE floor of each transport (floor: bench/passthrough-fs.ts on fuse-native; floor-devfuse: bench/passthrough-devfuse.ts on devfuse). ' +
       'Wall is the driver\'s clock between the two snapshots (it includes the harness\'s untimed work between phases: making sources, checksums, cache drops, rm of the results; the server is idle then except for the rm). ' +
       'The server\'s event loop was active for A ms and idle for I ms of it. Parts: crypto, metadata and store I/O are the counters\' totals (they nest inside the fuse.* handlers or the background tasks bg.*, so bookkeeping is the handler total minus what ran inside it); ' +
-      'dispatch is the active time outside the handlers and background tasks (fuse-native\'s callbacks, GC, timers); handler time beyond A was spent awaiting and comes out of idle; ' +
-      'the FUSE round trips are (floor − native) of the timed phases; of the idle time left, wall − timed phases is the harness, the rest is waiting for the client and the kernel. store.* are latencies (thread-pool I/O), not JS-thread time.',
+      `dispatch is the active time outside the handlers and background tasks (${meta.binding}'s request dispatch, GC, timers); handler time beyond A was spent awaiting and comes out of idle; ` +
+      `the FUSE round trips are (${floorOfRun} − native) of the timed phases; of the idle time left, wall − timed phases is the harness, the rest is waiting for the client and the kernel. store.* are latencies (thread-pool I/O), not JS-thread time.`,
     '',
   );
   out.push(`| workload | wall ms | A / I ms | ${PART_NAMES.map((p) => PART_LABELS[p]).join(' | ')} | sum ms | check |`);
@@ -198,22 +247,37 @@ export function renderOverhead(rows: Overhead[], meta: { tool: string; command: 
   for (const r of rows) for (const n of r.check.notes) out.push(`- ${r.workload}: ${n}`);
   out.push('');
   out.push('## Timed phases (s, as the bench measures them)', '');
-  out.push('| workload | svault | native | floor | fuse.* calls | all counted calls | server CPU ms |');
-  out.push('|---|---:|---:|---:|---:|---:|---:|');
-  const s = (v: number | null) => (v === null ? '–' : v.toFixed(3));
-  for (const r of rows) out.push(`| ${r.workload} | ${s(r.timed.svault)} | ${s(r.timed.native)} | ${s(r.timed.floor)} | ${r.counters.fuseCalls} | ${r.counters.allCalls} | ${ms(r.cpuMs)} |`);
+  out.push(`| workload | svault (${meta.binding}) | native | floor (fuse-native) | floor-devfuse | fuse.* calls | all counted calls | server CPU ms |`);
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) out.push(`| ${r.workload} | ${sec(r.timed.svault)} | ${sec(r.timed.native)} | ${sec(r.timed.floor)} | ${sec(r.timed.floorDevfuse)} | ${r.counters.fuseCalls} | ${r.counters.allCalls} | ${ms(r.cpuMs)} |`);
   out.push('');
   out.push('## Top operations (deltas over the svault run)', '');
   for (const r of rows) {
     out.push(`**${r.workload}**: ${r.ops.slice(0, 8).map((o) => `${o.op} ${o.calls}× ${ms(o.totalMs)} ms`).join(', ')}`, '');
   }
+  out.push('## FUSE round trips by transport', '');
+  out.push(
+    'The same workloads on the pass-through floor of each transport, in the same run: round trips = floor − native over the timed phases (0 when the floor was faster); ' +
+      `share = round trips / svault's timed wall (svault on ${meta.binding}); bound = 1 / (1 − share), what removing that transport's round trips could give at most. ` +
+      'fuse-native − devfuse is what svault\'s own transport saves over libfuse on the same pass-through (negative: devfuse cost more).',
+    '',
+  );
+  out.push('| workload | native s | floor (fuse-native) s | floor-devfuse s | svault s | round trips fuse-native s | round trips devfuse s | fuse-native − devfuse s | share fuse-native | share devfuse | bound fuse-native | bound devfuse |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) {
+    const fn = r.transports['fuse-native'];
+    const df = r.transports.devfuse;
+    const saved = fn.roundTripsS !== null && df.roundTripsS !== null ? fn.roundTripsS - df.roundTripsS : null;
+    out.push(`| ${r.workload} | ${sec(r.timed.native)} | ${sec(fn.floorS)} | ${sec(df.floorS)} | ${sec(r.timed.svault)} | ${sec(fn.roundTripsS)} | ${sec(df.roundTripsS)} | ${saved === null ? '–' : signed(saved)} | ${share(fn.share)} | ${share(df.share)} | ${speedup(fn)} | ${speedup(df)} |`);
+  }
+  out.push('');
   out.push('## What a kernel module could gain at most', '');
-  out.push('Removing FUSE removes at most the round trips: share = (floor − native) / svault over the timed phases; bound on the speed-up = 1 / (1 − share). svault\'s own handler time stays whatever the transport.', '');
+  out.push(`Removing FUSE removes at most the round trips of the transport svault ran on (${meta.binding}): share = (${floorOfRun} − native) / svault over the timed phases; bound on the speed-up = 1 / (1 − share). svault's own handler time stays whatever the transport.`, '');
   out.push('| workload | FUSE round trips s | svault s | share | speed-up bound |');
   out.push('|---|---:|---:|---:|---:|');
   for (const r of rows) {
-    const share = r.kernelModule.fuseShare;
-    out.push(`| ${r.workload} | ${(r.parts.fuseRoundTrips / 1000).toFixed(3)} | ${r.timed.svault.toFixed(3)} | ${share === null ? '–' : `${(share * 100).toFixed(1)}%`} | ${r.kernelModule.speedupBound === null ? (share !== null && share >= 1 ? 'not bounded (see note)' : '–') : `${r.kernelModule.speedupBound.toFixed(2)}×`} |`);
+    const km = r.kernelModule;
+    out.push(`| ${r.workload} | ${(r.parts.fuseRoundTrips / 1000).toFixed(3)} | ${r.timed.svault.toFixed(3)} | ${share(km.fuseShare)} | ${speedup({ share: km.fuseShare, speedupBound: km.speedupBound })} |`);
   }
   out.push('');
   return out.join('\n');

@@ -1,10 +1,12 @@
 // npm run profile: mounts a vault (store on a tmpfs) under a profiler (0x by default, or a Clinic.js
 // tool), drives bench workloads through it, stops it with SIGINT so the profiler writes its output, and
-// writes reports/profile-<timestamp>/ with the profiler's HTML, overhead.md and overhead.json.
+// writes reports/profile-<timestamp>/ with the profiler's HTML, overhead.md and overhead.json. Each
+// workload also runs on native and on the Node-FUSE floor of both transports, for the round trips.
 // `--counting-cost` instead measures what svault's op counters cost (counters on vs SVAULT_NO_STATS=1).
 // Nothing stays mounted: every mount is registered for a synchronous lazy unmount on any exit.
 //
 //   npm run profile -- [--quick] [--workload cp,small] [--tool 0x|clinic-flame|clinic-doctor|clinic-bubbleprof|clinic-heap] [--kernel]
+//                      [--binding devfuse|fuse-native]
 //   npm run profile -- --counting-cost [--quick]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, openSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -15,14 +17,15 @@ import { DEFAULT_TREE } from '../fixtures/tree.js';
 import { ensureFusermountOnPath, isMounted, lazyUnmount } from '../fs/fuse-binding.js';
 import { Progress } from '../bench/lib/progress.js';
 import { Ballast, CacheDropper, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, type Backing } from '../bench/lib/system.js';
-import { CleanupRegistry, floorTarget, nativeTarget, svaultEnv, svaultTarget, type Target } from '../bench/lib/targets.js';
+import { CleanupRegistry, floorDevfuseTarget, floorTarget, nativeTarget, svaultEnv, svaultTarget, type Target } from '../bench/lib/targets.js';
 import { eachFlag, ROOT, runIfMain, stamp, withOptions } from '../bench/lib/command.js';
 import { closeDevNull, errorMessage, GiB, humanBytes, KiB, MiB, parseSize, run, sleep } from '../bench/lib/util.js';
 import { loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type Ctx, type WorkloadName, type WorkloadResult } from '../bench/lib/workloads.js';
 import { OpStats } from '../src/core/util/op-stats.js';
 import { SERVER_NODE_FLAGS } from '../src/cli/server-flags.js';
 import { processAlive as alive } from '../src/core/util/process-alive.js';
-import { computeOverhead, renderOverhead, TOLERANCE_PCT, PART_NAMES, PART_LABELS, type Overhead, type Snapshot } from './overhead.js';
+import { BINDINGS, DEFAULT_BINDING, type BindingName } from '../fs/bindings.js';
+import { computeOverhead, renderOverhead, FLOOR_OF, TOLERANCE_PCT, TRANSPORTS, PART_NAMES, PART_LABELS, type Overhead, type Snapshot } from './overhead.js';
 
 export { ROOT };
 
@@ -40,6 +43,8 @@ Options:
   --quick           tiny sizes: a 1 MiB cp, 50 small files, an 8 MiB dd (seconds)
   --size SIZE       the cp file size (default 256M)
   --tool NAME       ${TOOLS.join(' | ')} (default 0x)
+  --binding NAME    the transport svault is profiled on: ${BINDINGS.join(' | ')} (default ${DEFAULT_BINDING});
+                    the round trips are always measured on both (floor and floor-devfuse)
   --kernel          0x only: perf samples of the kernel and native threads (0x --kernel-tracing);
                     installs linux-perf with profiling/setup-kernel.sh when perf is missing
   --counting-cost   instead of profiling: dd and cp of a large file with counters on vs
@@ -54,6 +59,7 @@ interface Options {
   quick: boolean;
   workloads: WorkloadName[];
   tool: Tool;
+  binding: BindingName;
   kernel: boolean;
   countingCost: boolean;
   size: number;
@@ -64,7 +70,7 @@ interface Options {
 }
 
 export function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, workloads: ['cp', 'small'], tool: '0x', kernel: false, countingCost: false, size: 256 * MiB, out: path.join(ROOT, 'reports'), failAfterMount: false, help: false };
+  const o: Options = { quick: false, workloads: ['cp', 'small'], tool: '0x', binding: DEFAULT_BINDING, kernel: false, countingCost: false, size: 256 * MiB, out: path.join(ROOT, 'reports'), failAfterMount: false, help: false };
   let sizeGiven = false;
   eachFlag(argv, (flag, value, a) => {
     switch (flag) {
@@ -97,6 +103,12 @@ export function parseArgs(argv: string[]): Options {
         o.tool = t as Tool;
         break;
       }
+      case '--binding': {
+        const b = value();
+        if (!(BINDINGS as readonly string[]).includes(b)) throw new UsageError(`unknown binding ${b}; one of ${BINDINGS.join(', ')}`);
+        o.binding = b as BindingName;
+        break;
+      }
       case '--size':
         o.size = parseSize(value());
         sizeGiven = true;
@@ -118,7 +130,7 @@ function benchOptions(o: Options, ballastBytes: number): BenchOptions {
     quick: o.quick,
     sizes: [o.size],
     only: o.workloads,
-    targets: ['svault', 'native', 'floor'],
+    targets: ['svault', 'native', 'floor', 'floor-devfuse'],
     repeats: 1,
     streamRepeats: 1,
     pieceSize: 131072,
@@ -141,14 +153,14 @@ function binOf(pkg: string, rel: string): string {
 }
 
 /** The status of the mount at mnt, straight from the server's socket via `svault status --json`. */
-async function statusOf(env: NodeJS.ProcessEnv, mnt: string): Promise<{ pid: number; snap: Snapshot | null } | null> {
+async function statusOf(env: NodeJS.ProcessEnv, mnt: string): Promise<{ pid: number; binding: string | null; snap: Snapshot | null } | null> {
   try {
     const r = await run(process.execPath, [path.join(ROOT, 'bin', 'svault.js'), 'status', '--json'], { env, stdout: 'capture', timeoutMs: 30_000 });
-    const rows = JSON.parse(r.stdout) as Array<{ pid: number; mountpoint: string; live?: { ops?: Snapshot['ops']; process?: Snapshot['process'] } | null }>;
+    const rows = JSON.parse(r.stdout) as Array<{ pid: number; mountpoint: string; binding?: string; live?: { ops?: Snapshot['ops']; process?: Snapshot['process'] } | null }>;
     const row = rows.find((x) => x.mountpoint === mnt);
     if (!row) return null;
     const snap = row.live?.ops && row.live.process ? { ops: row.live.ops, process: row.live.process } : null;
-    return { pid: row.pid, snap };
+    return { pid: row.pid, binding: row.binding ?? null, snap };
   } catch {
     return null;
   }
@@ -195,7 +207,7 @@ async function preparePerf(progress: Progress): Promise<{ ok: boolean; why: stri
   return { ok: true, why: '', shimDir };
 }
 
-/** The profiler's command line for `node [server flags] dist/src/cli/cli.js mount -f --store S MNT`. */
+/** The profiler's command line for `node [server flags] dist/src/cli/cli.js mount -f --binding B --store S MNT`. */
 function profilerCommand(tool: Tool, dataDir: string, kernel: boolean, server: string[]): string[] {
   if (tool === '0x') return [binOf('0x', 'cmd.js'), '-D', dataDir, ...(kernel ? ['--kernel-tracing'] : []), '--', process.execPath, ...server];
   const sub = { 'clinic-flame': 'flame', 'clinic-doctor': 'doctor', 'clinic-bubbleprof': 'bubbleprof', 'clinic-heap': 'heapprofiler' }[tool];
@@ -273,7 +285,7 @@ async function closeSession(s: Session): Promise<string[]> {
 }
 
 function ensureBuilt(): void {
-  for (const f of ['dist/src/cli/cli.js', 'dist/bench/passthrough-fs.js', 'dist/bench/small-files.js']) {
+  for (const f of ['dist/src/cli/cli.js', 'dist/bench/passthrough-fs.js', 'dist/bench/passthrough-devfuse.js', 'dist/bench/small-files.js']) {
     if (!existsSync(path.join(ROOT, f))) throw new Error(`${f} is missing: run npm run build first`);
   }
 }
@@ -318,7 +330,7 @@ async function profile(o: Options, progress: Progress): Promise<number> {
       } else kernelNote = '--kernel: perf samples of the kernel and native threads (0x --kernel-tracing)';
     }
     if (shimDir) env.PATH = `${shimDir}:${env.PATH ?? ''}`;
-    const cmd = profilerCommand(o.tool, rawDir, kernel, [...SERVER_NODE_FLAGS, cli, 'mount', '-f', '--store', store, mnt]);
+    const cmd = profilerCommand(o.tool, rawDir, kernel, [...SERVER_NODE_FLAGS, cli, 'mount', '-f', '--binding', o.binding, '--store', store, mnt]);
     progress.note(`starting ${o.tool}: ${cmd.map((a) => path.relative(ROOT, a).startsWith('..') ? a : path.relative(ROOT, a)).join(' ')}`);
     // Registered before the mount: whatever happens, the mount goes and the profiler's group is killed.
     s.cleanup.add('svault', () => {
@@ -343,21 +355,27 @@ async function profile(o: Options, progress: Progress): Promise<number> {
     const deadline = Date.now() + 120_000;
     while (!isMounted(mnt) && !exited && Date.now() < deadline) await sleep(100);
     if (!isMounted(mnt)) throw new Error(`the mount did not come up under ${o.tool}${exited ? ' (the profiler exited)' : ''}; see ${logFile}`);
+    let servedBy: string | null = null;
     for (let i = 0; i < 50 && serverPid === null; i++) {
-      serverPid = (await statusOf(env, mnt))?.pid ?? null;
+      const st = await statusOf(env, mnt);
+      serverPid = st?.pid ?? null;
+      servedBy = st?.binding ?? null;
       if (serverPid === null) await sleep(200);
     }
     if (serverPid === null) throw new Error('mounted, but the server does not answer `svault status`');
+    // The round trips are taken from this binding's floor: a mismatch would make them the wrong transport's.
+    if (servedBy !== o.binding) throw new Error(`asked for --binding ${o.binding}, but the server reports ${servedBy ?? 'no binding'}`);
     const sock = path.join(env.XDG_STATE_HOME as string, 'svault', 'mounts', `${serverPid}.sock`);
-    progress.note(`mounted ${mnt}, server pid ${serverPid} (profiled), profiler pid ${profiler.pid}`);
+    progress.note(`mounted ${mnt} through ${o.binding}, server pid ${serverPid} (profiled), profiler pid ${profiler.pid}`);
     if (o.failAfterMount) throw new Error('--fail-after-mount: simulated failure after the mount');
 
-    const sv: Target = { name: 'svault', dir: mnt, backing: store, pid: serverPid, info: { tool: o.tool }, stop: async () => undefined };
+    const sv: Target = { name: 'svault', dir: mnt, backing: store, pid: serverPid, info: { tool: o.tool, binding: o.binding }, stop: async () => undefined };
     targets.push(sv);
     targets.push(nativeTarget(s.dataDir));
     targets.push(await floorTarget(s.dataDir, s.mntBase, ROOT, s.cleanup));
+    targets.push(await floorDevfuseTarget(s.dataDir, s.mntBase, ROOT, s.cleanup));
     const opts = benchOptions(o, s.ballast.fullBytes);
-    progress.setTotal(o.workloads.reduce((a, w) => a + stepsOf(w, opts, 3), 0));
+    progress.setTotal(o.workloads.reduce((a, w) => a + stepsOf(w, opts, targets.length), 0));
     const ctx = (ts: Target[]): Ctx => ({ opts, root: ROOT, targets: ts, work: s.work, ballast: s.ballast, dropper: s.dropper, progress });
     await s.dropper.drop();
     for (const w of o.workloads) {
@@ -368,11 +386,11 @@ async function profile(o: Options, progress: Progress): Promise<number> {
       const after = await snapshot(sock);
       const wallMs = after.at - before.at;
       if (svRes.targets.svault?.error) throw new Error(`workload ${w} failed on svault: ${svRes.targets.svault.error}`);
-      progress.note(`workload ${w}: native and floor`);
+      progress.note(`workload ${w}: native, floor and floor-devfuse`);
       const others = await WORKLOADS[w](ctx(targets.slice(1)));
       for (const [t, r] of Object.entries(others.targets)) if (r?.error) errors.push(`${w} on ${t}: ${r.error}`);
       results[w] = { svault: svRes, others };
-      overheads.push(computeOverhead(w, before.snap, after.snap, wallMs, svRes, others));
+      overheads.push(computeOverhead(w, before.snap, after.snap, wallMs, svRes, others, o.binding));
     }
   } catch (err) {
     errors.push(errorMessage(err));
@@ -412,17 +430,18 @@ async function profile(o: Options, progress: Progress): Promise<number> {
   } else errors.push(`${o.tool} wrote no HTML (see ${files.profilerLog ?? 'its log'})`);
 
   const command = `npm run profile -- ${process.argv.slice(2).join(' ')}`.trim();
-  const meta = { tool: o.tool + (o.kernel ? ' --kernel' : ''), command, started: started.toISOString(), load: loadAverage().toFixed(2) };
+  const meta = { tool: o.tool + (o.kernel ? ' --kernel' : ''), command, started: started.toISOString(), load: loadAverage().toFixed(2), binding: o.binding };
   const json = {
     schema: 'svault-profile/1',
     ...meta,
     finishedAt: new Date().toISOString(),
-    options: { quick: o.quick, workloads: o.workloads, size: o.size, tool: o.tool, kernel: o.kernel },
+    options: { quick: o.quick, workloads: o.workloads, size: o.size, tool: o.tool, binding: o.binding, kernel: o.kernel },
+    floorOfBinding: FLOOR_OF[o.binding],
     kernel: kernelNote || null,
     tolerancePct: TOLERANCE_PCT,
     parts: PART_LABELS,
     overhead: overheads,
-    timedPhases: Object.fromEntries(Object.entries(results).map(([w, r]) => [w, { svault: r.svault?.targets.svault?.figures, native: r.others?.targets.native?.figures, floor: r.others?.targets.floor?.figures }])),
+    timedPhases: Object.fromEntries(Object.entries(results).map(([w, r]) => [w, { svault: r.svault?.targets.svault?.figures, native: r.others?.targets.native?.figures, floor: r.others?.targets.floor?.figures, 'floor-devfuse': r.others?.targets['floor-devfuse']?.figures }])),
     files,
     errors,
     ok: errors.length === 0 && overheads.length === o.workloads.length && overheads.every((r) => r.check.ok),
@@ -438,7 +457,7 @@ async function profile(o: Options, progress: Progress): Promise<number> {
 function summary(o: Options, dir: string, files: Record<string, string>, rows: Overhead[], errors: string[]): string {
   const rel = (f: string) => path.relative(process.cwd(), f) || f;
   const l: string[] = [];
-  l.push('', `svault profile (${o.tool}${o.kernel ? ' --kernel' : ''}${o.quick ? ', quick' : ''}): ${rel(dir)}/`);
+  l.push('', `svault profile (${o.tool}${o.kernel ? ' --kernel' : ''}${o.quick ? ', quick' : ''}, svault on ${o.binding}): ${rel(dir)}/`);
   if (files.html) l.push(`  profiler HTML   ${rel(files.html)}`);
   l.push(`  overhead report ${rel(files.overheadMd ?? '')}`, `  overhead data   ${rel(files.overheadJson ?? '')}`);
   if (files.profilerLog) l.push(`  profiler log    ${rel(files.profilerLog)}`);
@@ -447,7 +466,12 @@ function summary(o: Options, dir: string, files: Record<string, string>, rows: O
     l.push('    ' + PART_NAMES.map((p) => `${p} ${((r.parts[p] / Math.max(1, r.wallMs)) * 100).toFixed(1)}%`).join(', '));
     l.push(`    parts sum to ${(r.check.sumMs / 1000).toFixed(2)} s: ${r.check.diffPct >= 0 ? '+' : ''}${r.check.diffPct.toFixed(1)}% of wall (tolerance ${r.check.tolerancePct}%) ${r.check.ok ? 'ok' : 'FAIL'}`);
     const km = r.kernelModule;
-    l.push(`    FUSE round trips: ${km.fuseShare === null ? 'n/a' : `${(km.fuseShare * 100).toFixed(1)}% of svault's timed wall, ${km.speedupBound === null ? 'no bound (the floor is slower than svault here; see overhead.md)' : `a kernel module could give at most ${km.speedupBound.toFixed(2)}×`}`}`);
+    l.push(`    FUSE round trips (${km.floorTarget} − native): ${km.fuseShare === null ? 'n/a' : `${(km.fuseShare * 100).toFixed(1)}% of svault's timed wall, ${km.speedupBound === null ? 'no bound (the floor is slower than svault here; see overhead.md)' : `a kernel module could give at most ${km.speedupBound.toFixed(2)}×`}`}`);
+    const side = (b: BindingName) => {
+      const t = r.transports[b];
+      return `${b} ${t.roundTripsS === null ? 'n/a' : `${t.roundTripsS.toFixed(3)} s (${t.share === null ? 'n/a' : `${(t.share * 100).toFixed(1)}%`}, bound ${t.speedupBound === null ? '–' : `${t.speedupBound.toFixed(2)}×`})`}`;
+    };
+    l.push(`    round trips by transport: ${TRANSPORTS.map(side).join(', ')}`);
   }
   if (errors.length) l.push('', '  errors:', ...errors.map((e) => `    - ${e}`));
   l.push('');

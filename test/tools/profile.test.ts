@@ -1,5 +1,6 @@
 // npm run profile (profiling/run.ts): a --quick run under each profiler leaves a non-empty HTML and an
-// overhead report whose parts add up to the wall time; nothing stays mounted, even when the run fails
+// overhead report whose parts add up to the wall time and that puts both transports' FUSE round trips side
+// by side (svault on devfuse by default, on fuse-native with --binding); nothing stays mounted, even when the run fails
 // after the mount, when the profiler is killed midway, or when the driver itself is killed.
 // Every tool runs in npm test: 0x, clinic-flame, clinic-doctor, clinic-bubbleprof and clinic-heap.
 import test from 'ava';
@@ -56,11 +57,30 @@ function reportDir(out: string): string {
   return path.join(out, dirs[0] as string);
 }
 
+interface TransportRoundTrips {
+  floorTarget: string;
+  floorS: number | null;
+  roundTripsS: number | null;
+  share: number | null;
+  speedupBound: number | null;
+}
+
 interface OverheadJson {
   ok: boolean;
   errors: string[];
   tolerancePct: number;
-  overhead: Array<{ workload: string; wallMs: number; parts: Record<string, number>; check: { sumMs: number; diffPct: number; ok: boolean } }>;
+  binding: string;
+  options: { binding: string };
+  overhead: Array<{
+    workload: string;
+    binding: string;
+    wallMs: number;
+    parts: Record<string, number>;
+    check: { sumMs: number; diffPct: number; ok: boolean };
+    timed: { svault: number; native: number | null; floor: number | null; floorDevfuse: number | null };
+    kernelModule: { fuseShare: number | null; floorTarget: string };
+    transports: Record<'fuse-native' | 'devfuse', TransportRoundTrips>;
+  }>;
 }
 
 const clinicTools = ['clinic-flame', 'clinic-doctor', 'clinic-bubbleprof', 'clinic-heap'];
@@ -68,8 +88,10 @@ const clinicTools = ['clinic-flame', 'clinic-doctor', 'clinic-bubbleprof', 'clin
 for (const tool of ['0x', ...clinicTools]) {
   maybe(`--quick --tool ${tool}: HTML, an overhead report that adds up, nothing mounted`, async (t) => {
     t.timeout(300_000);
-    // 0x runs both default workloads; the slower Clinic.js tools one.
-    const args = tool === '0x' ? ['--quick', '--tool', tool] : ['--quick', '--tool', tool, '--workload', 'cp'];
+    // 0x runs both default workloads; the slower Clinic.js tools one. clinic-flame profiles svault on
+    // fuse-native, so both bindings are covered without another run.
+    const binding = tool === 'clinic-flame' ? 'fuse-native' : 'devfuse';
+    const args = tool === '0x' ? ['--quick', '--tool', tool] : ['--quick', '--tool', tool, '--workload', 'cp', ...(binding === 'devfuse' ? [] : ['--binding', binding])];
     const { tmp, out, done } = profile(args);
     const r = await done;
     try {
@@ -88,9 +110,29 @@ for (const tool of ['0x', ...clinicTools]) {
         t.true(Object.values(row.parts).every((v) => v >= 0), `${row.workload}: no negative part`);
         t.true(Math.abs(sum - row.wallMs) / row.wallMs <= j.tolerancePct / 100, `${row.workload}: parts ${sum} ms vs wall ${row.wallMs} ms`);
         t.true(row.check.ok);
+        // Both transports side by side; the breakdown's round trips come from svault's own transport's floor.
+        t.is(row.binding, binding);
+        t.is(row.kernelModule.floorTarget, binding === 'devfuse' ? 'floor-devfuse' : 'floor');
+        t.is(row.transports['fuse-native'].floorTarget, 'floor');
+        t.is(row.transports.devfuse.floorTarget, 'floor-devfuse');
+        t.is(row.transports['fuse-native'].floorS, row.timed.floor);
+        t.is(row.transports.devfuse.floorS, row.timed.floorDevfuse);
+        for (const b of ['fuse-native', 'devfuse'] as const) {
+          const tr = row.transports[b];
+          t.true(typeof tr.floorS === 'number' && typeof tr.roundTripsS === 'number' && typeof tr.share === 'number', `${row.workload}: ${b}'s floor ran`);
+          t.true(Math.abs((tr.roundTripsS as number) - Math.max(0, (tr.floorS as number) - (row.timed.native as number))) < 1e-9, `${row.workload}: ${b} round trips = floor − native`);
+          if ((tr.share as number) < 1) t.true(Math.abs((tr.speedupBound as number) - 1 / (1 - (tr.share as number))) < 1e-9, `${row.workload}: ${b} bound`);
+        }
+        t.true(Math.abs((row.kernelModule.fuseShare as number) - (row.transports[binding].share as number)) < 1e-9, `${row.workload}: the kernel-module share is ${binding}'s`);
       }
+      t.is(j.binding, binding);
+      t.is(j.options.binding, binding);
       const md = readFileSync(path.join(dir, 'overhead.md'), 'utf8');
       t.regex(md, /What a kernel module could gain at most/);
+      t.regex(md, new RegExp(`svault ran on \\*\\*${binding}\\*\\*`));
+      t.regex(md, /## FUSE round trips by transport/);
+      t.regex(md, /\| workload \| native s \| floor \(fuse-native\) s \| floor-devfuse s \|/);
+      t.regex(r.stdout, /round trips by transport: fuse-native .*, devfuse /);
       t.regex(r.stdout, /overhead report/);
       t.deepEqual(mountsUnder(tmp), [], 'nothing left mounted');
     } finally {
