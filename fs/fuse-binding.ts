@@ -2,11 +2,12 @@
 // and adds what svault needs around it: a fusermount on PATH, bigger FUSE
 // requests, and synchronous unmount / mount-state helpers for exit handlers.
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Fuse from 'fuse-native';
+import { findOnPath } from './path-search.js';
 
 export type FuseClass = typeof Fuse;
 export type FuseOperations = Fuse.Operations;
@@ -160,20 +161,6 @@ export function joinMountOptions(...lists: ReadonlyArray<readonly string[]>): st
 
 // ---------------------------------------------------------------------------
 // fusermount
-
-function findOnPath(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const candidate = path.join(dir, cmd);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
-}
 
 /** Directory of the fusermount that fuse-shared-library-linux ships (works as root, no setuid). */
 function bundledFusermountDir(): string {

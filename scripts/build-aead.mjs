@@ -6,19 +6,15 @@
 //
 // Usage: node scripts/build-aead.mjs [--force]   (--force: rebuild even if up to date)
 
-import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { BuildError, nodeGypRebuild, runBuild } from './node-gyp.mjs';
+import { buildAddon, runBuild, runProbe } from './node-gyp.mjs';
 
 const TAG = 'build-aead';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = join(root, 'src', 'core', 'crypto', 'native');
 const addon = join(dir, 'build', 'Release', 'svault_aead.node');
-const stampFile = join(dir, 'build', 'Release', '.svault-build.json');
 const force = process.argv.includes('--force');
 
 runBuild(TAG, main);
@@ -28,27 +24,7 @@ function main() {
     console.log(`${TAG}: skipped (built on Linux only, like the FUSE binding; node:crypto is used instead)`);
     return;
   }
-  const sha256 = (file) => createHash('sha256').update(readFileSync(file)).digest('hex');
-  // Everything the build reads (every C source and header, and binding.gyp): a change to any rebuilds,
-  // and a file added to binding.gyp is covered without a second list to keep in step.
-  const inputs = readdirSync(dir).filter((f) => /\.(c|h)$/.test(f) || f === 'binding.gyp').sort();
-  const sources = Object.fromEntries(inputs.map((f) => [f, sha256(join(dir, f))]));
-  const stamp = JSON.stringify({ sources, node: process.version });
-  let built = 'up to date';
-  if (force || !existsSync(addon) || !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
-    rmSync(stampFile, { force: true });
-    nodeGypRebuild({ root, dir, what: 'the crypto addon' });
-    built = 'built';
-  }
-  try {
-    verify();
-  } catch (err) {
-    // src/core/crypto/native-aead.ts loads whatever is there: an addon that failed its check must not stay.
-    rmSync(addon, { force: true });
-    rmSync(stampFile, { force: true });
-    throw err;
-  }
-  writeFileSync(stampFile, stamp);
+  const built = buildAddon({ root, dir, addon, what: 'the crypto addon', verify, force });
   console.log(`${TAG}: ${addon} ${built}; it matches node:crypto's AES-256-GCM, HMAC-SHA256 and HKDF-SHA256`);
 }
 
@@ -80,6 +56,5 @@ function verify() {
       aead.hkdfSha256(key, aad, plain.subarray(0, 64), okm);
       if (!okm.equals(Buffer.from(crypto.hkdfSync('sha256', key, aad, plain.subarray(0, 64), okm.length)))) throw new Error('HKDF differs from node:crypto at ' + size + ' bytes');
     }`;
-  const res = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' });
-  if (res.status !== 0) throw new BuildError(`${addon} fails its check:\n${res.stderr}`);
+  runProbe(probe, addon);
 }

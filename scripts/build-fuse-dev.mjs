@@ -6,19 +6,15 @@
 //
 // Usage: node scripts/build-fuse-dev.mjs [--force]   (--force: rebuild even if up to date)
 
-import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { BuildError, nodeGypRebuild, runBuild } from './node-gyp.mjs';
+import { buildAddon, runBuild, runProbe } from './node-gyp.mjs';
 
 const TAG = 'build-fuse-dev';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = join(root, 'fs', 'kernel', 'native');
 const addon = join(dir, 'build', 'Release', 'svault_fuse_dev.node');
-const stampFile = join(dir, 'build', 'Release', '.svault-build.json');
 const force = process.argv.includes('--force');
 
 runBuild(TAG, main);
@@ -28,26 +24,7 @@ function main() {
     console.log(`${TAG}: skipped (it speaks Linux's /dev/fuse; fuse-native is used elsewhere)`);
     return;
   }
-  const sha256 = (file) => createHash('sha256').update(readFileSync(file)).digest('hex');
-  // Every C source and header, and binding.gyp: a change to any rebuilds.
-  const inputs = readdirSync(dir).filter((f) => /\.(c|h)$/.test(f) || f === 'binding.gyp').sort();
-  const sources = Object.fromEntries(inputs.map((f) => [f, sha256(join(dir, f))]));
-  const stamp = JSON.stringify({ sources, node: process.version });
-  let built = 'up to date';
-  if (force || !existsSync(addon) || !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
-    rmSync(stampFile, { force: true });
-    nodeGypRebuild({ root, dir, what: 'the FUSE device addon' });
-    built = 'built';
-  }
-  try {
-    verify();
-  } catch (err) {
-    // fs/kernel/device.ts loads whatever is there: an addon that failed its check must not stay.
-    rmSync(addon, { force: true });
-    rmSync(stampFile, { force: true });
-    throw err;
-  }
-  writeFileSync(stampFile, stamp);
+  const built = buildAddon({ root, dir, addon, what: 'the FUSE device addon', verify, force });
   console.log(`${TAG}: ${addon} ${built}; it loads and refuses misuse`);
 }
 
@@ -74,6 +51,5 @@ function verify() {
       try { call(); } catch (err) { if (err instanceof TypeError) continue; throw err; }
       throw new Error('accepted: ' + call);
     }`;
-  const res = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' });
-  if (res.status !== 0) throw new BuildError(`${addon} fails its check:\n${res.stderr}${res.signal ? `(killed by ${res.signal})` : ''}`);
+  runProbe(probe, addon);
 }

@@ -1,7 +1,9 @@
-// What svault's two native builds share (scripts/build-fuse-binding.mjs, scripts/build-aead.mjs): finding
-// node-gyp, Node's own headers and a compiler, and running `node-gyp rebuild` with a readable failure.
+// What svault's native builds share (scripts/build-fuse-binding.mjs, build-aead.mjs, build-fuse-dev.mjs):
+// finding node-gyp, Node's own headers and a compiler, running `node-gyp rebuild` with a readable failure,
+// and rebuilding an addon of svault's own only when its sources changed, keeping it only if it passes its check.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 
 /** Thrown for a failure the build scripts report as one line (no stack). */
@@ -104,4 +106,40 @@ export function runBuild(tag, main) {
     console.error(`${tag}: FAILED: ${msg}`);
     process.exit(1);
   }
+}
+
+/**
+ * Builds the addon in `dir` (binding.gyp there) when its sources or Node changed, then runs `verify()`; an
+ * addon that fails its check is removed, since its loader would load whatever is there. The stamp beside
+ * the addon records what it was built from. Returns 'built' or 'up to date'.
+ */
+export function buildAddon({ root, dir, addon, what, verify, force = false }) {
+  const stampFile = join(dirname(addon), '.svault-build.json');
+  const sha256 = (file) => createHash('sha256').update(readFileSync(file)).digest('hex');
+  // Every C source and header, and binding.gyp: a change to any rebuilds, with no second list to keep in step.
+  const inputs = readdirSync(dir).filter((f) => /\.(c|h)$/.test(f) || f === 'binding.gyp').sort();
+  const sources = Object.fromEntries(inputs.map((f) => [f, sha256(join(dir, f))]));
+  const stamp = JSON.stringify({ sources, node: process.version });
+  let built = 'up to date';
+  if (force || !existsSync(addon) || !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
+    rmSync(stampFile, { force: true });
+    nodeGypRebuild({ root, dir, what });
+    built = 'built';
+  }
+  try {
+    verify();
+  } catch (err) {
+    rmSync(addon, { force: true });
+    rmSync(stampFile, { force: true });
+    throw err;
+  }
+  writeFileSync(stampFile, stamp);
+  return built;
+}
+
+/** Runs a check script in a child node, so a crash while loading an addon cannot take npm with it. */
+export function runProbe(probe, what) {
+  const res = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' });
+  if (res.status !== 0) throw new BuildError(`${what} failed its check: ${(res.stderr || res.stdout || `exit ${res.status}`).trim().split('\n').slice(-5).join(' ')}`);
+  return res.stdout;
 }

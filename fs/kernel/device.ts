@@ -6,10 +6,11 @@
 // A process must never touch a mount it serves synchronously (stat, readdir, ...): the request would wait
 // for a reply that this same, blocked, event loop has to write. Only other processes may use the mount.
 import { execFile } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, existsSync } from 'node:fs';
+import { closeSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findOnPath } from '../path-search.js';
 
 /** One request as the kernel wrote it: the buffer it was read into and how many bytes it fills. */
 export type DeviceRequest = [buffer: Buffer, length: number];
@@ -209,19 +210,7 @@ export function mountFuse(opts: MountOptions): number {
 
 /** fusermount3, else fusermount, on PATH; null if neither is there. */
 export function findFusermount(pathVar = process.env.PATH ?? ''): string | null {
-  for (const name of ['fusermount3', 'fusermount']) {
-    for (const dir of pathVar.split(path.delimiter)) {
-      if (!dir) continue;
-      const candidate = path.join(dir, name);
-      try {
-        accessSync(candidate, fsConstants.X_OK);
-        return candidate;
-      } catch {
-        // not in this directory
-      }
-    }
-  }
-  return null;
+  return findOnPath('fusermount3', pathVar) ?? findOnPath('fusermount', pathVar) ?? null;
 }
 
 /**

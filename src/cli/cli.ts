@@ -25,6 +25,7 @@ import type { AeadImplementation } from '../core/crypto/native-aead.js';
 import type { MountRecord } from '../../fs/mount-server.js';
 import { BINDINGS, DEFAULT_BINDING, type BindingName } from '../../fs/bindings.js';
 import { MountOptionError, parseKernelMountOptions } from '../../fs/kernel/mount-options.js';
+import { findOnPath } from '../../fs/path-search.js';
 
 interface StoreOpts {
   store?: string;
@@ -108,15 +109,10 @@ function checkFuseAccess(): void {
 /** A fusermount3 or fusermount on PATH that is setuid root: what a mount by another user needs. */
 function setuidFusermount(): string | null {
   for (const name of ['fusermount3', 'fusermount']) {
-    for (const dir of (process.env.PATH ?? '').split(':')) {
-      if (!dir) continue;
-      try {
-        const st = statSync(join(dir, name));
-        if (st.uid === 0 && (st.mode & 0o4000) !== 0) return join(dir, name);
-      } catch {
-        // not here
-      }
-    }
+    const found = findOnPath(name);
+    if (!found) continue;
+    const st = statSync(found);
+    if (st.uid === 0 && (st.mode & 0o4000) !== 0) return found;
   }
   return null;
 }
