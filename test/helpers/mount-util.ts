@@ -144,3 +144,11 @@ export async function remount(t: ExecutionContext, box: Sandbox): Promise<void> 
   const m = await box.mount();
   if (m.code !== 0) throw new Error(`remount failed (${m.code}): ${m.stderr}`);
 }
+
+/**
+ * A shell command that drops one file's pages from the kernel's page cache (posix_fadvise DONTNEED), so
+ * its next read reaches the filesystem. Unlike drop_caches it leaves the caches of other tests alone.
+ */
+export function dropFileCache(path: string): string {
+  return `python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' ${q(path)}`;
+}

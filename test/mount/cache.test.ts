@@ -7,7 +7,7 @@
 import test from 'ava';
 import { join } from 'node:path';
 import type { Sandbox } from '../helpers/cli.js';
-import { checkNothingLeftMounted, mountedBox, opCalls, ok, q, randomFile, sha, sha256, sleep, unmountAndCheck } from '../helpers/mount-util.js';
+import { checkNothingLeftMounted, dropFileCache, mountedBox, opCalls, ok, q, randomFile, sha, sha256, sleep, unmountAndCheck } from '../helpers/mount-util.js';
 
 checkNothingLeftMounted(test);
 
@@ -65,11 +65,11 @@ test('devfuse: hard links are one node with one page cache; an unchanged file is
   const f = join(box.mnt, 'f');
   const g = join(box.mnt, 'g');
   const data = randomFile(join(box.dir, 'src'), 4 * MiB);
-  await ok(t, `cp ${q(join(box.dir, 'src'))} ${q(f)} && echo 3 > /proc/sys/vm/drop_caches`);
+  await ok(t, `cp ${q(join(box.dir, 'src'))} ${q(f)} && ${dropFileCache(f)}`);
   const r0 = await fuseReads(box);
   t.is(await sha(t, f), sha256(data));
   const r1 = await fuseReads(box);
-  t.true(r1 > r0, 'the first read after the caches were dropped goes through svault');
+  t.true(r1 > r0, 'the first read after the file\'s cache was dropped goes through svault');
   t.is(await sha(t, f), sha256(data));
   t.is(await fuseReads(box), r1, 'the second open keeps the cache: no FUSE read');
   await ok(t, `ln ${q(f)} ${q(g)}`);
@@ -84,7 +84,7 @@ test('devfuse: hard links are one node with one page cache; an unchanged file is
   const cut = Buffer.concat([data.subarray(0, 100000), Buffer.alloc(data.length - 100000)]);
   t.is(await sha(t, f), sha256(cut), 'truncated via g, read via f at once');
   // What the cache holds is what svault stores: dropped and read again, the same bytes.
-  await ok(t, 'echo 3 > /proc/sys/vm/drop_caches');
+  await ok(t, dropFileCache(f));
   t.is(await sha(t, f), sha256(cut));
   await unmountAndCheck(t, box);
 });
