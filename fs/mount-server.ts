@@ -129,7 +129,10 @@ export async function serve(o: ServeOptions): Promise<void> {
       code = code || 1;
     }
     o.log('stopped');
-    process.exit(code);
+    // Exit once nothing is pending: a profiler's preload may still be writing its output (clinic's heap
+    // profile came out cut short otherwise). A binding that keeps the event loop alive is cut off after 2 s.
+    process.exitCode = code;
+    setTimeout(() => process.exit(code), 2000).unref();
   };
 
   process.on('SIGINT', () => void stop('SIGINT', 0));

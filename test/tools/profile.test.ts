@@ -85,6 +85,15 @@ interface OverheadJson {
 
 const clinicTools = ['clinic-flame', 'clinic-doctor', 'clinic-bubbleprof', 'clinic-heap'];
 
+/** The end of a failed run's profiler log (the profiler's own reason), which goes with the temporary directory. */
+function profilerLogTail(out: string): string {
+  try {
+    return `profiler.log:\n${readFileSync(path.join(reportDir(out), 'profiler.log'), 'utf8').slice(-3000)}`;
+  } catch {
+    return '(no profiler log)';
+  }
+}
+
 for (const tool of ['0x', ...clinicTools]) {
   maybe(`--quick --tool ${tool}: HTML, an overhead report that adds up, nothing mounted`, async (t) => {
     t.timeout(300_000);
@@ -95,7 +104,7 @@ for (const tool of ['0x', ...clinicTools]) {
     const { tmp, out, done } = profile(args);
     const r = await done;
     try {
-      t.is(r.code, 0, `${r.stdout}\n${r.stderr.slice(-4000)}`);
+      t.is(r.code, 0, `${r.stdout}\n${r.stderr.slice(-4000)}\n${profilerLogTail(out)}`);
       const dir = reportDir(out);
       const html = path.join(dir, tool === '0x' ? 'flamegraph.html' : `${tool}.html`);
       t.true(existsSync(html), `${html} exists`);
