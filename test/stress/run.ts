@@ -82,8 +82,10 @@ async function main(): Promise<number> {
     const o = await orphansAfterPlainFsck();
     summary.push(`  4. crash orphans not swept after a plain fsck: ${still(o.leftAfterUnmount > 0)} (${o.foundAfterCrash} found, swept by mount: ${o.sweptByMount}, left: ${o.leftAfterUnmount}, fsck exit ${o.fsckExit})`);
     // Open and documented (README, Known limitations): reported, not counted as a failure of the run.
-    const r5 = await renameOntoOpenLink();
-    summary.push(`  5. rename onto another name of the same file while that name is open loses the source name: ${r5.failure ? `open, reproduces (${r5.failure.detail.split('\n')[0]})` : 'no longer reproduces'}`);
+    for (const binding of ['fuse-native', 'devfuse'] as const) {
+      const r5 = await renameOntoOpenLink(binding);
+      summary.push(`  5. (${binding}) rename onto another name of the same file while that name is open loses the source name: ${r5.failure ? `open, reproduces (${r5.failure.detail.split('\n')[0]})` : 'does not reproduce'}`);
+    }
   }
 
   if (!a.has('skip-big-dir')) {
