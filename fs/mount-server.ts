@@ -1,3 +1,6 @@
+// fs: how a vault is served to the kernel: this mount server, the two transports behind one interface
+// (transport.ts: svault's own in fs/kernel/, and fuse-native with its adapter svault-fs.ts).
+//
 // The mount server: opens the vault, mounts it, answers `svault status` on a socket, and unmounts and
 // closes cleanly on SIGINT, SIGTERM, `svault unmount` or an external `fusermount -u`. If anything goes
 // wrong it still unmounts on the way out: nothing is left mounted.

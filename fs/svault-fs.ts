@@ -1,8 +1,7 @@
-// fs: the FUSE adapter over the vault, and the mount server that runs it.
-//
-// The FUSE adapter: one short handler per operation, each a call into the vault. It knows nothing of
-// pieces or ciphers. Every handler is wrapped so a thrown error becomes an errno (EIO plus a log line for
-// the unexpected), and every call is counted for `svault status` and the profiler.
+// The fuse-native adapter (svault mount --binding fuse-native): one short handler per operation, each a
+// call into the vault by path. It knows nothing of pieces or ciphers. Every handler is wrapped so a thrown
+// error becomes an errno (EIO plus a log line for the unexpected), and every call is counted for
+// `svault status` and the profiler.
 
 import type Fuse from 'fuse-native';
 import { constants as fsConstants } from 'node:fs';
