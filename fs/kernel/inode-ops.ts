@@ -86,6 +86,8 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
   const attrTimeout = o.attrTimeout ?? 1;
   const ns = vault.byInode;
   const readBuffers = new ReadBuffers();
+  /** What to do once a reply has been written (give its read buffer back). */
+  const afterReply = new WeakMap<Buffer[], () => void>();
   /** Directory listings taken at opendir, by handle: readdir reads on from an offset into them. */
   const dirs = new Map<number, { id: string; entries: { name: string; id: string }[] }>();
   let nextDir = 1;
@@ -221,12 +223,15 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
     read: async (r) => {
       if (r.op !== 'read') throw new TypeError(r.op);
       const target = readBuffers.take(r.size);
+      let reply: Buffer[];
       try {
-        const n = await vault.read(r.fh, target, r.size, r.offset);
-        return replyData(r.header.unique, target.subarray(0, n));
-      } finally {
+        reply = replyData(r.header.unique, target.subarray(0, await vault.read(r.fh, target, r.size, r.offset)));
+      } catch (err) {
         readBuffers.giveBack(target);
+        throw err;
       }
+      afterReply.set(reply, () => readBuffers.giveBack(target)); // the reply holds the buffer until written
+      return reply;
     },
     write: async (r) => {
       if (r.op !== 'write') throw new TypeError(r.op);
@@ -361,6 +366,13 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
   return {
     handlers,
     bindNotify: (send) => (notify = send),
+    replied: (reply) => {
+      const done = afterReply.get(reply);
+      if (done) {
+        afterReply.delete(reply);
+        done();
+      }
+    },
     forget: (nodeid, nlookup) => nodes.forget(nodeid, nlookup),
     nodeCount: () => nodes.size,
   };
@@ -368,8 +380,8 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
 
 /**
  * Buffers that reads decrypt into and reply from, kept for the next reads: a new buffer of up to 1 MiB
- * per read was fresh memory to fault in and garbage to collect. A buffer is given back after the turn
- * of the event loop in which its reply is written (the session writes it as the handler settles).
+ * per read was fresh memory to fault in and garbage to collect. A buffer is given back once its reply
+ * has been written (SessionOps.replied).
  */
 class ReadBuffers {
   private static readonly SIZE = 1 << 20;
@@ -383,8 +395,7 @@ class ReadBuffers {
 
   giveBack(buf: Buffer): void {
     if (buf.buffer.byteLength !== ReadBuffers.SIZE || this.free.length >= ReadBuffers.KEEP) return;
-    const whole = Buffer.from(buf.buffer, 0, ReadBuffers.SIZE);
-    setImmediate(() => this.free.push(whole));
+    this.free.push(Buffer.from(buf.buffer, 0, ReadBuffers.SIZE));
   }
 }
 

@@ -36,6 +36,8 @@ export interface SessionOps {
   initialised?(init: Negotiated): void;
   /** Hands the filesystem a way to send notifications (attributes or data the kernel must drop). */
   bindNotify?(send: (parts: Buffer[]) => void): void;
+  /** A handler's reply has been written (or dropped, once the session stopped): its buffers are free. */
+  replied?(reply: Reply): void;
 }
 
 /** What the kernel and svault agreed on at INIT. */
@@ -228,6 +230,7 @@ export class FuseSession {
   private finish(unique: bigint, reply: Reply, buf: Buffer): void {
     this.pending.delete(unique);
     this.send(reply, buf);
+    this.ops.replied?.(reply);
   }
 
   /** Writes a reply, then gives the request's buffer back (write data was a view of it until now). */
