@@ -6,10 +6,9 @@
 // A process must never touch a mount it serves synchronously (stat, readdir, ...): the request would wait
 // for a reply that this same, blocked, event loop has to write. Only other processes may use the mount.
 import { execFile } from 'node:child_process';
-import { closeSync, existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { closeSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadAddon } from '../../src/core/util/load-addon.js';
 import { findOnPath } from '../path-search.js';
 
 /** One request as the kernel wrote it: the buffer it was read into and how many bytes it fills. */
@@ -77,22 +76,10 @@ let loaded: FuseDeviceAddon | undefined;
  */
 export function fuseDevice(): FuseDeviceAddon {
   if (loaded) return loaded;
-  const files = CANDIDATES.map((c) => fileURLToPath(new URL(c, import.meta.url))).filter((f) => existsSync(f));
-  const failures: string[] = [];
-  for (const file of files) {
-    try {
-      const addon = createRequire(import.meta.url)(file) as FuseDeviceAddon;
-      const missing = FUNCTIONS.filter((f) => typeof addon[f] !== 'function');
-      // Built from older sources (a checkout that moved on without npm install): use none of it.
-      if (missing.length > 0) {
-        failures.push(`${file} is out of date (it lacks ${missing.join(', ')}; npm install rebuilds it)`);
-        continue;
-      }
-      loaded = addon;
-      return addon;
-    } catch (err) {
-      failures.push(`${file} does not load: ${(err as Error).message}`);
-    }
+  const { addon, failures } = loadAddon<FuseDeviceAddon>(import.meta.url, CANDIDATES, FUNCTIONS);
+  if (addon) {
+    loaded = addon;
+    return addon;
   }
   const reason = failures.length > 0 ? failures.join('; ') : 'it is not built (npm install runs scripts/build-fuse-dev.mjs)';
   throw new Error(`svault's FUSE device addon is unavailable: ${reason}`);

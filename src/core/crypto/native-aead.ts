@@ -2,9 +2,7 @@
 // It seals, opens, MACs and derives keys into buffers we own, with the OpenSSL that Node itself runs.
 // src/core/crypto/crypto.ts uses it when it loads and falls back to node:crypto otherwise; both produce and accept
 // the same bytes.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { loadAddon } from '../util/load-addon.js';
 
 export interface NativeAead {
   /** Decrypts nonce || ciphertext || tag into out (sealed.length - 28 bytes); false, and out wiped, if it does not authenticate. */
@@ -40,22 +38,8 @@ function load(): { addon: NativeAead | null; implementation: AeadImplementation 
   if (process.env[AEAD_ENV] === 'node') {
     return { addon: null, implementation: { name: 'node:crypto', reason: `${AEAD_ENV}=node` } };
   }
-  const files = CANDIDATES.map((c) => fileURLToPath(new URL(c, import.meta.url))).filter((f) => existsSync(f));
-  const failures: string[] = [];
-  for (const file of files) {
-    try {
-      const addon = createRequire(import.meta.url)(file) as NativeAead;
-      const missing = FUNCTIONS.filter((f) => typeof addon[f] !== 'function');
-      // Built from older sources (a checkout that moved on without npm install): use none of it.
-      if (missing.length > 0) {
-        failures.push(`${file} is out of date (it lacks ${missing.join(', ')}; npm install rebuilds it)`);
-        continue;
-      }
-      return { addon, implementation: { name: 'openssl-evp', reason: file } };
-    } catch (err) {
-      failures.push(`${file} does not load: ${(err as Error).message}`);
-    }
-  }
+  const { addon, file, failures } = loadAddon<NativeAead>(import.meta.url, CANDIDATES, FUNCTIONS);
+  if (addon && file) return { addon, implementation: { name: 'openssl-evp', reason: file } };
   const reason = failures.length > 0 ? failures.join('; ') : 'the addon is not built (npm install runs scripts/build-aead.mjs)';
   return { addon: null, implementation: { name: 'node:crypto', reason } };
 }
