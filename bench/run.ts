@@ -48,6 +48,8 @@ Options:
   --tmpfs-size SIZE     size of the tmpfs for the backing stores (default 75% of RAM)
   --timeout SECONDS     base timeout of each external command (default 600; quick 60)
   --out DIR             where the reports go (default reports/)
+  --no-cache-drop       do not drop the page caches before read phases (the machine's caches are
+                        shared: the test suite uses it so as not to empty other tests'; the report says so)
   --help
 `;
 
@@ -82,6 +84,10 @@ export function parseArgs(argv: string[]): BenchOptions & { help: boolean } {
   };
   eachFlag(argv, (flag, takeValue, a) => {
     if (a === '--quick') return;
+    if (a === '--no-cache-drop') {
+      o.noCacheDrop = true;
+      return;
+    }
     if (a === '--help' || a === '-h') {
       o.help = true;
       return;
@@ -234,7 +240,7 @@ async function bench(opts: ReturnType<typeof parseArgs>, argv: string[]): Promis
   process.on('SIGHUP', onSignal);
 
   const errors: string[] = [];
-  const dropper = new CacheDropper();
+  const dropper = new CacheDropper(!opts.noCacheDrop);
   const targetEntries = Object.fromEntries(TARGET_NAMES.map((t) => [t, { present: false, label: TARGET_LABELS[t], skipped: 'not selected (--targets)' } as TargetEntry])) as Record<TargetName, TargetEntry>;
   const workloads: Partial<Record<WorkloadName, WorkloadResult>> = {};
   const targets: Target[] = [];

@@ -184,7 +184,7 @@ function fusermountPath(): string {
 // isStaleMount: stat'ing a live mount served by this same process deadlocks.
 
 /** Absolute path as the kernel shows it in /proc/mounts, resolving symlinks in the parent only. */
-function kernelPath(mountpoint: string): string {
+export function kernelPath(mountpoint: string): string {
   const abs = path.resolve(mountpoint);
   try {
     return path.join(realpathSync(path.dirname(abs)), path.basename(abs));
@@ -194,7 +194,7 @@ function kernelPath(mountpoint: string): string {
 }
 
 /** /proc/mounts escapes space, tab, newline and backslash as \ooo. */
-function unescapeMountField(field: string): string {
+export function unescapeMountField(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
 

@@ -20,12 +20,13 @@ import { MemoryTrimmer } from './memory-trim.js';
 import type { Logger } from './svault-fs.js';
 import { DEFAULT_BINDING, type BindingName } from './bindings.js';
 import { createTransport, type Transport } from './transport.js';
+import { takeCommitOptions } from './commit-options.js';
 
 export interface ServeOptions {
   store: string;
   mountpoint: string;
   passphrase: string;
-  /** -o options as given by the user (allow_other, ro, ...). */
+  /** -o options as given by the user (allow_other, ro, commit=, sync, ...). */
   fuseOptions: string[];
   /** How the vault is served to the kernel (default fuse-native). */
   binding?: BindingName;
@@ -74,8 +75,11 @@ function processFigures() {
 export async function serve(o: ServeOptions): Promise<void> {
   const stats = new OpStats();
   let vault: Vault;
+  let fuseOptions: string[];
   try {
-    vault = await Vault.open(o.store, o.passphrase, { stats, anchorDir: o.anchorDir, acceptRollback: o.acceptRollback });
+    const { commit, rest } = takeCommitOptions(o.fuseOptions);
+    fuseOptions = rest;
+    vault = await Vault.open(o.store, o.passphrase, { stats, anchorDir: o.anchorDir, acceptRollback: o.acceptRollback, ...commit, log: o.log });
   } catch (err) {
     o.onReady(err as Error);
     return;
@@ -89,7 +93,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   const binding = o.binding ?? DEFAULT_BINDING;
   let transport: Transport;
   try {
-    transport = createTransport(binding, vault, { mountpoint: o.mountpoint, fuseOptions: o.fuseOptions, log: o.log, stats, onGone: () => void stop('unmounted from outside', 0) });
+    transport = createTransport(binding, vault, { mountpoint: o.mountpoint, fuseOptions, log: o.log, stats, onGone: () => void stop('unmounted from outside', 0) });
   } catch (err) {
     await vault.close().catch(() => undefined);
     o.onReady(err as Error);

@@ -42,7 +42,9 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
     };
     try {
       if (opts.readOnly && WRITE_OPS.has(op)) throw new FsError('EROFS', 'read-only mount');
-      const r = body();
+      const result = body();
+      // -o sync: what the operation changed is durable before it is answered.
+      const r = vault.syncCommits && DURABLE_OPS.has(op) ? Promise.resolve(result).then(async (v) => (await vault.sync(), v)) : result;
       if (r instanceof Promise) {
         r.then((v) => {
           stats.record(`fuse.${op}`, t, bytes);
@@ -112,7 +114,7 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
       }, (n) => cb(n), length),
     flush: (path, fd, cb) => run('flush', path, cb, () => vault.flush(fd), done(cb)),
     fsync: (path, fd, _datasync, cb) => run('fsync', path, cb, () => vault.fsync(fd), done(cb)),
-    fsyncdir: (path, _fd, _datasync, cb) => run('fsyncdir', path, cb, () => vault.syncMetadata(), done(cb)),
+    fsyncdir: (path, _fd, _datasync, cb) => run('fsyncdir', path, cb, () => vault.sync(), done(cb)),
     release: (path, fd, cb) => run('release', path, cb, () => vault.release(fd), done(cb)),
     truncate: (path, size, cb) =>
       run('truncate', path, cb, () => {
@@ -157,6 +159,12 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
 }
 
 const NO_DATA = -(constants.errno.ENODATA ?? 61);
+
+/** Under -o sync, made durable before the reply: every metadata change, open's truncation, and close (flush, release). */
+const DURABLE_OPS = new Set([
+  'open', 'mkdir', 'rmdir', 'create', 'truncate', 'ftruncate', 'unlink', 'rename', 'link', 'symlink',
+  'chmod', 'chown', 'utimens', 'setxattr', 'removexattr', 'flush', 'release',
+]);
 
 const WRITE_OPS = new Set([
   'mkdir', 'rmdir', 'create', 'write', 'truncate', 'ftruncate', 'unlink', 'rename', 'link', 'symlink',

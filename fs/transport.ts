@@ -9,6 +9,7 @@ import { createFuse, isMounted, lazyUnmount, loadFuse } from './fuse-binding.js'
 import { mountFuse, mountFuseAsUser, unmountFuse } from './kernel/device.js';
 import { inodeOps } from './kernel/inode-ops.js';
 import { parseKernelMountOptions } from './kernel/mount-options.js';
+import { raiseReadahead } from './kernel/readahead.js';
 import { deviceIo, FuseSession } from './kernel/session.js';
 import { svaultOperations, type Logger } from './svault-fs.js';
 
@@ -82,6 +83,12 @@ function fuseNativeTransport(vault: Vault, o: TransportOptions): Transport {
   };
 }
 
+/** The readahead window svault asks for, in KiB: a request's largest size, or SVAULT_READAHEAD_KB (0 leaves the kernel's). */
+function readaheadKib(): number {
+  const env = Number(process.env.SVAULT_READAHEAD_KB);
+  return process.env.SVAULT_READAHEAD_KB !== undefined && Number.isInteger(env) && env >= 0 ? env : 1024;
+}
+
 function devfuseTransport(vault: Vault, o: TransportOptions): Transport {
   const opts = parseKernelMountOptions(o.fuseOptions);
   loadFuse(); // for malloc_trim, which the patched fuse-native binding carries (memory-trim.ts)
@@ -100,6 +107,10 @@ function devfuseTransport(vault: Vault, o: TransportOptions): Transport {
         log: o.log,
         stats: o.stats,
         writebackCache: opts.writebackCache,
+        afterInit: () => {
+          const kib = readaheadKib();
+          if (kib > 0) o.log(raiseReadahead(o.mountpoint, kib));
+        },
         onClosed: () => {
           if (!unmounting) o.onGone();
         },

@@ -49,6 +49,7 @@ Options:
                     installs linux-perf with profiling/setup-kernel.sh when perf is missing
   --counting-cost   instead of profiling: dd and cp of a large file with counters on vs
                     SVAULT_NO_STATS=1 in the same run; reports the % difference
+  --no-cache-drop   do not drop the machine's page caches before read phases (tests use it)
   --out DIR         where profile-<timestamp>/ goes (default reports/)
   --help
 `;
@@ -66,11 +67,13 @@ interface Options {
   out: string;
   /** Test hook: throw right after the mount (to check that nothing stays mounted). */
   failAfterMount: boolean;
+  /** Leave the machine's page caches alone (tests: other tests' caches are the same). */
+  noCacheDrop: boolean;
   help: boolean;
 }
 
 export function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, workloads: ['cp', 'small'], tool: '0x', binding: DEFAULT_BINDING, kernel: false, countingCost: false, size: 256 * MiB, out: path.join(ROOT, 'reports'), failAfterMount: false, help: false };
+  const o: Options = { quick: false, workloads: ['cp', 'small'], tool: '0x', binding: DEFAULT_BINDING, kernel: false, countingCost: false, size: 256 * MiB, out: path.join(ROOT, 'reports'), failAfterMount: false, noCacheDrop: false, help: false };
   let sizeGiven = false;
   eachFlag(argv, (flag, value, a) => {
     switch (flag) {
@@ -85,6 +88,9 @@ export function parseArgs(argv: string[]): Options {
         break;
       case '--fail-after-mount':
         o.failAfterMount = true;
+        break;
+      case '--no-cache-drop':
+        o.noCacheDrop = true;
         break;
       case '--help':
       case '-h':
@@ -270,7 +276,7 @@ async function openSession(o: Options, progress: Progress): Promise<Session> {
   const dataDir = path.join(tmpfsDir, 'data');
   mkdirSync(work);
   mkdirSync(dataDir);
-  const dropper = new CacheDropper();
+  const dropper = new CacheDropper(!o.noCacheDrop);
   await dropper.init(['cp', 'dd', 'ls', 'find', 'cat', 'tar', 'rm', 'sh', 'sync'], [process.execPath, path.join(ROOT, 'dist', 'bench', 'small-files.js')]);
   return { base, backing, cleanup, progress, dataDir, work, mntBase, ballast, dropper };
 }

@@ -311,7 +311,9 @@ export function renderMarkdown(r: BenchReport): string {
   const b = r.environment.backing;
   L.push(`- Backing stores: ${b.kind === 'tmpfs' ? `a tmpfs of ${humanBytes(b.sizeBytes ?? 0)} mounted for the run` : `**not a tmpfs**: ${b.note ?? ''}`}; ballast ${humanBytes(r.environment.ballastBytes)} (freed just before each phase of ≥ 32 MiB, written back after).`);
   const cd = r.environment.cacheDrops;
-  if (cd.failed > 0) {
+  if (cd.skipped) {
+    L.push(`- Page caches were **not** dropped before read phases (\`--no-cache-drop\`): reads may have been served from the page cache, and their figures flatter the FUSE targets.`);
+  } else if (cd.failed > 0) {
     L.push(`- **Page caches could NOT be dropped** before ${cd.failed} of ${cd.attempted} read phases (${cd.error ?? 'unknown error'}): those reads may have been served from the page cache, and their figures flatter the FUSE targets.`);
   } else {
     L.push(`- Page caches dropped (\`sync; echo 3 > /proc/sys/vm/drop_caches\`) before every read phase: ${cd.attempted} times, all succeeded.`);

@@ -121,6 +121,8 @@ export class Ballast {
 export interface CacheDropLog {
   attempted: number;
   failed: number;
+  /** Not dropped on purpose (--no-cache-drop). */
+  skipped?: boolean;
   /** The first failure's message. */
   error?: string;
 }
@@ -132,8 +134,12 @@ export interface CacheDropLog {
  * the timing, so right after each drop the warmer reads those files back, and only those.
  */
 export class CacheDropper {
-  readonly log: CacheDropLog = { attempted: 0, failed: 0 };
+  readonly log: CacheDropLog;
   private files: string[] = [];
+
+  constructor(private readonly enabled = true) {
+    this.log = enabled ? { attempted: 0, failed: 0 } : { attempted: 0, failed: 0, skipped: true };
+  }
 
   /** Finds the programs and shared libraries the workloads run. */
   async init(tools: string[], extraFiles: string[]): Promise<void> {
@@ -153,6 +159,7 @@ export class CacheDropper {
   }
 
   async drop(): Promise<boolean> {
+    if (!this.enabled) return false;
     this.log.attempted++;
     try {
       await run('sync', [], { timeoutMs: 120_000 });

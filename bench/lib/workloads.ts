@@ -37,6 +37,8 @@ export interface BenchOptions {
   out: string;
   /** Per external command. */
   timeoutMs: number;
+  /** --no-cache-drop: leave the machine's page caches alone (the report says reads may come from them). */
+  noCacheDrop?: boolean;
 }
 
 export interface Figure {

@@ -12,8 +12,9 @@ import { FILE_CAPS, refuseUnsupportedXattr } from '../xattr-policy.js';
 import {
   DirentPlusWriter, DirentWriter, FATTR_ATIME, FATTR_ATIME_NOW, FATTR_FH, FATTR_GID, FATTR_KILL_SUIDGID, FATTR_MODE,
   FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID, FOPEN_KEEP_CACHE, FUSE_OPEN_KILL_SUIDGID, FUSE_RELEASE_FLUSH,
-  FUSE_WRITE_KILL_SUIDGID, RENAME_NOREPLACE, decodeName, replyAttr, replyCreate, replyData, replyEmpty, replyEntry,
-  notifyInvalInode, replyError, replyOpen, replyStatfs, replyWrite, replyXattrSize, timeToMs, type Attr, type Entry, type Request,
+  FUSE_WRITE_KILL_SUIDGID, FUSE_WRITEBACK_CACHE, RENAME_NOREPLACE, SEEK_DATA, SEEK_HOLE, decodeName, replyAttr, replyCreate, replyData,
+  replyEmpty, replyEntry, notifyInvalInode, replyError, replyLseek, replyOpen, replyStatfs, replyWrite, replyXattrSize, timeToMs,
+  type Attr, type Entry, type Request,
 } from './protocol.js';
 import type { Handler, SessionOps } from './session.js';
 
@@ -26,6 +27,11 @@ const S_IXGRP = 0o010;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const ROOT_NODE = 1;
+/** Under -o sync, made durable before the reply: every metadata change, open's truncation, and close (flush, release). */
+const DURABLE_OPS: readonly Request['op'][] = [
+  'open', 'mkdir', 'mknod', 'rmdir', 'create', 'setattr', 'unlink', 'rename', 'rename2', 'link', 'symlink', 'setxattr', 'removexattr', 'flush', 'release',
+  'fallocate',
+];
 
 export interface InodeOpsOptions {
   readOnly: boolean;
@@ -178,7 +184,6 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
       writable();
       if ((r.mode & S_IFMT) !== S_IFREG) fail('EPERM', 'svault stores regular files, directories and symlinks only');
       const file = ns.createFile(nodes.idOf(r.header.nodeid), nameOf(r.name), r.mode, r.header.uid, r.header.gid);
-      vault.syncMetadata();
       return replyEntry(r.header.unique, entryOf(file.id));
     },
     unlink: (r) => {
@@ -225,7 +230,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
       const target = readBuffers.take(r.size);
       let reply: Buffer[];
       try {
-        reply = replyData(r.header.unique, target.subarray(0, await vault.read(r.fh, target, r.size, r.offset)));
+        reply = replyData(r.header.unique, await vault.readView(r.fh, target, r.size, r.offset));
       } catch (err) {
         readBuffers.giveBack(target);
         throw err;
@@ -239,6 +244,20 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
       if (r.writeFlags & FUSE_WRITE_KILL_SUIDGID) killSuidGid(vault.idOfHandle(r.fh), r.header.nodeid);
       const n = await vault.write(r.fh, r.data, r.offset);
       return replyWrite(r.header.unique, n);
+    },
+    fallocate: async (r) => {
+      if (r.op !== 'fallocate') throw new TypeError(r.op);
+      writable();
+      await vault.fallocate(r.fh, r.mode, r.offset, r.length);
+      // The kernel sends no kill flag with a fallocate: clear setuid/setgid as for a write by another user.
+      if (r.header.uid !== 0) killSuidGid(vault.idOfHandle(r.fh), r.header.nodeid);
+      return replyEmpty(r.header.unique);
+    },
+    lseek: async (r) => {
+      if (r.op !== 'lseek') throw new TypeError(r.op);
+      // The kernel answers SEEK_SET, SEEK_CUR and SEEK_END itself; it sends only these two.
+      if (r.whence !== SEEK_DATA && r.whence !== SEEK_HOLE) fail('EINVAL', `lseek: whence ${r.whence}`);
+      return replyLseek(r.header.unique, await vault.seek(r.fh, r.offset, r.whence === SEEK_DATA ? 'data' : 'hole'));
     },
     flush: async (r) => {
       if (r.op !== 'flush') throw new TypeError(r.op);
@@ -307,8 +326,13 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
       dirs.delete(r.fh);
       return replyEmpty(r.header.unique);
     },
-    fsyncdir: (r) => {
-      vault.syncMetadata();
+    fsyncdir: async (r) => {
+      await vault.sync();
+      return replyEmpty(r.header.unique);
+    },
+    // Sent by kernels that forward syncfs(2) to FUSE servers (today only virtiofs gets it).
+    syncfs: async (r) => {
+      await vault.sync();
       return replyEmpty(r.header.unique);
     },
     statfs: (r) => {
@@ -363,8 +387,26 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
     return replyEmpty(r.header.unique);
   }
 
+  if (vault.syncCommits) {
+    // -o sync: what an operation changed is durable before it is answered.
+    for (const op of DURABLE_OPS) {
+      const handler = handlers[op];
+      if (handler) handlers[op] = async (r) => {
+        const reply = await handler(r);
+        await vault.sync();
+        return reply;
+      };
+    }
+  }
+
   return {
     handlers,
+    initialised: (init) => {
+      // Under writeback caching the kernel holds written data and the size that svault has not seen:
+      // answered from svault's piece map, SEEK_DATA could skip that data. Without a handler the kernel
+      // falls back to its own lseek, which treats the whole file as data.
+      if (init.flags & FUSE_WRITEBACK_CACHE) delete handlers.lseek;
+    },
     bindNotify: (send) => (notify = send),
     replied: (reply) => {
       const done = afterReply.get(reply);

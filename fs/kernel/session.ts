@@ -52,6 +52,8 @@ export interface SessionOptions {
   stats: OpStats;
   /** The kernel's page cache keeps written data until close or fsync (-o writeback_cache). */
   writebackCache?: boolean;
+  /** Called once the INIT reply has been written: the kernel has set up the connection by then. */
+  afterInit?: (init: Negotiated) => void;
   /** Called once the device has closed: unmounted from outside, or the connection aborted. */
   onClosed: (code?: string) => void;
 }
@@ -170,6 +172,7 @@ export class FuseSession {
     switch (req.op) {
       case 'init':
         this.send(this.init(req), buf);
+        if (this.negotiated) this.o.afterInit?.(this.negotiated);
         return;
       case 'forget':
         this.ops.forget(req.header.nodeid, req.nlookup);

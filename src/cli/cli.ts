@@ -25,6 +25,7 @@ import type { AeadImplementation } from '../core/crypto/native-aead.js';
 import type { MountRecord } from '../../fs/mount-server.js';
 import { BINDINGS, DEFAULT_BINDING, type BindingName } from '../../fs/bindings.js';
 import { MountOptionError, parseKernelMountOptions } from '../../fs/kernel/mount-options.js';
+import { takeCommitOptions } from '../../fs/commit-options.js';
 import { findOnPath } from '../../fs/path-search.js';
 
 interface StoreOpts {
@@ -200,16 +201,16 @@ const REFUSED_WITH_FUSE_NATIVE: ReadonlyMap<string, string> = new Map([
 /** The -o options split at commas, checked for the binding: a bad one is exit 2 with its name. */
 function splitOptions(list: string[] | undefined, binding: BindingName): string[] {
   const options = (list ?? []).flatMap((o) => o.split(',')).map((o) => o.trim()).filter((o) => o.length > 0);
-  if (binding === 'devfuse') {
-    try {
-      parseKernelMountOptions(options);
-    } catch (err) {
-      if (err instanceof MountOptionError) throw new CliError(EXIT.USAGE, err.message);
-      throw err;
-    }
-    return options;
+  let transportOptions: string[];
+  try {
+    transportOptions = takeCommitOptions(options).rest; // svault's own (commit=, sync); the server takes them again
+    if (binding === 'devfuse') parseKernelMountOptions(transportOptions);
+  } catch (err) {
+    if (err instanceof MountOptionError) throw new CliError(EXIT.USAGE, err.message);
+    throw err;
   }
-  for (const o of options) {
+  if (binding === 'devfuse') return options;
+  for (const o of transportOptions) {
     const why = REFUSED_WITH_FUSE_NATIVE.get(o);
     if (why) throw new CliError(EXIT.USAGE, `mount option ${o} is not accepted: ${why}`);
   }

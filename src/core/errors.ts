@@ -4,7 +4,7 @@
 export type Errno =
   | 'ENOENT' | 'EEXIST' | 'ENOTEMPTY' | 'EISDIR' | 'ENOTDIR' | 'ENAMETOOLONG' | 'EACCES' | 'EPERM'
   | 'EINVAL' | 'EXDEV' | 'ENOSPC' | 'EIO' | 'EBADF' | 'ENODATA' | 'ERANGE' | 'EFBIG' | 'EROFS' | 'EMLINK'
-  | 'ENOTSUP' | 'E2BIG' | 'EBUSY' | 'EILSEQ';
+  | 'ENOTSUP' | 'E2BIG' | 'EBUSY' | 'EILSEQ' | 'ENXIO' | 'EOPNOTSUPP';
 
 /** A POSIX-style failure of a filesystem operation, with the errno to report. */
 export class FsError extends Error {

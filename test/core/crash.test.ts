@@ -72,15 +72,16 @@ test('crash between the piece writes and the commit (flush fails): old content s
   const oldContent = patternBytes(3 * P, 2);
   await v1.writeFile('/healthy', healthy);
   await v1.writeFile('/victim', oldContent);
+  await v1.sync();
   const victim = v1.inodeAt('/victim');
   const committedVersions = new Map(victim.pieces);
 
-  // Overwrite the victim in place (no truncate, which would commit first), then crash at the commit.
+  // Overwrite the victim in place (no truncate), then crash in the durable commit an fsync asks for.
   const newContent = patternBytes(3 * P, 3);
   const fh = v1.open('/victim');
   await v1.write(fh, newContent, 0);
   crashing.crash = true;
-  await t.throwsAsync(v1.flush(fh), { message: /simulated crash/ });
+  await t.throwsAsync(v1.fsync(fh), { message: /simulated crash/ });
   // The new versions were written before the failed commit: these are the orphans to be.
   const orphanFiles = [0, 1, 2].map((i) => blobFileOf(storeDir, v1, victim.fileId, i, victim.nextVersion + i));
   for (const f of orphanFiles) t.true(existsSync(f), `uncommitted piece blob ${f} exists`);
@@ -134,8 +135,9 @@ test('crash with written data never flushed or released (vault abandoned): old c
   for (let mib = 0; mib < 64 && (await v1.usage()).blobs === blobsBefore; mib++) await v1.write(fh, chunk, mib * chunk.length);
   const fh2 = v1.create('/never-committed', 0o644);
   await v1.write(fh2, Buffer.from('lost'), 0);
-  // Let v1's group commit write its staged metadata (the create), as it would within 25 ms, and its
-  // background sealing finish; then v1 is a dead process: nothing more happens in it, and its lock is stale.
+  await v1.sync();
+  // v1's group commit writes its staged metadata (the create), as it would within its window; its
+  // background sealing finishes; then v1 is a dead process: nothing more happens in it, and its lock is stale.
   // The sealing in flight (up to 8 MiB of pieces on the worker) can take longer than a fixed sleep on a
   // busy machine, so wait until the store has stopped growing.
   await new Promise((r) => setTimeout(r, 100));
@@ -245,7 +247,7 @@ test('fsck --repair on damaged pieces: files go to /lost+found, the damaged rang
   t.true((await readAt(v, bad, P, P)).equals(Buffer.alloc(P, 0x5a)));
 });
 
-test('close of a file unlinked while open makes the unlink durable: a crash right after does not bring it back', async (t) => {
+test('fsync of a file unlinked while open makes the unlink durable: a crash right after does not bring it back', async (t) => {
   const tv = await createTempVault(t, { pieceSize: P, chaffRatio: 0 });
   const v1 = tv.vault;
   await v1.writeFile('/gone', patternBytes(3 * P + 100, 1));
@@ -253,7 +255,7 @@ test('close of a file unlinked while open makes the unlink durable: a crash righ
   const fh = v1.open('/gone');
   v1.unlink('/gone');
   await v1.write(fh, patternBytes(2 * P, 3), 0); // written on through the handle, as POSIX allows
-  await v1.flush(fh); // close(2) returned: an acknowledgement (README, crash safety)
+  await v1.fsync(fh); // fsync(2) returned: an acknowledgement (README, crash safety)
   // The process dies right then: nothing staged reaches SQLite, and the lock is stale.
   abandon(v1);
   unlinkSync(join(tv.storeDir, LOCK_FILE));
@@ -263,4 +265,31 @@ test('close of a file unlinked while open makes the unlink durable: a crash righ
   t.deepEqual(v2.readdir('/'), ['kept']);
   const { before } = await fsck(v2, { repair: true });
   t.deepEqual(before.problems, [], 'only orphans (the unlinked file\'s blobs) may be left');
+});
+
+test('piece versions are never used twice, even after a crash lost the changes that used them (security finding 3)', async (t) => {
+  const tv = await createTempVault(t, { pieceSize: P, chaffRatio: 0 });
+  const v1 = tv.vault;
+  await v1.writeFile('/f', patternBytes(2 * P, 1));
+  await v1.sync();
+  // Closed but not yet durable: a crash loses this content, yet its blobs are in the store, and anyone
+  // who copied them then holds valid blobs for these (file, index, version) addresses.
+  const fh = v1.open('/f');
+  await v1.write(fh, patternBytes(2 * P, 2), 0);
+  await v1.flush(fh);
+  const lost = new Map(v1.inodeAt('/f').pieces);
+  const lostBlobs = [0, 1].map((i) => readFileSync(blobFileOf(tv.storeDir, v1, v1.inodeAt('/f').fileId, i, lost.get(i) as number)));
+  abandon(v1);
+  unlinkSync(join(tv.storeDir, LOCK_FILE));
+
+  const v2 = await tv.open();
+  t.true((await v2.readFile('/f')).equals(patternBytes(2 * P, 1)), 'the lost close is lost, the content before it is whole');
+  await v2.writeFile('/f', patternBytes(2 * P, 3));
+  await v2.sync();
+  const now = v2.inodeAt('/f').pieces;
+  for (const i of [0, 1]) t.true((now.get(i) as number) > (lost.get(i) as number), `piece ${i}: version ${now.get(i)} is past the lost ${lost.get(i)}`);
+  // Replaying the lost blobs at the new addresses is detected, not served.
+  const fileId = v2.inodeAt('/f').fileId;
+  for (const i of [0, 1]) writeFileSync(blobFileOf(tv.storeDir, v2, fileId, i, now.get(i) as number), lostBlobs[i] as Buffer);
+  await t.throwsAsync(v2.readFile('/f'), { message: /authentic|damaged|failed/i });
 });

@@ -146,6 +146,7 @@ test('through the vault: a file written in full pieces is sealed on the worker a
   await v.write(fh, Buffer.from('rewritten'), 39 * P + 5);
   data.write('rewritten', 39 * P + 5);
   await v.release(fh);
+  await v.sync(); // the vault's commit: the worker's blobs first
   const calls = (op: string) => v.stats.summary().find((s) => s.op === op)?.calls ?? 0;
   t.true(calls('crypto.seal@worker') >= 30, 'full pieces went to the worker');
   t.true(calls('store.put@worker') >= calls('crypto.seal@worker'), 'the worker stored through its counted store stack: a put per seal, and chaff');

@@ -70,6 +70,7 @@ test.before(async () => {
   await writeAt(v, '/rollback', patch, P + 50);
   patch.copy(files.get('/rollback') as Buffer, P + 50);
   const newVersion = v.inodeAt('/rollback').pieces.get(1) as number;
+  await v.settle();
   if (newVersion <= oldVersion) throw new Error('the rewrite did not make a new version');
   if (existsSync(oldPath)) throw new Error('the superseded version was not deleted');
   const rollbackTarget = tv.blobFile('/rollback', 1);

@@ -205,6 +205,8 @@ test('kill -9 of the server leaves a stale mount that the next mount (and unmoun
   const box = await mountedBox(t);
   const data = randomFile(join(box.dir, 'src'), 700_000);
   await ok(t, `cp ${q(join(box.dir, 'src'))} ${q(box.mnt)}/f && mkdir ${q(box.mnt)}/d && echo x > ${q(box.mnt)}/d/g`);
+  // fsync of one file (coreutils' sync FILE) makes it and every change before it durable.
+  await ok(t, `sync ${q(box.mnt)}/d/g`);
   const pid = onlyServer(box);
   process.kill(pid, 'SIGKILL');
   t.true(await waitFor(() => !alive(pid), 5000), 'the server is gone');
@@ -219,7 +221,7 @@ test('kill -9 of the server leaves a stale mount that the next mount (and unmoun
   const m = await box.mount();
   t.is(m.code, 0, m.stderr);
   t.regex(m.stderr, /cleared a stale mount/);
-  t.is(await sha(t, join(box.mnt, 'f')), sha256(data), 'a file closed before the kill is intact');
+  t.is(await sha(t, join(box.mnt, 'f')), sha256(data), 'a file closed and synced before the kill is intact');
   t.is(await ok(t, `cat ${q(box.mnt)}/d/g`), 'x\n');
   t.regex(serverLogs(box), /did not shut down cleanly/, 'the new server noticed the crash');
   await unmountAndCheck(t, box);

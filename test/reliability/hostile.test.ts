@@ -284,6 +284,7 @@ test('tampered metadata records: EIO through the mount, the server stays up, hea
 test('after an unclean shutdown, the mount\'s orphan sweep does not delete the pieces of files it cannot list (damaged listing page)', async (t) => {
   const box = await mountedBox(t, ['--chaff', '0']);
   const shas = await populate(t, box, { 'd/f1': 50_000, 'd/f2': 60_000, 'd/f3': 70_000, top: 1000 });
+  await ok(t, `sync ${q(join(box.mnt, 'top'))}`); // an fsync: every file written before it is durable
   const pid = onlyServer(box);
   process.kill(pid, 'SIGKILL'); // an unclean shutdown: the next mount sweeps orphaned blobs
   t.true(await waitFor(() => !alive(pid), 5000));

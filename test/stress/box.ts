@@ -30,9 +30,12 @@ export class StressBox {
   serverPid: number | null = null;
   /** The server logs of every mount of this box, oldest first. */
   readonly logs: string[] = [];
+  /** svault mount -o options every mount of this box gets (sync, commit=SECONDS, ...). */
+  readonly mountOptions: readonly string[];
   private cleaned = false;
 
-  constructor(name: string) {
+  constructor(name: string, opts: { mountOptions?: readonly string[] } = {}) {
+    this.mountOptions = opts.mountOptions ?? [];
     this.dir = mkdtempSync(join(tmpdir(), `svault-stress-${name}-`));
     this.store = join(this.dir, 'store');
     this.mnt = join(this.dir, 'mnt');
@@ -59,9 +62,13 @@ export class StressBox {
     if (r.code !== 0) throw new Error(`svault init failed (${r.code}): ${r.stderr}`);
   }
 
-  /** Mounts (clearing a stale mount left by a killed server); env goes to the CLI and so to the server. */
+  /**
+   * Mounts (clearing a stale mount left by a killed server) with the box's mount options; env goes to
+   * the CLI and so to the server.
+   */
   async mount(env: NodeJS.ProcessEnv = {}, extra: string[] = []): Promise<RunResult> {
-    const r = await this.svault(['mount', '--store', this.store, this.mnt, ...extra], env);
+    const options = this.mountOptions.length > 0 ? ['-o', this.mountOptions.join(',')] : [];
+    const r = await this.svault(['mount', '--store', this.store, this.mnt, ...options, ...extra], env);
     const m = /server pid (\d+), log ([^)]+)\)/.exec(r.stderr);
     if (m) {
       this.serverPid = Number(m[1]);

@@ -2,8 +2,9 @@
 //
 // File contents: scatter on write and gather on read, piece by piece. This module holds the open files and
 // the commit; read-path.ts and write-path.ts move the bytes, and the pieces layer seals and stores them.
-// Writes are copy-on-write: new piece versions are stored and made durable before the metadata commit
-// that points to them, and the versions they replace are deleted only after that commit.
+// Writes are copy-on-write: new piece versions are stored, a commit of the file stages its new piece map,
+// and the vault's committer (src/core/vault/committer.ts) makes the blobs durable before the metadata
+// that points to them; the versions they replace are deleted only after that metadata is durable.
 
 import type { VaultKeys } from '../crypto/crypto.js';
 import type { Inode } from '../meta/inode.js';
@@ -12,12 +13,12 @@ import type { Address } from '../pieces/address.js';
 import { fileKey, type PieceId } from '../pieces/piece-codec.js';
 import { SealedPieces } from '../pieces/sealed-pieces.js';
 import type { PieceStore } from '../store/piece-store.js';
-import { crashpoint } from '../util/crashpoints.js';
 import { ByteLru } from '../util/lru.js';
 import type { OpStats } from '../util/op-stats.js';
 import { OpenFile } from './open-file.js';
 import type { PieceOffload } from './piece-offload.js';
 import { ReadPath } from './read-path.js';
+import { holesIn, seekPieces, type SeekWhence } from './sparse.js';
 import { WritePath } from './write-path.js';
 
 export { OpenFile } from './open-file.js';
@@ -53,7 +54,14 @@ export class Contents {
     this.pieceSize = s.pieceSize;
     this.pieces = new SealedPieces({ vaultId: s.vaultId, addressKey: s.keys.address, store: s.store, pieceSize: s.pieceSize, chaffRatio: s.chaffRatio, stats: s.stats });
     this.reader = new ReadPath(this.pieces, s.stats);
-    this.writer = new WritePath({ pieces: this.pieces, reader: this.reader, stats: s.stats, offload: s.offload, discard: (id) => this.deletePiece(id) });
+    this.writer = new WritePath({
+      pieces: this.pieces,
+      reader: this.reader,
+      stats: s.stats,
+      offload: s.offload,
+      discard: (id) => this.deletePiece(id),
+      newVersion: () => s.meta.newPieceVersion(),
+    });
   }
 
   /** The open state of a file, creating it from the inode if the file is not open yet. */
@@ -97,6 +105,11 @@ export class Contents {
     return of.lock.run(() => this.reader.read(of, target, length, position));
   }
 
+  /** read(), but bytes wholly in holes come back as shared zeros, `target` untouched (ReadPath.readView). */
+  readView(of: OpenFile, target: Buffer, length: number, position: number): Promise<Buffer> {
+    return of.lock.run(() => this.reader.readView(of, target, length, position));
+  }
+
   async write(of: OpenFile, source: Buffer, position: number): Promise<number> {
     if (source.length === 0) return 0; // POSIX: writing nothing changes nothing, not even the size
     this.writer.collectFinishedSeals();
@@ -108,8 +121,38 @@ export class Contents {
   }
 
   /**
-   * Makes the file's current content durable: stores what is not stored, makes it durable, commits size
-   * and piece map in one metadata transaction, then deletes the versions that commit superseded.
+   * fallocate's PUNCH_HOLE and ZERO_RANGE: [offset, offset + length) reads as zeros, whole pieces in it
+   * become holes. ZERO_RANGE without KEEP_SIZE first extends the file to the range's end.
+   */
+  zeroRange(of: OpenFile, offset: number, length: number, keepSize: boolean): Promise<void> {
+    return of.lock.run(async () => {
+      if (!keepSize && offset + length > of.size) await this.writer.truncate(of, offset + length);
+      await this.writer.zero(of, offset, offset + length);
+    });
+  }
+
+  /**
+   * fallocate's mode 0 and KEEP_SIZE, with nothing to record the allocation in (format 1): `room` is asked
+   * whether the store has space for the blobs of the range's holes (it throws ENOSPC when not), then mode
+   * 0 extends the file, the new range a hole. The file's existing pieces need no more room.
+   */
+  allocate(of: OpenFile, offset: number, length: number, keepSize: boolean, room: (holes: number) => void): Promise<void> {
+    return of.lock.run(async () => {
+      const P = this.pieceSize;
+      room(holesIn(of.data, Math.floor(offset / P), Math.ceil((offset + length) / P)));
+      if (!keepSize && offset + length > of.size) await this.writer.truncate(of, offset + length);
+    });
+  }
+
+  /** lseek(2)'s SEEK_DATA and SEEK_HOLE, from the file's pieces as they stand; null where lseek says ENXIO. */
+  seek(of: OpenFile, offset: number, whence: SeekWhence): Promise<number | null> {
+    return of.lock.run(() => seekPieces(of.data, of.size, this.pieceSize, offset, whence));
+  }
+
+  /**
+   * Commits the file's current content: stores what is not stored, and stages size and piece map in one
+   * metadata transaction, ordered after every change before it. The versions it supersedes are deleted
+   * once that transaction is durable (the vault's committer, within its window or at an fsync).
    */
   async commit(of: OpenFile, extra?: (inode: Inode) => void): Promise<void> {
     return of.lock.run(async () => {
@@ -126,20 +169,23 @@ export class Contents {
         inode.lost = [...of.lost];
         extra?.(inode);
         this.s.meta.putInode(inode);
-        crashpoint('meta.commit');
-      }, true);
-      crashpoint('meta.committed');
+      });
       const superseded = [...of.committed].filter(([i, v]) => of.pieces.get(i) !== v);
       of.committed = new Map(of.pieces);
       of.uncommitted.clear();
       of.changed = false;
-      for (const [index, version] of superseded) await this.deletePiece({ fileId: of.fileId, index, version });
+      if (superseded.length > 0) this.deletePiecesAfterCommit(of.fileId, superseded);
     });
   }
 
+  /** Makes every blob stored so far durable (the committer's first step). */
+  makeStoredDurable(): Promise<void> {
+    return this.writer.makeStoredDurable();
+  }
+
   /**
-   * Deletes a removed file's blobs once its removal is in SQLite: a crash before that must still find
-   * the file whole. settle() waits for these deletions.
+   * Deletes piece versions once the metadata that stops pointing to them is durable (a removed file's, or
+   * those a commit superseded): a crash before that must still find them. settle() waits for these.
    */
   deletePiecesAfterCommit(fileId: Buffer, pieces: Iterable<[number, number]>): void {
     const list = [...pieces];

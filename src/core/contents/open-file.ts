@@ -6,6 +6,7 @@
 import type { Inode } from '../meta/inode.js';
 import { Mutex } from '../util/mutex.js';
 import type { Job } from './piece-offload.js';
+import type { PieceSet } from './sparse.js';
 
 /** A piece being written: its plaintext so far. `len` bytes are data; the rest of `buf` is spare room. */
 export interface DirtyPiece {
@@ -55,9 +56,11 @@ export class OpenFile {
   /** The first piece read-ahead has not fetched yet for the current sequential run. */
   aheadNext = 0;
 
+  /** The pieces that hold data as the file stands (sparse.ts): the rest are holes. */
+  readonly data: PieceSet = new DataPieces(this);
+
   // ---- names ----
   private unlinkedAs: Inode | undefined;
-  private createdNotDurable = false;
 
   constructor(readonly id: string, readonly fileId: Buffer, readonly key: Buffer, inode: Inode) {
     this.size = inode.size;
@@ -83,21 +86,6 @@ export class OpenFile {
     this.unlinkedAs = inode;
   }
 
-  /** Created through this handle: a close must make the new name durable even with no data written. */
-  markCreated(): void {
-    this.createdNotDurable = true;
-  }
-
-  /** Its name (or its unlink) still needs a durable metadata commit at the next close. */
-  get nameNotDurable(): boolean {
-    return this.createdNotDurable;
-  }
-
-  /** The name, and its unlink, are as durable as the metadata now. */
-  markNameDurable(): void {
-    this.createdNotDurable = false;
-  }
-
   /** Has content that the next commit must write. */
   get needsCommit(): boolean {
     return this.changed && !this.unlinked;
@@ -117,5 +105,28 @@ export class OpenFile {
   /** How many bytes of piece i lie inside the file (0 past its end). */
   logicalLength(i: number, pieceSize: number): number {
     return Math.max(0, Math.min(pieceSize, this.size - i * pieceSize));
+  }
+}
+
+/** An open file's data pieces: in its piece map, being written or sealed, or quarantined (reads fail, not zeros). */
+class DataPieces implements PieceSet {
+  constructor(private readonly of: OpenFile) {}
+
+  has(i: number): boolean {
+    const of = this.of;
+    return of.pieces.has(i) || of.dirty.has(i) || of.sealing.has(i) || of.lost.has(i);
+  }
+
+  *indices(): Iterable<number> {
+    const of = this.of;
+    yield* of.pieces.keys();
+    yield* of.dirty.keys();
+    yield* of.sealing.keys();
+    yield* of.lost;
+  }
+
+  get count(): number {
+    const of = this.of;
+    return of.pieces.size + of.dirty.size + of.sealing.size + of.lost.size;
   }
 }

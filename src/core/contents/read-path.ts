@@ -6,8 +6,10 @@ import { IntegrityError } from '../errors.js';
 import type { PieceId } from '../pieces/piece-codec.js';
 import type { SealedPieces } from '../pieces/sealed-pieces.js';
 import { ByteLru } from '../util/lru.js';
+import { zeroBytes } from '../util/zero-bytes.js';
 import type { OpStats } from '../util/op-stats.js';
 import type { OpenFile } from './open-file.js';
+import { inHole } from './sparse.js';
 
 /**
  * Decrypted pieces kept for reads of parts of pieces, read-modify-writes and re-opens: far more than the
@@ -34,10 +36,41 @@ export class ReadPath {
 
   constructor(private readonly pieces: SealedPieces, private readonly stats: OpStats) {}
 
-  /** Reads up to `length` bytes at `position` into `target`. Call under the file's lock. */
+  /** Reads up to `length` bytes at `position` into `target`; returns how many. Call under the file's lock. */
   async read(of: OpenFile, target: Buffer, length: number, position: number): Promise<number> {
+    const zeros = this.holeRead(of, length, position);
+    if (zeros !== undefined) {
+      target.fill(0, 0, zeros);
+      return zeros;
+    }
+    return this.readData(of, target, length, position);
+  }
+
+  /**
+   * The bytes at `position`: a view of `target`, read into, or, when they lie wholly in holes, a view of
+   * shared zeros that must only be read (a FUSE reply, say). Call under the file's lock.
+   */
+  async readView(of: OpenFile, target: Buffer, length: number, position: number): Promise<Buffer> {
+    const zeros = this.holeRead(of, length, position);
+    if (zeros !== undefined) return zeroBytes(zeros);
+    return target.subarray(0, await this.readData(of, target, length, position));
+  }
+
+  /**
+   * How many bytes a read gets when every one of them lies in a hole (0 at or past the end): holes are
+   * zeros, with no piece looked up. Undefined when the range holds data.
+   */
+  private holeRead(of: OpenFile, length: number, position: number): number | undefined {
     const end = Math.min(position + length, of.size);
     if (position >= end) return 0;
+    if (!inHole(of.data, this.pieces.pieceSize, position, end)) return undefined;
+    if (position !== of.readEnd) of.aheadNext = 0;
+    of.readEnd = end;
+    return end - position;
+  }
+
+  private async readData(of: OpenFile, target: Buffer, length: number, position: number): Promise<number> {
+    const end = Math.min(position + length, of.size);
     const P = this.pieces.pieceSize;
     let partial = false;
     for (let i = Math.floor(position / P); i * P < end; i++) {
@@ -45,6 +78,10 @@ export class ReadPath {
       const from = Math.max(position, pStart);
       const to = Math.min(end, pStart + P);
       const dst = target.subarray(from - position, to - position);
+      if (!of.data.has(i)) {
+        dst.fill(0);
+        continue;
+      }
       if (from === pStart && to === Math.min(of.size, pStart + P) && (await this.readWholePiece(of, i, dst))) continue;
       partial = true;
       // Plaintext held in memory is copied with no await in between: a buffer given back to the write

@@ -24,10 +24,14 @@ export interface WritePathSettings {
   offload?: PieceOffload;
   /** Deletes a stored piece version that nothing will commit (and forgets its plaintext). */
   discard: (id: PieceId) => Promise<void>;
+  /** A piece version never used before in this vault (Metadata.newPieceVersion). */
+  newVersion: () => number;
 }
 
 export class WritePath {
   private readonly spareBuffers: Buffer[] = [];
+  /** Pieces the worker stored since it last made its blobs durable: stored again here if it dies. */
+  private workerStored: PieceId[] = [];
   private readonly pieceSize: number;
 
   constructor(private readonly s: WritePathSettings) {
@@ -98,14 +102,73 @@ export class WritePath {
   }
 
   /**
-   * Stores every piece of the file that is not stored yet, and makes all its stored pieces durable: what
-   * a commit needs before its metadata may point to them. Call under the file's lock.
+   * Zeros the bytes [from, to) inside the file (fallocate's PUNCH_HOLE and ZERO_RANGE). A piece the range
+   * covers to its end, or to the end of the file, becomes a hole: it leaves the piece map, and a committed
+   * version's blob goes once the commit that drops it is durable, as the commit deletes what it supersedes.
+   * A piece the range covers in part is rewritten with zeros there, as a write would. Under the file's lock.
    */
+  async zero(of: OpenFile, from: number, to: number): Promise<void> {
+    to = Math.min(to, of.size);
+    if (to <= from) return;
+    await this.sealsDone(of);
+    const P = this.pieceSize;
+    const first = Math.floor(from / P);
+    const end = Math.ceil(to / P);
+    // Only the pieces that hold data: a punch of a terabyte of holes walks no terabyte.
+    const touched = [...new Set(of.data.indices())].filter((i) => i >= first && i < end).sort((x, y) => x - y);
+    for (const i of touched) {
+      const pStart = i * P;
+      const pEnd = Math.min(pStart + P, of.size);
+      const a = Math.max(from, pStart) - pStart;
+      const b = Math.min(to, pEnd) - pStart;
+      if (a > 0 || b < pEnd - pStart) {
+        const piece = await this.dirtyPiece(of, i, false);
+        if (b < piece.len) piece.buf.fill(0, a, b);
+        else if (a < piece.len) {
+          // Zeros to the end of what the piece holds: it just ends earlier (the rest reads as zeros).
+          of.dirtyBytes -= piece.len - a;
+          piece.len = a;
+        }
+        if (piece.len > 0) continue;
+      }
+      await this.dropPiece(of, i);
+      const dirty = of.dirty.get(i);
+      if (dirty) {
+        of.dirty.delete(i);
+        of.dirtyBytes -= dirty.len;
+        this.recycle(dirty.buf);
+      }
+      of.sealQueue.delete(i);
+      of.lost.delete(i);
+    }
+    of.mtime = Date.now();
+    of.changed = true;
+  }
+
+  /** Stores every piece of the file that is not stored yet (durable only at the vault's next commit). Under the file's lock. */
   async storeAll(of: OpenFile): Promise<void> {
     await this.sealsDone(of);
     for (const i of [...of.dirty.keys()].sort((x, y) => x - y)) await this.sealPiece(of, i);
     of.sealQueue.clear();
-    await this.flushWorker(of);
+  }
+
+  /**
+   * Makes every blob stored so far durable, by this thread and by the piece worker: what a metadata commit
+   * needs before it may point to them. If the worker has died, the blobs it stored since it last made
+   * them durable are stored again through this thread's store, whose flush then covers them.
+   */
+  async makeStoredDurable(): Promise<void> {
+    const offload = this.s.offload;
+    if (offload) {
+      const covered = this.workerStored.length;
+      try {
+        await offload.flush();
+      } catch (err) {
+        if (offload.alive) throw err; // the worker's fdatasync failed: the commit must not happen
+        for (const id of this.workerStored.slice(0, covered)) await this.s.pieces.restore(id);
+      }
+      this.workerStored.splice(0, covered);
+    }
     await this.s.pieces.flush();
   }
 
@@ -161,7 +224,7 @@ export class WritePath {
   private startSeal(of: OpenFile, i: number, offload: PieceOffload): void {
     const piece = of.dirty.get(i);
     if (!piece || piece.len !== this.pieceSize || of.refs === 0 || of.unlinked) return;
-    const id: PieceId = { fileId: of.fileId, index: i, version: of.nextVersion++ };
+    const id: PieceId = { fileId: of.fileId, index: i, version: this.nextVersionOf(of) };
     of.dirty.delete(i);
     of.dirtyBytes -= piece.len;
     const job = offload.sealAndPut(of.key, id, piece.buf.subarray(0, piece.len));
@@ -173,6 +236,7 @@ export class WritePath {
         of.pieces.set(i, id.version);
         of.uncommitted.set(i, id.version);
         of.lost.delete(i);
+        this.workerStored.push(id);
         this.recycle(piece.buf);
       },
       () => {
@@ -184,22 +248,6 @@ export class WritePath {
       },
     );
     of.sealing.set(i, { piece, job, done });
-  }
-
-  /**
-   * Makes the blobs the piece worker stored durable, before a commit points to them. If the worker has
-   * died meanwhile, this file's blobs stored since its last commit are stored again through this
-   * thread's store, whose flush then covers them.
-   */
-  private async flushWorker(of: OpenFile): Promise<void> {
-    const offload = this.s.offload;
-    if (!offload) return;
-    try {
-      await offload.flush();
-    } catch (err) {
-      if (offload.alive) throw err; // the worker's fdatasync failed: the commit must not happen
-      for (const [index, version] of of.uncommitted) await this.s.pieces.restore({ fileId: of.fileId, index, version });
-    }
   }
 
   /** Waits for one piece the worker is sealing (blocking this thread: whoever asks needs it now). */
@@ -239,7 +287,7 @@ export class WritePath {
   private async sealPiece(of: OpenFile, i: number): Promise<void> {
     const piece = of.dirty.get(i);
     if (!piece) return;
-    const version = of.nextVersion++;
+    const version = this.nextVersionOf(of);
     await this.s.pieces.put(of.key, { fileId: of.fileId, index: i, version }, piece.buf.subarray(0, piece.len));
     await this.dropUncommitted(of, i);
     of.pieces.set(i, version);
@@ -247,6 +295,13 @@ export class WritePath {
     of.dirty.delete(i);
     of.dirtyBytes -= piece.len;
     of.lost.delete(i);
+  }
+
+  /** A new version for one of the file's pieces; the inode's nextVersion stays past all of them (older svaults count from it). */
+  private nextVersionOf(of: OpenFile): number {
+    const version = this.s.newVersion();
+    of.nextVersion = Math.max(of.nextVersion, version + 1);
+    return version;
   }
 
   /**

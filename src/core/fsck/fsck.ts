@@ -61,6 +61,9 @@ function join(dir: string, name: string): string {
 }
 
 export async function scan(vault: Vault, verifyPieces = true): Promise<Scan> {
+  // The store as committed: until then, blobs a pending commit supersedes still count as referenced by
+  // the durable metadata, and must not be taken for orphans.
+  await vault.settle();
   const report: FsckReport = { files: 0, directories: 0, symlinks: 0, pieces: 0, logicalBytes: 0, chaff: 0, orphans: 0, unreachableRecords: 0, quarantinedFiles: 0, problems: [], incomplete: [] };
   const s: Scan = { report, damaged: new Map(), badEntryRecords: [], brokenEntries: [], rootBroken: false, badDirectories: [], incomplete: report.incomplete, orphanAddresses: [], unreachable: [] };
   const referenced = new Map<string, string>();
@@ -267,7 +270,7 @@ function ensureLostAndFound(vault: Vault): Inode {
  * once (record names are keyed hashes: there is no other way to find them) and kept only if recomputing
  * the keyed name from (this directory, decoded name) gives the record's own name. Sound pages are kept
  * as they are and win over entry records; each directory is rewritten (pages, entry records, inode
- * counts) in one durable transaction. Returns how many names are lost: entries the directories' inodes
+ * counts) in one transaction. Returns how many names are lost: entries the directories' inodes
  * count but that neither a sound page nor an entry record holds (see reconnectNameless).
  */
 function rebuildListings(vault: Vault, dirs: { path: string; id: string }[]): number {
@@ -309,7 +312,7 @@ function rebuildListings(vault: Vault, dirs: { path: string; id: string }[]): nu
       dir.nlink = 2 + listing.filter((e) => e.kind === 'dir').length; // "." and "..", plus each subdirectory's ".."
       meta.putInode(dir);
       lostNames += Math.max(0, expected - listing.length);
-    }, true);
+    });
   }
   return lostNames;
 }
@@ -319,7 +322,7 @@ function rebuildListings(vault: Vault, dirs: { path: string; id: string }[]): nu
  * are lost; the id is what is left), so it is reachable again and not deleted as unreachable. Only the
  * tops of unreached subtrees: an unreached directory brings its own entries along. Inode records are
  * deleted with a file's last name, in the same transaction, so outside a lost listing page there are
- * none to find. Links them in one durable transaction and returns how many.
+ * none to find. Links them in one transaction and returns how many.
  */
 function reconnectNameless(vault: Vault, unreachable: Buffer[]): number {
   const { meta } = vault.check();
@@ -343,7 +346,7 @@ function reconnectNameless(vault: Vault, unreachable: Buffer[]): number {
       if (inode.kind === 'dir') lf.nlink++;
     }
     meta.putInode(lf);
-  }, true);
+  });
   return tops.length; // each lost name is the top of one unreached subtree (or a lone file)
 }
 

@@ -4,12 +4,29 @@
 // A directory's listing is split into pages of at most PAGE_CAPACITY entries, each its own record, so a
 // create or unlink rewrites one small page however large the directory, and every record looks alike.
 
-import { IntegrityError } from '../errors.js';
+import { FsError, IntegrityError } from '../errors.js';
 import { decodeInode, encodeInode, cloneInode, newInode, type Inode, type Kind } from './inode.js';
 import type { OpStats } from '../util/op-stats.js';
 import type { RecordStore } from './record-store.js';
 
 export const PAGE_CAPACITY = 128;
+
+/** The vault state record. versionsReserved is absent in stores written before piece versions were vault-wide. */
+interface VaultState {
+  generation: number;
+  nextIno: number;
+  versionsReserved?: number;
+}
+
+/** Versions reserved per range: far more than a session stores between two commits. */
+const VERSION_SPAN = 2 ** 32;
+/**
+ * Where vault-wide versions start in a store from before them: those gave each file its own versions,
+ * counting from 1 by one per stored piece, so none is near 2^40 (that many pieces written to one file).
+ */
+const LEGACY_VERSION_FLOOR = 2 ** 40;
+/** Versions are written as 64-bit integers but kept as JS numbers: safe integers only. */
+const MAX_VERSION = Number.MAX_SAFE_INTEGER - VERSION_SPAN;
 const KINDS = new Set<unknown>(['file', 'dir', 'symlink']);
 const INODE_ID = /^[0-9a-f]{16}$/;
 const INODE_CACHE_LIMIT = 20000;
@@ -44,16 +61,65 @@ export class Metadata {
     // No state record under this config's keys, yet records: the database belongs to another vault (or
     // the config was swapped). Treating it as a new, empty vault would let fsck delete everything.
     if (!state && records.hasAny()) throw new IntegrityError('the metadata has no vault state record under this config\'s keys: the config or meta.db belongs to another vault');
-    const parsed = state ? parseJson<{ generation: number; nextIno: number }>(state, 'vault state') : { generation: 0, nextIno: 1 };
+    const parsed = state ? parseJson<VaultState>(state, 'vault state') : { generation: 0, nextIno: 1 };
     if (!Number.isSafeInteger(parsed?.generation) || !Number.isSafeInteger(parsed?.nextIno)) throw new IntegrityError('the vault state record is malformed');
+    const reserved = parsed.versionsReserved ?? (state ? LEGACY_VERSION_FLOOR : 1);
+    if (!Number.isSafeInteger(reserved) || reserved < 1 || reserved > MAX_VERSION) throw new IntegrityError('the vault state record is malformed');
     this.generation = parsed.generation;
     this.flushedGeneration = parsed.generation;
     this.nextIno = parsed.nextIno;
-    records.onFlushed = () => (this.flushedGeneration = this.generation);
+    this.nextVersion = reserved;
+    this.versionsReserved = reserved;
+    this.versionsDurable = state ? reserved : 1;
+    let cutGeneration = this.generation;
+    let cutReserved = this.versionsReserved;
+    records.onCut = () => {
+      cutGeneration = this.generation;
+      cutReserved = this.versionsReserved;
+    };
+    records.onFlushed = () => {
+      this.flushedGeneration = cutGeneration;
+      this.versionsDurable = cutReserved;
+    };
   }
 
   /** The generation SQLite holds (the rest is still staged in memory): what the rollback anchor may record. */
   flushedGeneration: number;
+
+  // ---- piece versions ----
+  // A piece's address and associated data bind (file, index, version), so a version must never be used
+  // twice for different content: a copy of the first blob would then pass for the second. Versions come
+  // from one counter for the whole vault, and the state record reserves a range of them ahead of use:
+  // after a crash, the next session starts past everything the last one may have used, even in changes
+  // the crash lost.
+
+  /** The next piece version to hand out, and the end of the range the state record has reserved. */
+  private nextVersion: number;
+  private versionsReserved: number;
+  /** The end of the reserved range as SQLite holds it: no version at or past it may be used yet. */
+  private versionsDurable: number;
+
+  /**
+   * Reserves a fresh range of versions for this session, past every version the store may have seen.
+   * Staged: the caller commits it before any piece is stored (Vault.open).
+   */
+  reserveVersions(): void {
+    this.transaction(() => {
+      this.nextVersion = this.versionsReserved;
+      this.versionsReserved = this.nextVersion + VERSION_SPAN;
+    });
+  }
+
+  /**
+   * A piece version never used before in this vault. When half the reserved range is used, the next
+   * range is reserved through an ordinary transaction, which the committer makes durable long before
+   * the rest runs out; a session that outruns its commits gets EIO rather than a version used before.
+   */
+  newPieceVersion(): number {
+    if (this.nextVersion >= this.versionsDurable) throw new FsError('EIO', 'no piece version is reserved durably yet (metadata commits are failing)');
+    if (this.versionsReserved - this.nextVersion <= VERSION_SPAN / 2) this.transaction(() => (this.versionsReserved += VERSION_SPAN));
+    return this.nextVersion++;
+  }
 
   /** Runs fn once the current changes are in SQLite (see RecordStore.whenFlushed). */
   afterCommit(fn: () => void): void {
@@ -331,18 +397,19 @@ export class Metadata {
     return all;
   }
 
-  /** One atomic metadata change; `durable` ones are on disk when this returns (see RecordStore.transaction). */
-  transaction<T>(fn: () => T, durable = false): T {
+  /** One atomic metadata change, staged in order; the committer makes it durable (see RecordStore). */
+  transaction<T>(fn: () => T): T {
     const t = process.hrtime.bigint();
     try {
       if (this.records.inTransaction) return fn();
       const result = this.records.transaction(() => {
         const r = fn();
-        this.records.put(this.stateName(), Buffer.from(JSON.stringify({ generation: this.generation + 1, nextIno: this.nextIno })));
+        const state: VaultState = { generation: this.generation + 1, nextIno: this.nextIno, versionsReserved: this.versionsReserved };
+        this.records.put(this.stateName(), Buffer.from(JSON.stringify(state)));
         return r;
-      }, durable);
-      this.generation++; // only once the commit succeeded
-      this.stats?.record(durable ? 'meta.durable-txn' : 'meta.txn', t, 0);
+      });
+      this.generation++; // only once the transaction succeeded
+      this.stats?.record('meta.txn', t, 0);
       return result;
     } catch (err) {
       // The cache may hold inodes the rolled-back transaction changed: forget them all.

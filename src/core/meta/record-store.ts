@@ -2,11 +2,12 @@
 // hashes and values are AEAD-sealed with the record's name as associated data, so a record cannot be
 // read, forged or moved to another name. Values are padded to power-of-two sizes to hide their length.
 //
-// Group commit: a transaction's changes are staged in memory and written to SQLite together with those of
-// the transactions around it, in one SQLite transaction, when a durable transaction asks for it (close,
-// fsync), when BATCH_MAX changes are staged, or BATCH_MS after the last one. Each batch commits whole,
-// so after a crash the metadata is as it was after some transaction: never half of one. A record staged
-// several times in a batch (tar's create, chmod, chown and utimes of one file) is sealed and written once.
+// Group commit: a transaction's changes are staged in memory, in order, and nothing reaches SQLite until
+// the vault's committer (src/core/vault/committer.ts) cuts the staged changes off, makes the blobs they
+// point to durable, and writes the cut in one durable SQLite transaction. Each cut commits whole, so
+// after a crash the metadata is as it was after some transaction: never half of one, never ahead of the
+// blobs, and never a later change without an earlier one. A record staged several times in a batch
+// (tar's create, chmod, chown and utimes of one file) is sealed and written once.
 
 import Database from 'better-sqlite3';
 import { existsSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -18,8 +19,8 @@ import { zeroBytes } from '../util/zero-bytes.js';
 
 export const META_FILE = 'meta.db';
 const MIN_RECORD = 128;
-const BATCH_MAX = 2000;
-const BATCH_MS = 25;
+/** Staged changes past which the committer is asked to commit at once, whatever its window. */
+export const BATCH_MAX = 2000;
 
 /** Decrypted committed records kept in memory (lookups, pages and inodes are read again and again). */
 const READ_CACHE_BYTES = 16 * 1024 * 1024;
@@ -88,9 +89,14 @@ export class RecordStore {
   private readonly putStmt: Database.Statement<[Buffer, Buffer]>;
   private readonly delStmt: Database.Statement<[Buffer]>;
   private readonly aadPrefix: Buffer;
-  private durable = false;
   /** Changes not yet in SQLite, by record name (hex). */
   private staged = new Map<string, Staged>();
+  /**
+   * Changes cut off for the commit in progress (their blobs are being made durable), by name; newer
+   * changes stage in `staged` meanwhile. Kept when writing them fails, and written with the next cut.
+   */
+  private frozen = new Map<string, Staged>();
+  private frozenAfter: (() => void)[] = [];
   /** While a transaction runs: what `staged` held before it touched each name, to undo it on failure. */
   private undo: Map<string, Staged | undefined> | null = null;
   /**
@@ -100,9 +106,11 @@ export class RecordStore {
   private readonly committed = new ByteLru<string, Buffer | null>(READ_CACHE_BYTES, weigh);
   private readonly nameMemo = new ByteLru<string, Buffer>(NAME_CACHE_BYTES, weigh);
   private afterFlush: (() => void)[] = [];
-  private flushTimer: NodeJS.Timeout | null = null;
   private readonly reserve: SpaceReserve;
-  /** Called after each batch reaches SQLite (the rollback anchor may only record what is there). */
+  /** Called after each transaction with the number of staged changes (the committer schedules a commit). */
+  onStaged: (count: number) => void = () => {};
+  /** Called when staged changes are cut off for a commit, and once the cut is in SQLite. */
+  onCut: () => void = () => {};
   onFlushed: () => void = () => {};
 
   constructor(storeDir: string, private readonly sealKey: Buffer, private readonly indexKey: Buffer, vaultId: Buffer, readonly readOnly = false) {
@@ -110,10 +118,9 @@ export class RecordStore {
       this.db = new Database(join(storeDir, META_FILE), { readonly: readOnly, fileMustExist: readOnly });
       if (!readOnly) {
         this.db.pragma('journal_mode = WAL');
-        // NORMAL by default: a commit survives a crash of this process (the WAL is in the OS's hands)
-        // but may be lost in a power cut. Durable commits (close, fsync) switch to FULL, which also
-        // makes every earlier commit in the WAL durable. See transaction().
-        this.db.pragma('synchronous = NORMAL');
+        // Every SQLite commit is a group commit (see above), so each one is made durable: superseded
+        // blobs are deleted right after it, and must never be pointed to again after a power cut.
+        this.db.pragma('synchronous = FULL');
         this.db.exec('CREATE TABLE IF NOT EXISTS records (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID');
       }
     } catch (err) {
@@ -143,7 +150,7 @@ export class RecordStore {
 
   get(name: Buffer, what: string): Buffer | null {
     const hex = name.toString('hex');
-    const staged = this.staged.get(hex);
+    const staged = this.staged.get(hex) ?? this.frozen.get(hex);
     if (staged) return staged.value;
     const cached = this.committed.get(hex);
     if (cached !== undefined) return cached;
@@ -175,7 +182,7 @@ export class RecordStore {
     const hex = name.toString('hex');
     if (this.undo && !this.undo.has(hex)) this.undo.set(hex, this.staged.get(hex));
     this.staged.set(hex, { name, value });
-    if (!this.undo) this.scheduleFlush();
+    if (!this.undo) this.onStaged(this.staged.size);
   }
 
   private sealed(name: Buffer, value: Buffer): Buffer {
@@ -191,11 +198,10 @@ export class RecordStore {
   }
 
   /**
-   * Runs fn as one transaction: its puts and deletes reach SQLite together or not at all (a throw undoes
-   * them). A durable transaction is on disk (power-cut safe) when it returns, with every one before it;
-   * the others reach SQLite within BATCH_MS, as with any filesystem's metadata before fsync.
+   * Runs fn as one transaction: its puts and deletes are staged together or not at all (a throw undoes
+   * them). They reach SQLite with the committer's next cut, after every transaction staged before them.
    */
-  transaction<T>(fn: () => T, durable = false): T {
+  transaction<T>(fn: () => T): T {
     if (this.undo) return fn();
     const undo = new Map<string, Staged | undefined>();
     this.undo = undo;
@@ -208,18 +214,7 @@ export class RecordStore {
     } finally {
       this.undo = null;
     }
-    if (durable || this.staged.size >= BATCH_MAX) {
-      try {
-        this.flush(durable);
-      } catch (err) {
-        // The caller is told this transaction failed (ENOSPC at close, say), so it must not reach
-        // SQLite later with another batch: the caller may already be undoing what it pointed to.
-        this.restore(undo);
-        throw err;
-      }
-    } else {
-      this.scheduleFlush();
-    }
+    if (undo.size > 0) this.onStaged(this.staged.size);
     return result;
   }
 
@@ -232,35 +227,54 @@ export class RecordStore {
 
   /** Runs fn once everything staged so far is in SQLite (e.g. deleting the blobs of an unlinked file). */
   whenFlushed(fn: () => void): void {
-    if (this.staged.size === 0 && !this.undo) fn();
-    else this.afterFlush.push(fn);
+    if (this.staged.size > 0 || this.undo) this.afterFlush.push(fn);
+    else if (this.frozen.size > 0) this.frozenAfter.push(fn);
+    else fn();
   }
 
-  private scheduleFlush(): void {
-    if (this.flushTimer) return;
-    this.flushTimer = setTimeout(() => {
-      this.flushTimer = null;
-      try {
-        this.flush(false);
-      } catch {
-        // Kept staged; the next durable commit retries and reports the error (a full disk, say).
-      }
-    }, BATCH_MS);
-    this.flushTimer.unref();
+  /** Whether changes wait to be written (staged, or cut off by a commit that has not finished). */
+  get pending(): boolean {
+    return this.staged.size > 0 || this.frozen.size > 0 || this.afterFlush.length > 0 || this.frozenAfter.length > 0;
   }
 
-  /** Writes every staged change to SQLite in one transaction; `durable` waits until it is on disk. */
-  flush(durable = false): void {
-    if (this.flushTimer) {
-      clearTimeout(this.flushTimer);
-      this.flushTimer = null;
-    }
-    if (this.staged.size === 0 && !durable) return;
-    if (durable !== this.durable) {
-      this.db.pragma(durable ? 'synchronous = FULL' : 'synchronous = NORMAL');
-      this.durable = durable;
-    }
-    const batch = this.staged;
+  /**
+   * Cuts off everything staged so far for a commit: writeCut() writes exactly these changes, however many
+   * are staged in the meantime. Between transactions only (a transaction runs synchronously).
+   */
+  cut(): void {
+    if (this.undo) throw new Error('cut() inside a transaction');
+    for (const [hex, change] of this.staged) this.frozen.set(hex, change);
+    this.frozenAfter.push(...this.afterFlush);
+    this.staged = new Map();
+    this.afterFlush = [];
+    this.onCut();
+  }
+
+  /**
+   * Writes the cut changes to SQLite in one durable transaction. Gives back what waited for them
+   * (whenFlushed), for the caller to run. On failure they stay cut off, for the next commit to write.
+   */
+  writeCut(): (() => void)[] {
+    const batch = this.frozen;
+    if (batch.size > 0) this.write(batch);
+    for (const [hex, { value }] of batch) this.committed.set(hex, value);
+    this.frozen = new Map();
+    this.onFlushed();
+    const after = this.frozenAfter;
+    this.frozenAfter = [];
+    return after;
+  }
+
+  /**
+   * Writes everything staged to SQLite now, durably, and runs what waited for it. Only where no blob a
+   * staged change points to can still be in flight: opening and closing a vault, offline tools.
+   */
+  flush(): void {
+    this.cut();
+    for (const fn of this.writeCut()) fn();
+  }
+
+  private write(batch: Map<string, Staged>): void {
     const write = this.db.transaction(() => {
       for (const { name, value } of batch.values()) {
         if (value) this.putStmt.run(name, this.sealed(name, value));
@@ -283,26 +297,24 @@ export class RecordStore {
       throw err;
     }
     this.reserve.restoreIfRoom();
-    for (const [hex, { value }] of batch) this.committed.set(hex, value);
-    this.staged = new Map();
-    this.onFlushed();
-    const after = this.afterFlush;
-    this.afterFlush = [];
-    for (const fn of after) fn();
   }
 
   hasAny(): boolean {
-    return this.staged.size > 0 || this.db.prepare('SELECT 1 FROM records LIMIT 1').get() !== undefined;
+    return this.staged.size > 0 || this.frozen.size > 0 || this.db.prepare('SELECT 1 FROM records LIMIT 1').get() !== undefined;
   }
 
+  /** How many records SQLite holds (as of the last commit: statfs's file count, an estimate anyway). */
   count(): number {
-    this.flush();
     return (this.db.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n;
   }
 
+  /** Every record name: SQLite's, as the staged changes leave them. */
   *names(): Iterable<Buffer> {
-    this.flush();
-    for (const row of this.db.prepare('SELECT k FROM records').iterate() as Iterable<{ k: Buffer }>) yield row.k;
+    const changes = new Map([...this.frozen, ...this.staged]);
+    for (const row of this.db.prepare('SELECT k FROM records').iterate() as Iterable<{ k: Buffer }>) {
+      if (!changes.has(row.k.toString('hex'))) yield row.k;
+    }
+    for (const { name, value } of changes.values()) if (value) yield name;
   }
 
   /** Bytes of the database files, for info and statfs. */
@@ -311,21 +323,19 @@ export class RecordStore {
     return row.n;
   }
 
+  /** Folds the WAL into the database file (what is staged stays staged). */
   checkpoint(): void {
     if (this.readOnly) return;
-    this.flush();
     this.db.pragma('wal_checkpoint(TRUNCATE)');
   }
 
   /** Closes the database without writing what is staged (after a failed close). Idempotent. */
   abandon(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
     if (this.db.open) this.db.close();
   }
 
   close(): void {
-    this.flush(true);
+    this.flush();
     this.checkpoint();
     this.db.close();
   }

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { createConfig, readConfig, rewrapConfig, unwrapMasterKey, writeConfig, type VaultConfig, type VaultSettings } from './config.js';
 import { Anchor, RollbackError } from './anchor.js';
 import { Contents, type OpenFile } from '../contents/contents.js';
+import { fallocateOp, type SeekWhence } from '../contents/sparse.js';
+import { PIECE_OVERHEAD } from '../pieces/piece-codec.js';
 import { deriveVaultKeys } from '../crypto/crypto.js';
 import { BadStoreError, FsError } from '../errors.js';
 import { newInode, ROOT_ID, type Inode, type Kind } from '../meta/inode.js';
@@ -18,6 +20,7 @@ import { OpStats } from '../util/op-stats.js';
 import { PieceOffload } from '../contents/piece-offload.js';
 import { checkName, fail, NAME_MAX, Namespace } from './namespace.js';
 import { acquireStoreLock } from './store-lock.js';
+import { Committer, DEFAULT_COMMIT_MS } from './committer.js';
 import { CountingStore } from '../store/counting-store.js';
 import { directoryStoreStack, type PieceStore } from '../store/piece-store.js';
 
@@ -57,6 +60,12 @@ export interface OpenOptions {
    * store unless SVAULT_PIECE_WORKER=0 (to measure what it brings); never with a replaced store.
    */
   pieceWorker?: boolean;
+  /** How long a change may wait for its durable commit, in ms (`-o commit=SECONDS`); default 1 s. */
+  commitWindowMs?: number;
+  /** Every close and metadata change is made durable before the mount answers it (`-o sync`). */
+  syncCommits?: boolean;
+  /** Where a failed background commit is reported (it is retried). */
+  log?: (line: string) => void;
 }
 
 interface Handle {
@@ -120,6 +129,9 @@ export class Vault {
   /** Set by whoever removed what the crash left (sweepOrphans, fsck --repair). */
   private crashCleaned = false;
   private anchor: Anchor | null = null;
+  private readonly committer: Committer;
+  /** `-o sync`: the transports make each close and metadata change durable before answering it. */
+  readonly syncCommits: boolean;
 
   private constructor(
     readonly storeDir: string,
@@ -130,9 +142,11 @@ export class Vault {
     private readonly unlock: () => void,
     stats: OpStats,
     private readonly offload: PieceOffload | undefined,
+    opts: OpenOptions,
   ) {
     this.stats = stats;
     this.meta = new Metadata(records, stats);
+    this.syncCommits = opts.syncCommits ?? false;
     const vaultId = Buffer.from(config.vaultId, 'hex');
     this.contents = new Contents({
       vaultId,
@@ -145,6 +159,11 @@ export class Vault {
       offload,
     });
     this.byInode = new Namespace(this.meta, this.contents);
+    const log = opts.log ?? (() => {});
+    this.committer = new Committer(records, () => this.contents.makeStoredDurable(), opts.commitWindowMs ?? DEFAULT_COMMIT_MS, (err) =>
+      log(`metadata commit failed (retried at the next one): ${err instanceof Error ? err.message : String(err)}`),
+      stats,
+    );
   }
 
   /** Creates a new vault in storeDir (which must be missing or empty) and returns it opened. */
@@ -165,6 +184,7 @@ export class Vault {
       root.ino = vault.meta.allocIno();
       vault.meta.putInode(root);
     });
+    await vault.sync();
     return vault;
   }
 
@@ -191,7 +211,7 @@ export class Vault {
       offload = useWorker
         ? new PieceOffload({ storeDir, vaultId, addressKey: keys.address, pieceSize: config.pieceSize, chaffRatio: config.chaffRatio }, stats)
         : undefined;
-      const vault = new Vault(storeDir, config, master, store, records, unlock, stats, offload);
+      const vault = new Vault(storeDir, config, master, store, records, unlock, stats, offload, opts);
       // A crash is remembered until someone sweeps: a plain fsck in between must not make it forgotten.
       vault.recoveredFromCrash = lock.stale || existsSync(join(storeDir, UNCLEAN_FILE));
       if (opts.anchorDir) {
@@ -204,6 +224,11 @@ export class Vault {
         if (opts.acceptRollback && known !== null && known > vault.meta.generation) anchor.reset(vault.meta.generation);
         anchor.save(vault.meta.generation);
         vault.anchor = anchor;
+      }
+      if (!opts.noLock) {
+        // Past every piece version the last session may have used, even in changes a crash lost.
+        vault.meta.reserveVersions();
+        records.flush(); // nothing else is staged yet, and no blob is in flight
       }
       return vault;
     } catch (err) {
@@ -300,9 +325,25 @@ export class Vault {
       atime: inode.atime,
       mtime,
       ctime: Math.max(inode.ctime, of?.changed ? mtime : 0),
-      blocks: Math.ceil(size / 512),
+      blocks: this.blocksOf(inode, size, of),
       blksize: this.pieceSize,
     };
+  }
+
+  /**
+   * st_blocks: the file's data pieces, whole, never more than its size. A sparse file shows fewer blocks
+   * than its size: copying tools (cp, tar --sparse, rsync -S) look for its holes only then.
+   */
+  private blocksOf(inode: Inode, size: number, of: OpenFile | undefined): number {
+    const full = Math.ceil(size / 512);
+    if (inode.kind !== 'file') return full;
+    let pieces = inode.pieces.size + inode.lost.length;
+    if (of) {
+      pieces = of.pieces.size + of.lost.size;
+      for (const i of of.dirty.keys()) if (!of.pieces.has(i)) pieces++;
+      for (const i of of.sealing.keys()) if (!of.pieces.has(i)) pieces++;
+    }
+    return Math.min(full, pieces * (this.pieceSize / 512));
   }
 
   getattr(path: string): Attr {
@@ -351,7 +392,6 @@ export class Vault {
   createIn(dirId: string, name: string, mode: number, uid: number, gid: number): { inode: Inode; fh: number } {
     const inode = this.byInode.createFile(dirId, name, mode, uid, gid);
     const fh = this.newHandle(inode);
-    this.handle(fh).of.markCreated(); // close must make even an empty new file durable
     return { inode, fh };
   }
 
@@ -483,25 +523,32 @@ export class Vault {
     return this.contents.read(this.handle(fh).of, target, length, position);
   }
 
+  /**
+   * read() for a reply that is only sent on: the bytes read into `target`, or, for a range wholly in
+   * holes, a view of shared zeros (read-only), so a hole costs no filling.
+   */
+  readView(fh: number, target: Buffer, length: number, position: number): Promise<Buffer> {
+    return this.contents.readView(this.handle(fh).of, target, length, position);
+  }
+
   write(fh: number, source: Buffer, position: number): Promise<number> {
     return this.contents.write(this.handle(fh).of, source, position);
   }
 
-  /** close(2) and fsync(2) both end in a durable commit: data closed after writing survives a crash. */
+  /**
+   * close(2): commits the file's content, ordered after every change before it. Durable within the
+   * commit window, or before this returns under `-o sync` (the transports call sync() then).
+   */
   async flush(fh: number): Promise<void> {
     const of = this.handle(fh).of;
     if (of.needsCommit) await this.contents.commit(of);
-    // A new file's name, or the unlink of a file that was open (its content is not committed: it goes).
-    else if (of.nameNotDurable || of.unlinked) this.syncMetadata();
-    of.markNameDurable();
   }
 
-  /** Also makes the file's name (or its unlink) durable when there was no content to commit (fsync after create). */
+  /** fsync(2): the file's content and every change before it are durable when this returns. */
   async fsync(fh: number): Promise<void> {
     const of = this.handle(fh).of;
     if (of.needsCommit) await this.contents.commit(of);
-    else this.syncMetadata();
-    of.markNameDurable();
+    await this.sync();
   }
 
   async release(fh: number): Promise<void> {
@@ -514,6 +561,42 @@ export class Vault {
     const of = this.handle(fh).of;
     await this.contents.truncate(of, size);
     await this.contents.commit(of);
+  }
+
+  /**
+   * lseek(2) with SEEK_DATA (`data`) or SEEK_HOLE (`hole`) on an open file, from its piece map as it
+   * stands, written-but-uncommitted pieces included. ENXIO at or past the end, as lseek(2) says.
+   */
+  async seek(fh: number, offset: number, whence: SeekWhence): Promise<number> {
+    const found = await this.contents.seek(this.handle(fh).of, offset, whence);
+    return found ?? fail('ENXIO', whence === 'data' ? 'no data at or after the offset' : 'offset at or past the end of the file');
+  }
+
+  /**
+   * fallocate(2) on an open file, `mode` as Linux's flags. PUNCH_HOLE (with KEEP_SIZE) and ZERO_RANGE
+   * zero the range and drop its whole pieces. Mode 0 and KEEP_SIZE check that the store has room for
+   * the range's holes (ENOSPC up front), and mode 0 extends the size; format 1 has nowhere to record
+   * the allocation, so the room is not held (docs/format-2.md, section 9). Committed like ftruncate.
+   */
+  async fallocate(fh: number, mode: number, offset: number, length: number): Promise<void> {
+    const of = this.handle(fh).of;
+    const op = fallocateOp(mode) ?? fail('EOPNOTSUPP', `fallocate mode 0x${mode.toString(16)} is not supported`);
+    if (!(offset >= 0) || !(length > 0)) fail('EINVAL', 'fallocate: negative offset or empty range');
+    if (offset + length > Number.MAX_SAFE_INTEGER) fail('EFBIG', 'fallocate: the range ends past the largest file size');
+    if (op.op === 'allocate') await this.contents.allocate(of, offset, length, op.keepSize, (holes) => this.checkRoomForPieces(holes));
+    else await this.contents.zeroRange(of, offset, length, op.keepSize);
+    if (of.needsCommit) await this.contents.commit(of);
+  }
+
+  /** ENOSPC unless the store's filesystem has room now for `pieces` full pieces, their chaff and its block rounding. */
+  private checkRoomForPieces(pieces: number): void {
+    if (pieces === 0) return;
+    const s = statfsSync(this.storeDir);
+    const blob = Math.ceil((this.pieceSize + PIECE_OVERHEAD) / s.bsize) * s.bsize;
+    const need = Math.ceil(pieces * (1 + this.config.chaffRatio)) * blob;
+    if (need > s.bavail * s.bsize) {
+      fail('ENOSPC', `fallocate: the store has room for ${Math.floor((s.bavail * s.bsize) / blob)} more pieces, the range needs ${pieces}`);
+    }
   }
 
   async truncate(path: string, size: number): Promise<void> {
@@ -568,9 +651,9 @@ export class Vault {
     return this.contents.openCount();
   }
 
-  /** Makes every metadata change so far durable (fsync of a directory, or of the whole mount). */
-  syncMetadata(): void {
-    this.meta.transaction(() => undefined, true);
+  /** Makes every change so far durable: blobs, then metadata (fsync of a directory, syncfs, `-o sync`). */
+  sync(): Promise<void> {
+    return this.committer.commit();
   }
 
   statfs(): { bsize: number; frsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number; namemax: number } {
@@ -598,9 +681,9 @@ export class Vault {
     rmSync(join(this.storeDir, UNCLEAN_FILE), { force: true });
   }
 
-  /** Writes staged metadata to SQLite and waits for the blob deletions that were waiting on it. */
+  /** Commits every change so far and waits for the blob deletions that were waiting on it. */
   async settle(): Promise<void> {
-    this.meta.records.flush();
+    await this.committer.commit();
     await this.contents.settle();
   }
 
@@ -623,11 +706,13 @@ export class Vault {
     try {
       if (this.recoveredFromCrash && !this.crashCleaned) writeFileSync(join(this.storeDir, UNCLEAN_FILE), '');
       await this.settle();
-      this.meta.records.close(); // flushes what is staged: the anchor may then record it
+      this.committer.stop();
+      this.meta.records.close(); // nothing is staged now: the anchor may record what SQLite holds
       this.saveAnchor();
     } finally {
       // Even when the last commit failed (a full disk), the store is released: the error is reported,
       // and the next open finds the metadata as of the last commit that made it.
+      this.committer.stop();
       this.meta.records.abandon();
       this.master.fill(0);
       await this.offload?.close();
