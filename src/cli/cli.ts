@@ -9,7 +9,7 @@ import { accessSync, appendFileSync, constants as fsc, existsSync, mkdirSync, op
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RollbackError } from '../core/vault/anchor.js';
+import { AnchorError, RollbackError } from '../core/vault/anchor.js';
 import { readConfig, unwrapMasterKey, validateSettings } from '../core/vault/config.js';
 import { BadStoreError, IntegrityError, StoreLockedError, WrongPassphraseError } from '../core/errors.js';
 import { CliError, EXIT } from './exitcodes.js';
@@ -55,7 +55,7 @@ function parseRatio(v: string): number {
 function toCliError(err: unknown): CliError {
   if (err instanceof CliError) return err;
   if (err instanceof WrongPassphraseError) return new CliError(EXIT.PASSPHRASE, err.message);
-  if (err instanceof BadStoreError || err instanceof RollbackError) return new CliError(EXIT.STORE, err.message);
+  if (err instanceof BadStoreError || err instanceof RollbackError || err instanceof AnchorError) return new CliError(EXIT.STORE, err.message);
   if (err instanceof StoreLockedError) return new CliError(EXIT.BUSY, err.message);
   if (err instanceof IntegrityError) return new CliError(EXIT.STORE, `the store is damaged: ${err.message} (svault fsck reports more)`);
   if (typeof (err as { code?: unknown })?.code === 'string' && (err as { code: string }).code.startsWith('SQLITE_')) {
@@ -386,7 +386,9 @@ function liveMounts(): MountRecord[] {
 async function cmdUnmount(mnt: string): Promise<void> {
   const mountpoint = resolve(mnt);
   const { isMounted, isStaleMount, lazyUnmount } = await import('../../fs/fuse-binding.js');
-  const server = liveMounts().find((m) => m.mountpoint === mountpoint);
+  const recorded = liveMounts().find((m) => m.mountpoint === mountpoint);
+  // A record outlives its server when the server was killed; its pid may be another process's by now.
+  const server = recorded && (await isMountServer(recorded.pid)) ? recorded : undefined;
   if (server) {
     process.kill(server.pid, 'SIGTERM');
     const deadline = Date.now() + 60_000;
@@ -407,6 +409,20 @@ async function cmdUnmount(mnt: string): Promise<void> {
     return;
   }
   throw new CliError(EXIT.MOUNTPOINT, `${mountpoint} is not mounted`);
+}
+
+/**
+ * Whether pid is a mount server: it answers on its status socket (a stale socket of a dead server
+ * refuses connections), or, busy past the socket's timeout, runs svault's server (`__serve`, `mount -f`).
+ */
+async function isMountServer(pid: number): Promise<boolean> {
+  if (await queryServer(pid)) return true;
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return args.includes('__serve') || (args.includes('mount') && (args.includes('-f') || args.includes('--foreground')));
+  } catch {
+    return false;
+  }
 }
 
 function queryServer(pid: number): Promise<{ ops: OpSummary[]; openFiles: number; aead?: AeadImplementation } | null> {
@@ -552,11 +568,18 @@ async function cmdFsck(o: StoreOpts & { repair?: boolean; json?: boolean }): Pro
 
 async function cmdPasswd(o: StoreOpts & { newPassphraseFile?: string }): Promise<void> {
   const { store, isDefault } = resolveStore(o.store);
-  const vault = await openVault(o, { noLock: true });
+  readConfig(store); // "no vault here" before asking for a passphrase
+  const current = await getPassphrase({ passphraseFile: o.passphraseFile, isDefaultStore: isDefault });
+  const vault = await Vault.open(store, current, { noLock: true, anchorDir: anchorDir(), acceptRollback: o.acceptRollback });
   try {
+    // Never from SVAULT_PASSPHRASE: that is where the current one comes from (security finding 8).
+    if (!o.newPassphraseFile && !process.stdin.isTTY) {
+      throw new CliError(EXIT.USAGE, 'no new passphrase: use --new-passphrase-file FILE, or run in a terminal (SVAULT_PASSPHRASE and --passphrase-file give the current one)');
+    }
     const next = o.newPassphraseFile
       ? await getNewPassphrase({ passphraseFile: o.newPassphraseFile })
-      : await getNewPassphrase({}, 'New passphrase');
+      : await getNewPassphrase({ ignoreEnvironment: true }, 'New passphrase');
+    if (next === current) throw new CliError(EXIT.USAGE, 'the new passphrase is the current one: nothing was changed');
     vault.changePassphrase(next);
   } finally {
     await vault.close();

@@ -65,9 +65,9 @@ export async function getPassphrase(src: PassphraseSource): Promise<string> {
 }
 
 /** A passphrase for a new vault: asked twice at a prompt. */
-export async function getNewPassphrase(src: PassphraseSource, what = 'New passphrase'): Promise<string> {
+export async function getNewPassphrase(src: PassphraseSource & { ignoreEnvironment?: boolean }, what = 'New passphrase'): Promise<string> {
   if (src.passphraseFile) return readPassphraseFile(src.passphraseFile);
-  if (process.env.SVAULT_PASSPHRASE) return process.env.SVAULT_PASSPHRASE;
+  if (process.env.SVAULT_PASSPHRASE && !src.ignoreEnvironment) return process.env.SVAULT_PASSPHRASE;
   const first = await promptHidden(`${what}: `);
   if (first.length === 0) throw new CliError(EXIT.USAGE, 'the passphrase must not be empty');
   const second = await promptHidden(`${what} (again): `);

@@ -3,12 +3,12 @@
 
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ADDRESS_BYTES, blobPath, type Address } from '../../src/core/pieces/address.js';
 import { OpStats } from '../../src/core/util/op-stats.js';
 import { CountingStore } from '../../src/core/store/counting-store.js';
-import { BLOB_DIR, LocalDirStore } from '../../src/core/store/local-dir-store.js';
+import { BLOB_DIR, BLOB_TIME, LocalDirStore } from '../../src/core/store/local-dir-store.js';
 import { MemoryStore } from '../../src/core/store/memory-store.js';
 import type { PieceStore } from '../../src/core/store/piece-store.js';
 import { tempDir, type Cleanup } from '../helpers/temp-vault.js';
@@ -287,4 +287,30 @@ test('CountingStore: counts calls and bytes per operation and passes everything 
   t.is(by.get('store.delete')?.calls, 1);
   t.is(by.get('store.flush')?.calls, 1);
   t.is(inner.raw().size, 1, 'the inner store saw the operations');
+});
+
+test('LocalDirStore: every blob has the same atime and mtime, whenever it was written (security finding 5)', async (t) => {
+  const dir = tempDir(t);
+  const store = new LocalDirStore(dir);
+  const addresses = [addr(), addr(), addr()];
+  await store.put(addresses[0] as Address, randomBytes(100));
+  await new Promise((r) => setTimeout(r, 1100)); // a second later: real times would differ
+  await store.put(addresses[1] as Address, randomBytes(5000));
+  store.putParts(addresses[2] as Address, [randomBytes(10), randomBytes(20)]);
+  await store.flush();
+  for (const a of addresses) {
+    const st = statSync(join(dir, BLOB_DIR, blobPath(a)));
+    t.is(st.mtimeMs, BLOB_TIME * 1000);
+    t.is(st.atimeMs, BLOB_TIME * 1000);
+  }
+});
+
+test('LocalDirStore: a flush of many blobs (one syncfs) leaves nothing to sync, and a later flush works', async (t) => {
+  const dir = tempDir(t);
+  const store = new LocalDirStore(dir);
+  for (let i = 0; i < 100; i++) await store.put(addr(), randomBytes(64));
+  await store.flush();
+  t.deepEqual((store as unknown as { unsynced: string[] }).unsynced, []);
+  await store.put(addr(), randomBytes(64));
+  await t.notThrowsAsync(store.flush());
 });

@@ -409,3 +409,19 @@ test('svault status lists the mount with live operation counts; svault info show
   t.like(j, { pieceSize: 65536, blobs: 19, files: 4, chaffRatio: 0 });
   t.is(blobFiles(box).size, 19, 'and that is what lies in the store');
 });
+
+test('unmount never signals a process that only has a dead server\'s pid (security finding 14)', async (t) => {
+  const box = await mountedBox(t);
+  await unmountAndCheck(t, box);
+  // A stale record whose pid now belongs to an unrelated process (a killed server's pid, reused).
+  const bystander = spawn('sleep', ['60'], { stdio: 'ignore' });
+  t.teardown(() => bystander.kill('SIGKILL'));
+  const mounts = join(box.env.XDG_STATE_HOME as string, 'svault', 'mounts');
+  mkdirSync(mounts, { recursive: true });
+  const record = { pid: bystander.pid, mountpoint: box.mnt, store: box.store, started: new Date().toISOString(), readOnly: false, binding: 'devfuse' };
+  writeFileSync(join(mounts, `${bystander.pid}.json`), JSON.stringify(record));
+  const u = await box.unmount();
+  t.is(u.code, 5, u.stderr);
+  t.regex(u.stderr, /is not mounted/);
+  t.true(alive(bystander.pid as number), 'the unrelated process was not signalled');
+});

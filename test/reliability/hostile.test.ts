@@ -7,7 +7,7 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { META_FILE } from '../../src/core/meta/record-store.js';
 import { Vault } from '../../src/core/vault/vault.js';
@@ -379,6 +379,34 @@ test('random byte flips inside meta.db pages: no crash; every outcome is a clear
     outcomes.push(outcome);
   }
   t.log(outcomes.join('\n'));
+});
+
+test('a damaged or forged rollback anchor refuses the store (exit 4) instead of being ignored; --accept-rollback records it anew (security finding 12)', async (t) => {
+  const box = await mountedBox(t, ['--chaff', '0']);
+  await ok(t, `echo kept > ${q(box.mnt)}/f`);
+  await unmountAndCheck(t, box);
+  const anchors = join(box.env.XDG_STATE_HOME as string, 'svault', 'anchors');
+  const [file] = readdirSync(anchors).filter((n) => n.endsWith('.json'));
+  t.truthy(file, 'the mount left a rollback anchor');
+  const path = join(anchors, file as string);
+  const good = JSON.parse(readFileSync(path, 'utf8')) as { generation: number; mac: string };
+  for (const [what, text] of [
+    ['not JSON', 'garbage'],
+    ['a forged generation (MAC of another)', JSON.stringify({ generation: 0, mac: good.mac })],
+  ] as const) {
+    writeFileSync(path, text);
+    const m = await box.mount();
+    t.is(m.code, 4, `${what}: ${m.stderr}`);
+    t.regex(m.stderr, /rollback anchor/, what);
+    t.regex(m.stderr, /--accept-rollback/, what);
+    t.false(mountedAt(box.mnt));
+  }
+  const a = await box.mount(['--accept-rollback']);
+  t.is(a.code, 0, a.stderr);
+  t.is(await ok(t, `cat ${q(box.mnt)}/f`), 'kept\n');
+  await unmountAndCheck(t, box);
+  t.is((await box.mount()).code, 0, 'the anchor written anew is accepted');
+  await unmountAndCheck(t, box);
 });
 
 test('a store replaced by an older copy of itself: mount refused with exit 4 (rollback); --accept-rollback mounts it', async (t) => {

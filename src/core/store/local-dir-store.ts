@@ -8,7 +8,7 @@
 // syncfs) replaces them all: thousands of fdatasyncs took seconds where one syncfs takes milliseconds,
 // and a commit must finish well inside its window.
 
-import { closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, unlinkSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, futimesSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statfsSync, statSync, unlinkSync, writeSync, writevSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { open as openAsync } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,8 +23,27 @@ const MAX_UNSYNCED = 256;
 const SYNC_PARALLEL = 4;
 /** Blobs to sync past which one syncfs of the whole filesystem is cheaper (a `sync -f` costs about 3 ms). */
 const SYNCFS_AT = 32;
+/**
+ * Every blob's atime and mtime (seconds): a piece version is a new file, so real times would group a
+ * file's pieces by write burst and show its size. ctime and inode numbers still show the order of
+ * creation (README, threat model).
+ */
+export const BLOB_TIME = 946_684_800; // 2000-01-01T00:00:00Z
 /** Set once `sync -f` turned out not to exist: blobs are then synced one by one. */
 let syncfsMissing = false;
+/**
+ * Filesystems (statfs f_type) whose syncfs makes every file's data durable: local disk filesystems
+ * (and tmpfs, where nothing needs it). Elsewhere blobs are synced one by one: Linux does not forward
+ * syncfs to FUSE servers (sshfs, rclone; virtiofs only), and network filesystems differ.
+ */
+const SYNCFS_FILESYSTEMS = new Set([
+  0xef53, // ext2, ext3, ext4
+  0x58465342, // xfs
+  0x9123683e, // btrfs
+  0xf2f52010, // f2fs
+  0x2fc12fc1, // zfs
+  0x01021994, // tmpfs
+]);
 /** No blob is larger than the largest piece plus its overhead. */
 const MAX_BLOB_BYTES = 16 * 1024 * 1024 + 4096;
 
@@ -39,9 +58,13 @@ export class LocalDirStore implements PieceStore {
   /** Blobs are read into this one buffer and lent out (see read); grown to the largest blob seen. */
   private readBuffer = Buffer.alloc(0);
 
+  /** Whether one syncfs makes this store's blobs durable (see SYNCFS_FILESYSTEMS). */
+  private readonly syncfsWorks: boolean;
+
   constructor(storeDir: string) {
     this.root = join(storeDir, BLOB_DIR);
     mkdirSync(this.root, { recursive: true });
+    this.syncfsWorks = SYNCFS_FILESYSTEMS.has(statfsSync(this.root).type);
   }
 
   // Synchronous fs calls on purpose: FUSE requests reach the single JS thread one at a time, and a
@@ -66,6 +89,7 @@ export class LocalDirStore implements PieceStore {
       const fd = openSync(path, 'w', 0o600);
       try {
         writeAll(fd, parts);
+        futimesSync(fd, BLOB_TIME, BLOB_TIME);
       } catch (err) {
         closeSync(fd);
         unlinkSync(path); // a partial blob (full disk) is of no use to anyone
@@ -76,7 +100,7 @@ export class LocalDirStore implements PieceStore {
       this.unsynced.push(rel);
       // With syncfs, flush() costs the same for any number of blobs: syncing them one by one meanwhile
       // would only crowd the filesystem's journal with commits.
-      if (this.unsynced.length >= MAX_UNSYNCED && syncfsMissing) this.syncInBackground();
+      if (this.unsynced.length >= MAX_UNSYNCED && !this.usesSyncfs) this.syncInBackground();
     } catch (err) {
       throw fromSystemError(err, `writing blob ${rel}`);
     }
@@ -139,6 +163,10 @@ export class LocalDirStore implements PieceStore {
     }
   }
 
+  private get usesSyncfs(): boolean {
+    return this.syncfsWorks && !syncfsMissing;
+  }
+
   /** Starts syncing the blobs written so far; flush() waits for it, and reports its error. */
   private syncInBackground(): void {
     const batch = this.unsynced;
@@ -149,7 +177,7 @@ export class LocalDirStore implements PieceStore {
   }
 
   async flush(): Promise<void> {
-    if (this.unsynced.length >= SYNCFS_AT && (await syncFilesystem(this.root))) {
+    if (this.unsynced.length >= SYNCFS_AT && this.usesSyncfs && (await syncFilesystem(this.root))) {
       // Everything written so far is durable, directories included; the batches still syncing add nothing.
       this.unsynced = [];
       this.dirtyShards.clear();

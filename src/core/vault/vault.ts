@@ -7,7 +7,7 @@
 import { accessSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createConfig, readConfig, rewrapConfig, unwrapMasterKey, writeConfig, type VaultConfig, type VaultSettings } from './config.js';
-import { Anchor, RollbackError } from './anchor.js';
+import { Anchor, AnchorError, RollbackError } from './anchor.js';
 import { Contents, type OpenFile } from '../contents/contents.js';
 import { fallocateOp, type SeekWhence } from '../contents/sparse.js';
 import { PIECE_OVERHEAD } from '../pieces/piece-codec.js';
@@ -216,7 +216,16 @@ export class Vault {
       vault.recoveredFromCrash = lock.stale || existsSync(join(storeDir, UNCLEAN_FILE));
       if (opts.anchorDir) {
         const anchor = new Anchor(opts.anchorDir, vaultId, master);
-        const known = anchor.read();
+        let known: number | null;
+        try {
+          known = anchor.read();
+        } catch (err) {
+          if (!(err instanceof AnchorError) || !opts.acceptRollback) {
+            records.close();
+            throw err;
+          }
+          known = null; // accepted: recorded anew below
+        }
         if (known !== null && known > vault.meta.generation && !opts.acceptRollback) {
           records.close();
           throw new RollbackError(storeDir, vault.meta.generation, known);
