@@ -303,10 +303,15 @@ async function mountInBackground(orders: ServerOrders): Promise<void> {
   mkdirSync(logsDir(), { recursive: true, mode: 0o700 });
   const logFile = join(logsDir(), `mount-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}.log`);
   const logFd = openSync(logFile, 'a', 0o600);
+  // The passphrase goes over the IPC pipe with the orders, not in the environment, where it would stay
+  // readable in /proc/PID/environ for the whole mount (security finding 9).
+  const env = { ...process.env };
+  delete env.SVAULT_PASSPHRASE;
   const child = fork(fileURLToPath(import.meta.url), ['__serve'], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'ipc'],
     execArgv: serverExecArgv(process.execArgv),
+    env,
   });
   const result = await new Promise<{ ok: boolean; message?: string; exitCode?: number }>((done) => {
     const timer = setTimeout(() => done({ ok: false, message: `the mount server did not answer within 60 s (see ${logFile})`, exitCode: EXIT.MOUNT_FAILED }), 60_000);

@@ -425,3 +425,12 @@ test('unmount never signals a process that only has a dead server\'s pid (securi
   t.regex(u.stderr, /is not mounted/);
   t.true(alive(bystander.pid as number), 'the unrelated process was not signalled');
 });
+
+test('the background mount server does not hold SVAULT_PASSPHRASE in its environment (security finding 9)', async (t) => {
+  const box = await mountedBox(t);
+  const pid = onlyServer(box);
+  const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+  t.true(environ.some((e) => e.startsWith('XDG_STATE_HOME=')), 'the server has the rest of the environment');
+  t.false(environ.some((e) => e.startsWith('SVAULT_PASSPHRASE=')), 'no passphrase in /proc/PID/environ');
+  await unmountAndCheck(t, box);
+});
