@@ -3,7 +3,7 @@
 // gocryptfs and securefs when installed, in one run.
 // Writes reports/bench-<timestamp>.{json,md} and two SVG charts. See bench/README.md.
 //
-//   npm run bench -- [--quick] [--sizes 1K,1M,64M,1G] [--only cp,dd,small,tree,stream4g] [--out DIR] ...
+//   npm run bench -- [--quick] [--sizes 1K,1M,64M,1G] [--only cp,dd,small,tree,stream4g,sparse] [--out DIR] ...
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -17,7 +17,7 @@ import { Ballast, CacheDropper, machineInfo, memoryPlan, mountBacking, mountsUnd
 import { CleanupRegistry, GOCRYPTFS, floorDevfuseTarget, floorTarget, gocryptfsAvailable, gocryptfsTarget, nativeTarget, SECUREFS, securefsAvailable, securefsTarget, svaultTarget, TARGET_LABELS, TARGET_NAMES, type PeerName, type Target, type TargetName } from './lib/targets.js';
 import { eachFlag, loadSummary, ROOT, runIfMain, runTimes, stamp, withOptions } from './lib/command.js';
 import { closeDevNull, errorMessage, formatDuration, GiB, humanBytes, KiB, MiB, parseSize, sizeLabel } from './lib/util.js';
-import { diffOps, loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type WorkloadName, type WorkloadResult } from './lib/workloads.js';
+import { DEFAULT_WORKLOADS, diffOps, loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type WorkloadName, type WorkloadResult } from './lib/workloads.js';
 
 export { ROOT };
 
@@ -32,7 +32,7 @@ reports/bench-<timestamp>.json, .md, -throughput.svg and -rss.svg. Needs root (t
 Options:
   --quick               tiny sizes and one repeat: finishes in seconds (for tests)
   --sizes LIST          cp file sizes (default 1K,1M,64M,1G; quick 1K,1M)
-  --only LIST           workloads to run: ${WORKLOAD_NAMES.join(', ')} (default: all)
+  --only LIST           workloads to run: ${WORKLOAD_NAMES.join(', ')} (default: all but sparse)
   --targets LIST        targets: ${TARGET_NAMES.join(', ')} (default: all; gocryptfs, securefs only if installed)
   --repeats N           repeats of each measured phase (default 3; quick 1); figures are medians
   --stream-repeats N    repeats of the long stream (default 1)
@@ -61,7 +61,7 @@ export function parseArgs(argv: string[]): BenchOptions & { help: boolean } {
     help: false,
     quick,
     sizes: quick ? [KiB, MiB] : [KiB, MiB, 64 * MiB, GiB],
-    only: [...WORKLOAD_NAMES],
+    only: [...DEFAULT_WORKLOADS],
     targets: [...TARGET_NAMES],
     repeats: quick ? 1 : 3,
     streamRepeats: 1,
@@ -289,7 +289,7 @@ async function bench(opts: ReturnType<typeof parseArgs>, argv: string[]): Promis
     if (targets.length === 0) throw new Error('no target could be set up');
 
     progress.setTotal(opts.only.reduce((a, w) => a + stepsOf(w, opts, targets.length), 0));
-    await dropper.init(['cp', 'dd', 'ls', 'find', 'cat', 'tar', 'rm', 'sh', 'sync'], [
+    await dropper.init(['cp', 'dd', 'ls', 'find', 'cat', 'tar', 'rm', 'sh', 'sync', 'python3'], [
       process.execPath,
       path.join(ROOT, 'dist', 'bench', 'small-files.js'),
       '/etc/passwd',

@@ -97,6 +97,12 @@ export interface Summary {
   streamMemory: StreamMemory[];
   /** The pass-through on both transports against gocryptfs; empty without floor-devfuse (and in older reports). */
   floorTransports?: FloorRow[];
+  /**
+   * The sparse workload's rows of the design-target table (issue 26): the 1 TiB sparse file in, out and
+   * checksummed, and the 64 GiB image against svault's own time for its data written dense. Empty when the
+   * workload did not run; kept apart from designTargets, whose eight rows older reports have.
+   */
+  sparse?: DesignRow[];
 }
 
 // ---------------------------------------------------------------------------
@@ -246,8 +252,40 @@ export function floorTransports(r: Pick<BenchReport, 'workloads'>): FloorRow[] {
   return rows;
 }
 
+/** The sparse workload's design rows: measured, never extrapolated. */
+export function sparseTargets(r: Pick<BenchReport, 'workloads'>): DesignRow[] {
+  const w = r.workloads.sparse;
+  if (!w) return [];
+  const ratios = computeRatios(r).sparse ?? {};
+  const x = (w.extra ?? {}) as { fileBytes?: number; fileDataBytes?: number; imageBytes?: number; imageDataBytes?: number; denseBytes?: number };
+  const size = (b: number | undefined) => (b === undefined ? '?' : b >= 2 ** 40 && b % 2 ** 40 === 0 ? `${b / 2 ** 40} TiB` : humanBytes(b));
+  const rows: DesignRow[] = [];
+  const add = (input: string, operation: string, key: string, target: string, limit: number | null, note?: string) => {
+    const f = w.targets.svault?.figures[key];
+    const base = { input, operation, target, limitSeconds: limit ?? 0, ratios: ratios[key] ?? {}, extrapolated: false, ...(note ? { note } : {}) };
+    if (!f || limit === null) rows.push({ ...base, source: f ? `sparse/${key}` : null, seconds: f ? seconds(f) : null, mibps: f?.mibps?.median ?? null, status: 'not measured' });
+    else rows.push({ ...base, source: `sparse/${key}`, seconds: seconds(f), mibps: f.mibps?.median ?? null, status: seconds(f) <= limit ? 'PASS' : 'FAIL' });
+  };
+  const file = `${size(x.fileBytes)} sparse (${size(x.fileDataBytes)} data)`;
+  add(file, 'cp --sparse=always in', 'sparse-cp-in', `${size(x.fileBytes)} sparse < 10 s`, 10);
+  add(file, 'cp --sparse=always out', 'sparse-cp-out', `${size(x.fileBytes)} sparse < 10 s`, 10);
+  add(file, 'checksum skipping holes (SEEK_DATA)', 'sparse-digest', `${size(x.fileBytes)} sparse < 10 s`, 10);
+  const image = `${size(x.imageBytes)} image (1 %: ${size(x.imageDataBytes)})`;
+  for (const [op, key, ref] of [
+    ['cp --sparse=always in', 'image-cp-in', 'dense-cp-in'],
+    ['cp --sparse=always out', 'image-cp-out', 'dense-cp-out'],
+    ['tar --sparse in (tar -x)', 'image-tar-in', 'dense-cp-in'],
+    ['tar --sparse out (tar -c)', 'image-tar-out', 'dense-cp-out'],
+  ] as const) {
+    const d = w.targets.svault?.figures[ref];
+    const limit = d ? 1.2 * seconds(d) : null;
+    add(image, op, key, `≤ 1.2× svault's dense ${ref.endsWith('in') ? 'cp in' : 'cp out'}${d ? ` (${fmtSeconds(limit)})` : ''}`, limit, d ? `${size(x.imageBytes)} image ${op}: ${fmtRatio(seconds(w.targets.svault?.figures[key] ?? d) / seconds(d))} svault's time for the same ${size(x.denseBytes)} written dense (${fmtSeconds(seconds(d))})` : undefined);
+  }
+  return rows;
+}
+
 export function summarize(r: Pick<BenchReport, 'workloads' | 'options'>): Summary {
-  return { designTargets: designTargets(r), ratios: computeRatios(r), streamMemory: streamMemory(r), floorTransports: floorTransports(r) };
+  return { designTargets: designTargets(r), ratios: computeRatios(r), streamMemory: streamMemory(r), floorTransports: floorTransports(r), sparse: sparseTargets(r) };
 }
 
 // ---------------------------------------------------------------------------
@@ -289,6 +327,11 @@ function fmtFigure(f: Figure | undefined): string {
 
 export function fmtMiB(b: number | null | undefined): string {
   return b === null || b === undefined ? '—' : `${(b / MiB).toFixed(0)} MiB`;
+}
+
+/** Targets the sparse workload left out, and why (they do not answer SEEK_DATA). */
+function sparseSkipped(r: BenchReport): Record<string, string> {
+  return ((r.workloads.sparse?.extra ?? {}) as { skipped?: Record<string, string> }).skipped ?? {};
 }
 
 const presentTargets = (r: BenchReport): TargetName[] => TARGET_NAMES.filter((t) => r.targets[t]?.present);
@@ -339,16 +382,22 @@ export function renderMarkdown(r: BenchReport): string {
   L.push('');
   L.push(`| Input size | Operation | Time | Throughput | Target | Status | ${others.map((o) => `svault/${o === 'floor' ? 'floor' : o}`).join(' | ')} |`);
   L.push(`|---|---|---|---|---|---|${others.map(() => '---').join('|')}|`);
-  for (const row of r.summary.designTargets) {
+  const designRows = [...r.summary.designTargets, ...(r.summary.sparse ?? [])];
+  for (const row of designRows) {
     const time = row.seconds === null ? 'not measured' : `${fmtSeconds(row.seconds)}${row.extrapolated ? ' (extrapolated)' : ''}`;
     L.push(`| ${row.input} | ${row.operation} | ${time} | ${fmtRate(row.mibps)} | ${row.target} | ${row.status} | ${others.map((o) => fmtRatio(row.ratios[o])).join(' | ')} |`);
   }
   const notes = r.summary.designTargets.filter((d) => d.note).map((d) => `${d.input} ${d.operation}: ${d.note}`);
+  for (const d of r.summary.sparse ?? []) if (d.note) notes.push(d.note);
   const unmeasured = r.summary.designTargets.filter((d) => d.status === 'not measured').map((d) => `${d.input} ${d.operation}`);
   L.push('');
   L.push('1 KiB and 1 MiB rows: mean per file from the small-files workload; 1 GiB rows: cp of one file; 1 TB rows: the long stream\'s throughput carried to 10¹² bytes.');
   for (const n of notes) L.push(`- ${n}`);
   if (unmeasured.length) L.push(`- Not measured in this run: ${unmeasured.join(', ')} (see --sizes / --only).`);
+  if (r.summary.sparse?.length) {
+    L.push('- Sparse rows (`--only sparse`): measured, not extrapolated; svault and native, and a peer only if it answers SEEK_DATA. The image rows are held to 1.2× svault\'s own time for the same data written as a dense file.');
+    for (const [t, why] of Object.entries(sparseSkipped(r))) L.push(`- ${TARGET_LABELS[t as TargetName]} left out of the sparse rows: ${why}.`);
+  }
 
   // The pass-through on both transports
   const floors = r.summary.floorTransports ?? [];
@@ -465,6 +514,7 @@ export function renderMarkdown(r: BenchReport): string {
         L.push(`| ${o.op} | ${o.calls} | ${fmtSeconds(o.totalMs / 1000)} | ${(o.totalMs / o.calls).toFixed(3)} ms | ${o.bytes ? (o.bytes / MiB).toFixed(0) : '—'} |`);
       }
     }
+    for (const [t, why] of wname === 'sparse' ? Object.entries(sparseSkipped(r)) : []) L.push(`\n**${TARGET_LABELS[t as TargetName]} left out**: ${why}.`);
     for (const t of targets) {
       const e = w.targets[t]?.error;
       if (e) L.push(`\n**${TARGET_LABELS[t]} failed**: ${e}`);

@@ -3,21 +3,25 @@
 // ls -lR, find -exec cat, rm -rf, and bench/small-files.ts for the small files. The page cache is dropped
 // before every read phase; GiB-sized phases take their memory from the ballast (see system.ts).
 import { createHash, randomFillSync } from 'node:crypto';
-import { createReadStream, mkdirSync, openSync, closeSync, writeSync } from 'node:fs';
+import { createReadStream, ftruncateSync, mkdirSync, openSync, closeSync, rmSync, writeSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { probeSeek, sparseDigestOfFile, SPARSE_DIGEST_PY, TiB, writeDense, writeSparse, writeSparseImage, type FileDigest } from '../../fixtures/seed-files.js';
 import { generateTree, tarTree, treeDigest, type TreeOptions, type TreeSummary } from '../../fixtures/tree.js';
 import { cpuSeconds, ProcessMeter, RssSampler, type ProcessStats, type RssSample } from './proc.js';
 import type { Progress } from './progress.js';
 import type { Ballast, CacheDropLog, CacheDropper } from './system.js';
 import type { OpCounts, Target, TargetName } from './targets.js';
-import { errorMessage, humanBytes, MiB, run, sizeLabel, stat, type Stat } from './util.js';
+import { errorMessage, GiB, humanBytes, MiB, run, sizeLabel, stat, type Stat } from './util.js';
 
 // In this order: the file-size progression (cp, dd, the long stream) runs before the metadata-heavy
 // workloads, whose caches would otherwise inflate the servers' RSS under the large files.
-export const WORKLOAD_NAMES = ['cp', 'dd', 'stream4g', 'small', 'tree'] as const;
+// sparse (issue 26) runs last: it is opt-in (--only sparse), see DEFAULT_WORKLOADS.
+export const WORKLOAD_NAMES = ['cp', 'dd', 'stream4g', 'small', 'tree', 'sparse'] as const;
 export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
+/** What runs without --only. */
+export const DEFAULT_WORKLOADS: readonly WorkloadName[] = WORKLOAD_NAMES.filter((w) => w !== 'sparse');
 
 export interface BenchOptions {
   quick: boolean;
@@ -505,12 +509,194 @@ export async function treeWorkload(ctx: Ctx): Promise<WorkloadResult> {
   return finish(ctx, 'tree', 'source tree', `A generated tree (fixtures/tree.ts: ${summary.files} files in ${summary.dirs} directories, ${humanBytes(summary.bytes)}, sizes log-uniform ${ctx.opts.tree.minSize} B to ${humanBytes(ctx.opts.tree.maxSize)}, seed ${summary.seed}): tar -xf into the target, then ls -lR, find -exec cat of every file and rm -rf, the page cache dropped before each; and right after the first find -exec cat, a second one with the page cache kept (re-read).`, start, recs, { tree: summary });
 }
 
+// ---------------------------------------------------------------------------
+// sparse files (issue 26): the seed's 1 TiB sparse file and a 64 GiB image with 1 % data
+
+/** Bytes for people, with TiB: "1 TiB", "64 GiB". */
+export function humanSize(bytes: number): string {
+  return bytes >= TiB && bytes % TiB === 0 ? `${bytes / TiB} TiB` : humanBytes(bytes);
+}
+
+/** The sparse workload's sizes: the seed's 1 TiB file and the 64 GiB image, or 1 GiB and 256 MiB in --quick. */
+export function sparseSizes(opts: Pick<BenchOptions, 'quick'>): { file: number; image: number } {
+  return opts.quick ? { file: GiB, image: 256 * MiB } : { file: TiB, image: 64 * GiB };
+}
+
+/**
+ * Whether a target answers SEEK_DATA: a 4 MiB file whose only data is its last MiB must give an offset of
+ * at least 1 MiB. A target that does not (the kernel answering for it, as under libfuse 2) gives back the
+ * offset asked, 0, and a copy would read every hole: such a target is left out of the workload.
+ */
+function seekDataAnswer(dir: string): string | null {
+  const file = path.join(dir, 'seek-data-probe');
+  try {
+    const fd = openSync(file, 'w');
+    try {
+      ftruncateSync(fd, 4 * MiB);
+      writeSync(fd, Buffer.alloc(MiB, 0x5a), 0, MiB, 3 * MiB);
+    } finally {
+      closeSync(fd);
+    }
+    const p = probeSeek(file);
+    if (p.data !== null && p.data >= MiB) return null;
+    return `it does not answer SEEK_DATA: on a 4 MiB file whose only data is its last MiB, SEEK_DATA from 0 gave ${p.data === null ? 'ENXIO' : p.data}, so a copy would read every hole as zeros`;
+  } catch (err) {
+    return `SEEK_DATA failed on it: ${errorMessage(err)}`;
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
+export async function sparseWorkload(ctx: Ctx): Promise<WorkloadResult> {
+  const start = begin(ctx);
+  const sizes = sparseSizes(ctx.opts);
+  const src = path.join(ctx.work, 'sparse-src');
+  const outDir = path.join(ctx.work, 'sparse-out');
+  mkdirSync(src, { recursive: true });
+  mkdirSync(outDir, { recursive: true });
+  const fileLabel = humanSize(sizes.file);
+  const imageLabel = humanSize(sizes.image);
+  ctx.progress.note(`sparse: making the ${fileLabel} sparse file, the ${imageLabel} image and its dense data`);
+  const big = writeSparse(path.join(src, `sparse-${sizeLabel(sizes.file)}`), sizes.file);
+  const img = writeSparseImage(path.join(src, 'image'), sizes.image);
+  const dense = writeDense(path.join(src, 'dense'), img.extents ?? []);
+  const tarIn = path.join(ctx.work, 'image.tar');
+  await run('tar', ['--sparse', '--format=gnu', '-cf', tarIn, '-C', src, 'image'], { timeoutMs: timeout(ctx, img.dataBytes) });
+
+  // Leave out, and say why, every target that does not answer SEEK_DATA: never read a TiB of holes.
+  const skipped: Partial<Record<TargetName, string>> = {};
+  for (const t of ctx.targets) {
+    const why = seekDataAnswer(t.dir);
+    if (why) {
+      skipped[t.name] = why;
+      ctx.progress.note(`sparse: leaving ${t.name} out: ${why}`);
+    }
+  }
+  const sub: Ctx = { ...ctx, targets: ctx.targets.filter((t) => !skipped[t.name]) };
+  const recs = newRecorders(sub);
+  // A reader that skips holes reads the data extents, rounded out to the target's granularity (svault:
+  // whole 128 KiB pieces); past this, it is reading holes, and it stops.
+  const maxRead = (f: { dataBytes: number; extents?: unknown[] }) => 2 * f.dataBytes + (f.extents?.length ?? 1) * 4 * MiB;
+  const checkDigest = (what: string, file: string, want: { sparseDigest: string; dataBytes: number; extents?: unknown[] }): FileDigest => {
+    const d = sparseDigestOfFile(file, maxRead(want));
+    if (d.digest !== want.sparseDigest) throw new Error(`${what}: the sparse digest differs (${d.digest} != ${want.sparseDigest})`);
+    return d;
+  };
+  const warmPython = () => run('python3', ['-c', 'pass'], { timeoutMs: 60_000 });
+  const wl = 'sparse';
+
+  await repeatOnTargets(sub, recs, null, ctx.opts.repeats, async (t, rep, rec) => {
+    const tmo = (f: { dataBytes: number }) => timeout(ctx, f.dataBytes);
+    // The seed's sparse file: cp in, a checksum through SEEK_DATA inside the target, cp out.
+    const inside = path.join(t.dir, path.basename(big.path));
+    const out = path.join(outDir, path.basename(big.path));
+    ctx.progress.step(wl, t.name, `${fileLabel} cp in`, rep);
+    const cin = await run('cp', ['--sparse=always', big.path, inside], { timeoutMs: tmo(big) });
+    rec.add('sparse-cp-in', `cp --sparse=always in, ${fileLabel} sparse file (${humanBytes(big.dataBytes)} of data)`, 's', cin.seconds);
+    await ctx.dropper.drop();
+    await warmPython();
+    ctx.progress.step(wl, t.name, `${fileLabel} checksum`, rep);
+    const sum = await run('python3', ['-c', SPARSE_DIGEST_PY, 'digest', inside, String(maxRead(big))], { stdout: 'capture', timeoutMs: tmo(big) });
+    const d = JSON.parse(sum.stdout) as FileDigest;
+    if (d.digest !== big.sparseDigest) throw new Error(`the ${fileLabel} sparse file's checksum inside the target differs (${d.digest} != ${big.sparseDigest})`);
+    rec.add('sparse-digest', `checksum of the ${fileLabel} sparse file, skipping holes (SEEK_DATA/SEEK_HOLE, python3)`, 's', sum.seconds);
+    await ctx.dropper.drop();
+    ctx.progress.step(wl, t.name, `${fileLabel} cp out`, rep);
+    const cout = await run('cp', ['--sparse=always', inside, out], { timeoutMs: tmo(big) });
+    rec.add('sparse-cp-out', `cp --sparse=always out, ${fileLabel} sparse file`, 's', cout.seconds);
+    if (rep === 0) {
+      checkDigest(`the ${fileLabel} sparse file copied out`, out, big);
+      rec.checks.push(`${sizeLabel(sizes.file)} sparse: checksum inside (${humanBytes(d.bytesRead)} read) and after cp out`);
+    }
+    await rm(out, { force: true });
+    await rm(inside, { force: true });
+
+    // The image: cp --sparse=always in and out, then GNU tar --sparse in and out.
+    const imgIn = path.join(t.dir, 'image');
+    const imgOut = path.join(outDir, 'image');
+    ctx.progress.step(wl, t.name, `${imageLabel} image cp in`, rep);
+    ballastFor(ctx, img.dataBytes);
+    const iin = await run('cp', ['--sparse=always', img.path, imgIn], { timeoutMs: tmo(img) });
+    ctx.ballast.fill();
+    rec.add('image-cp-in', `cp --sparse=always in, ${imageLabel} image (${humanBytes(img.dataBytes)} of data in 1 MiB extents)`, 's', iin.seconds, { bytes: img.dataBytes });
+    await ctx.dropper.drop();
+    ctx.progress.step(wl, t.name, `${imageLabel} image cp out`, rep);
+    ballastFor(ctx, img.dataBytes);
+    const iout = await run('cp', ['--sparse=always', imgIn, imgOut], { timeoutMs: tmo(img) });
+    ctx.ballast.fill();
+    rec.add('image-cp-out', `cp --sparse=always out, ${imageLabel} image`, 's', iout.seconds, { bytes: img.dataBytes });
+    if (rep === 0) checkDigest(`the ${imageLabel} image copied out`, imgOut, img);
+    await rm(imgOut, { force: true });
+    await rm(imgIn, { force: true });
+
+    const tarDir = path.join(t.dir, 'tar-in');
+    const tarOut = path.join(outDir, 'image.tar');
+    await mkdir(tarDir, { recursive: true });
+    ctx.progress.step(wl, t.name, `${imageLabel} image tar in`, rep);
+    ballastFor(ctx, img.dataBytes);
+    const tin = await run('tar', ['-xf', tarIn, '-C', tarDir], { timeoutMs: tmo(img) });
+    ctx.ballast.fill();
+    rec.add('image-tar-in', `tar -x of the ${imageLabel} image's --sparse archive into the target`, 's', tin.seconds, { bytes: img.dataBytes });
+    await ctx.dropper.drop();
+    ctx.progress.step(wl, t.name, `${imageLabel} image tar out`, rep);
+    ballastFor(ctx, img.dataBytes);
+    const tout = await run('tar', ['--sparse', '--format=gnu', '-cf', tarOut, '-C', tarDir, 'image'], { timeoutMs: tmo(img) });
+    ctx.ballast.fill();
+    rec.add('image-tar-out', `tar --sparse -c of the ${imageLabel} image out of the target`, 's', tout.seconds, { bytes: img.dataBytes });
+    if (rep === 0) {
+      const check = path.join(outDir, 'tar-check');
+      await mkdir(check, { recursive: true });
+      await run('tar', ['-xf', tarOut, '-C', check], { timeoutMs: tmo(img) });
+      checkDigest(`the ${imageLabel} image through tar out`, path.join(check, 'image'), img);
+      await rm(check, { recursive: true, force: true });
+    }
+    await rm(tarOut, { force: true });
+    await rm(tarDir, { recursive: true, force: true });
+
+    // The reference: the image's data written as a dense file, copied in and out the same way.
+    const denseIn = path.join(t.dir, 'dense');
+    const denseOut = path.join(outDir, 'dense');
+    ctx.progress.step(wl, t.name, 'dense cp in', rep);
+    ballastFor(ctx, dense.size);
+    const din = await run('cp', [dense.path, denseIn], { timeoutMs: tmo(dense) });
+    ctx.ballast.fill();
+    rec.add('dense-cp-in', `cp in, the image's ${humanBytes(dense.size)} of data as a dense file (the reference)`, 's', din.seconds, { bytes: dense.size });
+    await ctx.dropper.drop();
+    ctx.progress.step(wl, t.name, 'dense cp out', rep);
+    ballastFor(ctx, dense.size);
+    const dout = await run('cp', [denseIn, denseOut], { timeoutMs: tmo(dense) });
+    ctx.ballast.fill();
+    rec.add('dense-cp-out', `cp out, the dense file`, 's', dout.seconds, { bytes: dense.size });
+    if (rep === 0) {
+      const got = await sha256File(denseOut);
+      if (got !== dense.sha256) throw new Error(`sha256 of the dense file copied in and out differs: ${got} != ${dense.sha256}`);
+      rec.checks.push(`${sizeLabel(sizes.image)} image: sparse digest after cp out and tar out; dense sha256 in/out`);
+    }
+    await rm(denseOut, { force: true });
+    await rm(denseIn, { force: true });
+  });
+  await rm(src, { recursive: true, force: true });
+  await rm(outDir, { recursive: true, force: true });
+  await rm(tarIn, { force: true });
+  const result = finish(
+    sub,
+    'sparse',
+    'sparse files',
+    `The seed's ${fileLabel} sparse file (fixtures/seed-files.ts: ${humanBytes(big.dataBytes)} of data in four extents) copied in and out with cp --sparse=always, and checksummed inside the target by a python3 reader that skips holes through SEEK_DATA/SEEK_HOLE; a ${imageLabel} image with 1 % data (${humanBytes(img.dataBytes)} in 1 MiB extents aligned to 1 MiB) copied in and out with cp --sparse=always and with GNU tar (-x of a --sparse archive, tar --sparse -c out); and, as the reference, the image's data written as a dense file, copied in and out with cp. The page cache is dropped before each read out. Targets that do not answer SEEK_DATA are left out (a copy would read every hole).`,
+    start,
+    recs,
+    { fileBytes: big.size, fileDataBytes: big.dataBytes, imageBytes: img.size, imageDataBytes: img.dataBytes, denseBytes: dense.size, skipped },
+  );
+  return result;
+}
+
 export const WORKLOADS: Record<WorkloadName, (ctx: Ctx) => Promise<WorkloadResult>> = {
   cp: cpWorkload,
   dd: ddWorkload,
   small: smallWorkload,
   tree: treeWorkload,
   stream4g: streamWorkload,
+  sparse: sparseWorkload,
 };
 
 /** Timed phases per workload, for the progress bar. */
@@ -526,5 +712,7 @@ export function stepsOf(name: WorkloadName, opts: BenchOptions, targets: number)
       return opts.repeats * targets * 5;
     case 'stream4g':
       return opts.streamRepeats * targets * 2;
+    case 'sparse':
+      return opts.repeats * targets * 9;
   }
 }

@@ -231,3 +231,16 @@ test.serial('bench skips gocryptfs and securefs cleanly when they are not instal
   t.true(isNum(report.workloads.dd?.targets.svault?.figures['dd-write']?.time.median));
   t.deepEqual(mountsUnder(report.environment.workDir), []);
 });
+
+test.serial('bench --only sparse: the 1 TiB rows (quick: 1 GiB) measured on svault and native, a target without SEEK_DATA left out with its reason', async (t) => {
+  const out = mkdtempSync(path.join(os.tmpdir(), 'svault-bench-test-'));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  const r = await node(['bench/run.ts', '--quick', '--no-cache-drop', '--only', 'sparse', '--targets', 'svault,native,floor-devfuse', '--out', out]);
+  t.is(r.code, 0, `bench failed:\n${r.stderr.slice(-4000)}`);
+  const { report } = reportIn(out);
+  const rows = report.summary.sparse ?? [];
+  t.true(rows.length >= 3, JSON.stringify(rows));
+  for (const row of rows.filter((x) => x.source?.startsWith('sparse/sparse-'))) t.true(typeof row.seconds === 'number' && row.seconds > 0, JSON.stringify(row));
+  const skipped = ((report.workloads.sparse?.extra ?? {}) as { skipped?: Record<string, string> }).skipped ?? {};
+  t.regex(skipped['floor-devfuse'] ?? '', /SEEK_DATA/, 'the pass-through floor does not answer SEEK_DATA and is left out, saying why');
+});
