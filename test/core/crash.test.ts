@@ -12,7 +12,7 @@ import { LOCK_FILE } from '../../src/core/vault/store-lock.js';
 import { BLOB_DIR, LocalDirStore } from '../../src/core/store/local-dir-store.js';
 import type { PieceStore } from '../../src/core/store/piece-store.js';
 import { Vault } from '../../src/core/vault/vault.js';
-import { abandon, createTempVault, patternBytes, readAt, tempDir, PASSPHRASE } from '../helpers/temp-vault.js';
+import { abandon, createTempVault, patternBytes, readAt, recordsOf, tempDir, PASSPHRASE } from '../helpers/temp-vault.js';
 
 const P = 4096;
 
@@ -292,4 +292,30 @@ test('piece versions are never used twice, even after a crash lost the changes t
   const fileId = v2.inodeAt('/f').fileId;
   for (const i of [0, 1]) writeFileSync(blobFileOf(tv.storeDir, v2, fileId, i, now.get(i) as number), lostBlobs[i] as Buffer);
   await t.throwsAsync(v2.readFile('/f'), { message: /authentic|damaged|failed/i });
+});
+
+test('a state record without a version reservation (an older svault wrote it) starts past every file\'s nextVersion', async (t) => {
+  const tv = await createTempVault(t, { pieceSize: P, chaffRatio: 0 });
+  const v1 = tv.vault;
+  v1.mkdir('/d', 0o755);
+  await v1.writeFile('/d/f', patternBytes(2 * P, 1));
+  await v1.sync();
+  // What an older svault leaves: its own per-file counting, past 2^40 after a newer svault wrote the
+  // file, and a state record with no reservation.
+  const records = recordsOf(v1);
+  const meta = v1.check().meta;
+  const inode = meta.requireInode(v1.inodeAt('/d/f').id);
+  const high = 2 ** 44 + 17;
+  meta.transaction(() => meta.putInode({ ...inode, nextVersion: high }));
+  await v1.sync();
+  const stateName = records.nameOf('state');
+  const state = JSON.parse((records.get(stateName, 'vault state') as Buffer).toString()) as Record<string, unknown>;
+  delete state.versionsReserved;
+  records.transaction(() => records.put(stateName, Buffer.from(JSON.stringify(state))));
+  await v1.close();
+
+  const v2 = await tv.open();
+  await v2.writeFile('/g', patternBytes(P, 2));
+  const version = v2.inodeAt('/g').pieces.get(0) as number;
+  t.true(version > high, `version ${version} is past the highest nextVersion ${high}`);
 });

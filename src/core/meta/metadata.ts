@@ -5,7 +5,7 @@
 // create or unlink rewrites one small page however large the directory, and every record looks alike.
 
 import { FsError, IntegrityError } from '../errors.js';
-import { decodeInode, encodeInode, cloneInode, newInode, type Inode, type Kind } from './inode.js';
+import { decodeInode, encodeInode, cloneInode, newInode, ROOT_ID as ROOT_INODE_ID, type Inode, type Kind } from './inode.js';
 import type { OpStats } from '../util/op-stats.js';
 import type { RecordStore } from './record-store.js';
 
@@ -71,6 +71,7 @@ export class Metadata {
     this.nextVersion = reserved;
     this.versionsReserved = reserved;
     this.versionsDurable = state ? reserved : 1;
+    this.versionsUnknown = state !== null && parsed.versionsReserved === undefined;
     let cutGeneration = this.generation;
     let cutReserved = this.versionsReserved;
     records.onCut = () => {
@@ -98,16 +99,49 @@ export class Metadata {
   private versionsReserved: number;
   /** The end of the reserved range as SQLite holds it: no version at or past it may be used yet. */
   private versionsDurable: number;
+  /** The state record has no reservation: a store from before it, or rewritten by an svault from before it. */
+  private readonly versionsUnknown: boolean;
 
   /**
    * Reserves a fresh range of versions for this session, past every version the store may have seen.
    * Staged: the caller commits it before any piece is stored (Vault.open).
    */
   reserveVersions(): void {
+    // Without a reservation, start past every version a file's inode has counted to, with a margin for
+    // the uncommitted ones a crash may have left: an svault from before reservations, writing after one
+    // that had them, keeps counting each file from its own nextVersion, which may be past 2^40.
+    if (this.versionsUnknown) this.versionsReserved = Math.max(this.versionsReserved, this.highestNextVersion() + VERSION_SPAN);
     this.transaction(() => {
       this.nextVersion = this.versionsReserved;
       this.versionsReserved = this.nextVersion + VERSION_SPAN;
     });
+  }
+
+  /** The highest nextVersion of any file reachable from the root (damaged records are passed over). */
+  private highestNextVersion(): number {
+    let highest = 0;
+    const dirs = [ROOT_INODE_ID];
+    for (let id = dirs.pop(); id !== undefined; id = dirs.pop()) {
+      let entries: DirEntry[];
+      try {
+        const dir = this.getInode(id);
+        if (!dir || dir.kind !== 'dir') continue;
+        entries = this.list(dir);
+      } catch {
+        continue;
+      }
+      for (const e of entries) {
+        if (e.kind === 'dir') dirs.push(e.id);
+        else if (e.kind === 'file') {
+          try {
+            highest = Math.max(highest, this.getInode(e.id)?.nextVersion ?? 0);
+          } catch {
+            /* damaged: fsck's business */
+          }
+        }
+      }
+    }
+    return highest;
   }
 
   /**
