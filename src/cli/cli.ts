@@ -5,7 +5,7 @@
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { fork } from 'node:child_process';
-import { accessSync, appendFileSync, constants as fsc, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants as fsc, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { CliError, EXIT } from './exitcodes.js';
 import { fsck, isClean, scan, type FsckReport } from '../core/fsck/fsck.js';
 import { defaultPassphraseFile, logsDir, mountsDir, resolveStore, stateDir } from './paths.js';
 import { generateDefaultPassphrase, getNewPassphrase, getPassphrase } from './passphrase.js';
+import { CappedLog } from './log-file.js';
 import { lockHolder } from '../core/vault/store-lock.js';
 import { processAlive } from '../core/util/process-alive.js';
 import { DEFAULT_CHAFF_RATIO, DEFAULT_PIECE_SIZE, Vault } from '../core/vault/vault.js';
@@ -342,13 +343,8 @@ async function mountInBackground(orders: ServerOrders): Promise<void> {
 async function serveChild(): Promise<void> {
   const msg = await new Promise<ServerOrders & { logFile: string }>((r) => process.once('message', r));
   const { serve } = await import('../../fs/mount-server.js');
-  const log = (line: string) => {
-    try {
-      appendFileSync(msg.logFile, `[${new Date().toISOString()}] ${line}\n`);
-    } catch {
-      /* logging must never stop the server */
-    }
-  };
+  const logFile = new CappedLog(msg.logFile);
+  const log = (line: string) => logFile.append(`[${new Date().toISOString()}] ${line}\n`);
   await serve({
     ...msg,
     log,
