@@ -142,6 +142,17 @@ function h<R extends Request>(fn: (r: R) => Buffer[]): Handler {
   };
 }
 
+/** unlink and rmdir: remove the name in the backing directory, then forget it. */
+function removeName(remove: (path: string) => void): Handler {
+  return h<LookupRequest>((r) => {
+    const p = childPath(r.header.nodeid, r.name);
+    const st = fs.lstatSync(p, { throwIfNoEntry: false });
+    remove(p);
+    dropName(p, st);
+    return replyEmpty(r.header.unique);
+  });
+}
+
 const handlers: SessionOps['handlers'] = {
   lookup: h<LookupRequest>((r) => {
     const p = childPath(r.header.nodeid, r.name);
@@ -205,20 +216,8 @@ const handlers: SessionOps['handlers'] = {
     fs.closeSync(fs.openSync(p, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, r.mode & 0o7777));
     return replyEntry(r.header.unique, entryAt(p, fs.lstatSync(p)));
   }),
-  unlink: h<LookupRequest>((r) => {
-    const p = childPath(r.header.nodeid, r.name);
-    const st = fs.lstatSync(p, { throwIfNoEntry: false });
-    fs.unlinkSync(p);
-    dropName(p, st);
-    return replyEmpty(r.header.unique);
-  }),
-  rmdir: h<LookupRequest>((r) => {
-    const p = childPath(r.header.nodeid, r.name);
-    const st = fs.lstatSync(p, { throwIfNoEntry: false });
-    fs.rmdirSync(p);
-    dropName(p, st);
-    return replyEmpty(r.header.unique);
-  }),
+  unlink: removeName(fs.unlinkSync),
+  rmdir: removeName(fs.rmdirSync),
   rename: h<RenameRequest>((r) => rename(r)),
   rename2: h<RenameRequest>((r) => rename(r)),
   link: h<LinkRequest>((r) => {

@@ -77,24 +77,11 @@ export class WritePath {
     const P = this.pieceSize;
     if (size < of.size) {
       const keep = Math.ceil(size / P);
-      for (const i of [...of.pieces.keys()]) if (i >= keep) await this.dropPiece(of, i);
-      for (const [i, piece] of [...of.dirty]) {
-        if (i >= keep) {
-          of.dirty.delete(i);
-          of.dirtyBytes -= piece.len;
-        }
-      }
-      for (const i of [...of.lost]) if (i >= keep) of.lost.delete(i);
+      for (const i of new Set([...of.pieces.keys(), ...of.dirty.keys(), ...of.lost])) if (i >= keep) await this.removePiece(of, i);
       // The new last piece must not keep bytes past the new end: they would reappear on a later extend.
       const tail = Math.floor(size / P);
       const tailLen = size - tail * P;
-      if (tailLen > 0 && (of.pieces.has(tail) || of.dirty.has(tail))) {
-        const piece = await this.dirtyPiece(of, tail, false);
-        if (piece.len > tailLen) {
-          of.dirtyBytes -= piece.len - tailLen;
-          piece.len = tailLen;
-        }
-      }
+      if (tailLen > 0 && (of.pieces.has(tail) || of.dirty.has(tail))) this.shorten(of, await this.dirtyPiece(of, tail, false), tailLen);
     }
     of.size = size;
     of.mtime = Date.now();
@@ -124,22 +111,10 @@ export class WritePath {
       if (a > 0 || b < pEnd - pStart) {
         const piece = await this.dirtyPiece(of, i, false);
         if (b < piece.len) piece.buf.fill(0, a, b);
-        else if (a < piece.len) {
-          // Zeros to the end of what the piece holds: it just ends earlier (the rest reads as zeros).
-          of.dirtyBytes -= piece.len - a;
-          piece.len = a;
-        }
+        else this.shorten(of, piece, a); // zeros to the end of what it holds: it just ends earlier
         if (piece.len > 0) continue;
       }
-      await this.dropPiece(of, i);
-      const dirty = of.dirty.get(i);
-      if (dirty) {
-        of.dirty.delete(i);
-        of.dirtyBytes -= dirty.len;
-        this.recycle(dirty.buf);
-      }
-      of.sealQueue.delete(i);
-      of.lost.delete(i);
+      await this.removePiece(of, i);
     }
     of.mtime = Date.now();
     of.changed = true;
@@ -319,6 +294,29 @@ export class WritePath {
 
   private recycle(buf: Buffer): void {
     if (buf.length === this.pieceSize && this.spareBuffers.length < SPARE_PIECE_BUFFERS) this.spareBuffers.push(buf);
+  }
+
+  /**
+   * Makes piece i a hole: its stored version goes (an uncommitted one now, a committed one once the commit
+   * that drops it is durable), and so do its plaintext, its queued seal and its quarantine.
+   */
+  private async removePiece(of: OpenFile, i: number): Promise<void> {
+    await this.dropPiece(of, i);
+    const dirty = of.dirty.get(i);
+    if (dirty) {
+      of.dirty.delete(i);
+      of.dirtyBytes -= dirty.len;
+      this.recycle(dirty.buf);
+    }
+    of.sealQueue.delete(i);
+    of.lost.delete(i);
+  }
+
+  /** Cuts a dirty piece's plaintext to `len` bytes; what lay past it reads as zeros. */
+  private shorten(of: OpenFile, piece: DirtyPiece, len: number): void {
+    if (piece.len <= len) return;
+    of.dirtyBytes -= piece.len - len;
+    piece.len = len;
   }
 
   /** Removes piece i from the working map; an uncommitted version of it is deleted now, a committed one at commit. */

@@ -346,12 +346,7 @@ export class Vault {
   private blocksOf(inode: Inode, size: number, of: OpenFile | undefined): number {
     const full = Math.ceil(size / 512);
     if (inode.kind !== 'file') return full;
-    let pieces = inode.pieces.size + inode.lost.length;
-    if (of) {
-      pieces = of.pieces.size + of.lost.size;
-      for (const i of of.dirty.keys()) if (!of.pieces.has(i)) pieces++;
-      for (const i of of.sealing.keys()) if (!of.pieces.has(i)) pieces++;
-    }
+    const pieces = of ? new Set(of.data.indices()).size : inode.pieces.size + inode.lost.length;
     return Math.min(full, pieces * (this.pieceSize / 512));
   }
 
@@ -715,7 +710,6 @@ export class Vault {
     try {
       if (this.recoveredFromCrash && !this.crashCleaned) writeFileSync(join(this.storeDir, UNCLEAN_FILE), '');
       await this.settle();
-      this.committer.stop();
       this.meta.records.close(); // nothing is staged now: the anchor may record what SQLite holds
       this.saveAnchor();
     } finally {
