@@ -13,6 +13,7 @@ import { AnchorError, RollbackError } from '../core/vault/anchor.js';
 import { readConfig, unwrapMasterKey, validateSettings } from '../core/vault/config.js';
 import { BadStoreError, IntegrityError, StoreLockedError, WrongPassphraseError } from '../core/errors.js';
 import { CliError, EXIT } from './exitcodes.js';
+import { makeProcessUndumpable } from '../core/os/harden.js';
 import { fsck, isClean, scan, type FsckReport } from '../core/fsck/fsck.js';
 import { defaultPassphraseFile, logsDir, mountsDir, resolveStore, stateDir } from './paths.js';
 import { generateDefaultPassphrase, getNewPassphrase, getPassphrase } from './passphrase.js';
@@ -284,7 +285,12 @@ async function createDefaultVault(store: string, o: MountOpts): Promise<string> 
   const vault = await Vault.create(store, passphrase);
   await vault.close();
   say(`created the default vault in ${store}`);
-  if (generatedIn) say(`its passphrase was generated and saved in ${generatedIn} (readable by you only); "svault passwd" sets your own`);
+  if (generatedIn) {
+    // Security finding 7: the key sits beside the store, so a backup of the home directory holds both.
+    say(`warning: its passphrase was generated and saved in ${generatedIn} (readable by you only).`);
+    say('  Anyone who can read that file and the store can open the vault: a backup of your home directory');
+    say('  holds both. Set a passphrase of your own with "svault passwd", which removes the file.');
+  }
   return passphrase;
 }
 
@@ -499,8 +505,12 @@ async function cmdInfo(o: StoreOpts & { json?: boolean }): Promise<void> {
     const { report } = await scan(vault, false);
     const usage = await vault.usage();
     const stored = usage.blobBytes + usage.metadataBytes;
+    const { isDefault } = resolveStore(o.store);
+    const generated = isDefault && existsSync(defaultPassphraseFile()) ? defaultPassphraseFile() : null;
     const info = {
       store: vault.storeDir,
+      /** The file holding a generated passphrase (never the passphrase itself), or null. */
+      generatedPassphraseFile: generated,
       format: vault.config.format,
       vaultId: vault.config.vaultId,
       cipher: vault.config.cipher,
@@ -534,6 +544,7 @@ async function cmdInfo(o: StoreOpts & { json?: boolean }): Promise<void> {
       ['metadata', human(info.metadataBytes)],
       ['overhead', info.overhead === null ? 'n/a (no data)' : `${(info.overhead * 100).toFixed(1)}% of the data`],
     ];
+    if (generated) lines.push(['passphrase', `generated, saved in ${generated}: anyone who reads it and the store can open the vault; "svault passwd" sets your own`]);
     for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(13)} ${v}\n`);
   } finally {
     await vault.close();
@@ -590,6 +601,10 @@ async function cmdPasswd(o: StoreOpts & { newPassphraseFile?: string }): Promise
     rmSync(defaultPassphraseFile());
     say(`removed the generated passphrase file ${defaultPassphraseFile()}`);
   }
+  // Security finding 7: passwd rewraps the same master key, so it cannot revoke a passphrase that leaked.
+  say('note: the master key is unchanged. A copy of the old svault.json (a backup, a sync service\'s file history)');
+  say('  still opens the vault with the old passphrase. If the old passphrase leaked, copy the files into a new');
+  say('  vault (svault init, then cp -a through both mounts): that is the only way to a new key for now.');
 }
 
 // ---------- program ----------
@@ -662,6 +677,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
 }
 
 async function main(): Promise<void> {
+  // Before any passphrase is read or key unwrapped, in the CLI and in the mount server alike.
+  makeProcessUndumpable();
   if (process.argv[2] === '__serve') {
     await serveChild();
     return;

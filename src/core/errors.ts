@@ -27,10 +27,12 @@ export class FsError extends Error {
 }
 
 /**
- * What went wrong with something read from the store: it is not there (`missing`), or it is there but
- * fails authentication or is malformed (`damaged`). fsck reports the two apart; a reader gets EIO for both.
+ * What went wrong with something read from the store: it is not there (`missing`), it is there but
+ * fails authentication or is malformed (`damaged`), or it is an authentic record from another commit put
+ * back by a replay (`stale`, format 2 only: docs/format-2.md, 5.2). fsck reports them apart; a reader
+ * gets EIO for all.
  */
-export type IntegrityKind = 'missing' | 'damaged';
+export type IntegrityKind = 'missing' | 'damaged' | 'stale';
 
 /** Something read from the store failed authentication, was missing or malformed. Never returned as data. */
 export class IntegrityError extends FsError {

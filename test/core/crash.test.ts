@@ -51,6 +51,10 @@ class CrashingStore implements PieceStore {
     if (this.crash) throw new Error('simulated crash before the metadata commit');
     return this.inner.flush();
   }
+  close(): void {
+    this.store?.close();
+    this.store = undefined; // the next vault opened on this store opens its directories again
+  }
 }
 
 function blobFileOf(storeDir: string, vault: Vault, fileId: Buffer, index: number, version: number): string {

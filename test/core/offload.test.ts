@@ -111,18 +111,40 @@ test('chaff goes with a piece at the vault\'s ratio: blobs of its size, each dif
   }
 });
 
+/**
+ * Makes every blob put fail, as root too: the store holds its directories open, so renaming them away
+ * would not do. Each shard directory is emptied (its blobs kept aside) and removed, so the descriptors
+ * held on it point to a deleted directory, and a file takes each of the 256 shard names. Returns the undo.
+ */
+function breakBlobStore(blobs: string): () => void {
+  const saved = `${blobs}.saved`;
+  mkdirSync(saved);
+  const shards = readdirSync(blobs);
+  for (const shard of shards) {
+    mkdirSync(join(saved, shard));
+    for (const name of readdirSync(join(blobs, shard))) renameSync(join(blobs, shard, name), join(saved, shard, name));
+    rmSync(join(blobs, shard), { recursive: true });
+  }
+  for (let i = 0; i < 256; i++) writeFileSync(join(blobs, i.toString(16).padStart(2, '0')), 'not a directory');
+  return () => {
+    for (let i = 0; i < 256; i++) rmSync(join(blobs, i.toString(16).padStart(2, '0')));
+    for (const shard of shards) {
+      mkdirSync(join(blobs, shard));
+      for (const name of readdirSync(join(saved, shard))) renameSync(join(saved, shard, name), join(blobs, shard, name));
+    }
+    rmSync(saved, { recursive: true });
+  };
+}
+
 test('a failure in the worker comes back as an FsError naming the blob, and the worker goes on', async (t) => {
   const dir = tempDir(t);
   const offload = await offloadIn(dir);
   t.teardown(() => offload.close());
-  // The blob directory replaced by a file: every put fails (ENOTDIR), as root too.
-  rmSync(join(dir, BLOB_DIR), { recursive: true });
-  writeFileSync(join(dir, BLOB_DIR), 'not a directory');
+  const restore = breakBlobStore(join(dir, BLOB_DIR));
   const err = await t.throwsAsync(offload.wait(offload.sealAndPut(fileKey, pieceId(0), patternBytes(P, 1))));
   t.true(err instanceof FsError);
   t.regex(err?.message ?? '', /blob/);
-  rmSync(join(dir, BLOB_DIR));
-  mkdirSync(join(dir, BLOB_DIR));
+  restore();
   await t.notThrowsAsync(offload.wait(offload.sealAndPut(fileKey, pieceId(1), patternBytes(P, 2))), 'the next job works');
 });
 
@@ -162,15 +184,11 @@ test('through the vault: when the worker cannot write, the commit seals the piec
   const first = patternBytes(8 * P, 3);
   await writeAt(v, '/f', first, 0);
   const fh = v.open('/f');
-  const blobs = join(tv.storeDir, BLOB_DIR);
-  const moved = blobs + '.away';
-  renameSync(blobs, moved);
-  writeFileSync(blobs, 'not a directory');
+  const restore = breakBlobStore(join(tv.storeDir, BLOB_DIR));
   for (let off = 0; off < 8 * P; off += P) await v.write(fh, patternBytes(P, 50 + off / P), off);
   const err = await t.throwsAsync(v.release(fh));
   t.true(err instanceof FsError);
-  rmSync(blobs);
-  renameSync(moved, blobs);
+  restore();
   await tv.reopen();
   t.true((await readAt(tv.vault, '/f', 0, first.length)).equals(first), 'the file is as last committed');
 });

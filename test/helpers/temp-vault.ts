@@ -5,7 +5,9 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { blobPath } from '../../src/core/pieces/address.js';
+import { addressOf, blobPath } from '../../src/core/pieces/address.js';
+import { deriveVaultKeys } from '../../src/core/crypto/crypto.js';
+import { readConfig, unwrapMasterKey } from '../../src/core/vault/config.js';
 import { BLOB_DIR } from '../../src/core/store/local-dir-store.js';
 import type { RecordStore } from '../../src/core/meta/record-store.js';
 import type { PieceStore } from '../../src/core/store/piece-store.js';
@@ -97,13 +99,20 @@ export class TempVault {
     return join(this.storeDir, BLOB_DIR);
   }
 
-  /** The file of the blob holding one piece version of the file at path (LocalDirStore only). */
+  /**
+   * The file of the blob holding one piece version of the file at path (LocalDirStore only). Works on a
+   * closed vault too (its inodes stay cached): a closed vault wipes its keys, so the address key here is
+   * derived from the passphrase on its own.
+   */
   blobFile(path: string, index: number, version?: number): string {
     const inode = this.vault.inodeAt(path);
     const v = version ?? inode.pieces.get(index);
     if (v === undefined) throw new Error(`${path} has no piece ${index}`);
-    return join(this.blobsDir, blobPath(this.vault.check().pieces.pieceAddress(inode, index, v)));
+    this.addressKey ??= deriveVaultKeys(unwrapMasterKey(readConfig(this.storeDir), this.passphrase, this.storeDir), Buffer.from(readConfig(this.storeDir).vaultId, 'hex')).address;
+    return join(this.blobsDir, blobPath(addressOf(this.addressKey, { fileId: inode.fileId, index, version: v })));
   }
+
+  private addressKey: Buffer | undefined;
 }
 
 /**

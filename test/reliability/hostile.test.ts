@@ -7,7 +7,7 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { META_FILE } from '../../src/core/meta/record-store.js';
 import { Vault } from '../../src/core/vault/vault.js';
@@ -509,3 +509,131 @@ test('svault.json replaced by a FIFO: svault info fails within 10 s instead of h
   renameSync(`${cfg}.saved`, cfg);
   t.is((await box.svault(['info', '--store', box.store])).code, 0);
 });
+
+// Security finding 2 (issue 22): links planted in the store must never make svault read or write outside
+// it. Each case plants a link (or a FIFO) where svault keeps one of its files, runs the commands that
+// touch that file, and checks both the answer (a clear refusal, or EIO) and that nothing outside changed.
+
+/** A vault with one file of 3 pieces, unmounted; returns the box and the file's blob paths. */
+async function storeWithFile(t: ExecutionContext, name: string): Promise<{ box: Sandbox; blobs: string[] }> {
+  const box = emptyBox(t, name);
+  t.is((await box.svault(['init', '--store', box.store, '--chaff', '0'])).code, 0);
+  t.is((await box.mount()).code, 0);
+  randomFile(join(box.dir, 'data'), 3 * 128 * 1024);
+  await ok(t, `cp ${q(join(box.dir, 'data'))} ${q(box.mnt)}/f`);
+  await unmountAndCheck(t, box);
+  const blobs = await withVault(box.store, (v) => blobsOf(v, '/f'));
+  return { box, blobs };
+}
+
+/** A file outside the store that a followed link would truncate or overwrite. */
+function victim(box: Sandbox, name: string): { path: string; intact: () => boolean } {
+  const path = join(box.dir, name);
+  writeFileSync(path, 'precious\n');
+  return { path, intact: () => readFileSync(path, 'utf8') === 'precious\n' };
+}
+
+test('finding 2: links at svault.unclean, svault.reserve and svault.lock are never written through', async (t) => {
+  const { box } = await storeWithFile(t, 'links-ctl');
+  const unclean = victim(box, 'victim-unclean');
+  const lock = victim(box, 'victim-lock');
+  const notCreated = join(box.dir, 'created-through-reserve');
+  rmSync(join(box.store, 'svault.reserve'), { force: true });
+  await ok(t, `ln -s ${q(notCreated)} ${q(join(box.store, 'svault.reserve'))}`); // dangling: a create would follow it
+  await ok(t, `ln -s ${q(unclean.path)} ${q(join(box.store, 'svault.unclean'))}`);
+  // A plain fsck opens the store writable, finds the unclean mark and leaves it for the next sweep.
+  const f = await box.svault(['fsck', '--store', box.store]);
+  t.notRegex(f.stderr, STACK_TRACE);
+  t.true(unclean.intact(), 'svault.unclean was written through its link');
+  t.false(statSyncOrNull(notCreated), 'svault.reserve was created through its link');
+  const m = await box.mount();
+  t.is(m.code, 0, m.stderr);
+  await unmountAndCheck(t, box);
+  t.true(unclean.intact());
+  t.false(statSyncOrNull(notCreated));
+  await ok(t, `ln -s ${q(lock.path)} ${q(join(box.store, 'svault.lock'))}`);
+  const locked = await box.mount();
+  t.is(locked.code, 4, locked.stderr);
+  t.regex(locked.stderr, /svault\.lock is not a regular file/);
+  t.false(mountedAt(box.mnt));
+  t.true(lock.intact(), 'svault.lock was written through its link');
+});
+
+test('finding 2: svault.json, meta.db and blobs/ as links, and a FIFO at meta.db-wal, are refused with exit 4', async (t) => {
+  const { box } = await storeWithFile(t, 'links-files');
+  const outside = join(box.dir, 'outside');
+  mkdirSync(outside);
+  const cases: [string, string, RegExp][] = [
+    ['svault.json', 'info', /svault\.json should be a regular file but is a symbolic link/],
+    [META_FILE, 'mount', /meta\.db is not a regular file \(a symbolic link\)/],
+    ['blobs', 'mount', /blobs should be a directory but is a symbolic link/],
+  ];
+  for (const [name, command, message] of cases) {
+    const inStore = join(box.store, name);
+    const moved = join(outside, name);
+    renameSync(inStore, moved);
+    await ok(t, `ln -s ${q(moved)} ${q(inStore)}`);
+    const r = command === 'info' ? await box.svault(['info', '--store', box.store]) : await box.mount();
+    t.is(r.code, 4, `${name}: ${r.stderr}`);
+    t.regex(r.stderr, message, name);
+    t.notRegex(r.stderr, STACK_TRACE);
+    t.false(mountedAt(box.mnt));
+    rmSync(inStore);
+    renameSync(moved, inStore);
+  }
+  const wal = join(box.store, `${META_FILE}-wal`);
+  rmSync(wal, { force: true });
+  await ok(t, `mkfifo ${q(wal)}`);
+  const r = await svaultTimed(box, ['mount', '--store', box.store, box.mnt], 20_000);
+  t.false(r.hung, 'a FIFO at meta.db-wal froze the mount');
+  t.is(r.code, 4, r.stderr);
+  t.regex(r.stderr, /meta\.db-wal is not a regular file/);
+  rmSync(wal);
+  t.is((await box.mount()).code, 0, 'with the links gone, the store mounts');
+  await unmountAndCheck(t, box);
+});
+
+test('finding 2: a blob or a shard directory replaced by a link is EIO, even when the link leads to the right bytes; fsck --repair removes only the link', async (t) => {
+  const { box, blobs } = await storeWithFile(t, 'links-blobs');
+  const outside = join(box.dir, 'outside');
+  mkdirSync(outside);
+  // A blob moved out and linked back: following the link would read exactly the right bytes.
+  const [first, second] = blobs as [string, string];
+  const blobPathInStore = join(box.store, 'blobs', first);
+  const movedBlob = join(outside, 'blob');
+  renameSync(blobPathInStore, movedBlob);
+  await ok(t, `ln -s ${q(movedBlob)} ${q(blobPathInStore)}`);
+  // Another piece's shard moved out and linked back (a different shard, when the two differ).
+  const shard = second.slice(0, 2);
+  const linkedShard = shard !== first.slice(0, 2);
+  if (linkedShard) {
+    const shardInStore = join(box.store, 'blobs', shard);
+    renameSync(shardInStore, join(outside, 'shard'));
+    await ok(t, `ln -s ${q(join(outside, 'shard'))} ${q(shardInStore)}`);
+  }
+  const outsideBefore = readdirSync(outside, { recursive: true }).sort();
+  const m = await box.mount();
+  t.is(m.code, 0, m.stderr);
+  await expectEio(t, box, 'f');
+  await ok(t, `head -c 100000 /dev/urandom > ${q(box.mnt)}/g`);
+  await unmountAndCheck(t, box);
+  t.deepEqual(readdirSync(outside, { recursive: true }).sort(), outsideBefore, 'nothing was written outside the store');
+  const f = await box.svault(['fsck', '--store', box.store]);
+  t.not(f.code, 0, 'fsck reports the links');
+  t.regex(f.stdout, new RegExp(`/f: blob ${first} is not a blob: .* is a symbolic link`), 'fsck names the linked blob');
+  if (linkedShard) t.regex(f.stdout, new RegExp(`${shard} should be a directory but is a symbolic link`), 'fsck names the linked shard');
+  const repaired = await box.svault(['fsck', '--repair', '--store', box.store]);
+  t.notRegex(repaired.stderr, STACK_TRACE);
+  t.throws(() => lstatSync(blobPathInStore), undefined, 'repair removed the link at the blob\'s name');
+  t.true(statSyncOrNull(movedBlob), 'the file the link pointed to was not removed');
+  t.deepEqual(readdirSync(outside, { recursive: true }).sort(), outsideBefore, 'repair removed the links, not what they point to');
+});
+
+function statSyncOrNull(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -23,10 +23,11 @@ const bytes = Buffer.from(setup.jobs);
 const fields = new Float64Array(setup.jobs);
 const stride = slotStride(setup.pieceSize);
 const log = new OpLog();
+const store = directoryStoreStack(setup.storeDir, log);
 const pieces = new SealedPieces({
   vaultId: Buffer.from(setup.vaultId),
   addressKey: Buffer.from(setup.addressKey),
-  store: directoryStoreStack(setup.storeDir, log),
+  store,
   pieceSize: setup.pieceSize,
   chaffRatio: setup.chaffRatio,
   stats: log,
@@ -105,7 +106,9 @@ async function takeJobs(): Promise<void> {
 }
 
 parentPort?.postMessage('ready'); // the one message: PieceOffload queues no job before it
-serve().catch(() => {
-  Atomics.store(ctl, CTL_DEAD, 1);
-  for (let s = 0; s < setup.slots; s++) Atomics.notify(ctl, CTL_STATE + s);
-});
+serve()
+  .catch(() => {
+    Atomics.store(ctl, CTL_DEAD, 1);
+    for (let s = 0; s < setup.slots; s++) Atomics.notify(ctl, CTL_STATE + s);
+  })
+  .finally(() => store.close()); // descriptors belong to the process, not to this thread: they outlive it otherwise

@@ -54,6 +54,11 @@ export function deriveVaultKeys(master: Buffer, vaultId: Buffer): VaultKeys {
   };
 }
 
+/** Overwrites every key with zeroes, once nothing will use them again (a vault's close). */
+export function wipeVaultKeys(keys: VaultKeys): void {
+  for (const key of Object.values(keys) as Buffer[]) key.fill(0);
+}
+
 /** HMAC-SHA256 over the concatenation of parts: the keyed PRF used for addresses and record names. */
 export function prf(key: Buffer, ...parts: (Buffer | string)[]): Buffer {
   if (nativeAead) return hmacOf(key, Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p))));

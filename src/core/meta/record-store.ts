@@ -10,10 +10,12 @@
 // (tar's create, chmod, chown and utimes of one file) is sealed and written once.
 
 import Database from 'better-sqlite3';
-import { existsSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { statfsSync } from 'node:fs';
+import { join } from 'node:path';
 import { open, prf, seal } from '../crypto/crypto.js';
 import { BadStoreError, IntegrityError, fromSystemError } from '../errors.js';
+import { checkSqliteFilesAfterOpen, checkSqliteFilesBeforeOpen } from '../os/sqlite-files.js';
+import { StoreDir } from '../os/store-dir.js';
 import { ByteLru } from '../util/lru.js';
 import { zeroBytes } from '../util/zero-bytes.js';
 
@@ -42,14 +44,13 @@ class SpaceReserve {
   /** Whether the reserve may be missing: checked at the first commit and after a release only, not at every one. */
   private maybeMissing = true;
 
-  constructor(private readonly path: string) {}
+  constructor(private readonly dir: StoreDir) {}
 
   /** Deletes the reserve; false if there was none. */
   release(): boolean {
     this.maybeMissing = true;
     try {
-      unlinkSync(this.path);
-      return true;
+      return this.dir.remove(RESERVE_FILE);
     } catch {
       return false;
     }
@@ -58,14 +59,14 @@ class SpaceReserve {
   /** Recreates the reserve when it is missing and the disk has plenty of room again. */
   restoreIfRoom(): void {
     if (!this.maybeMissing) return;
-    if (existsSync(this.path)) {
-      this.maybeMissing = false;
+    if (this.dir.stat(RESERVE_FILE)) {
+      this.maybeMissing = false; // a link or special file there is never written through: see writeFile
       return;
     }
     try {
-      const fs = statfsSync(dirname(this.path));
+      const fs = statfsSync(this.dir.viaDescriptor());
       if (fs.bavail * fs.bsize < 2 * RESERVE_BYTES) return;
-      writeFileSync(this.path, Buffer.alloc(RESERVE_BYTES), { mode: 0o600 });
+      this.dir.createFile(RESERVE_FILE, Buffer.alloc(RESERVE_BYTES));
       this.maybeMissing = false;
     } catch {
       /* no room or no permission: try again at a later commit */
@@ -107,6 +108,8 @@ export class RecordStore {
   private readonly nameMemo = new ByteLru<string, Buffer>(NAME_CACHE_BYTES, weigh);
   private afterFlush: (() => void)[] = [];
   private readonly reserve: SpaceReserve;
+  /** The store directory, held open: the reserve file is reached through it, never by path. */
+  private readonly dir: StoreDir;
   /** Called after each transaction with the number of staged changes (the committer schedules a commit). */
   onStaged: (count: number) => void = () => {};
   /** Called when staged changes are cut off for a commit, and once the cut is in SQLite. */
@@ -114,25 +117,35 @@ export class RecordStore {
   onFlushed: () => void = () => {};
 
   constructor(storeDir: string, private readonly sealKey: Buffer, private readonly indexKey: Buffer, vaultId: Buffer, readonly readOnly = false) {
+    this.dir = StoreDir.open(storeDir);
+    let db: Database.Database | undefined;
     try {
-      this.db = new Database(join(storeDir, META_FILE), { readonly: readOnly, fileMustExist: readOnly });
+      checkSqliteFilesBeforeOpen(this.dir, META_FILE);
+      db = new Database(join(storeDir, META_FILE), { readonly: readOnly, fileMustExist: readOnly });
       if (!readOnly) {
-        this.db.pragma('journal_mode = WAL');
+        db.pragma('journal_mode = WAL');
         // Every SQLite commit is a group commit (see above), so each one is made durable: superseded
         // blobs are deleted right after it, and must never be pointed to again after a power cut.
-        this.db.pragma('synchronous = FULL');
-        this.db.exec('CREATE TABLE IF NOT EXISTS records (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID');
+        db.pragma('synchronous = FULL');
+        db.exec('CREATE TABLE IF NOT EXISTS records (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID');
+      } else {
+        db.prepare('SELECT count(*) FROM sqlite_master').get(); // opens the WAL, if any, for the check below
       }
+      checkSqliteFilesAfterOpen(this.dir, META_FILE);
     } catch (err) {
+      db?.close();
+      this.dir.close();
+      if (err instanceof BadStoreError) throw err;
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'string' && code.startsWith('SQLITE_')) throw new BadStoreError(storeDir, `${META_FILE} is damaged or not a database (${(err as Error).message})`);
       throw fromSystemError(err, `opening ${META_FILE}`);
     }
+    this.db = db;
     this.getStmt = this.db.prepare('SELECT v FROM records WHERE k = ?');
     this.putStmt = this.db.prepare('INSERT OR REPLACE INTO records (k, v) VALUES (?, ?)');
     this.delStmt = this.db.prepare('DELETE FROM records WHERE k = ?');
     this.aadPrefix = Buffer.concat([Buffer.from('svault-record-v1'), vaultId]);
-    this.reserve = new SpaceReserve(join(storeDir, RESERVE_FILE));
+    this.reserve = new SpaceReserve(this.dir);
     if (!readOnly) this.reserve.restoreIfRoom();
   }
 
@@ -332,11 +345,13 @@ export class RecordStore {
   /** Closes the database without writing what is staged (after a failed close). Idempotent. */
   abandon(): void {
     if (this.db.open) this.db.close();
+    this.dir.close();
   }
 
   close(): void {
     this.flush();
     this.checkpoint();
     this.db.close();
+    this.dir.close();
   }
 }

@@ -65,6 +65,10 @@ export class CountingStore implements PieceStore {
     }
   }
 
+  close(): void {
+    this.inner.close();
+  }
+
   usage(): Promise<{ blobs: number; bytes: number }> {
     return this.inner.usage();
   }

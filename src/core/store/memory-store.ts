@@ -30,6 +30,8 @@ export class MemoryStore implements PieceStore {
 
   async flush(): Promise<void> {}
 
+  close(): void {}
+
   async usage(): Promise<{ blobs: number; bytes: number }> {
     let bytes = 0;
     for (const b of this.blobs.values()) bytes += b.length;

@@ -28,6 +28,8 @@ export interface PieceStore {
   flush(): Promise<void>;
   /** Blob count and bytes, for info and statfs. */
   usage(): Promise<{ blobs: number; bytes: number }>;
+  /** Lets go of what the store holds open (a directory store holds descriptors of its directories). */
+  close(): void;
 }
 
 /**

@@ -2,10 +2,9 @@
 // Every field is bound into the AEAD that wraps the master key, so a tampered config never opens.
 
 import { randomBytes, scryptSync } from 'node:crypto';
-import { closeSync, constants as fsConstants, fstatSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { BadStoreError, WrongPassphraseError } from '../errors.js';
 import { KEY_BYTES, open, seal } from '../crypto/crypto.js';
+import { StoreDir } from '../os/store-dir.js';
 
 export const CONFIG_FILE = 'svault.json';
 export const FORMAT_VERSION = 1;
@@ -158,40 +157,31 @@ export function rewrapConfig(config: VaultConfig, master: Buffer, newPassphrase:
 }
 
 export function readConfig(store: string): VaultConfig {
-  let text: string;
-  let fd: number;
+  let bytes: Buffer | null;
+  let dir: StoreDir | null = null;
   try {
-    // O_NONBLOCK and the checks below: a FIFO or a huge file in place of the config must not hang or
-    // exhaust the process.
-    fd = openSync(join(store, CONFIG_FILE), fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    dir = StoreDir.open(store);
+    // Opened without following a link and refused unless a regular file (StoreDir), with a size cap: a FIFO,
+    // a device or a huge file in place of the config must not hang or exhaust the process.
+    bytes = dir.readFile(CONFIG_FILE, MAX_CONFIG_BYTES);
   } catch (err) {
+    if (err instanceof BadStoreError) throw err; // a link, a special file or an oversized file: it says which
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new BadStoreError(store, `no vault here (${CONFIG_FILE} is missing); create one with "svault init"`);
-    throw new BadStoreError(store, `cannot read ${CONFIG_FILE}: ${(err as Error).message}`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size > MAX_CONFIG_BYTES) throw new BadStoreError(store, `${CONFIG_FILE} is not a regular file of a config's size`);
-    text = readFileSync(fd, 'utf8');
-  } catch (err) {
-    if (err instanceof BadStoreError) throw err;
+    if (code === 'ENOENT') throw new BadStoreError(store, `no vault here (the directory does not exist); create one with "svault init"`);
     throw new BadStoreError(store, `cannot read ${CONFIG_FILE}: ${(err as Error).message}`);
   } finally {
-    closeSync(fd);
+    dir?.close();
   }
-  return parseConfig(text, store);
+  if (bytes === null) throw new BadStoreError(store, `no vault here (${CONFIG_FILE} is missing); create one with "svault init"`);
+  return parseConfig(bytes.toString('utf8'), store);
 }
 
-/** Writes the config atomically: temp file, fsync, rename, fsync of the directory. */
+/** Writes the config atomically: temp file, fsync, rename, fsync of the directory; no link is followed. */
 export function writeConfig(store: string, config: VaultConfig): void {
-  const path = join(store, CONFIG_FILE);
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(config, null, 2) + '\n', { mode: 0o600, flush: true });
-  renameSync(tmp, path);
-  const dir = openSync(store, 'r');
+  const dir = StoreDir.open(store);
   try {
-    fsyncSync(dir);
+    dir.writeFileAtomic(CONFIG_FILE, JSON.stringify(config, null, 2) + '\n');
   } finally {
-    closeSync(dir);
+    dir.close();
   }
 }

@@ -1,46 +1,72 @@
 // One process at a time per store: a lock file holding the owner's pid. A lock left by a dead process
-// (kill -9) is taken over; one held by a live process is refused.
+// (kill -9) is taken over; one held by a live process is refused. The lock is created exclusively and
+// read without following links (StoreDir), so a link planted at svault.lock is refused, not written through.
 
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
-import { StoreLockedError } from '../errors.js';
+import { BadStoreError, StoreLockedError } from '../errors.js';
+import { StoreDir } from '../os/store-dir.js';
 import { processAlive } from '../util/process-alive.js';
 
 export const LOCK_FILE = 'svault.lock';
+const MAX_LOCK_BYTES = 64;
 
 export function lockHolder(store: string): number | null {
   try {
-    const pid = Number.parseInt(readFileSync(join(store, LOCK_FILE), 'utf8'), 10);
-    return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : null;
+    const dir = StoreDir.open(store);
+    try {
+      return holderIn(dir);
+    } finally {
+      dir.close();
+    }
   } catch {
     return null;
   }
 }
 
+function holderIn(dir: StoreDir): number | null {
+  const text = dir.readFile(LOCK_FILE, MAX_LOCK_BYTES)?.toString('utf8');
+  if (text === undefined) return null;
+  const pid = Number.parseInt(text, 10);
+  return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : null;
+}
+
 /** Takes the store's lock. `stale` says a dead process held it: that process did not shut down cleanly. */
 export function acquireStoreLock(store: string): { release: () => void; stale: boolean } {
-  const path = join(store, LOCK_FILE);
+  const dir = StoreDir.open(store);
   let stale = false;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = openSync(path, 'wx', 0o600);
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      const release = () => {
-        try {
-          if (readFileSync(path, 'utf8') === String(process.pid)) unlinkSync(path);
-        } catch {
-          /* already gone */
-        }
-      };
-      return { release, stale };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = lockHolder(store);
-      if (holder !== null && holder !== process.pid) throw new StoreLockedError(store, holder);
-      unlinkSync(path); // stale: its process is gone
-      stale = true;
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        dir.createFile(LOCK_FILE, String(process.pid));
+        let released = false;
+        const releaseOnce = () => {
+          if (!released) release(dir);
+          released = true;
+        };
+        return { release: releaseOnce, stale };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const st = dir.stat(LOCK_FILE);
+        if (st && !st.isFile()) throw new BadStoreError(store, `${LOCK_FILE} is not a regular file; remove it if no svault uses this store`);
+        const holder = holderIn(dir);
+        if (holder !== null && holder !== process.pid) throw new StoreLockedError(store, holder);
+        dir.remove(LOCK_FILE); // stale: its process is gone
+        stale = true;
+      }
     }
+  } catch (err) {
+    dir.close();
+    throw err;
   }
-  throw new Error(`could not take the lock ${path}`);
+  dir.close();
+  throw new Error(`could not take the lock ${store}/${LOCK_FILE}`);
+}
+
+function release(dir: StoreDir): void {
+  try {
+    if (dir.readFile(LOCK_FILE, MAX_LOCK_BYTES)?.toString('utf8') === String(process.pid)) dir.remove(LOCK_FILE);
+  } catch {
+    /* already gone, or not ours */
+  } finally {
+    dir.close();
+  }
 }

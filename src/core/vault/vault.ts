@@ -4,14 +4,13 @@
 // (with a path cache) and carried out by the namespace by inode (namespace.ts) and the contents engine
 // (scatter and gather). FUSE-free: fs/ adapts it to FUSE.
 
-import { accessSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, statfsSync } from 'node:fs';
 import { createConfig, readConfig, rewrapConfig, unwrapMasterKey, writeConfig, type VaultConfig, type VaultSettings } from './config.js';
 import { Anchor, AnchorError, RollbackError } from './anchor.js';
 import { Contents, type OpenFile } from '../contents/contents.js';
 import { fallocateOp, type SeekWhence } from '../contents/sparse.js';
 import { PIECE_OVERHEAD } from '../pieces/piece-codec.js';
-import { deriveVaultKeys } from '../crypto/crypto.js';
+import { deriveVaultKeys, wipeVaultKeys, type VaultKeys } from '../crypto/crypto.js';
 import { BadStoreError, FsError } from '../errors.js';
 import { newInode, ROOT_ID, type Inode, type Kind } from '../meta/inode.js';
 import { Metadata } from '../meta/metadata.js';
@@ -20,6 +19,7 @@ import { OpStats } from '../util/op-stats.js';
 import { PieceOffload } from '../contents/piece-offload.js';
 import { checkName, fail, NAME_MAX, Namespace } from './namespace.js';
 import { acquireStoreLock } from './store-lock.js';
+import { clearUncleanMark, hasUncleanMark, setUncleanMark } from './unclean-mark.js';
 import { Committer, DEFAULT_COMMIT_MS } from './committer.js';
 import { CountingStore } from '../store/counting-store.js';
 import { directoryStoreStack, type PieceStore } from '../store/piece-store.js';
@@ -29,7 +29,7 @@ export const DEFAULT_CHAFF_RATIO = 0.1;
 export { NAME_MAX, XATTR_SIZE_MAX } from './namespace.js';
 const PATH_CACHE_LIMIT = 200_000;
 /** Marks a store whose crash leftovers were not swept yet. */
-export const UNCLEAN_FILE = 'svault.unclean';
+export { UNCLEAN_FILE } from './unclean-mark.js';
 
 export interface Attr {
   ino: number;
@@ -137,7 +137,9 @@ export class Vault {
     readonly storeDir: string,
     readonly config: VaultConfig,
     private master: Buffer,
-    store: PieceStore,
+    /** Derived from the master key; wiped with it at close. */
+    private readonly keys: VaultKeys,
+    private readonly store: PieceStore,
     records: RecordStore,
     private readonly unlock: () => void,
     stats: OpStats,
@@ -150,7 +152,7 @@ export class Vault {
     const vaultId = Buffer.from(config.vaultId, 'hex');
     this.contents = new Contents({
       vaultId,
-      keys: deriveVaultKeys(master, vaultId),
+      keys,
       store,
       meta: this.meta,
       pieceSize: config.pieceSize,
@@ -201,19 +203,20 @@ export class Vault {
     const lock = opts.noLock ? { release: () => {}, stale: false } : acquireStoreLock(storeDir);
     const unlock = lock.release;
     let offload: PieceOffload | undefined;
+    let store: PieceStore | undefined;
     try {
       const vaultId = Buffer.from(config.vaultId, 'hex');
       const keys = deriveVaultKeys(master, vaultId);
       const stats = opts.stats ?? new OpStats();
-      const store = opts.store ? new CountingStore(opts.store, stats) : directoryStoreStack(storeDir, stats);
+      store = opts.store ? new CountingStore(opts.store, stats) : directoryStoreStack(storeDir, stats);
       const records = new RecordStore(storeDir, keys.meta, keys.index, vaultId);
       const useWorker = opts.store === undefined && (opts.pieceWorker ?? process.env.SVAULT_PIECE_WORKER !== '0');
       offload = useWorker
         ? new PieceOffload({ storeDir, vaultId, addressKey: keys.address, pieceSize: config.pieceSize, chaffRatio: config.chaffRatio }, stats)
         : undefined;
-      const vault = new Vault(storeDir, config, master, store, records, unlock, stats, offload, opts);
+      const vault = new Vault(storeDir, config, master, keys, store, records, unlock, stats, offload, opts);
       // A crash is remembered until someone sweeps: a plain fsck in between must not make it forgotten.
-      vault.recoveredFromCrash = lock.stale || existsSync(join(storeDir, UNCLEAN_FILE));
+      vault.recoveredFromCrash = lock.stale || hasUncleanMark(storeDir);
       if (opts.anchorDir) {
         const anchor = new Anchor(opts.anchorDir, vaultId, master);
         let known: number | null;
@@ -242,6 +245,7 @@ export class Vault {
       return vault;
     } catch (err) {
       await offload?.close(); // whatever failed after it started: its thread must not outlive the open
+      store?.close();
       unlock();
       throw err;
     }
@@ -357,6 +361,11 @@ export class Vault {
   fgetattr(fh: number): Attr {
     const { id, of } = this.handle(fh);
     return this.attrOf(of.unlinkedInode ?? this.meta.requireInode(id));
+  }
+
+  /** Whether a file has open handles (or a truncate in progress). */
+  isOpen(id: string): boolean {
+    return this.contents.openState(id) !== undefined;
   }
 
   /** The inode id a path names (the adapter uses it to follow a file that is about to lose its name). */
@@ -682,7 +691,7 @@ export class Vault {
   /** Records that the orphans a crash left are gone (sweepOrphans, or a complete fsck --repair). */
   markCrashCleaned(): void {
     this.crashCleaned = true;
-    rmSync(join(this.storeDir, UNCLEAN_FILE), { force: true });
+    clearUncleanMark(this.storeDir);
   }
 
   /** Commits every change so far and waits for the blob deletions that were waiting on it. */
@@ -708,7 +717,7 @@ export class Vault {
       }
     }
     try {
-      if (this.recoveredFromCrash && !this.crashCleaned) writeFileSync(join(this.storeDir, UNCLEAN_FILE), '');
+      if (this.recoveredFromCrash && !this.crashCleaned) setUncleanMark(this.storeDir);
       await this.settle();
       this.meta.records.close(); // nothing is staged now: the anchor may record what SQLite holds
       this.saveAnchor();
@@ -717,8 +726,12 @@ export class Vault {
       // and the next open finds the metadata as of the last commit that made it.
       this.committer.stop();
       this.meta.records.abandon();
+      // Wiped where JS allows: these buffers are the only copies this process keeps (the worker's copy of
+      // the address key goes with its thread). Strings (the passphrase) cannot be wiped; see README.
       this.master.fill(0);
+      wipeVaultKeys(this.keys);
       await this.offload?.close();
+      this.store.close();
       this.unlock();
     }
   }
