@@ -6,9 +6,23 @@
 // ENOTEMPTY while the file is open, and bring the file back after a crash. So the adapter turns the
 // rename into what the caller asked for, an unlink of an open file (the vault keeps its contents until
 // the last handle closes), and remembers which inode the hidden name stands for.
+//
+// A user may rename a file onto a name of that form too, and must keep the file. The rename that hides
+// a file looks the same to svault, so it is told by what libfuse does: it hides only files it has open,
+// and the name ends in a counter that counts up by one per hide for the whole mount (more when a name
+// is taken; concurrent hides may arrive a little out of order). A file that is not open, or a name
+// whose counter is not one libfuse would give next, is an ordinary rename.
 
-/** The names libfuse makes (hidden_name() in libfuse 2.9's fuse.c). */
+/** The names libfuse makes (hidden_name() in libfuse 2.9's fuse.c): its node id, then its hide counter. */
 const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
+/** How far from the highest counter seen a hide's counter may be. */
+const COUNTER_WINDOW = 16;
+/** Counters of recent hides remembered, so that no counter is taken for a hide twice. */
+const RECENT_LIMIT = 1024;
+
+function counterOf(name: string): number {
+  return Number.parseInt(name.slice(-8), 16);
+}
 
 /** The last component of path if it has the form libfuse gives a hidden file. */
 export function hiddenNameIn(path: string): string | undefined {
@@ -23,9 +37,39 @@ export function hiddenNameIn(path: string): string | undefined {
  */
 export class HiddenFiles {
   private readonly ids = new Map<string, string>();
+  private highest = 0;
+  private readonly recent = new Set<number>();
+
+  /**
+   * Whether a rename of a file (`open`: whether it has handles) to `name`, a name of the hidden form, is
+   * libfuse hiding it. Otherwise it is a user's rename, to be done as one.
+   */
+  isHide(name: string, open: boolean): boolean {
+    if (!open) return false;
+    const counter = counterOf(name);
+    return counter > 0 && Math.abs(counter - this.highest) <= COUNTER_WINDOW && !this.recent.has(counter);
+  }
 
   hide(name: string, id: string): void {
     this.ids.set(name, id);
+    const counter = counterOf(name);
+    this.highest = Math.max(this.highest, counter);
+    this.recent.add(counter);
+    if (this.recent.size > RECENT_LIMIT) this.recent.delete(this.recent.values().next().value as number);
+  }
+
+  /**
+   * libfuse hides a hidden file again (its name is the target of a rename): the inode moves to the new
+   * name. Returns false when `from` is not a hidden name in use.
+   */
+  rehide(from: string, to: string): boolean {
+    const name = hiddenNameIn(from);
+    const id = name === undefined ? undefined : this.ids.get(name);
+    const toName = hiddenNameIn(to);
+    if (name === undefined || id === undefined || toName === undefined) return false;
+    this.ids.delete(name);
+    this.hide(toName, id);
+    return true;
   }
 
   /** The inode id a path stands for if it is a hidden name in use. */

@@ -79,8 +79,10 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
     kernelCache.pathChanged(src, subtree);
     kernelCache.pathChanged(dest, subtree);
     const name = hiddenNameIn(dest);
-    if (name === undefined || hiddenNameIn(src) !== undefined) return vault.rename(src, dest);
+    if (name === undefined) return vault.rename(src, dest);
+    if (hidden.rehide(src, dest)) return; // a hidden file's name is the target of a rename: libfuse hides it anew
     const id = vault.idAt(src);
+    if (!hidden.isHide(name, vault.isOpen(id))) return vault.rename(src, dest); // a user's rename (hidden-files.ts)
     vault.unlink(src);
     hidden.hide(name, id);
   };
@@ -96,6 +98,11 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
     // uid/gid: the calling process (patched fuse-native), so with allow_other new entries belong to their creator.
     mkdir: (path, mode, cb, uid, gid) => run('mkdir', path, cb, () => vault.mkdir(path, mode, uid, gid), done(cb)),
     rmdir: (path, cb) => run('rmdir', path, cb, () => vault.rmdir(path), done(cb)),
+    // libfuse makes regular files through create; FIFOs, sockets and devices wait for store format 2.
+    mknod: (path, _mode, _dev, cb) =>
+      run('mknod', path, cb, () => {
+        throw new FsError('EPERM', 'svault stores regular files, directories and symlinks only');
+      }, done(cb)),
     create: (path, mode, cb, _flags, uid, gid) =>
       run('create', path, cb, () => {
         kernelCache.pathChanged(path, false);
@@ -167,6 +174,6 @@ const DURABLE_OPS = new Set([
 ]);
 
 const WRITE_OPS = new Set([
-  'mkdir', 'rmdir', 'create', 'write', 'truncate', 'ftruncate', 'unlink', 'rename', 'link', 'symlink',
+  'mkdir', 'mknod', 'rmdir', 'create', 'write', 'truncate', 'ftruncate', 'unlink', 'rename', 'link', 'symlink',
   'chmod', 'chown', 'utimens', 'setxattr', 'removexattr',
 ]);

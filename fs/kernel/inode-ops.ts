@@ -4,6 +4,7 @@
 // count, until the kernel forgets it. Hard links are one node, so they share one page cache and one
 // set of cached attributes.
 
+import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { FsError } from '../../src/core/errors.js';
 import { ROOT_ID } from '../../src/core/meta/inode.js';
@@ -14,7 +15,7 @@ import {
   FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID, FOPEN_KEEP_CACHE, FUSE_OPEN_KILL_SUIDGID, FUSE_RELEASE_FLUSH,
   FUSE_WRITE_KILL_SUIDGID, FUSE_WRITEBACK_CACHE, RENAME_NOREPLACE, SEEK_DATA, SEEK_HOLE, decodeName, replyAttr, replyCreate, replyData,
   replyEmpty, replyEntry, notifyInvalInode, replyError, replyLseek, replyOpen, replyStatfs, replyWrite, replyXattrSize, timeToMs,
-  type Attr, type Entry, type Request,
+  type Attr, type Entry, type InHeader, type Request,
 } from './protocol.js';
 import type { Handler, SessionOps } from './session.js';
 
@@ -26,6 +27,9 @@ const S_ISGID = 0o2000;
 const S_IXGRP = 0o010;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+/** What a SETATTR changes; a request with none of these is a chown that keeps both ids (see setattr). */
+const FATTR_CHANGES = FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME | FATTR_MTIME | FATTR_KILL_SUIDGID;
 const ROOT_NODE = 1;
 /** Under -o sync, made durable before the reply: every metadata change, open's truncation, and close (flush, release). */
 const DURABLE_OPS: readonly Request['op'][] = [
@@ -80,6 +84,34 @@ class NodeTable {
   }
 }
 
+/** Whether a request's caller is in group `gid`: its own (fs)gid, or a supplementary group of its process. */
+function callerInGroup(h: InHeader, gid: number): boolean {
+  if (h.gid === gid) return true;
+  try {
+    const groups = /^Groups:(.*)$/m.exec(readFileSync(`/proc/${h.pid}/status`, 'utf8'))?.[1] ?? '';
+    return groups.trim().split(/\s+/).map(Number).includes(gid);
+  } catch {
+    return false; // the process is gone: clear the bit, the safe side
+  }
+}
+
+/**
+ * The setuid and setgid bits that a write, a truncate or a chown clears, as Linux does
+ * (setattr_should_drop_suidgid): setuid always; setgid when the file is group-executable, or when the
+ * caller is neither privileged nor in the file's group. (Setgid without group execute is the old
+ * mandatory-locking mark, which members of the group keep.) `privileged`: the caller has CAP_FSETID.
+ */
+function bitsToKill(mode: number, fileGid: number, h: InHeader, privileged: boolean): number {
+  let kill = mode & S_ISUID;
+  if (mode & S_ISGID && (mode & S_IXGRP || (!privileged && !callerInGroup(h, fileGid)))) kill |= S_ISGID;
+  return kill;
+}
+
+/** Whether a caller who does not own a file may write it, by its mode bits (group or other). */
+function mayWrite(mode: number, fileGid: number, h: InHeader): boolean {
+  return (mode & (callerInGroup(h, fileGid) ? 0o020 : 0o002)) !== 0;
+}
+
 /** The node id the kernel knows an inode by. */
 function nodeOf(id: string, ino: number): number {
   return id === ROOT_ID ? ROOT_NODE : ino;
@@ -115,17 +147,16 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
   /** Sends a notification to the kernel (set by the session). */
   let notify: (parts: Buffer[]) => void = () => undefined;
   /**
-   * Clears setuid, and setgid when group-executable: what a write or truncate by another user does.
-   * Returns whether the mode changed. A reply that carries no attributes (write, open) leaves the
-   * kernel's cached mode as it was: `node` is then told to drop its attributes.
+   * Clears setuid and setgid as a write or truncate by a caller without CAP_FSETID, or a chown, does
+   * (bitsToKill). A reply that carries no attributes (write, open) leaves the kernel's cached mode as it
+   * was: `node` is then told to drop its attributes.
    */
-  const killSuidGid = (id: string, node?: number): boolean => {
-    const mode = vault.attrOfInode(id).mode;
-    const kill = S_ISUID | (mode & S_IXGRP ? S_ISGID : 0);
-    if (!(mode & kill)) return false;
+  const killSuidGid = (id: string, h: InHeader, privileged: boolean, node?: number): void => {
+    const { mode, gid } = vault.attrOfInode(id);
+    const kill = bitsToKill(mode, gid, h, privileged);
+    if (!kill) return;
     ns.chmod(id, mode & ~kill & 0o7777);
     if (node !== undefined) notify(notifyInvalInode(node, -1, 0));
-    return true;
   };
 
   const handlers: Partial<Record<Request['op'], Handler>> = {
@@ -148,16 +179,27 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
       writable();
       const id = nodes.idOf(r.header.nodeid);
       const v = r.valid;
-      if (v & FATTR_MODE) ns.chmod(id, r.mode);
-      if (v & (FATTR_UID | FATTR_GID)) {
-        ns.chown(id, v & FATTR_UID ? r.uid : -1, v & FATTR_GID ? r.gid : -1);
-        if ((vault.attrOfInode(id).mode & S_IFMT) === S_IFREG) killSuidGid(id); // as chown(2) does on Linux
+      const h = r.header;
+      const isDir = (vault.attrOfInode(id).mode & S_IFMT) === S_IFDIR;
+      if (!(v & FATTR_CHANGES)) {
+        // chown(f, -1, -1), which the kernel sends with nothing to change: Linux changes ctime, and for
+        // anything but a directory clears setuid and setgid as any chown does. The kernel sends the same
+        // before a write that must clear them. Only the owner (or root) may clear them by chown: another
+        // user gets EPERM unless they may write the file, where the two requests cannot be told apart.
+        const a = vault.attrOfInode(id);
+        const kill = isDir ? 0 : bitsToKill(a.mode, a.gid, h, h.uid === 0);
+        if (kill && h.uid !== 0 && h.uid !== a.uid && !mayWrite(a.mode, a.gid, h)) fail('EPERM', 'chown: only the owner may clear setuid and setgid');
+        ns.update(id, (i) => (i.mode &= ~kill));
       }
+      if (v & FATTR_MODE) ns.chmod(id, r.mode);
+      if (v & (FATTR_UID | FATTR_GID)) ns.chown(id, v & FATTR_UID ? r.uid : -1, v & FATTR_GID ? r.gid : -1);
       if (v & FATTR_SIZE) {
         if (v & FATTR_FH) await vault.ftruncate(r.fh, r.size);
         else await vault.truncateInode(id, r.size);
       }
-      if (v & FATTR_KILL_SUIDGID) killSuidGid(id);
+      // Sent with every chown of a non-directory, as chown(2) clears the bits on Linux (the caller's
+      // privilege is then its uid), and with a truncate by a caller without CAP_FSETID.
+      if (v & FATTR_KILL_SUIDGID) killSuidGid(id, h, !(v & FATTR_SIZE) && h.uid === 0);
       if (v & (FATTR_ATIME | FATTR_MTIME)) {
         const now = Date.now();
         const atime = v & FATTR_ATIME ? (v & FATTR_ATIME_NOW ? now : timeToMs(r.atime, r.atimensec)) : undefined;
@@ -212,7 +254,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
       const id = nodes.idOf(r.header.nodeid);
       const fh = vault.openInode(id);
       if (r.flags & O_TRUNC) {
-        if (r.openFlags & FUSE_OPEN_KILL_SUIDGID) killSuidGid(id, r.header.nodeid);
+        if (r.openFlags & FUSE_OPEN_KILL_SUIDGID) killSuidGid(id, r.header, false, r.header.nodeid);
         await vault.ftruncate(fh, 0);
       }
       // One node per inode, and every change goes through this mount: the page cache holds what the file
@@ -241,7 +283,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
     write: async (r) => {
       if (r.op !== 'write') throw new TypeError(r.op);
       writable();
-      if (r.writeFlags & FUSE_WRITE_KILL_SUIDGID) killSuidGid(vault.idOfHandle(r.fh), r.header.nodeid);
+      if (r.writeFlags & FUSE_WRITE_KILL_SUIDGID) killSuidGid(vault.idOfHandle(r.fh), r.header, false, r.header.nodeid);
       const n = await vault.write(r.fh, r.data, r.offset);
       return replyWrite(r.header.unique, n);
     },
@@ -250,7 +292,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
       writable();
       await vault.fallocate(r.fh, r.mode, r.offset, r.length);
       // The kernel sends no kill flag with a fallocate: clear setuid/setgid as for a write by another user.
-      if (r.header.uid !== 0) killSuidGid(vault.idOfHandle(r.fh), r.header.nodeid);
+      if (r.header.uid !== 0) killSuidGid(vault.idOfHandle(r.fh), r.header, false, r.header.nodeid);
       return replyEmpty(r.header.unique);
     },
     lseek: async (r) => {

@@ -6,7 +6,9 @@ import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BINDINGS } from '../../fs/bindings.js';
 import { CLI, mountedAt, serverPids, sh, type Sandbox } from '../helpers/cli.js';
+import { deleteRecord, withVault } from '../helpers/reliability-util.js';
 import {
   alive,
   checkNothingLeftMounted,
@@ -17,8 +19,10 @@ import {
   ok,
   q,
   randomFile,
+  remount,
   sha,
   sha256,
+  sleep,
   unmountAndCheck,
   waitFor,
 } from '../helpers/mount-util.js';
@@ -433,4 +437,76 @@ test('the background mount server does not hold SVAULT_PASSPHRASE in its environ
   t.true(environ.some((e) => e.startsWith('XDG_STATE_HOME=')), 'the server has the rest of the environment');
   t.false(environ.some((e) => e.startsWith('SVAULT_PASSPHRASE=')), 'no passphrase in /proc/PID/environ');
   await unmountAndCheck(t, box);
+});
+
+for (const binding of BINDINGS) {
+  test(`${binding}: a name whose entry record was deleted from the store answers EIO, not ENOENT, while ls lists it; fsck --repair restores it (security finding 13)`, async (t) => {
+    const box = await mountedBox(t, ['--chaff', '0'], { binding });
+    await ok(t, `mkdir ${q(box.mnt)}/d && printf healthy > ${q(box.mnt)}/d/a && printf precious > ${q(box.mnt)}/d/b`);
+    await unmountAndCheck(t, box);
+    // The attacker deletes one entry record from meta.db: the listing page, sealed apart, still holds the name.
+    await withVault(box.store, (v) => deleteRecord(box.store, v.check().meta.entryRecordName(v.inodeAt('/d').id, 'b')));
+
+    t.is((await box.mount()).code, 0);
+    // Lookups first: on devfuse a listing (readdirplus) hands the kernel the name with its inode, from
+    // the listing page, and the kernel then needs no lookup for it.
+    for (const line of [`stat ${q(box.mnt)}/d/b`, `cat ${q(box.mnt)}/d/b`, `printf new > ${q(box.mnt)}/d/b`, `mkdir ${q(box.mnt)}/d/b`, `ln -s x ${q(box.mnt)}/d/b`]) {
+      const r = await sh(line);
+      t.not(r.code, 0, line);
+      t.regex(r.stderr, /Input\/output error/, `${line}: EIO, never "No such file or directory" (or a second b)`);
+    }
+    t.deepEqual((await ok(t, `ls ${q(box.mnt)}/d`)).split('\n').filter(Boolean), ['a', 'b'], 'the listing shows b, once: no second b was made');
+    t.is(await ok(t, `cat ${q(box.mnt)}/d/a`), 'healthy', 'the healthy neighbour reads');
+    await unmountAndCheck(t, box);
+
+    const fsck = await box.svault(['fsck', '--store', box.store]);
+    t.is(fsck.code, 7, fsck.stdout + fsck.stderr);
+    t.regex(fsck.stdout, /bad-record: \/d\/b:/);
+    const repair = await box.svault(['fsck', '--store', box.store, '--repair']);
+    t.is(repair.code, 8, repair.stdout + repair.stderr);
+    t.is((await box.mount()).code, 0);
+    t.is(await ok(t, `cat ${q(box.mnt)}/d/b`), 'precious', 'rebuilt from the listing page');
+    await unmountAndCheck(t, box);
+  });
+}
+
+test('fuse-native: a user\'s rename onto a .fuse_hidden name keeps the file; unlinking an open file still hides it (security finding 13)', async (t) => {
+  const box = await mountedBox(t, ['--chaff', '0'], { binding: 'fuse-native' });
+  const m = box.mnt;
+  await ok(t, `printf one > ${q(m)}/closed && printf two > ${q(m)}/open && printf three > ${q(m)}/unlinked && mkdir ${q(m)}/d && printf four > ${q(m)}/d/inner`);
+  // libfuse's own form, .fuse_hidden + 16 hex digits: a closed file, and an open one with a counter
+  // libfuse would not give next.
+  await ok(t, `mv ${q(m)}/closed ${q(m)}/.fuse_hidden0000000100000001`);
+  const script = [
+    'import os, sys',
+    'm = sys.argv[1]',
+    "fd = os.open(m + '/open', os.O_RDONLY)",
+    "os.rename(m + '/open', m + '/.fuse_hidden00000002000000ff')",
+    'os.close(fd)',
+    // A file unlinked while open: libfuse hides it, svault must not list it, and it goes at its close.
+    "fd = os.open(m + '/unlinked', os.O_RDONLY)",
+    "os.unlink(m + '/unlinked')",
+    "print(sorted(os.listdir(m)))",
+    'print(os.read(fd, 10).decode())',
+    'os.close(fd)',
+    // And in a directory removed while the file is open.
+    "fd = os.open(m + '/d/inner', os.O_RDONLY)",
+    "os.unlink(m + '/d/inner')",
+    "os.rmdir(m + '/d')",
+    'print(os.read(fd, 10).decode())',
+    'os.close(fd)',
+  ].join('\n');
+  const out = (await ok(t, `python3 -c ${q(script)} ${q(m)}`)).split('\n');
+  t.is(out[0], "['.fuse_hidden0000000100000001', '.fuse_hidden00000002000000ff', 'd']", 'the hidden file of an unlink is not listed; the renamed ones are');
+  t.is(out[1], 'three', 'the unlinked file reads through its handle');
+  t.is(out[2], 'four');
+  await sleep(300); // libfuse unlinks the hidden name after the close, asynchronously
+  t.is(await ok(t, `cat ${q(m)}/.fuse_hidden0000000100000001`), 'one');
+  t.is(await ok(t, `cat ${q(m)}/.fuse_hidden00000002000000ff`), 'two');
+  await remount(t, box);
+  t.deepEqual((await ok(t, `ls -A ${q(m)}`)).split('\n').filter(Boolean), ['.fuse_hidden0000000100000001', '.fuse_hidden00000002000000ff'], 'after a remount: the renamed files, and nothing else');
+  t.is(await ok(t, `cat ${q(m)}/.fuse_hidden00000002000000ff`), 'two');
+  await unmountAndCheck(t, box);
+  const fsck = await box.svault(['fsck', '--store', box.store]);
+  t.is(fsck.code, 0, fsck.stdout + fsck.stderr);
 });

@@ -30,6 +30,9 @@ const MAX_VERSION = Number.MAX_SAFE_INTEGER - VERSION_SPAN;
 const KINDS = new Set<unknown>(['file', 'dir', 'symlink']);
 const INODE_ID = /^[0-9a-f]{16}$/;
 const INODE_CACHE_LIMIT = 20000;
+/** Names kept in listedNames, over all its directories (the most recently used directories stay). */
+const LISTED_NAMES_LIMIT = 200_000;
+const NO_NAMES: ReadonlySet<string> = new Set();
 
 export interface DirEntry {
   name: string;
@@ -48,6 +51,15 @@ export class Metadata {
    * back the same Buffer until the record changes or leaves its cache), so appending needs no parse.
    */
   private readonly pageCounts = new WeakMap<Buffer, number>();
+  /**
+   * The names in each directory's listing, for directories a lookup found a name missing in: a name
+   * whose entry record is missing while the listing holds it is damage (EIO), not a name that is not
+   * there (ENOENT). Built from the listing at the first miss, kept in step by every change of a
+   * listing, least recently used directories dropped past LISTED_NAMES_LIMIT names, and all dropped
+   * when a transaction fails.
+   */
+  private readonly listedNames = new Map<string, Set<string>>();
+  private listedCount = 0;
   /**
    * Counts committed transactions. Sealed in the store, and remembered outside it by the anchor
    * (src/core/vault/anchor.ts), so a store replaced by an older copy of itself is noticed.
@@ -202,6 +214,7 @@ export class Metadata {
   /** Deletes a record by name (fsck --repair: an unreachable one). Call inside a transaction. */
   deleteRecord(name: Buffer): void {
     this.records.delete(name);
+    this.forgetListed(); // it may have been a listing page
   }
 
   private stateName(): Buffer {
@@ -246,6 +259,7 @@ export class Metadata {
   deleteInode(id: string): void {
     this.records.delete(this.inodeName(id));
     this.inodes.delete(id);
+    this.forgetListed(id);
   }
 
   private remember(inode: Inode): void {
@@ -256,13 +270,70 @@ export class Metadata {
     this.inodes.set(inode.id, inode);
   }
 
+  /**
+   * The entry of `name` in a directory, or null when the directory has no such name. A name its listing
+   * holds but whose entry record is missing is damage: IntegrityError (EIO), as for a record that fails
+   * authentication, so the name is never reported gone while `ls` shows it.
+   */
   lookup(parentId: string, name: string): EntryRecord | null {
     const t = process.hrtime.bigint();
     try {
-      return this.lookupUncounted(parentId, name);
+      const found = this.lookupUncounted(parentId, name);
+      if (!found && this.namesListedIn(parentId).has(name)) {
+        throw new IntegrityError(`entry "${name}": its record is missing, yet the directory's listing holds the name`, 'missing');
+      }
+      return found;
     } finally {
       this.stats?.record('meta.lookup', t, 0);
     }
+  }
+
+  /** The names a directory's listing holds (see listedNames). A damaged listing: IntegrityError. */
+  private namesListedIn(dirId: string): ReadonlySet<string> {
+    let names = this.listedNames.get(dirId);
+    if (names) {
+      this.listedNames.delete(dirId); // most recently used last
+      this.listedNames.set(dirId, names);
+      return names;
+    }
+    const dir = this.getInode(dirId);
+    if (!dir || dir.kind !== 'dir') return NO_NAMES;
+    names = new Set(this.list(dir).map((e) => e.name));
+    for (const [id, old] of this.listedNames) {
+      if (this.listedCount + names.size <= LISTED_NAMES_LIMIT) break;
+      this.listedNames.delete(id);
+      this.listedCount -= old.size;
+    }
+    this.listedNames.set(dirId, names);
+    this.listedCount += names.size;
+    return names;
+  }
+
+  /** Keeps listedNames in step with a listing change. */
+  private listed(dirId: string, change: 'add' | 'delete', name: string): void {
+    const names = this.listedNames.get(dirId);
+    if (!names) return;
+    const had = names.has(name);
+    if (change === 'add' && !had) {
+      names.add(name);
+      this.listedCount++;
+    } else if (change === 'delete' && had) {
+      names.delete(name);
+      this.listedCount--;
+    }
+  }
+
+  /** Forgets what listedNames holds, for one directory or all (fsck's rewrites; a failed transaction). */
+  private forgetListed(dirId?: string): void {
+    if (dirId === undefined) {
+      this.listedNames.clear();
+      this.listedCount = 0;
+      return;
+    }
+    const names = this.listedNames.get(dirId);
+    if (!names) return;
+    this.listedNames.delete(dirId);
+    this.listedCount -= names.size;
   }
 
   private lookupUncounted(parentId: string, name: string): EntryRecord | null {
@@ -332,6 +403,7 @@ export class Metadata {
     }
     this.putPage(dir.id, page, bytes, count + 1);
     this.writeEntry(dir.id, { ...entry, page });
+    this.listed(dir.id, 'add', entry.name);
     dir.entries++;
   }
 
@@ -359,6 +431,7 @@ export class Metadata {
       this.writeOrDropPage(dir, lastPage, last);
     }
     this.records.delete(this.entryName(dir.id, name));
+    this.listed(dir.id, 'delete', name);
     dir.entries--;
   }
 
@@ -391,6 +464,7 @@ export class Metadata {
     const dir = newInode('dir', 0o700, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
     dir.id = id;
     dir.ino = this.allocIno();
+    this.forgetListed(id);
     // A damaged page still counts as a page (its entries are not counted): the next scan finds the
     // listing damaged, and fsck rebuilds it from the entry records.
     while (this.pageExists(id, dir.dirPages)) {
@@ -446,8 +520,9 @@ export class Metadata {
       this.stats?.record('meta.txn', t, 0);
       return result;
     } catch (err) {
-      // The cache may hold inodes the rolled-back transaction changed: forget them all.
+      // The caches may hold inodes and listings the rolled-back transaction changed: forget them all.
       this.inodes.clear();
+      this.forgetListed();
       throw err;
     }
   }
@@ -510,6 +585,7 @@ export class Metadata {
     for (let p = pages; p < dir.dirPages; p++) this.records.delete(this.pageName(dir.id, p));
     dir.dirPages = pages;
     dir.entries = entries.length;
+    this.forgetListed(dir.id);
   }
 
   /**
