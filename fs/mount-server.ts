@@ -34,6 +34,8 @@ export interface ServeOptions {
   logFile?: string;
   anchorDir?: string;
   acceptRollback?: boolean;
+  /** Name files by path or name in log lines; by default they are named by inode number only (security finding 11). */
+  logNames?: boolean;
   /** Called once the mount is live, or with the error that stopped it. */
   onReady: (err: Error | null) => void;
 }
@@ -93,7 +95,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   const binding = o.binding ?? DEFAULT_BINDING;
   let transport: Transport;
   try {
-    transport = createTransport(binding, vault, { mountpoint: o.mountpoint, fuseOptions, log: o.log, stats, onGone: () => void stop('unmounted from outside', 0) });
+    transport = createTransport(binding, vault, { mountpoint: o.mountpoint, fuseOptions, log: o.log, logNames: o.logNames ?? false, stats, onGone: () => void stop('unmounted from outside', 0) });
   } catch (err) {
     await vault.close().catch(() => undefined);
     o.onReady(err as Error);

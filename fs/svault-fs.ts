@@ -20,11 +20,30 @@ export type Logger = (line: string) => void;
 export interface AdapterOptions {
   readOnly: boolean;
   log: Logger;
+  /** Log paths (--log-names); by default a file is named by its inode number only (security finding 11). */
+  logNames?: boolean;
   stats: OpStats;
 }
 
 function stat(a: Attr): Fuse.Stat {
   return { ...a };
+}
+
+/**
+ * A path as a log line names it without --log-names: the inode number of the path, or of the deepest
+ * directory on it that resolves (the path itself may be what is damaged). Logs live outside the encrypted
+ * store, so they must not hold the names the store hides (security finding 11).
+ */
+function inodeOf(vault: Vault, path: string): string {
+  for (let p = path, within = false; ; within = true) {
+    try {
+      const ino = vault.inodeAt(p).ino;
+      return within ? `a name in directory ino ${ino}` : `ino ${ino}`;
+    } catch {
+      if (p === '/' || p === '') return 'an unreadable path';
+      p = p.slice(0, Math.max(1, p.lastIndexOf('/')));
+    }
+  }
 }
 
 /** Builds the fuse-native operations object for a vault. */
@@ -37,7 +56,7 @@ export function svaultOperations(vault: Vault, opts: AdapterOptions): Fuse.Opera
     const fail = (err: unknown) => {
       stats.record(`fuse.${op}`, t, 0);
       const { code, unexpected } = toFuseCode(err);
-      if (unexpected) log(`${op} ${path}: ${err instanceof Error ? err.message : String(err)}`);
+      if (unexpected) log(`${op} ${opts.logNames ? path : inodeOf(vault, path)}: ${err instanceof Error ? err.message : String(err)}`);
       cb(code);
     };
     try {

@@ -27,6 +27,8 @@ export interface TransportOptions {
   /** -o options as the user gave them, split at commas. */
   fuseOptions: string[];
   log: Logger;
+  /** Whether log lines may name files by path (--log-names); else by inode number. */
+  logNames: boolean;
   stats: OpStats;
   /** Called when the kernel's mount went away without unmount() (an external umount). */
   onGone: () => void;
@@ -53,7 +55,7 @@ export function createTransport(binding: BindingName, vault: Vault, o: Transport
 
 function fuseNativeTransport(vault: Vault, o: TransportOptions): Transport {
   const { options, readOnly } = mountOptionsFor(o.fuseOptions);
-  const fuse = createFuse(o.mountpoint, svaultOperations(vault, { readOnly, log: o.log, stats: o.stats }), { mountOptions: options, force: true, timeout: false });
+  const fuse = createFuse(o.mountpoint, svaultOperations(vault, { readOnly, log: o.log, logNames: o.logNames, stats: o.stats }), { mountOptions: options, force: true, timeout: false });
   // An external `fusermount -u` or `umount` does not reach fuse-native: look for it once a second.
   let watchdog: NodeJS.Timeout | null = null;
   return {
@@ -102,9 +104,10 @@ function devfuseTransport(vault: Vault, o: TransportOptions): Transport {
         defaultPermissions: opts.defaultPermissions, suid: opts.suid, dev: opts.dev, noexec: opts.noexec, noatime: opts.noatime,
       };
       const fd = process.getuid?.() === 0 ? mountFuse(mountOpts) : mountFuseAsUser(mountOpts);
-      const ops = inodeOps(vault, { readOnly: opts.readOnly, log: o.log, entryTimeout: opts.entryTimeout, attrTimeout: opts.attrTimeout });
+      const ops = inodeOps(vault, { readOnly: opts.readOnly, log: o.log, logNames: o.logNames, entryTimeout: opts.entryTimeout, attrTimeout: opts.attrTimeout });
       session = new FuseSession(deviceIo(fd), ops, {
         log: o.log,
+        logNames: o.logNames,
         stats: o.stats,
         writebackCache: opts.writebackCache,
         afterInit: () => {

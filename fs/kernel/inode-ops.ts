@@ -40,6 +40,8 @@ const DURABLE_OPS: readonly Request['op'][] = [
 export interface InodeOpsOptions {
   readOnly: boolean;
   log: (line: string) => void;
+  /** Remember the names nodes were reached by, so that log lines can give paths (--log-names). */
+  logNames?: boolean;
   /** How long the kernel may keep names and attributes (seconds): this mount is the only writer. */
   entryTimeout?: number;
   attrTimeout?: number;
@@ -56,7 +58,7 @@ function nameOf(bytes: Buffer): string {
 
 /** The kernel's node ids and the inodes they stand for, with how many lookups the kernel holds. */
 class NodeTable {
-  private readonly nodes = new Map<number, { id: string; lookups: number }>();
+  private readonly nodes = new Map<number, { id: string; lookups: number; parent?: number; name?: string }>();
 
   /** The inode id of a node the kernel holds. */
   idOf(nodeid: number): string {
@@ -64,12 +66,28 @@ class NodeTable {
     return this.nodes.get(nodeid)?.id ?? fail('ENOENT', `unknown node ${nodeid}`);
   }
 
-  /** One more lookup of a node by the kernel (a reply that carries its entry). */
-  looked(nodeid: number, id: string): void {
+  /**
+   * One more lookup of a node by the kernel (a reply that carries its entry). `where`, under --log-names
+   * only: the directory node and name it was last reached by, for log lines.
+   */
+  looked(nodeid: number, id: string, where?: { parent: number; name: string }): void {
     if (nodeid === ROOT_NODE) return;
-    const node = this.nodes.get(nodeid);
+    let node = this.nodes.get(nodeid);
     if (node) node.lookups++;
-    else this.nodes.set(nodeid, { id, lookups: 1 });
+    else this.nodes.set(nodeid, (node = { id, lookups: 1 }));
+    if (where) Object.assign(node, where);
+  }
+
+  /** The path a node was last reached by, as far as the table knows it (--log-names). */
+  pathOf(nodeid: number): string {
+    const parts: string[] = [];
+    for (let n = nodeid, depth = 0; n !== ROOT_NODE && depth < 256; depth++) {
+      const node = this.nodes.get(n);
+      if (node?.name === undefined || node.parent === undefined) return `…/${parts.join('/')}`;
+      parts.unshift(node.name);
+      n = node.parent;
+    }
+    return `/${parts.join('/')}`;
   }
 
   forget(nodeid: number, nlookup: number): void {
@@ -134,11 +152,11 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
     ino: a.ino, size: a.size, blocks: a.blocks, atimeMs: a.atime, mtimeMs: a.mtime, ctimeMs: a.ctime,
     mode: a.mode, nlink: a.nlink, uid: a.uid, gid: a.gid, rdev: 0, blksize: a.blksize,
   });
-  /** The entry of an inode, counted as a lookup by the kernel once it is sent. */
-  const entryOf = (id: string): Entry => {
+  /** The entry of an inode reached by `name` in directory node `parent`, counted as a lookup by the kernel once it is sent. */
+  const entryOf = (id: string, parent: number, name: Buffer): Entry => {
     const attr = attrOf(vault.attrOfInode(id));
     const nodeid = nodeOf(id, attr.ino);
-    nodes.looked(nodeid, id);
+    nodes.looked(nodeid, id, o.logNames ? { parent, name: nameOf(name) } : undefined);
     return { nodeid, generation: 0, entryValid: entryTimeout, attrValid: attrTimeout, attr };
   };
   const writable = (): void => {
@@ -168,7 +186,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
         // A negative entry the kernel may cache: every create goes through this mount.
         return replyEntry(r.header.unique, { nodeid: 0, generation: 0, entryValid: entryTimeout, attrValid: 0, attr: ZERO_ATTR });
       }
-      return replyEntry(r.header.unique, entryOf(entry.id));
+      return replyEntry(r.header.unique, entryOf(entry.id, r.header.nodeid, r.name));
     },
     getattr: (r) => {
       if (r.op !== 'getattr') throw new TypeError(r.op);
@@ -213,20 +231,20 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
       if (r.op !== 'symlink') throw new TypeError(r.op);
       writable();
       const link = ns.symlink(nodes.idOf(r.header.nodeid), nameOf(r.name), nameOf(r.target), r.header.uid, r.header.gid);
-      return replyEntry(r.header.unique, entryOf(link.id));
+      return replyEntry(r.header.unique, entryOf(link.id, r.header.nodeid, r.name));
     },
     mkdir: (r) => {
       if (r.op !== 'mkdir') throw new TypeError(r.op);
       writable();
       const dir = ns.mkdir(nodes.idOf(r.header.nodeid), nameOf(r.name), r.mode, r.header.uid, r.header.gid);
-      return replyEntry(r.header.unique, entryOf(dir.id));
+      return replyEntry(r.header.unique, entryOf(dir.id, r.header.nodeid, r.name));
     },
     mknod: (r) => {
       if (r.op !== 'mknod') throw new TypeError(r.op);
       writable();
       if ((r.mode & S_IFMT) !== S_IFREG) fail('EPERM', 'svault stores regular files, directories and symlinks only');
       const file = ns.createFile(nodes.idOf(r.header.nodeid), nameOf(r.name), r.mode, r.header.uid, r.header.gid);
-      return replyEntry(r.header.unique, entryOf(file.id));
+      return replyEntry(r.header.unique, entryOf(file.id, r.header.nodeid, r.name));
     },
     unlink: (r) => {
       if (r.op !== 'unlink') throw new TypeError(r.op);
@@ -246,7 +264,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
       if (r.op !== 'link') throw new TypeError(r.op);
       writable();
       const inode = ns.link(nodes.idOf(r.oldNodeid), nodes.idOf(r.header.nodeid), nameOf(r.name));
-      return replyEntry(r.header.unique, entryOf(inode.id));
+      return replyEntry(r.header.unique, entryOf(inode.id, r.header.nodeid, r.name));
     },
     open: async (r) => {
       if (r.op !== 'open') throw new TypeError(r.op);
@@ -265,7 +283,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
       if (r.op !== 'create') throw new TypeError(r.op);
       writable();
       const { inode, fh } = vault.createIn(nodes.idOf(r.header.nodeid), nameOf(r.name), r.mode, r.header.uid, r.header.gid);
-      return replyCreate(r.header.unique, entryOf(inode.id), fh, FOPEN_KEEP_CACHE);
+      return replyCreate(r.header.unique, entryOf(inode.id, r.header.nodeid, r.name), fh, FOPEN_KEEP_CACHE);
     },
     read: async (r) => {
       if (r.op !== 'read') throw new TypeError(r.op);
@@ -359,7 +377,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
         const attr = attrOf(vault.attrOfInode(e.id));
         const entry: Entry = { nodeid: nodeOf(e.id, attr.ino), generation: 0, entryValid: entryTimeout, attrValid: attrTimeout, attr };
         if (!out.add(e.name, k + 1, entry)) break;
-        nodes.looked(entry.nodeid, e.id);
+        nodes.looked(entry.nodeid, e.id, o.logNames ? { parent: r.header.nodeid, name: e.name } : undefined);
       }
       return replyData(r.header.unique, out.data());
     },
@@ -458,6 +476,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
       }
     },
     forget: (nodeid, nlookup) => nodes.forget(nodeid, nlookup),
+    describeNode: o.logNames ? (nodeid) => nodes.pathOf(nodeid) : undefined,
     nodeCount: () => nodes.size,
   };
 }

@@ -38,6 +38,8 @@ export interface SessionOps {
   bindNotify?(send: (parts: Buffer[]) => void): void;
   /** A handler's reply has been written (or dropped, once the session stopped): its buffers are free. */
   replied?(reply: Reply): void;
+  /** The path a node was reached by, for log lines under --log-names. */
+  describeNode?(nodeid: number): string;
 }
 
 /** What the kernel and svault agreed on at INIT. */
@@ -49,6 +51,8 @@ export interface Negotiated {
 
 export interface SessionOptions {
   log: (line: string) => void;
+  /** Add the names a request carries to its log line (--log-names); node ids (inode numbers) are always there. */
+  logNames?: boolean;
   stats: OpStats;
   /** The kernel's page cache keeps written data until close or fsync (-o writeback_cache). */
   writebackCache?: boolean;
@@ -204,6 +208,12 @@ export class FuseSession {
     this.run(req, handler, buf);
   }
 
+  /** The node's path and the names a request carries, for its log line under --log-names. */
+  private namesOf(req: Request): string {
+    const path = this.ops.describeNode?.(req.header.nodeid);
+    return [...(path === undefined ? [] : [path]), ...namesIn(req).map((n) => `"${n}"`)].map((s) => `, ${s}`).join('');
+  }
+
   private run(req: Request, handler: Handler, buf: Buffer): void {
     const unique = req.header.unique;
     const t = process.hrtime.bigint();
@@ -212,7 +222,7 @@ export class FuseSession {
     const fail = (err: unknown): void => {
       this.o.stats.record(op, t, 0);
       const { code, unexpected } = toFuseCode(err);
-      if (unexpected) this.o.log(`${req.op} (node ${req.header.nodeid}): ${err instanceof Error ? err.message : String(err)}`);
+      if (unexpected) this.o.log(`${req.op} (node ${req.header.nodeid}${this.o.logNames ? this.namesOf(req) : ''}): ${err instanceof Error ? err.message : String(err)}`);
       this.finish(unique, replyError(unique, -code), buf);
     };
     const ok = (reply: Reply): void => {
@@ -281,4 +291,12 @@ export class FuseSession {
 /** Requests the kernel expects no reply to. */
 function noReply(opcode: number | undefined): boolean {
   return opcode === 2 /* FORGET */ || opcode === 42 /* BATCH_FORGET */ || opcode === 41 /* NOTIFY_REPLY */;
+}
+
+/** The names a request carries, for a log line under --log-names. */
+function namesIn(req: Request): string[] {
+  const names: string[] = [];
+  if ('name' in req && Buffer.isBuffer(req.name)) names.push(req.name.toString('utf8'));
+  if ('newName' in req && Buffer.isBuffer(req.newName)) names.push(req.newName.toString('utf8'));
+  return names;
 }

@@ -93,6 +93,7 @@ async function cmdInit(o: StoreOpts & { pieceSize: number; chaff: number }): Pro
 
 interface MountOpts extends StoreOpts {
   foreground?: boolean;
+  logNames?: boolean;
   options?: string[];
   binding?: BindingName;
 }
@@ -255,14 +256,14 @@ async function cmdMount(mnt: string, o: MountOpts): Promise<void> {
       await new Promise<void>((resolveReady, reject) => {
         // .catch: a throw before onReady (such as bad mount options) must reach the cleanup below too.
         serve({
-          store, mountpoint, passphrase, fuseOptions, binding, log, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback,
+          store, mountpoint, passphrase, fuseOptions, binding, log, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback, logNames: !!o.logNames,
           onReady: (err) => (err ? reject(err) : resolveReady()),
         }).catch(reject);
       });
       say(`mounted ${store} on ${mountpoint}; Ctrl-C unmounts`);
       return; // the server keeps the process alive
     }
-    await mountInBackground({ store, mountpoint, passphrase, fuseOptions, binding, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback });
+    await mountInBackground({ store, mountpoint, passphrase, fuseOptions, binding, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback, logNames: !!o.logNames });
   } catch (err) {
     if (createdMountpoint) await removeCreatedMountpoint(mountpoint);
     throw err;
@@ -303,6 +304,7 @@ interface ServerOrders {
   binding: BindingName;
   anchorDir: string;
   acceptRollback: boolean;
+  logNames: boolean;
 }
 
 async function mountInBackground(orders: ServerOrders): Promise<void> {
@@ -637,6 +639,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('mount a vault (the default vault is created on first use)')
     .option('--accept-rollback', 'mount a store older than this machine last saw it (a backup restored on purpose)')
     .option('-f, --foreground', 'stay in the foreground and log to stderr (Ctrl-C unmounts)')
+    .option('--log-names', 'name files by their paths in the server\'s log (by default only inode numbers, which do not show names)')
     .option('-o, --options <options>', 'FUSE mount options, comma separated: allow_other, default_permissions, ro, nonempty, ...', (v: string, prev: string[] = []) => [...prev, v])
     .addOption(new Option('--binding <name>', `how the mount is served: ${BINDINGS.join(' or ')} (svault's own FUSE transport)`).argParser(parseBinding).default(defaultBinding()))
     .addHelpText('after', '\nExamples:\n  svault mount ./mnt\n  svault mount --store ~/vault ~/private\n  svault mount -f -o ro ~/private\n  SVAULT_PASSPHRASE=... svault mount -o allow_other /srv/vault\n')

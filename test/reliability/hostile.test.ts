@@ -637,3 +637,33 @@ function statSyncOrNull(path: string): boolean {
     return false;
   }
 }
+
+// Security finding 11: the server's log lives outside the encrypted store, so by default it names a file
+// by its inode number, never by its name; --log-names adds paths for whoever wants them.
+for (const binding of ['devfuse', 'fuse-native'] as const) {
+  test(`finding 11 (${binding}): an EIO is logged with the file's inode number, not its name; --log-names adds its path`, async (t) => {
+    const box = emptyBox(t, `lognames-${binding}`, { binding });
+    t.is((await box.svault(['init', '--store', box.store, '--chaff', '0'])).code, 0);
+    t.is((await box.mount()).code, 0);
+    randomFile(join(box.dir, 'data'), 3 * 128 * 1024);
+    await ok(t, `mkdir ${q(box.mnt)}/private-dir && cp ${q(join(box.dir, 'data'))} ${q(box.mnt)}/private-dir/secret-plans.txt`);
+    await unmountAndCheck(t, box);
+    const [blob] = await withVault(box.store, (v) => blobsOf(v, '/private-dir/secret-plans.txt'));
+    const path = join(box.store, 'blobs', blob as string);
+    const bytes = readFileSync(path);
+    bytes[200] = (bytes[200] as number) ^ 0x40;
+    writeFileSync(path, bytes);
+
+    t.is((await box.mount()).code, 0);
+    await expectEio(t, box, 'private-dir/secret-plans.txt');
+    await unmountAndCheck(t, box);
+    const quiet = serverLogs(box);
+    t.regex(quiet, binding === 'devfuse' ? /read \(node \d+\): file [0-9a-f]+: piece 0/ : /read ino \d+: file [0-9a-f]+: piece 0/, 'the EIO is logged');
+    t.false(quiet.includes('secret-plans') || quiet.includes('private-dir'), 'no name in the log');
+
+    t.is((await box.mount(['--log-names'])).code, 0);
+    await expectEio(t, box, 'private-dir/secret-plans.txt');
+    await unmountAndCheck(t, box);
+    t.true(serverLogs(box).includes('/private-dir/secret-plans.txt'), 'with --log-names the path is logged');
+  });
+}

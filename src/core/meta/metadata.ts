@@ -280,7 +280,7 @@ export class Metadata {
     try {
       const found = this.lookupUncounted(parentId, name);
       if (!found && this.namesListedIn(parentId).has(name)) {
-        throw new IntegrityError(`entry "${name}": its record is missing, yet the directory's listing holds the name`, 'missing');
+        throw new IntegrityError(`an entry of directory ${parentId}: its record is missing, yet the directory's listing holds the name`, 'missing');
       }
       return found;
     } finally {
@@ -337,11 +337,13 @@ export class Metadata {
   }
 
   private lookupUncounted(parentId: string, name: string): EntryRecord | null {
-    const bytes = this.records.get(this.entryName(parentId, name), `entry "${name}"`);
+    // Messages name the directory, never the entry: they reach the server's log (security finding 11).
+    const what = `an entry of directory ${parentId}`;
+    const bytes = this.records.get(this.entryName(parentId, name), what);
     if (!bytes) return null;
-    const e = parseJson<EntryRecord>(bytes, `entry "${name}"`);
-    if (e?.name !== name) throw new IntegrityError(`entry "${name}" holds another name`);
-    if (!INODE_ID.test(String(e.id)) || !KINDS.has(e.kind) || !Number.isSafeInteger(e.page) || e.page < 0) throw new IntegrityError(`entry "${name}" is malformed`);
+    const e = parseJson<EntryRecord>(bytes, what);
+    if (e?.name !== name) throw new IntegrityError(`${what} holds another name`);
+    if (!INODE_ID.test(String(e.id)) || !KINDS.has(e.kind) || !Number.isSafeInteger(e.page) || e.page < 0) throw new IntegrityError(`${what} is malformed`);
     return e;
   }
 
@@ -413,10 +415,10 @@ export class Metadata {
    */
   removeEntry(dir: Inode, name: string): void {
     const rec = this.lookup(dir.id, name);
-    if (!rec) throw new IntegrityError(`directory ${dir.id}: entry "${name}" is missing`);
+    if (!rec) throw new IntegrityError(`directory ${dir.id}: an entry is missing`);
     const entries = this.readPage(dir.id, rec.page);
     const at = entries.findIndex((e) => e.name === name);
-    if (at < 0) throw new IntegrityError(`directory ${dir.id}: entry "${name}" is not in its listing page`);
+    if (at < 0) throw new IntegrityError(`directory ${dir.id}: an entry is not in its listing page`);
     const lastPage = dir.dirPages - 1;
     if (rec.page === lastPage) {
       entries.splice(at, 1);
@@ -447,10 +449,10 @@ export class Metadata {
   /** Changes what an existing entry points to (rename over an existing target). */
   replaceEntry(dir: Inode, name: string, id: string, kind: Kind): void {
     const rec = this.lookup(dir.id, name);
-    if (!rec) throw new IntegrityError(`directory ${dir.id}: entry "${name}" is missing`);
+    if (!rec) throw new IntegrityError(`directory ${dir.id}: an entry is missing`);
     const entries = this.readPage(dir.id, rec.page);
     const at = entries.findIndex((e) => e.name === name);
-    if (at < 0) throw new IntegrityError(`directory ${dir.id}: entry "${name}" is not in its listing page`);
+    if (at < 0) throw new IntegrityError(`directory ${dir.id}: an entry is not in its listing page`);
     entries[at] = { name, id, kind };
     this.writePage(dir.id, rec.page, entries);
     this.writeEntry(dir.id, { name, id, kind, page: rec.page });
