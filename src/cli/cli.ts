@@ -69,7 +69,7 @@ function toCliError(err: unknown): CliError {
 }
 
 /** Opens the vault of a store, asking for the passphrase as configured. */
-async function openVault(o: StoreOpts, extra: { noLock?: boolean } = {}): Promise<Vault> {
+async function openVault(o: StoreOpts, extra: { noLock?: boolean; inspectOnly?: boolean } = {}): Promise<Vault> {
   const { store, isDefault } = resolveStore(o.store);
   readConfig(store); // "no vault here" before asking for a passphrase
   const passphrase = await getPassphrase({ passphraseFile: o.passphraseFile, isDefaultStore: isDefault });
@@ -564,7 +564,8 @@ function printFsck(r: FsckReport, title: string): void {
 }
 
 async function cmdFsck(o: StoreOpts & { repair?: boolean; json?: boolean }): Promise<number> {
-  const vault = await openVault(o);
+  // A check without --repair leaves the metadata as it found it (no version reservation either).
+  const vault = await openVault(o, { inspectOnly: !o.repair });
   try {
     const result = await fsck(vault, { repair: o.repair });
     if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');

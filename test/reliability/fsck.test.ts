@@ -14,7 +14,7 @@ import { ROOT_ID } from '../../src/core/meta/inode.js';
 import { CLI, mountedAt, PASSPHRASE, run, sh, type Sandbox } from '../helpers/cli.js';
 import { emptyBox, ok, q, unmountAndCheck } from '../helpers/mount-util.js';
 import { blobFiles, blobsOf, checkNothingLeftMountedAtAll, deleteRecord, flipRecord, rememberDir, sha256, STACK_TRACE, withVault } from '../helpers/reliability-util.js';
-import { CleanupList, tempDir } from '../helpers/temp-vault.js';
+import { CleanupList, snapshotDir, snapshotObject, tempDir } from '../helpers/temp-vault.js';
 import { Vault as CoreVault } from '../../src/core/vault/vault.js';
 
 checkNothingLeftMountedAtAll(test);
@@ -423,4 +423,19 @@ test('damaged vault state record: fsck reports it (not exit 1), and repair rebui
     for (const [n, b] of data) t.is((await ok(t, `sha256sum ${q(join(box.mnt, n))}`)).split(' ')[0], sha256(b), `${n} after the repair`);
     await unmountAndCheck(t, box);
   }
+});
+
+test('fsck without --repair leaves every file of the store as it was, damage found or not (no version reservation, no write)', async (t) => {
+  const box = await copyOfPristine(t);
+  const [blob] = await withVault(box.store, (v) => blobsOf(v, '/top1'));
+  const damaged = blobAbs(box, blob as string);
+  const bytes = readFileSync(damaged);
+  bytes[100] = (bytes[100] as number) ^ 1;
+  writeFileSync(damaged, bytes);
+  // withVault above opened the store without the lock, as info does; the snapshot is taken after it.
+  const before = snapshotObject(snapshotDir(box.store));
+  const f = await fsckOut(box);
+  t.is(f.code, 7, f.stdout + f.stderr);
+  t.deepEqual(snapshotObject(snapshotDir(box.store)), before, 'fsck wrote to the store');
+  t.is((await fsckOut(box)).code, 7, 'and says the same the second time');
 });

@@ -51,6 +51,11 @@ export interface OpenOptions {
   stats?: OpStats;
   /** Skip the store lock (read-only inspection such as `svault info`). */
   noLock?: boolean;
+  /**
+   * Opened to look, not to change (`svault fsck` without `--repair`): no piece versions are reserved, so
+   * the metadata is left exactly as it was. Nothing may be written through such a vault.
+   */
+  inspectOnly?: boolean;
   /** Where rollback anchors live (outside the store); without it, no rollback check. */
   anchorDir?: string;
   /** Open a store older than its anchor (a backup restored on purpose), and move the anchor back. */
@@ -237,7 +242,7 @@ export class Vault {
         anchor.save(vault.meta.generation);
         vault.anchor = anchor;
       }
-      if (!opts.noLock) {
+      if (!opts.noLock && !opts.inspectOnly) {
         // Past every piece version the last session may have used, even in changes a crash lost.
         vault.meta.reserveVersions();
         records.flush(); // nothing else is staged yet, and no blob is in flight
