@@ -1,10 +1,13 @@
 // The slot tree of format 2 (src/core/format2/slot-tree.ts) against a plain model, a Map of index → slot,
-// with a fake node store that applies each stamp's writes and deletes as the commit would. After every
-// stamp, a tree rebuilt from the owner's root, depth and the store must read as the model, every pointer
-// must hold the version of the node it points to, no node may be left that nothing points to, and the
-// depth must be the smallest that holds the model. Small nodes (3 to 7 slots) reach every depth, every
-// collapse and EFBIG in a few hundred slots; the real shapes (494-slot nodes, roots of 400 and 477) run
-// the same commands, with fills short enough for the model, at indexes around every level's boundaries.
+// with a fake node store that takes each stamp's writes and deletes as the commit would: encoded at the
+// stamp, written only when the stamp is confirmed, thrown away when it is unstamped (17.1). Between a stamp
+// and its outcome the commands go on changing the tree. After every confirm, a tree rebuilt from the
+// owner's root, depth and the store must read as the model did at the stamp, every pointer must hold the
+// version of the node it points to, no node may be left that nothing points to, no slot or pointer may
+// hold the number of a stamp that was undone, and the depth must be the smallest that holds the model.
+// Small nodes (3 to 7 slots) reach every depth, every collapse and EFBIG in a few hundred slots; the real
+// shapes (494-slot nodes, roots of 400 and 477) run the same commands, with fills short enough for the
+// model, at indexes around every level's boundaries.
 
 import test from 'ava';
 import assert from 'node:assert/strict';
@@ -36,12 +39,21 @@ interface Owner {
   root: number[];
   depth: number;
   preallocated: number;
+  /** The inode keeps only whether there are any (HAS_LOST); the count is kept here to check it. */
+  lost: number;
 }
 
 interface StoredNode {
   version: number;
   /** The encoded payload for 494-slot nodes (so map-node.ts is in the loop), the slots otherwise. */
   payload: Buffer | Float64Array;
+}
+
+/** A stamp as the commit freezes it: name → sealed value, or a delete. Nothing in it is the tree's. */
+interface FrozenBatch {
+  version: number;
+  writes: Map<string, StoredNode>;
+  deletes: string[];
 }
 
 /** The map node records of one tree, as SQLite would hold them, counting every load. */
@@ -67,32 +79,56 @@ class FakeNodeStore implements MapNodeSource {
   slotsOf(key: string): Float64Array {
     const record = this.records.get(key);
     if (record === undefined) throw new Error(`no node ${key}`);
-    if (record.payload instanceof Float64Array) return record.payload.slice();
-    const level = Number(key.split(':')[0]);
-    return decodeMapNode(record.payload, { level, special: this.shape.special, version: record.version, what: key });
+    return FakeNodeStore.decode(key, record, this.shape);
   }
 
-  /** Applies a stamp as its commit's transaction would, refusing deletes of records that are not there. */
-  apply(stamp: TreeStamp, version: number): void {
-    const written = new Set(stamp.writes.map((w) => FakeNodeStore.key(w.level, w.nodeNo)));
-    for (const { level, nodeNo } of stamp.deletes) {
-      const key = FakeNodeStore.key(level, nodeNo);
-      assert.ok(this.records.has(key), `the stamp deletes ${key}, which is not stored`);
-      assert.ok(!written.has(key), `the stamp both writes and deletes ${key}`);
-      this.records.delete(key);
-    }
-    assert.equal(written.size, stamp.writes.length, 'a node is written twice');
+  static decode(key: string, record: StoredNode, shape: Shape): Float64Array {
+    if (record.payload instanceof Float64Array) return record.payload.slice();
+    const level = Number(key.split(':')[0]);
+    return decodeMapNode(record.payload, { level, special: shape.special, version: record.version, what: key });
+  }
+
+  /** Encodes a stamp's writes, as the cut does right after the stamp, before the tree changes again. */
+  freeze(stamp: TreeStamp, version: number): FrozenBatch {
+    const writes = new Map<string, StoredNode>();
     for (const { level, nodeNo, slots } of stamp.writes) {
+      const key = FakeNodeStore.key(level, nodeNo);
+      assert.ok(!writes.has(key), `the stamp writes ${key} twice`);
       assert.equal(slots.length, this.shape.nodeSlots);
       const payload = this.shape.nodeSlots === MAP_NODE_SLOTS ? encodeMapNode(slots) : Float64Array.from(slots);
-      this.records.set(FakeNodeStore.key(level, nodeNo), { version, payload });
+      writes.set(key, { version, payload });
     }
+    const deletes = stamp.deletes.map(({ level, nodeNo }) => FakeNodeStore.key(level, nodeNo));
+    for (const key of deletes) assert.ok(!writes.has(key), `the stamp both writes and deletes ${key}`);
+    return { version, writes, deletes };
+  }
+
+  /** Applies a frozen batch as its commit's transaction would, refusing deletes of records that are not there. */
+  apply(batch: FrozenBatch): void {
+    for (const key of batch.deletes) {
+      assert.ok(this.records.has(key), `the stamp deletes ${key}, which is not stored`);
+      this.records.delete(key);
+    }
+    for (const [key, record] of batch.writes) this.records.set(key, record);
+  }
+
+  /** Freezes and applies at once: a stamp whose write succeeds before the tree changes. */
+  applyStamp(stamp: TreeStamp, version: number): void {
+    this.apply(this.freeze(stamp, version));
   }
 }
 
 /** The model: every slot that is not HOLE. */
 class Model {
-  readonly slots = new Map<number, number>();
+  readonly slots: Map<number, number>;
+
+  constructor(slots = new Map<number, number>()) {
+    this.slots = slots;
+  }
+
+  clone(): Model {
+    return new Model(new Map(this.slots));
+  }
 
   get(index: number): number {
     return this.slots.get(index) ?? HOLE;
@@ -121,6 +157,12 @@ class Model {
     return count;
   }
 
+  get lost(): number {
+    let count = 0;
+    for (const slot of this.slots.values()) if (isLost(slot)) count++;
+    return count;
+  }
+
   /** Indexes holding data or lost slots, ascending: SEEK_DATA's answers. */
   dataIndexes(): number[] {
     return [...this.slots].filter(([, slot]) => slot > 0 || isLost(slot)).map(([index]) => index).sort((a, b) => a - b);
@@ -144,6 +186,7 @@ class Model {
   }
 }
 
+/** Opens a tree as the metadata layer would. With knownCount, the owner's counts: `count`, and 0 lost unless HAS_LOST. */
 function openTree(shape: Shape, owner: Owner, store: MapNodeSource, knownCount = true): SlotTree {
   return new SlotTree({
     root: owner.root,
@@ -153,7 +196,13 @@ function openTree(shape: Shape, owner: Owner, store: MapNodeSource, knownCount =
     nodes: store,
     nodeSlots: shape.nodeSlots,
     preallocated: knownCount ? owner.preallocated : undefined,
+    lost: knownCount && owner.lost === 0 ? 0 : undefined,
   });
+}
+
+/** What the owner stores of `tree`, read right after a stamp. */
+function ownerOf(tree: SlotTree): Owner {
+  return { root: tree.rootEntries(), depth: tree.depth, preallocated: tree.preallocated, lost: tree.lost };
 }
 
 function capacity(shape: Shape, depth: number): number {
@@ -198,6 +247,17 @@ function checkStoredTree(shape: Shape, owner: Owner, store: FakeNodeStore): void
   assert.deepEqual(unreachable, [], 'stored nodes that nothing points to');
 }
 
+/** No root entry, and no slot of a node in `nodes` (stored or about to be), holds one of the `undone` commit numbers. */
+function checkNoneHold(undone: ReadonlySet<number>, root: ArrayLike<number>, nodes: Iterable<[string, StoredNode]>, shape: Shape): void {
+  if (undone.size === 0) return;
+  for (let j = 0; j < root.length; j++) assert.ok(!undone.has(root[j] as number), `root entry ${j} holds undone commit ${root[j]}`);
+  for (const [key, record] of nodes) {
+    assert.ok(!undone.has(record.version), `${key} is sealed at undone commit ${record.version}`);
+    const slots = FakeNodeStore.decode(key, record, shape);
+    for (let j = 0; j < slots.length; j++) assert.ok(!undone.has(slots[j] as number), `${key} slot ${j} holds undone commit ${slots[j]}`);
+  }
+}
+
 /** Indexes where a difference is most likely: around every model slot and every boundary of the shape. */
 function probesFor(shape: Shape, model: Model, extra: number[]): number[] {
   const probes = new Set<number>(extra);
@@ -224,6 +284,7 @@ function checkReads(shape: Shape, tree: SlotTree, model: Model, probes: number[]
     assert.deepEqual(found, model.dataIndexes());
   }
   assert.equal(tree.preallocated, model.preallocated, 'preallocated count');
+  assert.equal(tree.lost, model.lost, 'lost count');
 }
 
 function checkSeeks(tree: SlotTree, model: Model, froms: number[]): void {
@@ -238,7 +299,12 @@ type Cmd =
   | { op: 'fill'; start: number; length: number; slot: number; holesOnly: boolean }
   | { op: 'truncate'; length: number }
   | { op: 'seek'; from: number; to: number }
-  | { op: 'stamp'; reopen: boolean; knownCount: boolean };
+  /** The slot's record is written at the next commit, so its slot will hold that commit's number (the inode table's use). */
+  | { op: 'written'; index: number }
+  | { op: 'stamp'; reopen: boolean; knownCount: boolean }
+  | { op: 'confirm' }
+  | { op: 'unstamp' }
+  | { op: 'evict' };
 
 function commands(shape: Shape, index: fc.Arbitrary<number>, fillLength: fc.Arbitrary<number>): fc.Arbitrary<Cmd[]> {
   const version = fc.integer({ min: 1, max: 999 });
@@ -259,24 +325,48 @@ function commands(shape: Shape, index: fc.Arbitrary<number>, fillLength: fc.Arbi
     { weight: 3, arbitrary: fc.record({ op: fc.constant('fill' as const), start: index, length: fillLength, slot: rangeSlot, holesOnly: fc.boolean() }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('truncate' as const), length: index }) },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('seek' as const), from: index, to: index }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant('written' as const), index }) },
     { weight: 3, arbitrary: fc.record({ op: fc.constant('stamp' as const), reopen: fc.boolean(), knownCount: fc.boolean() }) },
+    { weight: 2, arbitrary: fc.constant({ op: 'confirm' as const }) },
+    { weight: 1, arbitrary: fc.constant({ op: 'unstamp' as const }) },
+    { weight: 1, arbitrary: fc.constant({ op: 'evict' as const }) },
   );
   return fc.array(cmd, { minLength: 5, maxLength: 60, size: 'medium' });
 }
 
-/** Runs the commands against a tree and the model, stamping into the fake store and checking after each stamp. */
+/** A stamp whose write has not happened yet, and what the owner and the model were at the stamp. */
+interface PendingCommit {
+  version: number;
+  batch: FrozenBatch;
+  owner: Owner;
+  model: Model;
+  /** Indexes set to this commit's number: undone, they are written at the next commit. */
+  written: Set<number>;
+  reopen: boolean;
+  knownCount: boolean;
+}
+
+/**
+ * Runs the commands against a tree and the model. A stamp freezes its batch into the fake store's form;
+ * confirm applies it and checks the store; unstamp throws it away. Every commit number an unstamp gave back
+ * is then checked never to appear again, in the batches or in the store.
+ */
 function runAgainstModel(shape: Shape, cmds: Cmd[], exhaustive: boolean): void {
   const store = new FakeNodeStore(shape);
   const model = new Model();
-  let owner: Owner = { root: [], depth: 0, preallocated: 0 };
+  let owner: Owner = { root: [], depth: 0, preallocated: 0, lost: 0 };
   let tree = openTree(shape, owner, store);
   let commit = 1_000_000;
+  let pending: PendingCommit | undefined;
+  let written = new Set<number>();
+  const undone = new Set<number>();
   const maxSlots = capacity(shape, 3);
   const efbig = (fn: () => void): void => {
     assert.throws(fn, (err: unknown) => err instanceof FsError && err.errno === 'EFBIG');
   };
+  const end: Cmd[] = [{ op: 'confirm' }, { op: 'stamp', reopen: true, knownCount: false }, { op: 'confirm' }];
 
-  for (const cmd of [...cmds, { op: 'stamp' as const, reopen: true, knownCount: false }]) {
+  for (const cmd of [...cmds, ...end]) {
     const touched: number[] = [];
     switch (cmd.op) {
       case 'set':
@@ -311,26 +401,76 @@ function runAgainstModel(shape: Shape, cmds: Cmd[], exhaustive: boolean): void {
         assert.deepEqual([...tree.versions(start, end)], inRange, `versions(${start}, ${end})`);
         break;
       }
+      case 'written':
+        if (cmd.index < maxSlots) written.add(cmd.index);
+        break;
       case 'stamp': {
+        if (pending !== undefined) {
+          assert.throws(() => tree.stamp(commit + 1), /neither confirmed nor unstamped/);
+          break;
+        }
         commit += 1 + (cmd.reopen ? 1 : 0);
+        for (const index of written) {
+          tree.set(index, commit);
+          model.set(index, commit);
+          touched.push(index);
+        }
         const stamp = tree.stamp(commit);
-        store.apply(stamp, commit);
-        owner = { root: tree.rootEntries(), depth: tree.depth, preallocated: tree.preallocated };
-        assert.ok(owner.root.length <= shape.rootCapacity);
-        assert.notEqual(owner.root.at(-1), HOLE, 'root entries are trimmed');
-        assert.equal(owner.depth, minimalDepth(shape, model), 'depth is minimal');
+        assert.equal(tree.outstandingStamp, commit);
+        const batch = store.freeze(stamp, commit);
+        const stamped = ownerOf(tree);
+        assert.ok(stamped.root.length <= shape.rootCapacity);
+        assert.notEqual(stamped.root.at(-1), HOLE, 'root entries are trimmed');
+        assert.equal(stamped.depth, minimalDepth(shape, model), 'depth is minimal');
         assert.ok(!tree.hasChanges);
-        checkStoredTree(shape, owner, store);
-
-        const rebuilt = openTree(shape, owner, store, cmd.knownCount);
-        const probes = probesFor(shape, model, []);
-        checkReads(shape, rebuilt, model, probes, exhaustive);
-        assert.deepEqual([...rebuilt.versions()], model.versions());
-        assert.equal(rebuilt.countPreallocated(), model.preallocated);
-        checkSeeks(rebuilt, model, probes.slice(0, 20));
-        if (cmd.reopen) tree = openTree(shape, owner, store, cmd.knownCount);
+        assert.equal(stamped.preallocated, model.preallocated);
+        assert.equal(stamped.lost, model.lost);
+        checkNoneHold(undone, stamped.root, batch.writes, shape);
+        pending = { version: commit, batch, owner: stamped, model: model.clone(), written, reopen: cmd.reopen, knownCount: cmd.knownCount };
+        written = new Set();
         break;
       }
+      case 'confirm': {
+        if (pending === undefined) {
+          assert.throws(() => tree.confirm(commit), /outstanding stamp is none/);
+          break;
+        }
+        tree.confirm(pending.version);
+        assert.equal(tree.outstandingStamp, undefined);
+        store.apply(pending.batch);
+        owner = pending.owner;
+        checkStoredTree(shape, owner, store);
+        checkNoneHold(undone, owner.root, store.records, shape);
+
+        const rebuilt = openTree(shape, owner, store, pending.knownCount);
+        const probes = probesFor(shape, pending.model, []);
+        checkReads(shape, rebuilt, pending.model, probes, exhaustive);
+        assert.deepEqual([...rebuilt.versions()], pending.model.versions());
+        assert.equal(rebuilt.countPreallocated(), pending.model.preallocated);
+        assert.equal(rebuilt.countLost(), pending.model.lost);
+        checkSeeks(rebuilt, pending.model, probes.slice(0, 20));
+        if (pending.reopen && !tree.hasChanges) tree = openTree(shape, owner, store, pending.knownCount);
+        pending = undefined;
+        break;
+      }
+      case 'unstamp': {
+        if (pending === undefined) {
+          assert.throws(() => tree.unstamp(commit), /outstanding stamp is none/);
+          break;
+        }
+        tree.unstamp(pending.version);
+        undone.add(pending.version);
+        for (const index of pending.written) written.add(index);
+        assert.ok(tree.hasChanges || pending.batch.writes.size + pending.batch.deletes.length === 0);
+        assert.throws(() => tree.stamp(pending?.version ?? 0), /not newer/, 'an undone number is not used again');
+        pending = undefined;
+        // The tree reads as before the unstamp: as the model.
+        checkReads(shape, tree, model, probesFor(shape, model, []), exhaustive);
+        break;
+      }
+      case 'evict':
+        tree.evict();
+        break;
     }
     // Between stamps the tree reads its pending changes.
     for (const i of touched) if (i >= 0) assert.equal(tree.get(i), model.get(i), `slot ${i} after ${cmd.op}`);
@@ -385,23 +525,60 @@ for (const shape of realShapes) {
   });
 }
 
-/** A tree over a fresh fake store, with helpers to commit it the way the metadata layer would. */
+/**
+ * A tree over a fresh fake store, with helpers to commit it the way the metadata layer would: stamp
+ * (freezing the batch and what the owner stores), then confirm (the write succeeded) or unstamp (it failed).
+ */
 function fixture(shape: Shape) {
   const store = new FakeNodeStore(shape);
-  let owner: Owner = { root: [], depth: 0, preallocated: 0 };
+  let owner: Owner = { root: [], depth: 0, preallocated: 0, lost: 0 };
   let commit = 10_000;
+  let pending: { version: number; batch: FrozenBatch; owner: Owner } | undefined;
   const state = {
     store,
     tree: openTree(shape, owner, store),
+    /** What the owner holds as committed: its last confirmed write. */
     get owner(): Owner {
       return owner;
     },
-    commit(): TreeStamp {
+    /** What the owner would store at the outstanding stamp. */
+    get stampedOwner(): Owner {
+      if (pending === undefined) throw new Error('no stamp is outstanding');
+      return pending.owner;
+    },
+    get stampedBatch(): FrozenBatch {
+      if (pending === undefined) throw new Error('no stamp is outstanding');
+      return pending.batch;
+    },
+    /** The last commit number taken. */
+    get version(): number {
+      return commit;
+    },
+    stamp(): TreeStamp {
       commit++;
       const stamp = state.tree.stamp(commit);
-      store.apply(stamp, commit);
-      owner = { root: state.tree.rootEntries(), depth: state.tree.depth, preallocated: state.tree.preallocated };
+      pending = { version: commit, batch: store.freeze(stamp, commit), owner: ownerOf(state.tree) };
+      return stamp;
+    },
+    confirm(): void {
+      if (pending === undefined) throw new Error('no stamp is outstanding');
+      state.tree.confirm(pending.version);
+      store.apply(pending.batch);
+      owner = pending.owner;
+      pending = undefined;
       checkStoredTree(shape, owner, store);
+    },
+    /** The write failed: returns the commit number that is now used up. */
+    unstamp(): number {
+      if (pending === undefined) throw new Error('no stamp is outstanding');
+      const { version } = pending;
+      state.tree.unstamp(version);
+      pending = undefined;
+      return version;
+    },
+    commit(): TreeStamp {
+      const stamp = state.stamp();
+      state.confirm();
       return stamp;
     },
     reopen(): SlotTree {
@@ -594,9 +771,9 @@ test('special slots are refused where they are not valid', (t) => {
   t.false(f.tree.hasChanges);
 
   // From the store: a root entry, a node's slot, a node's payload.
-  t.throws(() => openTree(inodeTable, { root: [PREALLOCATED], depth: 0, preallocated: 0 }, f.store), { instanceOf: IntegrityError });
-  t.throws(() => openTree(inodeTable, { root: [1], depth: 4, preallocated: 0 }, f.store), { instanceOf: IntegrityError });
-  t.throws(() => openTree(inodeTable, { root: new Array<number>(401).fill(1), depth: 1, preallocated: 0 }, f.store), { instanceOf: IntegrityError });
+  t.throws(() => openTree(inodeTable, { root: [PREALLOCATED], depth: 0, preallocated: 0, lost: 0 }, f.store), { instanceOf: IntegrityError });
+  t.throws(() => openTree(inodeTable, { root: [1], depth: 4, preallocated: 0, lost: 0 }, f.store), { instanceOf: IntegrityError });
+  t.throws(() => openTree(inodeTable, { root: new Array<number>(401).fill(1), depth: 1, preallocated: 0, lost: 0 }, f.store), { instanceOf: IntegrityError });
   const payload = Buffer.alloc(MAP_NODE_PAYLOAD_BYTES);
   payload.writeUInt32BE(0x4000_0000, 8 * SLOT_BYTES); // slot 8 preallocated
   t.notThrows(() => decodeMapNode(payload, { level: 0, special: true, version: 5, what: 'node' }));
@@ -606,7 +783,7 @@ test('special slots are refused where they are not valid', (t) => {
   const slots = new Array<number>(F).fill(0);
   slots[3] = PREALLOCATED;
   const source: MapNodeSource = { load: () => slots };
-  const tree = openTree(inodeTable, { root: [9], depth: 1, preallocated: 0 }, source);
+  const tree = openTree(inodeTable, { root: [9], depth: 1, preallocated: 0, lost: 0 }, source);
   t.throws(() => tree.get(3), { instanceOf: IntegrityError });
 });
 
@@ -640,10 +817,10 @@ test('a node with a damaged slot is refused', (t) => {
   for (const bad of [Number.NaN, 0.5, 2 ** 53, -2 - 2 ** 53]) {
     const slots = new Array<number>(F).fill(0);
     slots[7] = bad;
-    const tree = openTree(pieceMap, { root: [9], depth: 1, preallocated: 0 }, { load: () => slots });
+    const tree = openTree(pieceMap, { root: [9], depth: 1, preallocated: 0, lost: 0 }, { load: () => slots });
     t.throws(() => tree.get(0), { instanceOf: IntegrityError }, `slot ${bad}`);
   }
-  const short = openTree(pieceMap, { root: [9], depth: 1, preallocated: 0 }, { load: () => [1, 2, 3] });
+  const short = openTree(pieceMap, { root: [9], depth: 1, preallocated: 0, lost: 0 }, { load: () => [1, 2, 3] });
   t.throws(() => short.nextData(0), { instanceOf: IntegrityError });
 });
 
@@ -677,8 +854,11 @@ test('a range over an unreadable node throws and changes nothing, unless told to
   t.is(tree.get(F * F + 10), lostSlot(0));
   t.is(tree.nextData(11), F * F);
   t.is(tree.preallocated, 0, 'recounted from what is left');
+  t.is(tree.lost, F * F, 'the quarantined range is one lost pointer');
+  t.is(tree.countLost(), F * F);
   const stamp = tree.stamp(50_000);
-  f.store.apply(stamp, 50_000);
+  f.store.applyStamp(stamp, 50_000);
+  tree.confirm(50_000);
   t.deepEqual(stamp.deletes, [{ level: 1, nodeNo: 1 }]);
   t.deepEqual(stamp.writes.map((w) => `${w.level}:${w.nodeNo}`), []);
   t.true(stamp.rootChanged);
@@ -698,10 +878,12 @@ test('stamp refuses a commit older than what the nodes hold, and changes nothing
   t.is(stamp.writes.length, 1);
   t.deepEqual(stamp.writes[0]?.level, 0);
   t.is(f.tree.get(1_000), 50_000);
+  f.tree.confirm(60_000);
   t.throws(() => f.tree.stamp(60_000), { instanceOf: RangeError, message: /not newer/ }, 'a commit number seals a name once');
   t.deepEqual(f.tree.stamp(60_001), { writes: [], deletes: [], rootChanged: false });
+  f.tree.confirm(60_001);
   // A tree opened from its owner knows the commits its pointers hold.
-  const reopened = openTree(pieceMap, { root: f.tree.rootEntries(), depth: f.tree.depth, preallocated: 0 }, f.store);
+  const reopened = openTree(pieceMap, { root: f.tree.rootEntries(), depth: f.tree.depth, preallocated: 0, lost: 0 }, f.store);
   reopened.set(5, 1);
   t.throws(() => reopened.stamp(59_999), { instanceOf: RangeError, message: /not newer/ });
 });
@@ -717,4 +899,345 @@ test('a node dropped and made again in one commit is written, not deleted', (t) 
   t.deepEqual(stamp.writes.map((w) => w.nodeNo), [2]);
   t.is(f.reopen().get(1_000), HOLE);
   t.is(f.tree.get(1_001), 6);
+});
+
+// ---- the commit protocol of 17.1: stamp, then confirm or unstamp ----
+
+const names = (list: readonly { level: number; nodeNo: number }[]): string[] => list.map((n) => FakeNodeStore.key(n.level, n.nodeNo)).sort();
+
+/** No root entry of the owner and nothing in the store holds commit `version`. */
+function checkGone(f: ReturnType<typeof fixture>, shape: Shape, version: number): void {
+  checkNoneHold(new Set([version]), f.owner.root, f.store.records, shape);
+}
+
+test('one stamp is outstanding at a time, and a number given back by unstamp is never used again', (t) => {
+  const f = fixture(pieceMap);
+  f.tree.set(5, 1);
+  t.throws(() => f.tree.confirm(10_001), { message: /outstanding stamp is none/ });
+  t.throws(() => f.tree.unstamp(10_001), { message: /outstanding stamp is none/ });
+  f.stamp();
+  const c = f.version;
+  t.is(f.tree.outstandingStamp, c);
+  t.throws(() => f.tree.stamp(c + 1), { message: /neither confirmed nor unstamped/ });
+  t.throws(() => f.tree.confirm(c + 1), { message: new RegExp(`outstanding stamp is ${c}`) });
+  t.throws(() => f.tree.unstamp(c - 1), { message: new RegExp(`outstanding stamp is ${c}`) });
+  t.is(f.tree.outstandingStamp, c, 'a refused call changes nothing');
+  f.unstamp();
+  t.is(f.tree.outstandingStamp, undefined);
+  t.throws(() => f.tree.unstamp(c), { message: /outstanding stamp is none/ });
+  t.throws(() => f.tree.stamp(c), { instanceOf: RangeError, message: /not newer/ });
+  f.stamp();
+  f.confirm();
+  t.throws(() => f.tree.confirm(c + 1), { message: /outstanding stamp is none/ });
+  t.deepEqual(f.owner.root, [0, 0, 0, 0, 0, 1]);
+});
+
+for (const outcome of ['confirm', 'unstamp'] as const) {
+  test(`a node stamped and changed again before ${outcome} is written by the next stamp`, (t) => {
+    const f = fixture(pieceMap);
+    f.tree.set(1_000, 5); // leaf 2 at depth 1
+    f.commit();
+    const before = f.version;
+    f.tree.set(1_001, 6);
+    const first = f.stamp();
+    const c = f.version;
+    t.deepEqual(names(first.writes), ['0:2']);
+    f.tree.set(1_002, 7); // staged while the commit writes
+    t.true(f.tree.hasChanges);
+    t.throws(() => f.tree.rootEntries(), undefined, 'the root holds a change no stamp settled');
+    if (outcome === 'confirm') {
+      f.confirm();
+      const stored = f.store.slotsOf('0:2');
+      t.deepEqual([stored[1_000 - 2 * F], stored[1_001 - 2 * F], stored[1_002 - 2 * F]], [5, 6, HOLE], 'the batch as it was at the stamp');
+    } else {
+      f.unstamp();
+      t.is(f.store.records.get('0:2')?.version, before, 'the failed batch never reached the store');
+    }
+    t.deepEqual([f.tree.get(1_000), f.tree.get(1_001), f.tree.get(1_002)], [5, 6, 7]);
+    const second = f.commit();
+    t.deepEqual(names(second.writes), ['0:2']);
+    t.deepEqual(second.deletes, []);
+    t.deepEqual(f.owner.root, [HOLE, HOLE, f.version]);
+    if (outcome === 'unstamp') checkGone(f, pieceMap, c);
+    const tree = f.reopen();
+    t.deepEqual([tree.get(1_000), tree.get(1_001), tree.get(1_002)], [5, 6, 7]);
+  });
+
+  test(`a node deleted by a stamp and made again before ${outcome} is written, not deleted, by the next stamp`, (t) => {
+    const f = fixture(pieceMap);
+    f.tree.set(3_000, 1); // leaf 6 keeps the depth at 1
+    f.tree.set(1_000, 5); // leaf 2
+    f.commit();
+    const before = f.version;
+    f.tree.set(1_000, HOLE);
+    const first = f.stamp();
+    t.deepEqual(names(first.deletes), ['0:2']);
+    f.tree.set(1_001, 6); // leaf 2 again: a new node
+    if (outcome === 'confirm') {
+      f.confirm();
+      t.false(f.store.records.has('0:2'));
+    } else {
+      f.unstamp();
+      t.is(f.store.records.get('0:2')?.version, before);
+    }
+    const second = f.commit();
+    t.deepEqual(names(second.writes), ['0:2']);
+    t.deepEqual(second.deletes, [], 'its write replaces the record, if there is one');
+    const tree = f.reopen();
+    t.deepEqual([tree.get(3_000), tree.get(1_000), tree.get(1_001)], [1, HOLE, 6]);
+    // The tree knows the record exists: dropping the node again deletes it (the fake store refuses a
+    // delete of a record it does not hold, and the commit checks that none is left unreachable).
+    tree.set(1_001, HOLE);
+    t.deepEqual(names(f.commit().deletes), ['0:2']);
+  });
+
+  test(`a stamp that grew the depth, then ${outcome}: the next stamp writes what is left`, (t) => {
+    for (const shape of [pieceMap, inodeTable]) {
+      const f = fixture(shape);
+      const cap = (depth: number): number => capacity(shape, depth);
+      f.tree.set(0, 7);
+      f.commit();
+      f.tree.set(cap(2), 9); // depth 0 → 3: the old root becomes node 0 of level 0
+      const grown = f.stamp();
+      const c = f.version;
+      const rootAtC = f.stampedOwner.root;
+      t.is(f.stampedOwner.depth, 3);
+      t.true(grown.writes.some((w) => w.level === 0 && w.nodeNo === 0));
+      if (outcome === 'confirm') {
+        f.confirm();
+      } else {
+        f.unstamp();
+        t.is(f.store.records.size, 0);
+        t.is(f.tree.depth, 3, 'the tree stays as it is');
+        t.deepEqual([f.tree.get(0), f.tree.get(cap(2))], [7, 9]);
+        const again = f.stamp();
+        const c2 = f.version;
+        t.deepEqual(names(again.writes), names(grown.writes));
+        t.deepEqual(again.deletes, []);
+        t.true(again.rootChanged);
+        t.deepEqual(f.stampedOwner.root, rootAtC.map((v) => (v === c ? c2 : v)), 'the root shows the new number where it showed the old');
+        f.confirm();
+        checkGone(f, shape, c);
+      }
+      const tree = f.reopen();
+      t.is(tree.depth, 3);
+      t.deepEqual([tree.get(0), tree.get(cap(2))], [7, 9]);
+    }
+  });
+}
+
+for (const outcome of ['confirm', 'unstamp'] as const) {
+  test(`nodes a stamp wrote, dropped before ${outcome}, are deleted only if the store holds them`, (t) => {
+    const f = fixture(pieceMap);
+    f.tree.set(10, 1); // leaf 0
+    f.tree.set(1_000, 5); // leaf 2
+    f.tree.set(3_000, 8); // leaf 6
+    f.commit();
+    f.tree.set(1_001, 6); // leaf 2 changed
+    f.tree.set(2_000, 7); // leaf 4 new
+    const first = f.stamp();
+    t.deepEqual(names(first.writes), ['0:2', '0:4']);
+    f.tree.fill(2 * F, 5 * F, HOLE); // drops leaves 2 and 4
+    if (outcome === 'confirm') f.confirm();
+    else f.unstamp();
+    const next = f.commit();
+    // Unstamped, leaf 4 was never stored (a delete of it is refused by the fake store); leaf 2 still is.
+    t.deepEqual(names(next.deletes), outcome === 'confirm' ? ['0:2', '0:4'] : ['0:2']);
+    t.deepEqual(next.writes, []);
+    const tree = f.reopen();
+    t.deepEqual([10, 1_000, 1_001, 2_000, 3_000].map((i) => tree.get(i)), [1, HOLE, HOLE, HOLE, 8]);
+  });
+}
+
+test('a stamp that grew the depth, undone, then shrunk back before the next stamp: nothing to delete', (t) => {
+  const f = fixture(pieceMap);
+  const cap = (depth: number): number => capacity(pieceMap, depth);
+  f.tree.set(0, 7);
+  f.commit();
+  f.tree.set(cap(2), 9);
+  f.stamp();
+  f.unstamp();
+  f.tree.set(cap(2), HOLE);
+  const next = f.commit();
+  t.is(f.tree.depth, 0);
+  t.deepEqual(next.writes, []);
+  t.deepEqual(next.deletes, [], 'the nodes the undone stamp made were never stored');
+  t.true(next.rootChanged);
+  t.deepEqual(f.owner.root, [7]);
+  t.is(f.store.records.size, 0);
+});
+
+for (const regrow of [false, true]) {
+  test(`a stamp that shrank the depth, undone${regrow ? ', then grown again' : ''}: the next stamp ${regrow ? 'writes over' : 'deletes'} the old top nodes`, (t) => {
+    const f = fixture(pieceMap);
+    const cap = (depth: number): number => capacity(pieceMap, depth);
+    f.tree.set(0, 7);
+    f.tree.set(cap(1), 9); // depth 2
+    f.commit();
+    const stored = new Map([...f.store.records].map(([key, record]) => [key, record.version]));
+    f.tree.set(cap(1), HOLE);
+    const shrunk = f.stamp();
+    t.is(f.tree.depth, 0);
+    t.deepEqual(names(shrunk.deletes), [...stored.keys()].sort());
+    f.unstamp();
+    t.deepEqual(new Map([...f.store.records].map(([key, record]) => [key, record.version])), stored, 'the store is as it was');
+    t.is(f.tree.depth, 0);
+    t.is(f.tree.get(0), 7);
+    if (!regrow) {
+      const next = f.commit();
+      t.deepEqual(names(next.deletes), names(shrunk.deletes));
+      t.deepEqual(next.writes, []);
+      t.true(next.rootChanged);
+      t.deepEqual(f.owner.root, [7]);
+      t.is(f.store.records.size, 0);
+    } else {
+      f.tree.set(cap(1) + 1, 10); // the same nodes as before, made again
+      const next = f.commit();
+      t.deepEqual(next.deletes, []);
+      t.deepEqual(names(next.writes), [...stored.keys()].sort());
+      t.is(f.owner.depth, 2);
+      const tree = f.reopen();
+      t.deepEqual([tree.get(0), tree.get(cap(1)), tree.get(cap(1) + 1)], [7, HOLE, 10]);
+    }
+  });
+}
+
+for (const outcome of ['confirm', 'unstamp'] as const) {
+  test(`nodes loaded while a stamp is outstanding come at the versions the store holds (${outcome})`, (t) => {
+    const f = fixture(pieceMap);
+    f.tree.set(10, 1); // level-1 node 0, leaf 0
+    f.tree.set(F * F + 10, 2); // level-1 node 1, leaf 494
+    f.commit();
+    const tree = f.reopen();
+    tree.set(F * F + F + 5, 3); // leaf 495, new, under level-1 node 1
+    const first = f.stamp();
+    t.deepEqual(names(first.writes), ['0:495', '1:1']);
+    t.deepEqual(f.store.loads, ['1:1']);
+    // Not written by the stamp: their pointers are older than it, and the store holds them either way.
+    t.is(tree.get(F * F + 10), 2);
+    t.is(tree.get(10), 1);
+    t.deepEqual(f.store.loads, ['1:1', '0:494', '1:0', '0:0']);
+    tree.set(F * F + 11, 4); // a node loaded after the stamp, changed
+    if (outcome === 'confirm') f.confirm();
+    else f.unstamp();
+    const second = f.commit();
+    t.deepEqual(names(second.writes), outcome === 'confirm' ? ['0:494', '1:1'] : ['0:494', '0:495', '1:1']);
+    const reopened = f.reopen();
+    t.deepEqual([10, F * F + 10, F * F + 11, F * F + F + 5].map((i) => reopened.get(i)), [1, 2, 4, 3]);
+  });
+}
+
+test('a failed stamp that changed only the root makes the next stamp rewrite the owner; an empty one leaves nothing', (t) => {
+  const f = fixture(pieceMap);
+  f.tree.set(5, 1);
+  const first = f.stamp();
+  t.true(first.rootChanged);
+  t.deepEqual([first.writes, first.deletes], [[], []]);
+  f.unstamp();
+  t.true(f.tree.hasChanges);
+  const second = f.stamp();
+  t.true(second.rootChanged);
+  f.confirm();
+  t.deepEqual(f.owner.root, [0, 0, 0, 0, 0, 1]);
+  t.false(f.stamp().rootChanged);
+  f.unstamp();
+  t.false(f.tree.hasChanges);
+  t.false(f.stamp().rootChanged);
+  f.confirm();
+});
+
+test('the inode table: slots set to a failed commit\'s number are set again to the next one, and no pointer keeps it', (t) => {
+  const f = fixture(inodeTable);
+  const inos = [1, 2, 700, F * F + 3, 3 * F * F];
+  for (const ino of inos) f.tree.set(ino, f.version + 1); // each inode written at the coming commit
+  f.stamp();
+  const c = f.version;
+  const rootAtC = f.stampedOwner.root;
+  t.true(rootAtC.includes(c));
+  f.tree.set(2, HOLE); // ino 2 deleted while the commit writes
+  f.unstamp();
+  t.is(f.tree.get(1), c, 'the tree reads as before the unstamp');
+  // The next cut writes every inode dirty since the last confirmed write, with its own number.
+  for (const ino of inos) if (ino !== 2) f.tree.set(ino, f.version + 1);
+  f.stamp();
+  const c2 = f.version;
+  t.deepEqual(f.stampedOwner.root, rootAtC.map((v) => (v === c ? c2 : v)));
+  f.confirm();
+  checkGone(f, inodeTable, c);
+  const tree = f.reopen();
+  t.deepEqual(inos.map((ino) => tree.get(ino)), [c2, HOLE, c2, c2, c2]);
+});
+
+test('the lost count is kept by the changes as the preallocated count is; countLost walks', (t) => {
+  const f = fixture(pieceMap);
+  f.tree.fill(0, 3 * F * F + 7, PREALLOCATED);
+  f.tree.fill(F * F - 3, 2 * F * F + 3, lostSlot(4)); // a lost pointer for the whole of level-1 node 1
+  f.tree.set(5, lostSlot(0));
+  f.tree.set(6, 9);
+  const lost = F * F + 7;
+  t.is(f.tree.lost, lost);
+  t.is(f.tree.countLost(), lost);
+  t.is(f.tree.preallocated, 3 * F * F + 7 - lost - 1);
+  f.commit();
+  t.is(f.owner.lost, lost);
+
+  // An inode with HAS_LOST gives no count: the first read walks the tree.
+  let tree = f.reopen();
+  t.is(tree.lost, lost);
+  t.true(f.store.loads.length > 0);
+  tree.truncate(F * F + 1); // keeps [F² − 3, F²], drops the lost pointer's subtree past it
+  t.is(tree.lost, 5);
+  tree.set(5, HOLE);
+  t.is(tree.lost, 4);
+  t.is(tree.countLost(), 4);
+  f.commit();
+  tree.fill(0, F * F + 1, HOLE);
+  t.is(tree.lost, 0);
+  f.commit();
+
+  // Without HAS_LOST the count is 0 and nothing is read to know it.
+  tree = f.reopen();
+  t.is(tree.lost, 0);
+  t.deepEqual(f.store.loads, []);
+  t.is(openTree(inodeTable, { root: [1, 2], depth: 0, preallocated: 0, lost: 0 }, f.store, false).lost, 0, 'no lost slots outside piece maps');
+  t.throws(() => new SlotTree({ root: [], depth: 0, rootCapacity: INODE_ROOT_CAPACITY, special: true, nodes: f.store, lost: -1 }), { instanceOf: RangeError });
+});
+
+test('evict forgets the nodes that are neither changed nor in the outstanding stamp, and they load again', (t) => {
+  const f = fixture(pieceMap);
+  f.tree.set(10, 1); // level-1 node 0, leaf 0
+  f.tree.set(F * F + 10, 2); // level-1 node 1, leaf 494
+  f.commit();
+  t.is(f.tree.evict(), 4);
+  t.is(f.tree.heldNodes, 0);
+  const tree = f.reopen();
+  t.deepEqual([tree.get(10), tree.get(F * F + 10)], [1, 2]);
+  t.is(tree.heldNodes, 4);
+  tree.set(F * F + F + 5, 3); // leaf 495, new
+  f.stamp(); // writes leaf 495 and level-1 node 1
+  tree.set(20, 4); // changes leaf 0 and level-1 node 0
+  t.is(tree.evict(), 1, 'only leaf 494');
+  f.store.loads = [];
+  // Leaf 495 is not in the store until the write is confirmed: had it been forgotten, this would fail.
+  t.is(tree.get(F * F + F + 5), 3);
+  t.deepEqual(f.store.loads, []);
+  f.confirm();
+  t.is(tree.evict(), 2, 'leaf 495 and level-1 node 1, now written');
+  t.deepEqual([10, 20, F * F + 10, F * F + F + 5].map((i) => tree.get(i)), [1, 4, 2, 3]);
+  t.deepEqual(f.store.loads, ['1:1', '0:494', '0:495']);
+  f.commit();
+  t.is(tree.evict(), 5);
+  t.deepEqual([10, 20, F * F + 10, F * F + F + 5].map((i) => tree.get(i)), [1, 4, 2, 3]);
+
+  // Held nodes do not grow with what was read once.
+  for (let k = 0; k < 200; k++) tree.set(k * F, 5);
+  f.commit();
+  const held = tree.heldNodes;
+  t.true(held > 200);
+  t.is(tree.evict(), held);
+  t.is(tree.heldNodes, 0);
+  t.is([...tree.versions()].length, 204);
+  t.is(tree.heldNodes, held, 'reading them all loads them all again');
+  tree.evict();
+  t.is(tree.heldNodes, 0);
 });

@@ -11,14 +11,23 @@
 //
 // Pointers. A pointer that is not a version is a uniform subtree with no node below it: every slot below
 // a HOLE pointer is HOLE, below PREALLOCATED is PREALLOCATED, below lostSlot(v) is lostSlot(v). Between
-// commits, a node changed since the last stamp is pointed to by CHANGED, a placeholder that stamp replaces
-// with the commit's version. Two invariants keep the walk simple: a node is held in memory only if its
+// commits, a node to write at the next stamp (changed since the last one, or given back by unstamp) is
+// pointed to by CHANGED, a placeholder that stamp replaces with the commit's version. Two invariants keep the walk simple: a node is held in memory only if its
 // pointer is positive (a version or CHANGED), and only if its parent is held too.
 //
-// Cost. A lookup or a change walks one path: at most three nodes, each loaded once and then held. A range
-// change (fill, truncate) turns whole subtrees into one pointer and only edits the nodes at its two edges;
-// dropping a subtree that has nodes reads its upper nodes, to find the nodes to delete, and in piece maps
-// its leaves too, to keep the count of preallocated slots.
+// Commits (17.1). stamp(c) gives every changed node the version c and hands back the records to write and
+// to delete; the caller writes them, with the owner, in one SQLite transaction, and then calls confirm(c) if
+// the transaction succeeded or unstamp(c) if it failed. A commit number seals each name once, so a failed
+// batch is never written again under c: unstamp marks what c wrote as changed again, and what c deleted as
+// to delete again, and the next stamp writes them under its own number. Until then the tree remembers, for
+// each name c wrote or deleted, whether the store held a record of it before c; that is all unstamp needs,
+// since the slots themselves are never rolled back. Operations go on changing the tree while a stamp is
+// outstanding; only one stamp may be.
+//
+// Cost. A lookup or a change walks one path: at most three nodes, each loaded once and then held until
+// evict(). A range change (fill, truncate) turns whole subtrees into one pointer and only edits the nodes at
+// its two edges; dropping a subtree that has nodes reads its upper nodes, to find the nodes to delete, and
+// in piece maps its leaves too, to keep the counts of preallocated and lost slots.
 
 import { FsError, IntegrityError } from '../errors.js';
 import { checkMapNodeSlots, isValidSlot, MAP_NODE_SLOTS, MAX_MAP_NODE_LEVEL } from './map-node.js';
@@ -56,6 +65,11 @@ export interface SlotTreeOptions {
    * by the changes it makes. Without it, the first read of `preallocated` counts by walking every node.
    */
   preallocated?: number;
+  /**
+   * The lost slots, when the owner knows them: 0 for an inode without HAS_LOST (6.2). The inode records
+   * only whether there are any, so for one with HAS_LOST leave it out: the first read of `lost` walks.
+   */
+  lost?: number;
   /** Names the tree in errors, e.g. "piece map of ino 12". */
   what?: string;
   /** Slots per map node: 494 in every store. Tests use smaller nodes to reach every depth with few slots. */
@@ -84,7 +98,11 @@ export interface NodeDelete {
 export interface TreeStamp {
   writes: NodeWrite[];
   deletes: NodeDelete[];
-  /** Whether the root entries or the depth changed: if so, the owner must be rewritten in the commit. */
+  /**
+   * Whether the root entries or the depth changed, as any change to a slot makes them: if so, the owner
+   * must be rewritten in the commit, with rootEntries(), depth, preallocated and lost read right after the
+   * stamp, before the tree changes again.
+   */
   rootChanged: boolean;
 }
 
@@ -103,7 +121,7 @@ export function slotTreeCapacity(rootCapacity: number, depth: number, nodeSlots 
   return rootCapacity * nodeSlots ** depth;
 }
 
-/** Points to a node changed since the last stamp; stamp replaces it with the commit's version. */
+/** Points to a node to write at the next stamp, which replaces it with the commit's version. */
 const CHANGED = Number.POSITIVE_INFINITY;
 
 /** A node held in memory. The root is one too: level = depth, node number 0, rootCapacity entries. */
@@ -111,10 +129,62 @@ interface HeldNode {
   level: number;
   readonly nodeNo: number;
   readonly slots: Float64Array;
-  /** A record holds this node's name: it was loaded or stamped, or re-created where a delete was pending. */
+  /**
+   * A record holds this node's name, counting the outstanding stamp as written: it was loaded or stamped,
+   * or re-created where a delete was pending. Unstamp sets it back to what the store holds.
+   */
   stored: boolean;
-  /** Changed since the last stamp (never set on the root, whose changes rootChanged records). */
+  /**
+   * To write at the next stamp: changed since the last stamp, or written by a stamp that was undone (never
+   * set on the root, whose changes rootChanged records).
+   */
   changed: boolean;
+}
+
+/** A stamp whose write is not yet confirmed or failed: what unstamp needs to undo it. */
+interface OutstandingStamp {
+  readonly version: number;
+  /**
+   * Every name (nodeKey) the stamp wrote or deleted, and whether the store held a record of it before the
+   * stamp: after a failed write, that is still what the store holds.
+   */
+  readonly storedBefore: Map<number, boolean>;
+  readonly rootChanged: boolean;
+}
+
+/**
+ * A count of slots that the tree keeps by the changes it makes, from a base the owner gave or, failing
+ * that, one walk of the whole tree at the first read.
+ */
+class KeptCount {
+  private base: number | undefined;
+  private delta = 0;
+
+  constructor(base: number | undefined) {
+    this.base = base;
+  }
+
+  add(slots: number): void {
+    this.delta += slots;
+  }
+
+  /** The count is no longer known (a dropped subtree could not be read): the next read walks. */
+  forget(): void {
+    this.base = undefined;
+    this.delta = 0;
+  }
+
+  /** The count, with `walk` counting the tree as it is now if the base is not known. */
+  read(walk: () => number): number {
+    if (this.base === undefined) this.base = walk() - this.delta;
+    return this.base + this.delta;
+  }
+}
+
+/** Preallocated and lost slots under a node, counted in one walk. */
+interface SpecialCounts {
+  preallocated: number;
+  lost: number;
 }
 
 /** One pass of a range change: the first pass only loads what the second needs, so a failed load changes nothing. */
@@ -130,12 +200,26 @@ interface RangeWalk {
   unreadable: Set<number>;
 }
 
+/** One number for a node's name: levels are 0 to 2, and node numbers stay far below 2^51. */
 function nodeKey(level: number, nodeNo: number): number {
   return nodeNo * 4 + level;
 }
 
+function levelOfKey(key: number): number {
+  return key % 4;
+}
+
+function nodeNoOfKey(key: number): number {
+  return Math.floor(key / 4);
+}
+
 function isData(slot: number): boolean {
   return slot > 0 || isLost(slot);
+}
+
+function checkCount(what: string, count: number | undefined): number | undefined {
+  if (count !== undefined && (!Number.isSafeInteger(count) || count < 0)) throw new RangeError(`${what} count ${count}`);
+  return count;
 }
 
 /** Whether every slot from `from` on is `value`. */
@@ -166,9 +250,10 @@ export class SlotTree {
   private newestCommit = 0;
   /** The newest version given to set(), or held by a root of slots. */
   private newestSlot = 0;
-  /** Preallocated slots = preallocBase + preallocDelta; the base is undefined until known. */
-  private preallocBase: number | undefined;
-  private preallocDelta = 0;
+  private readonly preallocatedCount: KeptCount;
+  private readonly lostCount: KeptCount;
+  /** The last stamp, until confirm or unstamp. */
+  private outstanding: OutstandingStamp | undefined;
 
   constructor(options: SlotTreeOptions) {
     const fanout = options.nodeSlots ?? MAP_NODE_SLOTS;
@@ -199,11 +284,8 @@ export class SlotTree {
     }
     this.root = { level: depth, nodeNo: 0, slots, stored: true, changed: false };
 
-    if (!this.special) this.preallocBase = 0;
-    else if (options.preallocated !== undefined) {
-      if (!Number.isSafeInteger(options.preallocated) || options.preallocated < 0) throw new RangeError(`preallocated count ${options.preallocated}`);
-      this.preallocBase = options.preallocated;
-    }
+    this.preallocatedCount = new KeptCount(this.special ? checkCount('preallocated', options.preallocated) : 0);
+    this.lostCount = new KeptCount(this.special ? checkCount('lost', options.lost) : 0);
   }
 
   /** The tree's depth. After a stamp it is the smallest that holds every slot that is not HOLE. */
@@ -216,12 +298,20 @@ export class SlotTree {
     return this.capacityAt(MAX_TREE_DEPTH);
   }
 
-  /** Whether anything changed since the last stamp. */
+  /** Whether anything is to write at the next stamp: changed since the last stamp, or given back by unstamp. */
   get hasChanges(): boolean {
     return this.rootChanged || this.changedNodes.some((set) => set.size > 0) || this.doomed.some((set) => set.size > 0);
   }
 
-  /** The root entries the owner stores, trailing HOLEs trimmed: their number is the owner's count. */
+  /** The commit number of the stamp that is neither confirmed nor unstamped, if there is one. */
+  get outstandingStamp(): number | undefined {
+    return this.outstanding?.version;
+  }
+
+  /**
+   * The root entries the owner stores, trailing HOLEs trimmed: their number is the owner's count. Only
+   * while nothing changed since the last stamp: later changes put placeholders in the root.
+   */
   rootEntries(): number[] {
     if (this.hasChanges) throw new Error(`${this.what}: the root is only settled by a stamp`);
     let count = this.rootCapacity;
@@ -231,13 +321,27 @@ export class SlotTree {
 
   /** Preallocated slots in the tree (the inode's `count`), kept by the changes; 0 outside piece maps. */
   get preallocated(): number {
-    if (this.preallocBase === undefined) this.preallocBase = this.countPreallocated() - this.preallocDelta;
-    return this.preallocBase + this.preallocDelta;
+    return this.preallocatedCount.read(() => this.countPreallocated());
+  }
+
+  /** Lost slots in the tree, kept by the changes: the inode's HAS_LOST is `lost > 0`. 0 outside piece maps. */
+  get lost(): number {
+    return this.lostCount.read(() => this.countLost());
   }
 
   /** Counts the preallocated slots by walking every node (fsck's check of `count`). Uniform subtrees count by arithmetic. */
   countPreallocated(): number {
-    return this.special ? this.preallocatedBelow(this.root) : 0;
+    return this.special ? this.specialBelow(this.root).preallocated : 0;
+  }
+
+  /** Counts the lost slots by walking every node (fsck's check of HAS_LOST), as countPreallocated does. */
+  countLost(): number {
+    return this.special ? this.specialBelow(this.root).lost : 0;
+  }
+
+  /** Map nodes held in memory, the root not counted. */
+  get heldNodes(): number {
+    return this.held.reduce((sum, level) => sum + level.size, 0);
   }
 
   get(index: number): number {
@@ -325,12 +429,17 @@ export class SlotTree {
    * version, and its pointer in its parent or the root becomes it. A node whose slots all became HOLE, or
    * all one special value, is deleted and replaced by that value as its pointer, and the depth shrinks to
    * the smallest that holds the slots. Returns the nodes to seal and the records to delete, which must go
-   * in the same SQLite transaction as the owner when `rootChanged`. Afterwards rootEntries(), depth and
-   * preallocated are what the owner stores. If that transaction fails, the tree must be thrown away and
-   * rebuilt from the owner as committed, since it already counts this stamp's nodes as written.
+   * in the same SQLite transaction as the owner when `rootChanged`. Read rootEntries(), depth, preallocated
+   * and lost for the owner right away, and encode the writes' slots before the tree changes again.
+   *
+   * The stamp is then outstanding: the tree reads and changes as if its write had succeeded, but nothing
+   * else may be stamped until confirm(version) or unstamp(version) says how the write went.
    */
   stamp(version: number): TreeStamp {
     if (!Number.isSafeInteger(version) || version < 1 || version > MAX_VERSION) throw new RangeError(`commit version ${version}`);
+    if (this.outstanding !== undefined) {
+      throw new Error(`${this.what}: stamp ${this.outstanding.version} is neither confirmed nor unstamped, so ${version} cannot be stamped`);
+    }
     // Refuse before changing anything. A commit number seals each name once, so it must be new to the
     // tree; and nothing in a node may be newer than the commit that seals it.
     if (version <= this.newestCommit) throw new RangeError(`${this.what}: commit ${version} is not newer than commit ${this.newestCommit}, which the tree holds`);
@@ -338,9 +447,11 @@ export class SlotTree {
     this.collapseUniformNodes();
     // Only a change that reaches the root can lower the depth; an unchanged tree is left as its owner holds it.
     if (this.rootChanged) this.shrink();
+    const storedBefore = new Map<number, boolean>();
     const writes: NodeWrite[] = [];
     for (let level = 0; level < this.depth; level++) {
       for (const node of this.changedNodes[level] as Set<HeldNode>) {
+        storedBefore.set(nodeKey(level, node.nodeNo), node.stored);
         node.changed = false;
         node.stored = true;
         this.parentOf(node).slots[node.nodeNo % this.fanout] = version;
@@ -350,13 +461,77 @@ export class SlotTree {
     }
     const deletes: NodeDelete[] = [];
     this.doomed.forEach((numbers, level) => {
-      for (const nodeNo of numbers) deletes.push({ level, nodeNo });
+      for (const nodeNo of numbers) {
+        storedBefore.set(nodeKey(level, nodeNo), true);
+        deletes.push({ level, nodeNo });
+      }
       numbers.clear();
     });
     const rootChanged = this.rootChanged;
     this.rootChanged = false;
     this.newestCommit = version;
+    this.outstanding = { version, storedBefore, rootChanged };
     return { writes, deletes, rootChanged };
+  }
+
+  /** The write of stamp `version` succeeded: the tree forgets what it kept to undo the stamp. */
+  confirm(version: number): void {
+    this.takeOutstanding(version, 'confirm');
+  }
+
+  /**
+   * The write of stamp `version` failed, so the store holds what it held before the stamp. Every node the
+   * stamp wrote is changed again and every record it deleted is to delete again, so that the next stamp,
+   * under a new number, writes them with what changed since. No pointer keeps `version`. The slots are left
+   * as they are: the tree reads as before the call. `version` itself stays used, and is refused by stamp.
+   */
+  unstamp(version: number): void {
+    const stamp = this.takeOutstanding(version, 'unstamp');
+    for (const [key, stored] of stamp.storedBefore) {
+      const level = levelOfKey(key);
+      const nodeNo = nodeNoOfKey(key);
+      // Since the stamp, a node it wrote may have been dropped, and one it deleted made again (a new
+      // object, which is changed already): it is the node held under the name now that must be written.
+      const node = this.held[level]?.get(nodeNo);
+      if (node !== undefined) {
+        node.stored = stored;
+        this.markChanged(node);
+      } else if (stored) {
+        this.doomed[level]?.add(nodeNo); // deleted by the stamp, or written by it and dropped since
+      } else {
+        this.doomed[level]?.delete(nodeNo); // made by the stamp and dropped since: there is no record
+      }
+    }
+    if (stamp.rootChanged) this.rootChanged = true;
+  }
+
+  /**
+   * Forgets every held node that is neither changed nor written by the outstanding stamp, so that a tree
+   * over a large file does not keep every node it ever read; they are loaded again when needed. Returns
+   * how many were forgotten. A node is held only with its parent: every ancestor of a changed node is
+   * changed, and every ancestor of a node the stamp wrote was written too, so what is kept keeps its parents.
+   * Not while versions() runs.
+   */
+  evict(): number {
+    let evicted = 0;
+    for (let level = 0; level < this.depth; level++) {
+      const held = this.held[level] as Map<number, HeldNode>;
+      for (const [nodeNo, node] of held) {
+        if (node.changed || this.outstanding?.storedBefore.has(nodeKey(level, nodeNo))) continue;
+        held.delete(nodeNo);
+        evicted++;
+      }
+    }
+    return evicted;
+  }
+
+  private takeOutstanding(version: number, what: string): OutstandingStamp {
+    const stamp = this.outstanding;
+    if (stamp?.version !== version) {
+      throw new Error(`${this.what}: ${what}(${version}), but the outstanding stamp is ${stamp === undefined ? 'none' : String(stamp.version)}`);
+    }
+    this.outstanding = undefined;
+    return stamp;
   }
 
   // ---- shape ----
@@ -484,7 +659,7 @@ export class SlotTree {
   /**
    * Applies `walk` to the part of its range under `node`. Without `walk.apply` it only loads the nodes
    * the change will need: the edge nodes, and inside subtrees it drops whole, the nodes that list the
-   * records to delete (and in piece maps the leaves, whose preallocated slots leave the count).
+   * records to delete (and in piece maps the leaves, whose preallocated and lost slots leave the counts).
    */
   private walkRange(node: HeldNode, walk: RangeWalk): void {
     const span = this.spans[node.level] as number;
@@ -537,7 +712,7 @@ export class SlotTree {
   /** Loads what dropping the subtree under entry `j` of `parent` needs, noting the nodes that cannot be read. */
   private loadForDrop(parent: HeldNode, j: number, walk: RangeWalk): void {
     const level = parent.level - 1;
-    // A leaf's record is known to exist from its pointer; only piece maps read it, for the count.
+    // A leaf's record is known to exist from its pointer; only piece maps read it, for the counts.
     if (level === 0 && !this.special) return;
     let node: HeldNode;
     try {
@@ -553,15 +728,17 @@ export class SlotTree {
     }
   }
 
-  /** Takes the preallocated slots under entry `j` of `parent` off the count, before the subtree is dropped. */
+  /** Takes the preallocated and lost slots under entry `j` of `parent` off the counts, before the subtree is dropped. */
   private countDrop(parent: HeldNode, j: number, walk: RangeWalk): void {
     if (this.hasUnreadable(parent, j, walk)) {
-      // What the unreadable node held is unknown: the count will be taken again from the tree as it is.
-      this.preallocBase = undefined;
-      this.preallocDelta = 0;
+      // What the unreadable node held is unknown: the counts will be taken again from the tree as it is.
+      this.preallocatedCount.forget();
+      this.lostCount.forget();
       return;
     }
-    this.preallocDelta -= this.preallocatedBelow(this.child(parent, j));
+    const below = this.specialBelow(this.child(parent, j));
+    this.preallocatedCount.add(-below.preallocated);
+    this.lostCount.add(-below.lost);
   }
 
   private hasUnreadable(parent: HeldNode, j: number, walk: RangeWalk): boolean {
@@ -671,22 +848,25 @@ export class SlotTree {
     }
   }
 
-  private preallocatedBelow(node: HeldNode): number {
+  private specialBelow(node: HeldNode, counts: SpecialCounts = { preallocated: 0, lost: 0 }): SpecialCounts {
     const span = this.spans[node.level] as number;
-    let count = 0;
     for (let j = 0; j < node.slots.length; j++) {
       const pointer = node.slots[j] as number;
-      if (pointer === PREALLOCATED) count += span;
-      else if (node.level > 0 && pointer > 0) count += this.preallocatedBelow(this.child(node, j));
+      if (pointer === PREALLOCATED) counts.preallocated += span;
+      else if (isLost(pointer)) counts.lost += span;
+      else if (node.level > 0 && pointer > 0) this.specialBelow(this.child(node, j), counts);
     }
-    return count;
+    return counts;
   }
 
   // ---- checks and counts ----
 
+  /** Keeps the counts as `slots` slots go from `before` to `after`. */
   private countChange(before: number, after: number, slots: number): void {
-    if (before === PREALLOCATED) this.preallocDelta -= slots;
-    if (after === PREALLOCATED) this.preallocDelta += slots;
+    if (before === PREALLOCATED) this.preallocatedCount.add(-slots);
+    else if (isLost(before)) this.lostCount.add(-slots);
+    if (after === PREALLOCATED) this.preallocatedCount.add(slots);
+    else if (isLost(after)) this.lostCount.add(slots);
   }
 
   private checkIndex(index: number): void {
