@@ -2,12 +2,15 @@
 // of svault's crash modes: the default group commit (fsync durable; closes and metadata changes ordered
 // and committed within the commit window) with one cycle per kind — kill -9 at a random moment and each
 // crash point of src/core/util/crashpoints.ts — and -o sync (every close and metadata change durable
-// when it returns) with kill -9 and the two crash points of the group commit. The seed is fixed;
-// SVAULT_STRESS_SEED picks another.
+// when it returns) with kill -9 and the two crash points of the group commit. Then the power loss
+// (test/stress/durable-fs.ts): the simulation checked against a plain model of what fsync makes durable,
+// and the crash loop with a power loss after each crash and each clean unmount, in both modes. The seed
+// is fixed; SVAULT_STRESS_SEED picks another.
 
 import test from 'ava';
 import { allBoxDirs, cleanupOnExit, mountsUnder } from '../stress/box.js';
 import { CRASH_DEFAULTS, CRASH_KINDS, crashLoop, formatCrashReport, type CrashKind } from '../stress/crash-loop.js';
+import { durableFsCheck, formatDurableCheck } from '../stress/durable-fs-check.js';
 import { orphansAfterPlainFsck, touchLostByCrash, unlinkedOpenAfterCrash } from '../stress/known-issues.js';
 import { HIDDEN } from '../stress/model-check.js';
 
@@ -28,6 +31,35 @@ for (const m of MODES) {
     t.is(r.tornFiles, 0);
     for (const [kind, k] of Object.entries(r.byKind)) t.true(k.crashed >= 1, `no crash of kind ${kind} happened (${k.cycles} cycles)`);
     t.true(r.filesChecked > 0);
+  });
+}
+
+test(`the power-loss simulation keeps exactly what fsync made durable: durable-fs against a plain model (seed ${SEED})`, async (t) => {
+  const r = await durableFsCheck({ seed: SEED, ops: 150, rounds: 2, log: (l) => t.log(l) });
+  t.log(formatDurableCheck(r));
+  t.deepEqual(r.failures, [], formatDurableCheck(r));
+  t.is(r.imagesChecked, 2);
+  // Losses that dropped nothing would prove nothing.
+  t.true(r.bytesDropped > 0 && r.namesDropped + r.namesRevived > 0, formatDurableCheck(r));
+});
+
+const LOSS_MODES: { name: string; sync: boolean; crashes: number; kinds: readonly CrashKind[]; budgetMs: number }[] = [
+  { name: 'group commit', sync: false, crashes: 2, kinds: ['kill', 'meta.commit'], budgetMs: 60_000 },
+  { name: '-o sync', sync: true, crashes: 1, kinds: ['kill'], budgetMs: 60_000 },
+];
+
+for (const m of LOSS_MODES) {
+  test(`power loss, ${m.name}: ${m.crashes} crashes (${m.kinds.join(', ')}) each followed by a power loss; what had to survive survives whole (seed ${SEED})`, async (t) => {
+    const r = await crashLoop({ ...CRASH_DEFAULTS, seed: SEED, sync: m.sync, powerLoss: true, crashes: m.crashes, kinds: m.kinds, timeBudgetMs: m.budgetMs, log: (l) => t.log(l) });
+    t.log(formatCrashReport(r));
+    t.deepEqual(r.failures, [], formatCrashReport(r));
+    t.is(r.bytesLost, 0);
+    t.is(r.tornFiles, 0);
+    for (const [kind, k] of Object.entries(r.byKind)) t.true(k.crashed >= 1, `no crash of kind ${kind} happened (${k.cycles} cycles)`);
+    const pl = r.powerLoss;
+    // After the setup's unmount, each crash, and the final unmount.
+    t.true(pl !== null && pl.losses >= r.crashesInjected + 2, formatCrashReport(r));
+    t.is(pl?.anomalies, 0);
   });
 }
 

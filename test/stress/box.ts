@@ -2,6 +2,9 @@
 // test/helpers/cli.ts's sandbox), usable from ava and from the command line alike. It knows its
 // server's pid and log, can kill the server, and its cleanup always leaves nothing mounted and no
 // server running. On failure the directory (store and server logs) can be kept for diagnosis.
+//
+// With `powerLoss`, the store lives on a durable-fs "disk" (durable-disk.ts): the store's path is its mount
+// point, and powerLoss() replaces the store with what a power loss would have left of it.
 
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -9,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, PASSPHRASE, run, type RunResult } from '../helpers/cli.js';
 import { alive, mountsUnder } from '../helpers/mount-util.js';
+import { DurableDisk, killAllDisks, type PowerLossSummary } from './durable-disk.js';
 import { sleep } from './util.js';
 
 export { alive, mountsUnder };
@@ -32,10 +36,16 @@ export class StressBox {
   readonly logs: string[] = [];
   /** svault mount -o options every mount of this box gets (sync, commit=SECONDS, ...). */
   readonly mountOptions: readonly string[];
+  /** The store's disk, in power-loss mode (see powerLoss); null otherwise. */
+  disk: DurableDisk | null = null;
+  /** Power losses so far: the disk's backing directory is disk-<n>. */
+  powerLosses = 0;
+  readonly powerLossMode: boolean;
   private cleaned = false;
 
-  constructor(name: string, opts: { mountOptions?: readonly string[] } = {}) {
+  constructor(name: string, opts: { mountOptions?: readonly string[]; powerLoss?: boolean } = {}) {
     this.mountOptions = opts.mountOptions ?? [];
+    this.powerLossMode = opts.powerLoss ?? false;
     this.dir = mkdtempSync(join(tmpdir(), `svault-stress-${name}-`));
     this.store = join(this.dir, 'store');
     this.mnt = join(this.dir, 'mnt');
@@ -57,7 +67,13 @@ export class StressBox {
     return run(process.execPath, [CLI, ...args], { env: { ...this.env, ...env }, timeoutMs: 180_000 });
   }
 
+  /** The backing directory of the n-th disk (the image of the n-th power loss; 0: the first, empty). */
+  backingDir(n: number): string {
+    return join(this.dir, `disk-${n}`);
+  }
+
   async init(args: string[]): Promise<void> {
+    if (this.powerLossMode && !this.disk) this.disk = await DurableDisk.start(this.backingDir(0), this.store, join(this.dir, 'durable-fs.log'));
     const r = await this.svault(['init', '--store', this.store, ...args]);
     if (r.code !== 0) throw new Error(`svault init failed (${r.code}): ${r.stderr}`);
   }
@@ -121,6 +137,28 @@ export class StressBox {
     return true;
   }
 
+  /**
+   * A power loss: the server (if alive) is killed, and the store becomes what its disk made durable (the
+   * disk then serves that image, at the same path). The live files before the loss stay in
+   * backingDir(n - 1) until the next loss, for a failing run's sandbox. Resolves with what the loss
+   * dropped, the image's directory, and how long it took.
+   */
+  async powerLoss(): Promise<{ summary: PowerLossSummary; image: string; ms: number; phases: { killMs: number; imageMs: number; restartMs: number } }> {
+    const disk = this.disk;
+    if (!disk) throw new Error('powerLoss() needs a box made with powerLoss: true');
+    const t0 = Date.now();
+    if (this.serverAlive()) await this.killServer();
+    if (this.serverAlive()) throw new Error(`the server (pid ${this.serverPid}) did not die: no power loss with it still writing`);
+    const n = this.powerLosses + 1;
+    const image = this.backingDir(n);
+    const t1 = Date.now();
+    const { summary, imageMs } = await disk.powerLoss(image);
+    const t2 = Date.now();
+    this.powerLosses = n;
+    if (n >= 2) DurableDisk.remove(this.backingDir(n - 2));
+    return { summary, image, ms: t2 - t0, phases: { killMs: t1 - t0, imageMs, restartMs: t2 - t1 - imageMs } };
+  }
+
   async fsck(repair: boolean): Promise<{ code: number; json: FsckJson | null; text: string }> {
     const r = await this.svault(['fsck', '--store', this.store, '--json', ...(repair ? ['--repair'] : [])]);
     let json: FsckJson | null = null;
@@ -165,6 +203,9 @@ export class StressBox {
       }
       await this.waitServerGone(5000);
     }
+    // The store's disk after every user of the store.
+    await this.disk?.stop();
+    this.disk = null;
     for (const m of mountsUnder(this.dir).reverse()) await run('umount', ['-l', m]);
     if (!keep) rmSync(this.dir, { recursive: true, force: true });
   }
@@ -179,6 +220,7 @@ export class StressBox {
         /* gone */
       }
     }
+    this.disk?.kill();
     for (const m of mountsUnder(this.dir).reverse()) {
       try {
         execFileSync('umount', ['-l', m], { stdio: 'ignore', timeout: 10_000 });
@@ -198,6 +240,7 @@ export function cleanupOnExit(): void {
   exitHooked = true;
   process.on('exit', () => {
     for (const b of live) b.emergencyCleanup();
+    killAllDisks();
   });
 }
 

@@ -1,17 +1,21 @@
 // The long stress run (`npm run stress`): the model checker on a vault with small pieces (4 KiB, many
-// pieces per file) and on one with the default 128 KiB pieces, then the crash loop, then the known-issue
-// reproductions; prints a summary with the figures. Exit code 1 if the model check or the crash loop failed.
+// pieces per file) and on one with the default 128 KiB pieces, then the crash loop, then the power-loss
+// loops (the check of the simulation itself first, then the crash loop with a power loss after every
+// crash, by default and under -o sync), then the known-issue reproductions; prints a summary with the
+// figures. Exit code 1 if the model check, a crash loop or the simulation's check failed.
 //
-//   npm run stress -- [--seed N] [--ops 20000] [--crashes 100] [--workers 3] [--time SECONDS]
-//                     [--skip-model] [--skip-crash] [--skip-known] [--skip-big-dir] [--lenient]
+//   npm run stress -- [--seed N] [--ops 20000] [--crashes 100] [--power-losses 30] [--sync-power-losses 15]
+//                     [--workers 3] [--time SECONDS] [--skip-model] [--skip-crash] [--skip-power-loss]
+//                     [--skip-known] [--skip-big-dir] [--lenient]
 //
-// --time bounds each model check (operations stop being issued; the final checks still run) and the
+// --time bounds each model check (operations stop being issued; the final checks still run) and each
 // crash loop (no new cycle starts). The fixed known issues are failures in the random runs too; --lenient tolerates them (counted, not failed).
 
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { cleanupOnSignals } from './box.js';
 import { crashLoop, formatCrashReport, CRASH_DEFAULTS, type CrashReport } from './crash-loop.js';
+import { durableFsCheck, formatDurableCheck } from './durable-fs-check.js';
 import { hiddenInListing, orphansAfterPlainFsck, renameOntoOpenLink, touchLostByCrash, unlinkedOpenAfterCrash } from './known-issues.js';
 import { formatFailure, formatOutcomes, MC_DEFAULTS, modelCheck, type McReport } from './model-check.js';
 import { HIDDEN } from './model-check.js';
@@ -24,6 +28,8 @@ async function main(): Promise<number> {
   const seed = intArg(a, 'seed', Math.floor(Math.random() * 2 ** 31));
   const ops = intArg(a, 'ops', 20_000);
   const crashes = intArg(a, 'crashes', 100);
+  const powerLosses = intArg(a, 'power-losses', 30);
+  const syncPowerLosses = intArg(a, 'sync-power-losses', 15);
   const workers = intArg(a, 'workers', 3);
   const timeMs = intArg(a, 'time', 3600) * 1000;
   const strict = !a.has('lenient');
@@ -70,6 +76,22 @@ async function main(): Promise<number> {
     summary.push(formatCrashReport(crash));
   }
 
+  const losses: CrashReport[] = [];
+  if (!a.has('skip-power-loss')) {
+    // The simulation first: if its images were wrong, the loops below would prove nothing.
+    const check = await durableFsCheck({ seed, ops: 300, rounds: 4, log });
+    if (check.failures.length > 0) failed = true;
+    summary.push(formatDurableCheck(check));
+    for (const sync of [false, true]) {
+      const n = sync ? syncPowerLosses : powerLosses;
+      if (n <= 0) continue;
+      const r = await crashLoop({ ...CRASH_DEFAULTS, seed, crashes: n, workers, sync, powerLoss: true, timeBudgetMs: timeMs, strict, log });
+      if (r.failures.length > 0 || r.bytesLost > 0) failed = true;
+      losses.push(r);
+      summary.push(formatCrashReport(r));
+    }
+  }
+
   if (!a.has('skip-known')) {
     summary.push('known issues (deterministic reproductions, test/stress/known-issues.ts):');
     const still = (b: boolean) => (b ? 'STILL PRESENT' : 'fixed');
@@ -93,7 +115,7 @@ async function main(): Promise<number> {
     // real mount, listed, stat'ed, thinned, then fsck (SVAULT_LONG=1; npm test runs it with 20,000).
     const root = fileURLToPath(new URL('../..', import.meta.url));
     const t1 = Date.now();
-    const big = spawnSync('npx', ['ava', 'test/reliability-bad-use.test.ts', '--match', '*entries in one directory*', '--timeout', '30m', '--verbose'], {
+    const big = spawnSync('npx', ['ava', 'test/reliability/bad-use.test.ts', '--match', '*entries in one directory*', '--timeout', '30m', '--verbose'], {
       cwd: root,
       env: { ...process.env, SVAULT_LONG: '1' },
       encoding: 'utf8',
@@ -108,9 +130,11 @@ async function main(): Promise<number> {
   }
 
   const opsChecked = models.reduce((s, m) => s + m.report.run.opsChecked, 0);
+  const lossCount = (sync: boolean) => losses.filter((r) => r.sync === sync).reduce((s, r) => s + r.crashesInjected, 0);
   summary.push(
     '',
-    `FIGURES: ops checked ${opsChecked}; crashes injected ${crash?.crashesInjected ?? 0}; files checked ${crash?.filesChecked ?? 0}; bytes lost ${crash?.bytesLost ?? 0}; ` +
+    `FIGURES: ops checked ${opsChecked}; crashes injected ${crash?.crashesInjected ?? 0}; power losses after crashes ${lossCount(false)} (-o sync ${lossCount(true)}); ` +
+      `files checked ${(crash?.filesChecked ?? 0) + losses.reduce((s, r) => s + r.filesChecked, 0)}; bytes lost ${(crash?.bytesLost ?? 0) + losses.reduce((s, r) => s + r.bytesLost, 0)}; ` +
       `total ${((Date.now() - t0) / 1000).toFixed(0)} s; ${failed ? 'FAILED' : 'passed'}`,
   );
   process.stdout.write(summary.join('\n') + '\n');
