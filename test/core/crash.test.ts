@@ -3,12 +3,13 @@
 // file to /lost+found, keeps the damaged range failing and leaves healthy files alone.
 
 import test from 'ava';
-import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { blobPath, type Address } from '../../src/core/pieces/address.js';
 import { IntegrityError } from '../../src/core/errors.js';
 import { fsck, isClean, LOST_AND_FOUND } from '../../src/core/fsck/fsck.js';
 import { LOCK_FILE } from '../../src/core/vault/store-lock.js';
+import { RESERVE_FILE } from '../../src/core/meta/record-store.js';
 import { BLOB_DIR, LocalDirStore } from '../../src/core/store/local-dir-store.js';
 import type { PieceStore } from '../../src/core/store/piece-store.js';
 import { Vault } from '../../src/core/vault/vault.js';
@@ -322,4 +323,22 @@ test('a state record without a version reservation (an older svault wrote it) st
   await v2.writeFile('/g', patternBytes(P, 2));
   const version = v2.inodeAt('/g').pieces.get(0) as number;
   t.true(version > high, `version ${version} is past the highest nextVersion ${high}`);
+});
+
+test('a space reserve a power cut left short (or a link in its place) is written again, in full and durably, at the next open', async (t) => {
+  const tv = await createTempVault(t);
+  const reserve = join(tv.storeDir, RESERVE_FILE);
+  t.is(statSync(reserve).size, 1024 * 1024);
+  await tv.close();
+  truncateSync(reserve, 0); // what an unsynced reserve looks like after a power cut
+  await tv.open();
+  t.is(statSync(reserve).size, 1024 * 1024, 'an empty reserve is refilled');
+  await tv.close();
+  unlinkSync(reserve);
+  const elsewhere = join(tempDir(t), 'not-the-reserve');
+  symlinkSync(elsewhere, reserve);
+  await tv.open();
+  t.true(lstatSync(reserve).isFile(), 'a link at the reserve is replaced by a file');
+  t.is(statSync(reserve).size, 1024 * 1024);
+  t.false(existsSync(elsewhere), 'nothing was written through the link');
 });

@@ -56,17 +56,22 @@ class SpaceReserve {
     }
   }
 
-  /** Recreates the reserve when it is missing and the disk has plenty of room again. */
+  /**
+   * Recreates the reserve when it is missing, short (a power cut can leave it empty) or not a regular
+   * file, and the disk has plenty of room again. It is written durably, so what it holds survives a power
+   * cut as the space it stands for.
+   */
   restoreIfRoom(): void {
     if (!this.maybeMissing) return;
-    if (this.dir.stat(RESERVE_FILE)) {
-      this.maybeMissing = false; // a link or special file there is never written through: see writeFile
+    const st = this.dir.stat(RESERVE_FILE);
+    if (st?.isFile() && st.size >= RESERVE_BYTES) {
+      this.maybeMissing = false;
       return;
     }
     try {
       const fs = statfsSync(this.dir.viaDescriptor());
       if (fs.bavail * fs.bsize < 2 * RESERVE_BYTES) return;
-      this.dir.createFile(RESERVE_FILE, Buffer.alloc(RESERVE_BYTES));
+      this.dir.writeFileAtomic(RESERVE_FILE, Buffer.alloc(RESERVE_BYTES)); // fsynced, and its name too
       this.maybeMissing = false;
     } catch {
       /* no room or no permission: try again at a later commit */

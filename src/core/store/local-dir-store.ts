@@ -187,7 +187,10 @@ export class LocalDirStore implements PieceStore {
     const rel = blobPath(address);
     const [shardName, name] = splitBlobPath(rel);
     try {
-      this.shard(shardName, false)?.remove(name);
+      const shard = this.shard(shardName, false);
+      // The next flush fsyncs the shard, so the blob stays deleted after a power cut (a superseded or
+      // removed piece is an orphan otherwise, until a sweep).
+      if (shard?.remove(name)) this.dirtyDirs.add(shard);
     } catch (err) {
       // No shard directory (something else is at its name, left for fsck's strays): no blob of ours to delete.
       if (err instanceof BadStoreError || (err as NodeJS.ErrnoException).code === 'ENOENT') return;

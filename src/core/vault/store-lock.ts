@@ -63,7 +63,10 @@ export function acquireStoreLock(store: string): { release: () => void; stale: b
 
 function release(dir: StoreDir): void {
   try {
-    if (dir.readFile(LOCK_FILE, MAX_LOCK_BYTES)?.toString('utf8') === String(process.pid)) dir.remove(LOCK_FILE);
+    if (dir.readFile(LOCK_FILE, MAX_LOCK_BYTES)?.toString('utf8') === String(process.pid)) {
+      dir.remove(LOCK_FILE);
+      dir.sync(); // a clean release stays released after a power cut: no crash to recover from at the next open
+    }
   } catch {
     /* already gone, or not ours */
   } finally {

@@ -724,6 +724,7 @@ export class Vault {
     try {
       if (this.recoveredFromCrash && !this.crashCleaned) setUncleanMark(this.storeDir);
       await this.settle();
+      await this.store.flush(); // the deletions the last commits made are durable too (the shards fsynced)
       this.meta.records.close(); // nothing is staged now: the anchor may record what SQLite holds
       this.saveAnchor();
     } finally {
