@@ -35,6 +35,8 @@ export interface ParticipantStamp {
   writes: StampedRecord[];
   /** Names of records to delete. */
   deletes: Buffer[];
+  /** Values written as they are, never sealed: metadata chaff (5.9), 4,000 random bytes each. */
+  raw?: { name: Buffer; value: Buffer }[];
 }
 
 /**
@@ -127,6 +129,7 @@ export class CommitBatcher {
           writes++;
         }
         for (const name of s.deletes) add(name, null);
+        for (const r of s.raw ?? []) add(r.name, r.value);
       };
       for (const level of this.touched) {
         // A participant stamped here may touch a higher level, which is then stamped in this same cut.
