@@ -1,11 +1,12 @@
 // Re-renders the markdown and the two SVG charts of a bench JSON (after a change to the rendering, or to
-// view an older run), next to the JSON or into --out DIR. The summary is recomputed from the figures.
+// view an older run), next to the JSON or into --out DIR. The summary is recomputed from the figures, and
+// its goal lines (the build workload's) are printed on stderr as at the end of `npm run bench`.
 //
 //   node --import tsx bench/render.ts reports/bench-<timestamp>.json [--out DIR]
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { renderMarkdown, SCHEMA, summarize, type BenchReport } from './lib/report.js';
+import { renderMarkdown, SCHEMA, summarize, summaryLines, type BenchReport } from './lib/report.js';
 import { rssSvg, throughputSvg } from './lib/svg.js';
 
 export function render(file: string, outDir = path.dirname(file)): string[] {
@@ -21,6 +22,8 @@ export function render(file: string, outDir = path.dirname(file)): string[] {
     writeFileSync(p, text as string);
     return p;
   });
+  // The same closing summary as `npm run bench` prints (the figures a goal is set on).
+  for (const line of summaryLines(r)) process.stderr.write(`${line}\n`);
   return written;
 }
 

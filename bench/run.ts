@@ -3,21 +3,22 @@
 // gocryptfs and securefs when installed, in one run.
 // Writes reports/bench-<timestamp>.{json,md} and two SVG charts. See bench/README.md.
 //
-//   npm run bench -- [--quick] [--sizes 1K,1M,64M,1G] [--only cp,dd,small,tree,stream4g,sparse] [--out DIR] ...
+//   npm run bench -- [--quick] [--sizes 1K,1M,64M,1G] [--only cp,dd,small,tree,stream4g,build,sparse] [--out DIR] ...
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { C_PROJECT_NAMES, type CProjectName } from '../fixtures/c-project.js';
 import { DEFAULT_TREE } from '../fixtures/tree.js';
 import { ensureFusermountOnPath } from '../fs/fuse-binding.js';
 import { Progress } from './lib/progress.js';
-import { renderMarkdown, SCHEMA, summarize, type BenchReport, type TargetEntry } from './lib/report.js';
+import { renderMarkdown, SCHEMA, summarize, summaryLines, type BenchReport, type TargetEntry } from './lib/report.js';
 import { rssSvg, throughputSvg } from './lib/svg.js';
 import { Ballast, CacheDropper, machineInfo, memoryPlan, mountBacking, mountsUnder, unmountBacking, unmountBackingSync, versions } from './lib/system.js';
 import { CleanupRegistry, GOCRYPTFS, floorDevfuseTarget, floorTarget, gocryptfsAvailable, gocryptfsTarget, nativeTarget, SECUREFS, securefsAvailable, securefsTarget, svaultTarget, TARGET_LABELS, TARGET_NAMES, type PeerName, type Target, type TargetName } from './lib/targets.js';
 import { eachFlag, loadSummary, ROOT, runIfMain, runTimes, stamp, withOptions } from './lib/command.js';
 import { closeDevNull, errorMessage, formatDuration, GiB, humanBytes, KiB, MiB, parseSize, sizeLabel } from './lib/util.js';
-import { DEFAULT_WORKLOADS, diffOps, loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type WorkloadName, type WorkloadResult } from './lib/workloads.js';
+import { buildProjectOf, DEFAULT_WORKLOADS, diffOps, loadAverage, stepsOf, WORKLOAD_NAMES, WORKLOADS, type BenchOptions, type WorkloadName, type WorkloadResult } from './lib/workloads.js';
 
 export { ROOT };
 
@@ -32,7 +33,7 @@ reports/bench-<timestamp>.json, .md, -throughput.svg and -rss.svg. Needs root (t
 Options:
   --quick               tiny sizes and one repeat: finishes in seconds (for tests)
   --sizes LIST          cp file sizes (default 1K,1M,64M,1G; quick 1K,1M)
-  --only LIST           workloads to run: ${WORKLOAD_NAMES.join(', ')} (default: all but sparse)
+  --only LIST           workloads to run: ${WORKLOAD_NAMES.join(', ')} (default: all but build and sparse)
   --targets LIST        targets: ${TARGET_NAMES.join(', ')} (default: all; gocryptfs, securefs only if installed)
   --repeats N           repeats of each measured phase (default 3; quick 1); figures are medians
   --stream-repeats N    repeats of the long stream (default 1)
@@ -42,6 +43,7 @@ Options:
   --tree-files N        files in the generated source tree (default 10000)
   --tree-dirs N         directories in it (default 150)
   --tree-seed N         its PRNG seed (default ${DEFAULT_TREE.seed})
+  --build-project NAME  the C project of the build workload: ${C_PROJECT_NAMES.join(', ')} (default gzip; quick hello)
   --piece-size N        svault init --piece-size (default 131072)
   --chaff R             svault init --chaff (default 0.1)
   --ballast SIZE        tmpfs ballast (default min(8G, 30% of RAM); 0 turns it off)
@@ -138,6 +140,12 @@ export function parseArgs(argv: string[]): BenchOptions & { help: boolean } {
       case '--tree-seed':
         o.tree = { ...o.tree, seed: int(flag, takeValue(), 0) };
         break;
+      case '--build-project': {
+        const v = takeValue();
+        if (!(C_PROJECT_NAMES as string[]).includes(v)) throw new UsageError(`--build-project is one of ${C_PROJECT_NAMES.join(', ')}, not ${v}`);
+        o.buildProject = v as CProjectName;
+        break;
+      }
       case '--piece-size':
         o.pieceSize = int(flag, takeValue(), 1);
         break;
@@ -359,6 +367,7 @@ async function bench(opts: ReturnType<typeof parseArgs>, argv: string[]): Promis
       streamBytes: opts.streamBytes,
       small: opts.small,
       tree: opts.tree,
+      ...(opts.only.includes('build') ? { buildProject: buildProjectOf(opts) } : {}),
     },
     environment: { workDir: base, backing: { kind: backing.kind, sizeBytes: backing.sizeBytes, ...(backing.note ? { note: backing.note } : {}) }, ballastBytes: backing.kind === 'tmpfs' ? ballastBytes : 0, cacheDrops: dropper.log, build, load: loadSummary(loads) },
     targets: targetEntries,
@@ -374,6 +383,8 @@ async function bench(opts: ReturnType<typeof parseArgs>, argv: string[]): Promis
   writeFileSync(path.join(opts.out, names.throughputSvg), throughputSvg(report));
   writeFileSync(path.join(opts.out, names.rssSvg), rssSvg(report));
   progress.finish(`done in ${formatDuration(report.seconds)}: ${path.join(opts.out, names.markdown)}${report.ok ? '' : ` (with errors: ${errors.join('; ')})`}`);
+  // The figures a goal is set on, in a few lines (today: the build workload's phases).
+  for (const line of summaryLines(report)) process.stderr.write(`${line}\n`);
   process.stdout.write(`${path.join(opts.out, names.json)}\n`);
   return report.ok ? 0 : 1;
 }

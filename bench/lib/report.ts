@@ -103,7 +103,47 @@ export interface Summary {
    * workload did not run; kept apart from designTargets, whose eight rows older reports have.
    */
   sparse?: DesignRow[];
+  /** The build workload (issue 21): each phase on every target, and the goals on the sum. Absent when it did not run. */
+  build?: BuildSummary;
 }
+
+/** One figure of the build workload on every target. */
+export interface BuildRow {
+  /** The figure's key: clone and build are the two phases, total their sum; the rest are their parts. */
+  key: string;
+  label: string;
+  /** Median seconds per target. */
+  seconds: Partial<Record<TargetName, number>>;
+  /** Each target's median over native's (1.10× = 10 % slower than no FUSE at all). */
+  overNative: Partial<Record<TargetName, number>>;
+  /** svault's median over each other target's. */
+  svault: Ratios;
+}
+
+/** A goal of issue 21 on the sum of both phases: svault's time at most `limit` times the other target's. */
+export interface BuildGoal {
+  against: 'native' | 'gocryptfs';
+  limit: number;
+  /** null when the other target (or svault) was not in the run. */
+  ratio: number | null;
+  met: boolean | null;
+}
+
+export interface BuildSummary {
+  /** The C project compiled, e.g. "gzip 1.12". */
+  project: string;
+  rows: BuildRow[];
+  goals: BuildGoal[];
+}
+
+/** Issue 21: the git clone and the configure-and-make together take svault ≤ 1.2× native's time and ≤ gocryptfs's. */
+export const BUILD_GOALS: ReadonlyArray<{ against: BuildGoal['against']; limit: number }> = [
+  { against: 'native', limit: 1.2 },
+  { against: 'gocryptfs', limit: 1 },
+];
+
+/** The build workload's rows, phases and their sum first. */
+const BUILD_ROWS = ['clone', 'build', 'total', 'configure', 'make', 'make-clean', 'unpack'] as const;
 
 // ---------------------------------------------------------------------------
 // Summary
@@ -284,8 +324,59 @@ export function sparseTargets(r: Pick<BenchReport, 'workloads'>): DesignRow[] {
   return rows;
 }
 
+/** The build workload's phases on every target, with ratios to native and svault's to each, and the goals. */
+export function buildSummary(r: Pick<BenchReport, 'workloads'>): BuildSummary | undefined {
+  const w = r.workloads.build;
+  if (!w) return undefined;
+  const ratios = computeRatios(r).build ?? {};
+  const rows: BuildRow[] = [];
+  for (const key of BUILD_ROWS) {
+    const seconds: BuildRow['seconds'] = {};
+    let label: string = key;
+    for (const t of TARGET_NAMES) {
+      const f = w.targets[t]?.figures[key];
+      if (!f) continue;
+      seconds[t] = f.time.median;
+      label = f.label;
+    }
+    if (Object.keys(seconds).length === 0) continue;
+    const overNative: BuildRow['overNative'] = {};
+    const n = seconds.native;
+    if (n !== undefined && n > 0) for (const [t, v] of Object.entries(seconds) as Array<[TargetName, number]>) if (t !== 'native') overNative[t] = v / n;
+    rows.push({ key, label, seconds, overNative, svault: ratios[key] ?? {} });
+  }
+  const total = rows.find((x) => x.key === 'total');
+  const goals = BUILD_GOALS.map(({ against, limit }) => {
+    const ratio = total?.svault[against];
+    return { against, limit, ratio: ratio ?? null, met: ratio === undefined ? null : ratio <= limit };
+  });
+  const p = (w.extra ?? {}) as { project?: { name?: string; version?: string } };
+  const project = p.project?.name ? `${p.project.name}${p.project.version ? ` ${p.project.version}` : ''}` : '?';
+  return { project, rows, goals };
+}
+
 export function summarize(r: Pick<BenchReport, 'workloads' | 'options'>): Summary {
-  return { designTargets: designTargets(r), ratios: computeRatios(r), streamMemory: streamMemory(r), floorTransports: floorTransports(r), sparse: sparseTargets(r) };
+  const build = buildSummary(r);
+  return { designTargets: designTargets(r), ratios: computeRatios(r), streamMemory: streamMemory(r), floorTransports: floorTransports(r), sparse: sparseTargets(r), ...(build ? { build } : {}) };
+}
+
+function fmtGoal(g: BuildGoal): string {
+  const what = `svault/${g.against} ${g.ratio === null ? '—' : fmtRatio(g.ratio)}, goal ≤ ${g.limit}×`;
+  return `${what}: ${g.met === null ? 'not measured' : g.met ? 'met' : 'NOT MET'}`;
+}
+
+/** A few lines for the end of `npm run bench`: the figures a goal is set on (the build workload's). */
+export function summaryLines(r: Pick<BenchReport, 'summary'>): string[] {
+  const b = r.summary.build;
+  if (!b) return [];
+  const L = [`build workload (git clone, then ${b.project}: configure, make -j2, make clean), medians:`];
+  for (const row of b.rows.filter((x) => x.key === 'clone' || x.key === 'build' || x.key === 'total')) {
+    const name = row.key === 'total' ? 'both phases' : row.key === 'clone' ? 'phase 1, clone' : 'phase 2, build';
+    const times = (Object.entries(row.seconds) as Array<[TargetName, number]>).map(([t, v]) => `${t} ${fmtSeconds(v)}${row.overNative[t] !== undefined ? ` (${fmtRatio(row.overNative[t])})` : ''}`);
+    L.push(`  ${name}: ${times.join(', ')}; svault/gocryptfs ${fmtRatio(row.svault.gocryptfs)}`);
+  }
+  L.push(`  goals on both phases: ${b.goals.map(fmtGoal).join('; ')}`);
+  return L;
 }
 
 // ---------------------------------------------------------------------------
@@ -329,9 +420,13 @@ export function fmtMiB(b: number | null | undefined): string {
   return b === null || b === undefined ? '—' : `${(b / MiB).toFixed(0)} MiB`;
 }
 
-/** Targets the sparse workload left out, and why (they do not answer SEEK_DATA). */
+/** Targets a workload left out, and why (sparse: they do not answer SEEK_DATA; build: they do not keep tar's mtimes). */
+function skippedIn(r: BenchReport, w: WorkloadName): Record<string, string> {
+  return ((r.workloads[w]?.extra ?? {}) as { skipped?: Record<string, string> }).skipped ?? {};
+}
+
 function sparseSkipped(r: BenchReport): Record<string, string> {
-  return ((r.workloads.sparse?.extra ?? {}) as { skipped?: Record<string, string> }).skipped ?? {};
+  return skippedIn(r, 'sparse');
 }
 
 const presentTargets = (r: BenchReport): TargetName[] => TARGET_NAMES.filter((t) => r.targets[t]?.present);
@@ -397,6 +492,35 @@ export function renderMarkdown(r: BenchReport): string {
   if (r.summary.sparse?.length) {
     L.push('- Sparse rows (`--only sparse`): measured, not extrapolated; svault and native, and a peer only if it answers SEEK_DATA. The image rows are held to 1.2× svault\'s own time for the same data written as a dense file.');
     for (const [t, why] of Object.entries(sparseSkipped(r))) L.push(`- ${TARGET_LABELS[t as TargetName]} left out of the sparse rows: ${why}.`);
+  }
+
+  // The real workload (issue 21)
+  const build = r.summary.build;
+  if (build) {
+    const cols = targets;
+    L.push('');
+    L.push('## A real workload: git clone, then configure and make');
+    L.push('');
+    L.push(`Phase 1: \`git clone --no-hardlinks\` of this project's own repository into the target, \`git status\`, \`git log -1\`. Phase 2: ${build.project} (a GNU release tarball) built inside the target: \`./configure\`, \`make -j2\`, \`make clean\`. Median seconds, and in brackets each target's time over native's; the goals (issue 21) are on both phases together.`);
+    L.push('');
+    L.push(`| Figure | ${cols.map((t) => TARGET_LABELS[t]).join(' | ')} | svault/native | svault/gocryptfs |`);
+    L.push(`|---|${cols.map(() => '---').join('|')}|---|---|`);
+    for (const row of build.rows) {
+      const name = row.key === 'total' ? '**both phases**' : row.key === 'clone' || row.key === 'build' ? `**${row.label}**` : row.label;
+      const cells = cols.map((t) => {
+        const v = row.seconds[t];
+        if (v === undefined) return '—';
+        const o = row.overNative[t];
+        return `${fmtSeconds(v)}${o !== undefined ? ` (${fmtRatio(o)})` : ''}`;
+      });
+      L.push(`| ${name} | ${cells.join(' | ')} | ${fmtRatio(row.svault.native)} | ${fmtRatio(row.svault.gocryptfs)} |`);
+    }
+    L.push('');
+    for (const g of build.goals) {
+      const what = `svault ≤ ${g.limit}× ${g.against === 'native' ? 'native' : 'gocryptfs'} on both phases`;
+      L.push(`- ${what}: ${g.met === null ? `not measured (${g.against} not in this run)` : `${fmtRatio(g.ratio ?? undefined)}, ${g.met ? 'met' : '**not met**'}`}.`);
+    }
+    for (const [t, why] of Object.entries(skippedIn(r, 'build'))) L.push(`- ${TARGET_LABELS[t as TargetName]} left out: ${why}.`);
   }
 
   // The pass-through on both transports
@@ -514,7 +638,8 @@ export function renderMarkdown(r: BenchReport): string {
         L.push(`| ${o.op} | ${o.calls} | ${fmtSeconds(o.totalMs / 1000)} | ${(o.totalMs / o.calls).toFixed(3)} ms | ${o.bytes ? (o.bytes / MiB).toFixed(0) : '—'} |`);
       }
     }
-    for (const [t, why] of wname === 'sparse' ? Object.entries(sparseSkipped(r)) : []) L.push(`\n**${TARGET_LABELS[t as TargetName]} left out**: ${why}.`);
+    if (wname === 'build') renderBuildDetails(L, w, targets);
+    for (const [t, why] of wname === 'sparse' || wname === 'build' ? Object.entries(skippedIn(r, wname)) : []) L.push(`\n**${TARGET_LABELS[t as TargetName]} left out**: ${why}.`);
     for (const t of targets) {
       const e = w.targets[t]?.error;
       if (e) L.push(`\n**${TARGET_LABELS[t]} failed**: ${e}`);
@@ -524,4 +649,39 @@ export function renderMarkdown(r: BenchReport): string {
   }
   L.push('');
   return L.join('\n');
+}
+
+/** The build workload's servers' CPU seconds per phase, and svault's own operations per phase. */
+function renderBuildDetails(L: string[], w: WorkloadResult, targets: TargetName[]): void {
+  const x = (w.extra ?? {}) as { cpuSeconds?: Partial<Record<TargetName, Record<string, number>>>; clientCpuSeconds?: Partial<Record<TargetName, Record<string, number>>>; svaultOps?: Record<string, Array<{ op: string; calls: number; bytes: number; totalMs: number }>>; warmup?: { seconds: number } };
+  const phases = ['clone', 'unpack', 'build'];
+  const withCpu = targets.filter((t) => x.cpuSeconds?.[t] || x.clientCpuSeconds?.[t]);
+  if (withCpu.length) {
+    L.push('');
+    L.push('CPU seconds per phase, all repeats: the commands\' own (git, tar, configure, make and all their children) + the server\'s (user + system of the process serving the mount). Far less disturbed by other load than wall time:');
+    L.push('');
+    L.push(`| Phase | ${withCpu.map((t) => TARGET_LABELS[t]).join(' | ')} |`);
+    L.push(`|---|${withCpu.map(() => '---').join('|')}|`);
+    const cell = (t: TargetName, p: string) => {
+      const c = x.clientCpuSeconds?.[t]?.[p];
+      const s = x.cpuSeconds?.[t]?.[p];
+      if (c === undefined && s === undefined) return '—';
+      return `${c?.toFixed(2) ?? '—'} + ${s === undefined ? '—' : s.toFixed(2)}`;
+    };
+    for (const p of phases) L.push(`| ${p} | ${withCpu.map((t) => cell(t, p)).join(' | ')} |`);
+  }
+  for (const p of phases) {
+    const ops = x.svaultOps?.[p];
+    if (!ops?.length) continue;
+    const fuse = ops.filter((o) => o.op.startsWith('fuse.'));
+    const calls = fuse.reduce((a, o) => a + o.calls, 0);
+    const ms = fuse.reduce((a, o) => a + o.totalMs, 0);
+    L.push('');
+    L.push(`svault's own operations in the ${p} phase, all repeats (fuse.* ops: ${calls} calls, ${(ms / 1000).toFixed(2)} s inside the handlers; the others are parts of them):`);
+    L.push('');
+    L.push('| Operation | Calls | Total | Mean | MiB |');
+    L.push('|---|---|---|---|---|');
+    for (const o of ops.slice(0, 14)) L.push(`| ${o.op} | ${o.calls} | ${fmtSeconds(o.totalMs / 1000)} | ${(o.totalMs / o.calls).toFixed(3)} ms | ${o.bytes ? (o.bytes / MiB).toFixed(1) : '—'} |`);
+  }
+  if (x.warmup) L.push(`\nBefore the repeats, an untimed native build (${x.warmup.seconds.toFixed(1)} s) loaded the toolchain into the page cache.`);
 }

@@ -2,11 +2,13 @@
 // machine spreads over all targets alike), driving the mounts with real external processes: cp, dd, tar,
 // ls -lR, find -exec cat, rm -rf, and bench/small-files.ts for the small files. The page cache is dropped
 // before every read phase; GiB-sized phases take their memory from the ballast (see system.ts).
+import { execFileSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { createReadStream, ftruncateSync, mkdirSync, openSync, closeSync, rmSync, writeSync } from 'node:fs';
+import { createReadStream, ftruncateSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { C_PROJECTS, fetchCProject, type CProjectName } from '../../fixtures/c-project.js';
 import { probeSeek, sparseDigestOfFile, SPARSE_DIGEST_PY, TiB, writeDense, writeSparse, writeSparseImage, type FileDigest } from '../../fixtures/seed-files.js';
 import { generateTree, tarTree, treeDigest, type TreeOptions, type TreeSummary } from '../../fixtures/tree.js';
 import { cpuSeconds, ProcessMeter, RssSampler, type ProcessStats, type RssSample } from './proc.js';
@@ -17,11 +19,15 @@ import { errorMessage, GiB, humanBytes, MiB, run, sizeLabel, stat, type Stat } f
 
 // In this order: the file-size progression (cp, dd, the long stream) runs before the metadata-heavy
 // workloads, whose caches would otherwise inflate the servers' RSS under the large files.
-// sparse (issue 26) runs last: it is opt-in (--only sparse), see DEFAULT_WORKLOADS.
-export const WORKLOAD_NAMES = ['cp', 'dd', 'stream4g', 'small', 'tree', 'sparse'] as const;
+// build (issue 21: a git clone, then configure and make of a C project) comes after them. sparse (issue
+// 26) and build are opt-in (--only sparse, --only build), see DEFAULT_WORKLOADS.
+export const WORKLOAD_NAMES = ['cp', 'dd', 'stream4g', 'small', 'tree', 'build', 'sparse'] as const;
 export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
-/** What runs without --only. */
-export const DEFAULT_WORKLOADS: readonly WorkloadName[] = WORKLOAD_NAMES.filter((w) => w !== 'sparse');
+/**
+ * What runs without --only. Not build: its configure forks hundreds of compilers on each target, about
+ * 6 min for three repeats on this VM (bench/README.md), far more than the 2 minutes a default workload may add.
+ */
+export const DEFAULT_WORKLOADS: readonly WorkloadName[] = WORKLOAD_NAMES.filter((w) => w !== 'sparse' && w !== 'build');
 
 export interface BenchOptions {
   quick: boolean;
@@ -43,6 +49,8 @@ export interface BenchOptions {
   timeoutMs: number;
   /** --no-cache-drop: leave the machine's page caches alone (the report says reads may come from them). */
   noCacheDrop?: boolean;
+  /** The build workload's C project (fixtures/c-project.ts); default gzip, hello with --quick. */
+  buildProject?: CProjectName;
 }
 
 export interface Figure {
@@ -181,7 +189,7 @@ function combine(parts: ProcessStats[]): ProcessStats | null {
  * throws is recorded as failed and skipped for the rest of this part. The server's CPU and peak RSS are
  * measured over the part and stored under `part` (or as the whole workload's when part is null).
  */
-async function repeatOnTargets(ctx: Ctx, recs: Map<TargetName, Recorder>, part: string | null, reps: number, body: (t: Target, rep: number, rec: Recorder) => Promise<void>): Promise<void> {
+async function repeatOnTargets(ctx: Ctx, recs: Map<TargetName, Recorder>, part: string | null, reps: number, body: (t: Target, rep: number, rec: Recorder) => Promise<void>, rotate = false): Promise<void> {
   const meters = new Map<TargetName, ProcessMeter>();
   for (const t of ctx.targets) {
     if (t.pid !== null) {
@@ -192,7 +200,9 @@ async function repeatOnTargets(ctx: Ctx, recs: Map<TargetName, Recorder>, part: 
   }
   const failed = new Set<TargetName>();
   for (let rep = 0; rep < reps; rep++) {
-    for (const t of ctx.targets) {
+    // rotate: each repeat starts one target later, so a slow spell of the machine does not always hit the same one.
+    const order = rotate ? ctx.targets.map((_, i) => ctx.targets[(i + rep) % ctx.targets.length] as Target) : ctx.targets;
+    for (const t of order) {
       const rec = recs.get(t.name) as Recorder;
       if (failed.has(t.name) || rec.error) continue;
       try {
@@ -690,12 +700,271 @@ export async function sparseWorkload(ctx: Ctx): Promise<WorkloadResult> {
   return result;
 }
 
+// ---------------------------------------------------------------------------
+// build (issue 21): a git clone of a local repository, then ./configure && make -j2 of a C project
+
+/** The C project the build workload compiles: --build-project, or gzip (hello with --quick). */
+export function buildProjectOf(opts: Pick<BenchOptions, 'quick' | 'buildProject'>): CProjectName {
+  return opts.buildProject ?? (opts.quick ? 'hello' : 'gzip');
+}
+
+/** The same environment for every target: C locale, no user or system git config, no inherited make flags. */
+function buildEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0', CONFIG_SITE: '/dev/null' };
+  for (const k of ['MAKEFLAGS', 'MFLAGS', 'MAKELEVEL', 'GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE']) delete env[k];
+  return env;
+}
+
+let clockTicks: number | undefined;
+
+/**
+ * User + system CPU seconds of this process's children that have exited and been waited for (cutime and
+ * cstime in /proc/self/stat): a command's whole process tree, configure's compilers included. Unlike wall
+ * time it hardly depends on what else the machine runs.
+ */
+function childrenCpuSeconds(): number {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  const s = readFileSync('/proc/self/stat', 'utf8');
+  const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[13]) + Number(rest[14])) / clockTicks;
+}
+
+/** Adds one phase's svault operation counts into a running sum per operation. */
+function addOps(into: Map<string, OpCounts>, ops: OpCounts[]): void {
+  for (const o of ops) {
+    const a = into.get(o.op) ?? { op: o.op, calls: 0, bytes: 0, totalMs: 0 };
+    a.calls += o.calls;
+    a.bytes += o.bytes;
+    a.totalMs = Math.round((a.totalMs + o.totalMs) * 10) / 10;
+    into.set(o.op, a);
+  }
+}
+
+export interface BuildExtra {
+  repo: { source: string; commit: string; files: number; packBytes: number; objects: number };
+  project: { name: string; version: string; description: string; tarball: string; sha256: string; from: 'cache' | 'debian'; cFiles: number; hFiles: number; files: number; objects: number };
+  /** The untimed native build run first: it loads the toolchain into the page cache and proves it works. */
+  warmup: { seconds: number };
+  /** Targets left out, and why (one that does not keep the mtimes tar sets cannot build a release tarball). */
+  skipped: Partial<Record<TargetName, string>>;
+  /** Each server's CPU seconds per phase, summed over the repeats (native has no server). */
+  cpuSeconds: Partial<Record<TargetName, Record<string, number>>>;
+  /** The timed commands' own CPU seconds per phase (their whole process trees), summed over the repeats. */
+  clientCpuSeconds: Partial<Record<TargetName, Record<string, number>>>;
+  /** svault's own per-operation counters per phase, summed over the repeats, most time first. */
+  svaultOps: Record<string, OpCounts[]>;
+}
+
+/** The build-system files whose times make compares: they must keep the times the archive gives them. */
+const BUILD_SYSTEM_FILES = ['configure.ac', 'aclocal.m4', 'configure', 'Makefile.am', 'Makefile.in'];
+
+/**
+ * Unpacks the tarball into the target and compares the build-system files' mtimes with those native got
+ * (`want`). Null if they are kept (to the second), else why not.
+ */
+async function keepsTarTimes(t: Target, tarball: string, dir: string, want: Map<string, number>, cmd: (c: string, args: string[]) => Promise<unknown>): Promise<string | null> {
+  const probe = path.join(t.dir, 'mtime-probe');
+  try {
+    await mkdir(probe, { recursive: true });
+    await cmd('tar', ['-xf', tarball, '-C', probe]);
+    for (const [f, ms] of want) {
+      const got = statSync(path.join(probe, dir, f)).mtimeMs;
+      if (Math.abs(got - ms) >= 1000) {
+        return `it does not keep the file times tar sets (${f}: ${new Date(got).toISOString()}, the archive's ${new Date(ms).toISOString()}), so make would take the generated Makefile.in for stale and try to rerun automake`;
+      }
+    }
+    return null;
+  } catch (err) {
+    return `unpacking the release into it failed: ${errorMessage(err)}`;
+  } finally {
+    await cmd('rm', ['-rf', probe]).catch(() => undefined);
+  }
+}
+
+export async function buildWorkload(ctx: Ctx): Promise<WorkloadResult> {
+  const start = begin(ctx);
+  const env = buildEnv();
+  const project = C_PROJECTS[buildProjectOf(ctx.opts)];
+  const scratch = path.join(ctx.work, 'build-src');
+  await mkdir(scratch, { recursive: true });
+  const tmo = Math.max(ctx.opts.timeoutMs, 300_000);
+  const cmd = (c: string, args: string[], cwd?: string, capture = false) => run(c, args, { env, cwd, timeoutMs: tmo, stdout: capture ? 'capture' : 'null' });
+
+  // Phase 1's source: a bare copy of the project's own repository as it is now (its commits, not the
+  // work tree), made once and repacked into one pack, as a clone over the network would leave it.
+  ctx.progress.note('build: a bare copy of the repository, and the C project');
+  const bare = path.join(scratch, 'repo.git');
+  try {
+    await cmd('git', ['-c', 'safe.directory=*', '-C', ctx.root, 'rev-parse', '--git-dir']);
+  } catch (err) {
+    throw new Error(`${ctx.root} is not a git repository, so there is nothing to clone: ${errorMessage(err)}`, { cause: err });
+  }
+  await cmd('git', ['-c', 'safe.directory=*', 'clone', '--bare', '--no-hardlinks', '--quiet', ctx.root, bare]);
+  await cmd('git', ['-C', bare, 'gc', '--quiet', '--prune=now']);
+  const commit = (await cmd('git', ['-C', bare, 'rev-parse', 'HEAD'], undefined, true)).stdout.trim();
+  const repoFiles = (await cmd('git', ['-C', bare, 'ls-tree', '-r', '--name-only', 'HEAD'], undefined, true)).stdout.split('\n').filter(Boolean).length;
+  const counts = Object.fromEntries(
+    (await cmd('git', ['-C', bare, 'count-objects', '-v'], undefined, true)).stdout
+      .split('\n')
+      .map((l) => l.split(': '))
+      .filter((kv) => kv.length === 2)
+      .map(([k, v]) => [k, Number(v)]),
+  ) as Record<string, number>;
+
+  // Phase 2's source: the release tarball, fetched once (fixtures/c-project.ts) and kept in the scratch dir.
+  const fetched = fetchCProject(project, scratch);
+  const tarball = fetched.file;
+  const listing = (await cmd('tar', ['-tf', tarball], undefined, true)).stdout.split('\n').filter((l) => l && !l.endsWith('/'));
+
+  // An untimed native build first: it proves the toolchain works (gcc, make) and leaves it in the page
+  // cache, so the first timed target does not load the compiler from disk.
+  ctx.progress.note(`build: warming up with a native build of ${project.name}`);
+  const warm = path.join(scratch, 'warmup');
+  await mkdir(warm, { recursive: true });
+  const w0 = performance.now();
+  await cmd('git', ['clone', '--no-hardlinks', '--quiet', bare, path.join(warm, 'clone')]);
+  await cmd('tar', ['-xf', tarball, '-C', warm]);
+  const warmSrc = path.join(warm, project.dir);
+  try {
+    await cmd('./configure', [], warmSrc);
+    await cmd('make', ['-j2'], warmSrc);
+  } catch (err) {
+    throw new Error(`the native build of ${project.name} failed, so the toolchain (gcc, make) is missing or broken: ${errorMessage(err)}`, { cause: err });
+  }
+  const objects = (await cmd('find', [warmSrc, '-name', '*.o'], undefined, true)).stdout.split('\n').filter(Boolean).length;
+  const times = new Map(BUILD_SYSTEM_FILES.map((f) => [f, statSync(path.join(warmSrc, f)).mtimeMs]));
+  const warmSeconds = Math.round((performance.now() - w0) / 100) / 10;
+  await rm(warm, { recursive: true, force: true });
+
+  // Leave out, and say why, a target that does not keep the times tar sets: make would take its Makefile.in
+  // for older than its Makefile.am and rerun automake, which a release build must not need.
+  const skipped: Partial<Record<TargetName, string>> = {};
+  for (const t of ctx.targets) {
+    const why = await keepsTarTimes(t, tarball, project.dir, times, cmd);
+    if (why) {
+      skipped[t.name] = why;
+      ctx.progress.note(`build: leaving ${t.name} out: ${why}`);
+    }
+  }
+  const sub: Ctx = { ...ctx, targets: ctx.targets.filter((t) => !skipped[t.name]) };
+  const recs = newRecorders(sub);
+
+  const cpu: BuildExtra['cpuSeconds'] = {};
+  const clientCpu: BuildExtra['cpuSeconds'] = {};
+  const opsBy = new Map<string, Map<string, OpCounts>>();
+  const wl = 'build';
+  await repeatOnTargets(sub, recs, null, ctx.opts.repeats, async (t, rep, rec) => {
+    const clone = path.join(t.dir, 'clone');
+    const buildDir = path.join(t.dir, 'build');
+    const src = path.join(buildDir, project.dir);
+    // Per phase: the server's CPU seconds and svault's own counters, read outside the timed commands.
+    const phase = async (name: string, body: () => Promise<void>) => {
+      const ops0 = t.opStats ? await t.opStats() : null;
+      const cpu0 = t.pid !== null ? cpuSeconds(t.pid) : null;
+      const client0 = childrenCpuSeconds();
+      await body();
+      const client1 = childrenCpuSeconds();
+      const cpu1 = t.pid !== null ? cpuSeconds(t.pid) : null;
+      const add = (into: BuildExtra['cpuSeconds'], v: number) => {
+        const c = (into[t.name] ??= {});
+        c[name] = Math.round(((c[name] ?? 0) + v) * 100) / 100;
+      };
+      add(clientCpu, client1 - client0);
+      if (cpu0 !== null && cpu1 !== null) add(cpu, cpu1 - cpu0);
+      const ops1 = ops0 && t.opStats ? await t.opStats() : null;
+      if (ops0 && ops1) {
+        let m = opsBy.get(name);
+        if (!m) opsBy.set(name, (m = new Map()));
+        addOps(m, diffOps(ops0, ops1));
+      }
+    };
+
+    // Phase 1: git clone --no-hardlinks, git status, git log -1 in the clone.
+    let cloneSeconds = 0;
+    await phase('clone', async () => {
+      ctx.progress.step(wl, t.name, 'git clone', rep);
+      cloneSeconds += (await cmd('git', ['clone', '--no-hardlinks', '--quiet', bare, clone])).seconds;
+      cloneSeconds += (await cmd('git', ['status'], clone)).seconds;
+      cloneSeconds += (await cmd('git', ['log', '-1'], clone)).seconds;
+    });
+    rec.add('clone', `phase 1: git clone --no-hardlinks (${repoFiles} files), git status, git log -1`, 's', cloneSeconds, { files: repoFiles });
+    const head = (await cmd('git', ['rev-parse', 'HEAD'], clone, true)).stdout.trim();
+    const dirty = (await cmd('git', ['status', '--porcelain'], clone, true)).stdout.trim();
+    if (head !== commit || dirty) throw new Error(`the clone is not the repository: HEAD ${head} (want ${commit})${dirty ? `, git status: ${dirty.slice(0, 300)}` : ''}`);
+
+    // Unpacking the release is how the source gets there: timed, but outside the phases and the goal.
+    await mkdir(buildDir, { recursive: true });
+    await phase('unpack', async () => {
+      ctx.progress.step(wl, t.name, 'unpack', rep);
+      rec.add('unpack', `unpack the release tarball (tar -x, ${listing.length} files; not part of the phases)`, 's', (await cmd('tar', ['-xf', tarball, '-C', buildDir])).seconds, { files: listing.length });
+    });
+
+    // Phase 2: ./configure, make -j2, make clean.
+    let configure = 0;
+    let make = 0;
+    let clean = 0;
+    await phase('build', async () => {
+      ctx.progress.step(wl, t.name, 'configure', rep);
+      configure = (await cmd('./configure', [], src)).seconds;
+      ctx.progress.step(wl, t.name, 'make -j2', rep);
+      make = (await cmd('make', ['-j2'], src)).seconds;
+    });
+    // The program built inside the target runs, and says what it should (outside the timing).
+    const out = (await cmd(path.join(src, project.name), [...project.check.args], src, true)).stdout;
+    if (!project.check.expect.test(out)) throw new Error(`the ${project.name} built in ${t.name} printed ${JSON.stringify(out.slice(0, 200))}, not ${String(project.check.expect)}`);
+    await phase('build', async () => {
+      ctx.progress.step(wl, t.name, 'make clean', rep);
+      clean = (await cmd('make', ['clean'], src)).seconds;
+    });
+    rec.add('configure', `./configure (${project.name} ${project.version})`, 's', configure);
+    rec.add('make', `make -j2 (${objects} objects)`, 's', make);
+    rec.add('make-clean', 'make clean', 's', clean);
+    rec.add('build', `phase 2: ./configure, make -j2, make clean`, 's', configure + make + clean);
+    rec.add('total', 'both phases: clone and build (the goal: svault ≤ 1.2× native, ≤ 1× gocryptfs)', 's', cloneSeconds + configure + make + clean);
+    if (rep === 0) rec.checks.push(`clone at ${commit.slice(0, 10)}, clean git status; the built ${project.name} runs`);
+
+    await cmd('rm', ['-rf', clone, buildDir]);
+  }, true);
+
+  const extra: BuildExtra = {
+    repo: { source: ctx.root, commit, files: repoFiles, packBytes: (counts['size-pack'] ?? 0) * 1024, objects: (counts['in-pack'] ?? 0) + (counts.count ?? 0) },
+    project: {
+      name: project.name,
+      version: project.version,
+      description: project.description,
+      tarball: project.tarball,
+      sha256: project.sha256,
+      from: fetched.from,
+      cFiles: listing.filter((f) => f.endsWith('.c')).length,
+      hFiles: listing.filter((f) => f.endsWith('.h')).length,
+      files: listing.length,
+      objects,
+    },
+    warmup: { seconds: warmSeconds },
+    skipped,
+    cpuSeconds: cpu,
+    clientCpuSeconds: clientCpu,
+    svaultOps: Object.fromEntries([...opsBy].map(([k, m]) => [k, [...m.values()].sort((x, y) => y.totalMs - x.totalMs)])),
+  };
+  await rm(scratch, { recursive: true, force: true });
+  return finish(
+    sub,
+    'build',
+    'a real workload: git clone, then configure and make',
+    `Phase 1: \`git clone --no-hardlinks\` of a bare copy of this project's own repository (commit ${commit.slice(0, 10)}, ${repoFiles} files, one pack of ${humanBytes(extra.repo.packBytes)}) into the target, then \`git status\` and \`git log -1\` in the clone. Phase 2: ${project.description}, from Debian's archive (sha256 pinned), unpacked into the target (timed apart, outside the phases), then \`./configure\`, \`make -j2\` and \`make clean\` inside it. The page cache is kept (a build after a clone sees a warm cache); an untimed native build first loads the toolchain; the order of the targets rotates from repeat to repeat. A target that does not keep the mtimes tar sets is left out (make would rerun automake there). The goal is on the sum of both phases.`,
+    start,
+    recs,
+    extra as unknown as Record<string, unknown>,
+  );
+}
+
 export const WORKLOADS: Record<WorkloadName, (ctx: Ctx) => Promise<WorkloadResult>> = {
   cp: cpWorkload,
   dd: ddWorkload,
   small: smallWorkload,
   tree: treeWorkload,
   stream4g: streamWorkload,
+  build: buildWorkload,
   sparse: sparseWorkload,
 };
 
@@ -714,5 +983,7 @@ export function stepsOf(name: WorkloadName, opts: BenchOptions, targets: number)
       return opts.streamRepeats * targets * 2;
     case 'sparse':
       return opts.repeats * targets * 9;
+    case 'build':
+      return opts.repeats * targets * 5;
   }
 }

@@ -2,7 +2,8 @@
 // transports (fuse-native and svault's own), gocryptfs and securefs (each when installed) on a tmpfs of its
 // own, runs every workload, writes valid reports into a directory of ours, and leaves nothing mounted. Then
 // bench:check compares that report with itself, and a second tiny run checks that a missing gocryptfs and
-// securefs are skipped cleanly and said so.
+// securefs are skipped cleanly and said so; --only build times a git clone and a configure-and-make of a C
+// project on svault and native.
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -243,4 +244,68 @@ test.serial('bench --only sparse: the 1 TiB rows (quick: 1 GiB) measured on svau
   for (const row of rows.filter((x) => x.source?.startsWith('sparse/sparse-'))) t.true(typeof row.seconds === 'number' && row.seconds > 0, JSON.stringify(row));
   const skipped = ((report.workloads.sparse?.extra ?? {}) as { skipped?: Record<string, string> }).skipped ?? {};
   t.regex(skipped['floor-devfuse'] ?? '', /SEEK_DATA/, 'the pass-through floor does not answer SEEK_DATA and is left out, saying why');
+});
+
+test.serial('bench --only build: both phases (git clone; configure and make) timed on svault and native, with ratios and the goals', async (t) => {
+  const out = mkdtempSync(path.join(os.tmpdir(), 'svault-bench-test-'));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  // --quick builds GNU hello (fetched from Debian's archive once, then cached); one repeat.
+  const r = await node(['bench/run.ts', '--quick', '--no-cache-drop', '--only', 'build', '--targets', 'svault,native', '--out', out], process.env, 280_000);
+  t.is(r.code, 0, `bench failed:\n${r.stderr.slice(-4000)}`);
+  const { report, file } = reportIn(out);
+  t.true(report.ok, report.errors.join('; '));
+  t.deepEqual(report.options.only, ['build']);
+  t.is(report.options.buildProject, 'hello');
+  t.deepEqual(mountsUnder(report.environment.workDir), []);
+  const w = report.workloads.build;
+  if (!w) return t.fail('no build workload in the report');
+  for (const target of ['svault', 'native'] as const) {
+    const tr = w.targets[target];
+    t.is(tr?.error, undefined, `${target}: ${tr?.error}`);
+    const fig = (k: string) => tr?.figures[k]?.time.median;
+    for (const k of ['clone', 'unpack', 'configure', 'make', 'make-clean', 'build', 'total']) t.true(isNum(fig(k)) && (fig(k) as number) > 0, `build/${target}/${k}`);
+    // One repeat: phase 2 is its three steps, and the total is both phases.
+    t.true(Math.abs((fig('build') as number) - (fig('configure') as number) - (fig('make') as number) - (fig('make-clean') as number)) < 1e-6, `${target}: build = configure + make + make clean`);
+    t.true(Math.abs((fig('total') as number) - (fig('clone') as number) - (fig('build') as number)) < 1e-6, `${target}: total = clone + build`);
+    t.true(tr?.checks.some((c) => c.includes('clean git status') && c.includes('the built hello runs')) ?? false, `${target} checks: ${tr?.checks.join(', ')}`);
+  }
+  const extra = w.extra as { cpuSeconds?: Record<string, Record<string, number>>; svaultOps?: Record<string, Array<{ op: string; calls: number }>> };
+  t.true(isNum(extra.cpuSeconds?.svault?.build), 'svault server CPU seconds of phase 2');
+  t.true((extra.svaultOps?.clone ?? []).some((o) => o.op === 'fuse.create' && o.calls > 0), 'svault op counts of phase 1');
+
+  // The summary: each phase and both on every target, ratios to native, and the goals (no gocryptfs here).
+  const b = report.summary.build;
+  if (!b) return t.fail('no build summary');
+  t.is(b.project, 'hello 2.10');
+  for (const key of ['clone', 'build', 'total']) {
+    const row = b.rows.find((x) => x.key === key);
+    t.true(isNum(row?.seconds.svault) && isNum(row?.seconds.native) && isNum(row?.svault.native) && isNum(row?.overNative.svault), `summary row ${key}`);
+  }
+  const goal = (against: string) => b.goals.find((g) => g.against === against);
+  t.true(isNum(goal('native')?.ratio) && typeof goal('native')?.met === 'boolean');
+  t.is(goal('gocryptfs')?.met, null, 'no gocryptfs in the run: not measured');
+  t.regex(r.stderr, /build workload \(git clone, then hello 2\.10: configure, make -j2, make clean\)/);
+  t.regex(r.stderr, /both phases: svault [\d.]+ m?s \([\d.]+×\), native/);
+  const md = readFileSync(path.join(out, report.files.markdown), 'utf8');
+  t.true(md.includes('## A real workload: git clone, then configure and make'));
+  t.regex(md, /- svault ≤ 1\.2× native on both phases: [\d.]+×, (met|\*\*not met\*\*)\./);
+
+  // bench:check holds the fresh run to the goals: met when svault takes native's time, failed at twice it.
+  const variant = async (name: string, factor: number) => {
+    const copy = JSON.parse(JSON.stringify(report)) as BenchReport;
+    const total = copy.workloads.build?.targets.svault?.figures.total;
+    const native = copy.workloads.build?.targets.native?.figures.total;
+    if (!total || !native) throw new Error('no totals');
+    total.time.median = native.time.median * factor;
+    const f = path.join(out, name);
+    writeFileSync(f, JSON.stringify(copy));
+    return node(['bench/check.ts', '--baseline', file, '--report', f], process.env, 60_000);
+  };
+  const fast = await variant('as-native.json', 1);
+  t.is(fast.code, 0, fast.stdout + fast.stderr);
+  t.regex(fast.stdout, /\| svault ≤ 1\.2× native \| 1\.00× \| met \|/);
+  t.regex(fast.stdout, /\| svault ≤ 1× gocryptfs \| — \| not measured/);
+  const slow = await variant('twice-native.json', 2);
+  t.is(slow.code, 1, slow.stdout + slow.stderr);
+  t.regex(slow.stdout, /FAIL: build: svault took 2\.00× native's time for both phases/);
 });
