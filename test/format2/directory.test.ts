@@ -11,6 +11,7 @@
 import test from 'ava';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { prng } from '../../fixtures/tree.js';
 import { FsError, IntegrityError } from '../../src/core/errors.js';
 import {
   BUCKET_ENTRIES_MAX,
@@ -40,21 +41,10 @@ const B = BUCKET_ENTRIES_MAX;
 
 // ---- names ----
 
-/** mulberry32: a small seeded generator, so a name is a function of (length, seed) and shrinks with them. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** A valid name of exactly `length` UTF-8 bytes: characters of 1 to 4 bytes, no '/' or NUL, never '.' or '..'. */
 function randomName(length: number, seed: number): Buffer {
-  const next = seeded(seed);
+  const next = prng(seed); // a name is a function of (length, seed), and shrinks with them
   const parts: Buffer[] = [];
   let bytes = 0;
   while (bytes < length) {

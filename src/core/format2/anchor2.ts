@@ -245,12 +245,7 @@ export class RollbackAnchor {
   reset(anchored: AnchoredCommit): void {
     checkAnchored(anchored);
     makeDirectoryDurably(this.dir);
-    const dir = StoreDir.open(this.dir);
-    try {
-      this.create(dir, anchored);
-    } finally {
-      dir.close();
-    }
+    StoreDir.using(this.dir, (dir) => this.create(dir, anchored));
   }
 
   /**

@@ -31,6 +31,16 @@ export class StoreDir {
     return new StoreDir(openSync(path, O_RDONLY | O_DIRECTORY), path, true);
   }
 
+  /** Opens the directory at `path`, lends it to `use`, and closes it whatever `use` does. */
+  static using<T>(path: string, use: (dir: StoreDir) => T): T {
+    const dir = StoreDir.open(path);
+    try {
+      return use(dir);
+    } finally {
+      dir.close();
+    }
+  }
+
   /** The subdirectory `name`, created (mode 0700) first when `create` and it is not there. */
   subdir(name: string, create = false): StoreDir {
     if (create) {

@@ -178,10 +178,5 @@ export function readConfig(store: string): VaultConfig {
 
 /** Writes the config atomically: temp file, fsync, rename, fsync of the directory; no link is followed. */
 export function writeConfig(store: string, config: VaultConfig): void {
-  const dir = StoreDir.open(store);
-  try {
-    dir.writeFileAtomic(CONFIG_FILE, JSON.stringify(config, null, 2) + '\n');
-  } finally {
-    dir.close();
-  }
+  StoreDir.using(store, (dir) => dir.writeFileAtomic(CONFIG_FILE, JSON.stringify(config, null, 2) + '\n'));
 }

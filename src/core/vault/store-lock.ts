@@ -11,12 +11,7 @@ const MAX_LOCK_BYTES = 64;
 
 export function lockHolder(store: string): number | null {
   try {
-    const dir = StoreDir.open(store);
-    try {
-      return holderIn(dir);
-    } finally {
-      dir.close();
-    }
+    return StoreDir.using(store, holderIn);
   } catch {
     return null;
   }

@@ -6,22 +6,13 @@ import { StoreDir } from '../os/store-dir.js';
 
 export const UNCLEAN_FILE = 'svault.unclean';
 
-function inStore<T>(storeDir: string, use: (dir: StoreDir) => T): T {
-  const dir = StoreDir.open(storeDir);
-  try {
-    return use(dir);
-  } finally {
-    dir.close();
-  }
-}
-
 /** Whether the mark is there (anything at that name counts: a planted link is no reason to skip a sweep). */
 export function hasUncleanMark(storeDir: string): boolean {
-  return inStore(storeDir, (dir) => dir.stat(UNCLEAN_FILE) !== null);
+  return StoreDir.using(storeDir, (dir) => dir.stat(UNCLEAN_FILE) !== null);
 }
 
 export function setUncleanMark(storeDir: string): void {
-  inStore(storeDir, (dir) => {
+  StoreDir.using(storeDir, (dir) => {
     if (dir.stat(UNCLEAN_FILE)?.isFile()) return;
     dir.remove(UNCLEAN_FILE); // whatever else is there
     dir.createFile(UNCLEAN_FILE, '');
@@ -30,5 +21,5 @@ export function setUncleanMark(storeDir: string): void {
 }
 
 export function clearUncleanMark(storeDir: string): void {
-  inStore(storeDir, (dir) => dir.remove(UNCLEAN_FILE));
+  StoreDir.using(storeDir, (dir) => dir.remove(UNCLEAN_FILE));
 }
