@@ -157,3 +157,20 @@ test('seals and stores are counted: crypto.seal and crypto.open by the layer, st
   t.is(calls('store.put'), 2, 'the piece and its chaff');
   t.is(calls('store.get'), 1);
 });
+
+test('a put that fails part way (a full disk) leaves no piece behind: the caller never learns of it, so it would be an orphan', async (t) => {
+  // A disk with room for exactly one more blob, whichever is written first.
+  class OneMoreBlob extends MemoryStore {
+    private room = 1;
+    override async put(address: Buffer, blob: Buffer): Promise<void> {
+      if (this.room-- <= 0) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      return super.put(address, blob);
+    }
+  }
+  const store = new OneMoreBlob();
+  const pieces = new SealedPieces({ vaultId, addressKey, store, pieceSize: P, chaffRatio: 1, stats: new OpStats() });
+  await t.throwsAsync(pieces.put(fileKey, id(0), patternBytes(100, 1)), { message: /ENOSPC/ });
+  const left = await addressesOf(pieces);
+  t.false(left.includes(pieces.addressOf(id(0)).toString('hex')), 'the piece is not stored');
+  for (const hex of left) t.true(await pieces.isChaffAt(Buffer.from(hex, 'hex')), 'what is left is chaff, which fsck recognises');
+});

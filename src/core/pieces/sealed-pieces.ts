@@ -51,6 +51,8 @@ export class SealedPieces {
   /**
    * Seals `data` as piece `id` under the file's key and stores it, with chaff at the vault's ratio.
    * Stored is not durable: flush() makes it so, before a metadata commit points to it.
+   * The chaff goes first: when a put fails (a full disk), its piece is not stored, so the caller, who
+   * never learns of the piece, leaves no orphan behind; chaff stored before the failure is chaff anyway.
    */
   async put(fileKey: Buffer, id: PieceId, data: Buffer): Promise<void> {
     const t = process.hrtime.bigint();
@@ -58,8 +60,8 @@ export class SealedPieces {
       ? sealPieceInto(fileKey, this.s.vaultId, id, data, this.classes, this.blobOut)
       : sealPiece(fileKey, this.s.vaultId, id, data, this.classes);
     this.s.stats.record('crypto.seal', t, blob.length);
-    await this.s.store.put(this.addressOf(id), blob);
     for (let n = this.chaffCount(); n > 0; n--) await this.putChaff(blob.length);
+    await this.s.store.put(this.addressOf(id), blob);
   }
 
   /** How many chaff blobs go with one real piece: chaffRatio on average. */
