@@ -272,7 +272,7 @@ const inodeArb: fc.Arbitrary<InodeRecord> = fc
         const valid = names.filter((n) => nameProblem(Buffer.from(n)) === undefined);
         const entries = sortedEntries(5, valid);
         while (entriesLength(entries) > INLINE_MAX) entries.pop();
-        return { type: FileType.directory, primary: { form: 'entries', entries: encodeInlineEntries(entries) } as Primary, size: 0, count: entries.length, hasLost: false, rdev: 0 };
+        return { type: FileType.directory, primary: { form: 'entries', entries: encodeInlineEntries(entries) } as Primary, size: encodeInlineEntries(entries).length, count: entries.length, hasLost: false, rdev: 0 };
       }),
       fc
         .record({ depth: big(0, 3), levelSeed: big(0, 31), splitSeed: big(0, 2 ** 31), root: fc.array(fc.oneof(fc.constant(0), versionArb), { minLength: 1, maxLength: MAP_ROOT_MAX }), count: big(0, 2 ** 40) })
@@ -284,7 +284,7 @@ const inodeArb: fc.Arbitrary<InodeRecord> = fc
           const usable = Math.min(root.length, Math.ceil(n / 494 ** depth));
           const table = root.slice(0, usable);
           if (depth > 0 && !table.some((s) => s !== 0)) table[0] = 3;
-          return { type: FileType.directory, primary: { form: 'buckets', level, split, depth, root: table } as Primary, size: 0, count, hasLost: false, rdev: 0 };
+          return { type: FileType.directory, primary: { form: 'buckets', level, split, depth, root: table } as Primary, size: 9000, count, hasLost: false, rdev: 0 };
         }),
       bytes(1, 4095).map((target) => ({ type: FileType.symlink, primary: placeSymlinkTarget(target).primary, size: target.length, count: 0, hasLost: false, rdev: 0 })),
       fc.record({ type: fc.constantFrom(FileType.fifo, FileType.socket, FileType.charDevice, FileType.blockDevice), rdev: big(0, 0xffff_ffff) }).map(({ type, rdev }) => ({
@@ -359,7 +359,7 @@ test('capacity: inline ENTRIES hold 173 entries of 12-byte names (the spec says 
   t.is(Buffer.byteLength(names12(1)[0]!), 12);
   // 10 + 12 = 22 bytes an entry: 173 × 22 = 3,806 ≤ 3,818 < 174 × 22 = 3,828.
   const fits = sortedEntries(5, names12(173));
-  const dir = (entries: DirEntry[]) => inode({ type: FileType.directory, mode: 0o40755, nlink: 2, size: 0, count: entries.length, primary: { form: 'entries', entries: encodeInlineEntries(entries) }, spill: { count: 1, version: 3 } });
+  const dir = (entries: DirEntry[]) => inode({ type: FileType.directory, mode: 0o40755, nlink: 2, size: encodeInlineEntries(entries).length, count: entries.length, primary: { form: 'entries', entries: encodeInlineEntries(entries) }, spill: { count: 1, version: 3 } });
   t.true(encodeInode(dir(fits)).length <= PAYLOAD_MAX);
   t.is(decodeInlineEntries(encodeInlineEntries(fits), 173, 5, DIRHASH_KEY).length, 173);
   t.notThrows(() => encodeInlineEntries(sortedEntries(5, names12(170))));
@@ -542,8 +542,8 @@ test('spill content of any target and xattrs survives the stream', (t) => {
 const REGULAR = encodeInode(inode());
 const MAPPED = encodeInode(inode({ size: 3 * PIECE, count: 1, hasLost: true, primary: { form: 'map', depth: 0, root: [5, 0, PREALLOCATED, lostSlot(3)] } }));
 const MAPPED_DEEP = encodeInode(inode({ size: 10 * PIECE, count: 494, hasLost: true, primary: { form: 'map', depth: 1, root: [PREALLOCATED, lostSlot(0)] } }));
-const DIRECTORY = encodeInode(inode({ type: FileType.directory, mode: 0o40755, nlink: 2, size: 0, count: 1, primary: { form: 'entries', entries: encodeInlineEntries([entry(42, 'a')]) } }));
-const BUCKETED = encodeInode(inode({ type: FileType.directory, mode: 0o40755, nlink: 2, size: 0, count: 9, primary: { form: 'buckets', level: 1, split: 1, depth: 0, root: [4, 5, 6] } }));
+const DIRECTORY = encodeInode(inode({ type: FileType.directory, mode: 0o40755, nlink: 2, size: encodeInlineEntries([entry(42, 'a')]).length, count: 1, primary: { form: 'entries', entries: encodeInlineEntries([entry(42, 'a')]) } }));
+const BUCKETED = encodeInode(inode({ type: FileType.directory, mode: 0o40755, nlink: 2, size: 5000, count: 9, primary: { form: 'buckets', level: 1, split: 1, depth: 0, root: [4, 5, 6] } }));
 const SYMLINK = encodeInode(inode({ type: FileType.symlink, mode: 0o120777, size: 3, primary: { form: 'target', target: Buffer.from('abc') } }));
 const FIFO = encodeInode(inode({ type: FileType.fifo, mode: 0o10600, size: 0, primary: { form: 'none' } }));
 const ROOT = encodeInode(inode({ ino: 1, parentIno: 0, type: FileType.directory, mode: 0o40755, nlink: 2, size: 0, count: 0, primary: { form: 'entries', entries: Buffer.alloc(0) } }));
@@ -577,7 +577,7 @@ const inodeDamage: [string, Buffer, RegExp, number?][] = [
   ['rdev on a regular file', patched(REGULAR, (b) => b.writeUInt32BE(0x801, OFF.rdev)), /rdev 2049 for type 1/],
   ['rdev on a FIFO', patched(FIFO, (b) => b.writeUInt32BE(1, OFF.rdev)), /rdev 1 for type 4/],
   ['size on a FIFO', patched(FIFO, (b) => writeU64(b, OFF.size, 1)), /size 1 for type 4/],
-  ['size on a directory', patched(DIRECTORY, (b) => writeU64(b, OFF.size, 4096)), /size 4096 for type 2/],
+  ['a directory whose size is not its inline entries\' bytes', patched(DIRECTORY, (b) => writeU64(b, OFF.size, 4096)), /ENTRIES of \d+ bytes for size 4096/],
   ['count on a symlink', patched(SYMLINK, (b) => writeU64(b, OFF.count, 1)), /count 1 for type 3/],
   ['count on a FIFO', patched(FIFO, (b) => writeU64(b, OFF.count, 1)), /count 1 for type 4/],
   ['atime nanoseconds of 10^9', patched(REGULAR, (b) => b.writeUInt32BE(1e9, OFF.atime + 8)), /atime nanoseconds 1000000000/],
@@ -726,7 +726,7 @@ test('the encoder refuses what the decoder would call damaged, and what the form
     [{ primary: { form: 'map', depth: 0, root: [0.5] }, size: PIECE }, /slot value 0.5/],
   ];
   for (const [over, message] of refused) t.throws(() => encodeInode(inode(over)), { instanceOf: RangeError, message });
-  const buckets = (level: number, split: number, root: number[]) => inode({ type: FileType.directory, mode: 0o40700, nlink: 2, size: 0, primary: { form: 'buckets', level, split, depth: 0, root } });
+  const buckets = (level: number, split: number, root: number[]) => inode({ type: FileType.directory, mode: 0o40700, nlink: 2, size: 4000, primary: { form: 'buckets', level, split, depth: 0, root } });
   t.throws(() => encodeInode(buckets(0, 0, [PREALLOCATED])), { instanceOf: RangeError, message: /not valid in this MAP/ });
   t.notThrows(() => encodeInode(buckets(31, 2 ** 31 - 1, [1])));
   t.throws(() => decodeInode(REGULAR, 42, 0), { instanceOf: RangeError, message: /piece size 0/ });

@@ -78,9 +78,8 @@ export interface DirectoryInode {
   /** The inode's `count`: live entries. */
   readonly count: number;
   /**
-   * E, the entry bytes, when the caller knows it. The inode has no field for it (this module's report
-   * proposes the directory's `size`, 0 today); without it the first insert or remove that needs it reads
-   * every bucket.
+   * E, the entry bytes: the directory inode's `size` (docs/format-2.md 6.1). Without it the first insert
+   * or remove that needs it reads every bucket.
    */
   readonly entryBytes?: number;
 }

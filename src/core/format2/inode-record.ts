@@ -348,7 +348,8 @@ function inodeProblem(inode: InodeRecord, pieceSize: number | undefined): string
   }
   if (inode.hasLost && primary.form !== 'map') return 'HAS_LOST without a piece map';
   if (type !== FileType.regular && type !== FileType.directory && inode.count !== 0) return `count ${inode.count} for type ${type}`;
-  if (type !== FileType.regular && type !== FileType.symlink && inode.size !== 0) return `size ${inode.size} for type ${type}`;
+  // A directory's size is E, its encoded entry bytes (17.4): what splits and merges need, and st_size shows.
+  if (type !== FileType.regular && type !== FileType.symlink && type !== FileType.directory && inode.size !== 0) return `size ${inode.size} for type ${type}`;
   const formIssue = formProblem(inode, pieceSize);
   if (formIssue) return formIssue;
   const tail = tailBytes(inode);
@@ -388,6 +389,7 @@ function formProblem(inode: InodeRecord, pieceSize: number | undefined): string 
       return pieceMapProblem(inode, primary, pieceSize);
     case 'entries':
       if (primary.entries.length > INLINE_MAX) return `ENTRIES of ${primary.entries.length} bytes (at most ${INLINE_MAX})`;
+      if (primary.entries.length !== inode.size) return `ENTRIES of ${primary.entries.length} bytes for size ${inode.size}`;
       return undefined;
     case 'buckets':
       return bucketTableProblem(primary);

@@ -8,9 +8,9 @@
 // slot holds, so a record put back from another commit is found out as stale (5.6).
 
 import { IntegrityError } from '../errors.js';
-import type { CommitParticipant, ParticipantStamp, StampedRecord } from './commit-batch.js';
-import { decodeMapNode, encodeMapNode } from './map-node.js';
-import { mapNodeRecordName, stateRecordName } from './record-names.js';
+import type { CommitParticipant, ParticipantStamp } from './commit-batch.js';
+import { mapNodeSource, treeRecords } from './owners.js';
+import { stateRecordName } from './record-names.js';
 import { RecordKind, type RecordSealer } from './record-seal.js';
 import { HOLE } from './slot.js';
 import { SlotTree, STATE_ROOT_CAPACITY } from './slot-tree.js';
@@ -79,14 +79,7 @@ export class StateRoot implements CommitParticipant {
       rootCapacity: STATE_ROOT_CAPACITY,
       special: false,
       what: 'the inode table',
-      nodes: {
-        load: (level, nodeNo, version) => {
-          const name = mapNodeRecordName(this.names, INODE_TABLE_OWNER, level, nodeNo);
-          const what = `inode table node (level ${level}, node ${nodeNo})`;
-          const payload = this.sealer.open(name, this.reader.get(name), version, RecordKind.mapNode, what);
-          return decodeMapNode(payload, { level, special: false, version, what });
-        },
-      },
+      nodes: mapNodeSource({ names, sealer, reader }, INODE_TABLE_OWNER, false, 'inode table'),
     });
   }
 
@@ -128,12 +121,7 @@ export class StateRoot implements CommitParticipant {
   stamp(c: number): ParticipantStamp {
     const reservedUpTo = this.counter.reservationForCut();
     const table = this.inodeTable.stamp(c);
-    const writes: StampedRecord[] = table.writes.map((w) => ({
-      name: mapNodeRecordName(this.names, INODE_TABLE_OWNER, w.level, w.nodeNo),
-      kind: RecordKind.mapNode,
-      payload: encodeMapNode(w.slots),
-    }));
-    const deletes = table.deletes.map((d) => mapNodeRecordName(this.names, INODE_TABLE_OWNER, d.level, d.nodeNo));
+    const { writes, deletes } = treeRecords(this.names, INODE_TABLE_OWNER, table);
     // Read right after the stamp: later changes put placeholders in the root (slot-tree.ts).
     const state: StateRecord = { ...this.fields, commit: c, reservedUpTo, inodeTableDepth: this.inodeTable.depth, inodeTableRoot: this.inodeTable.rootEntries() };
     writes.push({ name: stateRecordName(this.names), kind: RecordKind.state, payload: encodeStateRecord(state) });

@@ -1,0 +1,454 @@
+// Format 2's metadata of one vault (docs/format-2.md 5, 6 and 17): inodes by number, directory entries,
+// piece maps, inline content, symlink targets and xattrs, over meta2.db. This is what the vault's
+// namespace and contents layers call once format 2 is wired in.
+//
+// Operations change decoded state in memory and mark what they changed; nothing is sealed while they run.
+// A commit is cut() (the next commit number, every changed record sealed at it, bottom-up: piece maps,
+// directories and spills, then inodes, then the inode table and the state record), then written in one
+// SQLite transaction once the blobs the cut points to are durable (write), or abandoned. The caller (the
+// committer) orders that; commitNow() does both for tools and tests that store no blobs.
+
+import { FsError, IntegrityError } from '../errors.js';
+import { CommitBatcher, type FrozenBatch, type RecordWriter } from './commit-batch.js';
+import type { DirEntry } from './dir-records.js';
+import { FileType, INLINE_MAX, modeTypeBits, placeSymlinkTarget, placeXattrs, ROOT_INO, type InodeRecord, type Primary, type Timespec } from './inode-record.js';
+import { InodeStore } from './inode-store.js';
+import type { Format2Keys } from './keys.js';
+import { DirectoryOwner, newFileId, PieceMapOwner, SpillOwner, type OwnerContext } from './owners.js';
+import { RecordSealer } from './record-seal.js';
+import type { RecordTable } from './record-table.js';
+import type { Xattr } from './spill-records.js';
+import type { StateRecord } from './state-record.js';
+import { StateRoot } from './state-root.js';
+import { VersionCounter } from './version-counter.js';
+
+export interface Metadata2Options {
+  keys: Pick<Format2Keys, 'record' | 'names' | 'dirhash' | 'chaff'>;
+  vaultId: Buffer;
+  pieceSize: number;
+  /** Metadata chaff records per inode, on average (5.9): the vault's chaff ratio. */
+  chaffRatio: number;
+  /** Clean inodes kept decoded. */
+  inodeCacheLimit?: number;
+  /** Clean directories, piece maps and spills kept decoded, of each kind. */
+  ownerCacheLimit?: number;
+}
+
+/** What a new inode is made of; everything else starts empty (a file INLINE with no bytes, a directory with no entries). */
+export interface NewInode {
+  type: FileType;
+  /** Permission bits (and setuid, setgid, sticky); the type bits come from `type`. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Directory of its first link; 0 for the root only. */
+  parentIno: number;
+  time: Timespec;
+  /** mknod's rdev, for devices. */
+  rdev?: number;
+  /** A symlink's target, 1 to 4,095 bytes. */
+  target?: Buffer;
+}
+
+/** The fields of an inode its attribute changes may set; the rest belong to its owners (content, entries, spill). */
+export type InodeAttributes = Pick<InodeRecord, 'parentIno' | 'mode' | 'uid' | 'gid' | 'nlink' | 'size' | 'atime' | 'mtime' | 'ctime'>;
+
+const DEFAULT_OWNER_CACHE_LIMIT = 2_000;
+
+type Owner = PieceMapOwner | DirectoryOwner | SpillOwner;
+
+/** Owners of one kind, by ino: changed ones stay until their commit is confirmed, clean ones up to a limit. */
+class OwnerCache<T extends { ino: number }> {
+  private readonly held = new Map<number, T>();
+  constructor(private readonly limit: number) {}
+
+  get(ino: number): T | undefined {
+    const owner = this.held.get(ino);
+    if (owner) {
+      this.held.delete(ino); // most recently used last
+      this.held.set(ino, owner);
+    }
+    return owner;
+  }
+
+  add(owner: T): T {
+    this.held.set(owner.ino, owner);
+    return owner;
+  }
+
+  delete(ino: number): void {
+    this.held.delete(ino);
+  }
+
+  /** Forgets the least recently used owners past the limit that `busy` does not hold. */
+  trim(busy: (owner: T) => boolean): void {
+    let excess = this.held.size - this.limit;
+    for (const [ino, owner] of this.held) {
+      if (excess <= 0) break;
+      if (busy(owner)) continue;
+      this.held.delete(ino);
+      excess--;
+    }
+  }
+}
+
+export class Metadata2 {
+  private readonly ctx: OwnerContext;
+  private readonly maps: OwnerCache<PieceMapOwner>;
+  private readonly directories: OwnerCache<DirectoryOwner>;
+  private readonly spills: OwnerCache<SpillOwner>;
+  /** Owners handed out or changed since the last confirmed write that left them clean: never evicted. */
+  private readonly busy = new Set<Owner>();
+  /** Owners of removed inodes: dropped from the caches once the removal is confirmed. */
+  private readonly removedIn = new Map<Owner, () => void>();
+
+  private constructor(
+    private readonly table: RecordTable,
+    private readonly root: StateRoot,
+    private readonly counter: VersionCounter,
+    private readonly batcher: CommitBatcher,
+    readonly inodes: InodeStore,
+    sealer: RecordSealer,
+    o: Metadata2Options,
+  ) {
+    this.ctx = { names: o.keys.names, dirhash: o.keys.dirhash, sealer, reader: table, inodes, batcher };
+    const limit = o.ownerCacheLimit ?? DEFAULT_OWNER_CACHE_LIMIT;
+    this.maps = new OwnerCache(limit);
+    this.directories = new OwnerCache(limit);
+    this.spills = new OwnerCache(limit);
+  }
+
+  private static assemble(table: RecordTable, o: Metadata2Options, open: (sealer: RecordSealer) => { root: StateRoot; counter: VersionCounter }): Metadata2 {
+    const sealer = new RecordSealer(o.keys.record, o.vaultId);
+    const { root, counter } = open(sealer);
+    const writer: RecordWriter = { apply: (changes, durable) => table.apply(changes, durable) };
+    const batcher = new CommitBatcher(writer, sealer, () => counter.take(), root);
+    // The opening commit (section 11): the state record alone, at the one number no earlier session used.
+    batcher.write(batcher.cut(counter.openingCommit()));
+    const inodes = new InodeStore({ names: o.keys.names, chaffKey: o.keys.chaff, chaffRatio: o.chaffRatio, sealer, reader: table, root, batcher, pieceSize: o.pieceSize, cacheLimit: o.inodeCacheLimit });
+    return new Metadata2(table, root, counter, batcher, inodes, sealer, o);
+  }
+
+  /** A new vault's metadata in an empty meta2.db: the opening commit, then the root directory, committed. */
+  static create(table: RecordTable, o: Metadata2Options, rootDir: { mode: number; uid: number; gid: number; time: Timespec }): Metadata2 {
+    const counter = new VersionCounter(1);
+    const md = Metadata2.assemble(table, o, (sealer) => ({ root: StateRoot.create(o.keys.names, sealer, table, counter), counter }));
+    const ino = md.inodes.allocateIno();
+    if (ino !== ROOT_INO) throw new Error(`the root directory got ino ${ino}`);
+    md.addInode(ino, { type: FileType.directory, parentIno: 0, ...rootDir });
+    md.commitNow();
+    return md;
+  }
+
+  /**
+   * The metadata as meta2.db holds it: the state record opened at the version it claims. The caller checks
+   * `state.commit` against the rollback anchor before trusting anything read.
+   */
+  static open(table: RecordTable, o: Metadata2Options): Metadata2 {
+    return Metadata2.assemble(table, o, (sealer) => StateRoot.open(o.keys.names, sealer, table, (reservedUpTo) => new VersionCounter(reservedUpTo)));
+  }
+
+  /** The state record as the last confirmed commit wrote it. */
+  get state(): StateRecord {
+    return this.root.state;
+  }
+
+  // ---- inodes ----
+
+  inode(ino: number): InodeRecord | null {
+    return this.inodes.get(ino);
+  }
+
+  requireInode(ino: number): InodeRecord {
+    return this.inodes.require(ino);
+  }
+
+  /** Makes a new inode, not linked anywhere yet (link() does that). */
+  createInode(init: NewInode): InodeRecord {
+    if (init.parentIno < ROOT_INO) throw new RangeError(`a new inode's parent is ${init.parentIno}`);
+    return this.addInode(this.inodes.allocateIno(), init);
+  }
+
+  private addInode(ino: number, init: NewInode): InodeRecord {
+    const { type } = init;
+    if ((type === FileType.symlink) !== (init.target !== undefined)) throw new RangeError('a symlink, and only a symlink, has a target');
+    if ((init.rdev ?? 0) !== 0 && type !== FileType.charDevice && type !== FileType.blockDevice) throw new RangeError(`rdev for type ${type}`);
+    let primary: Primary = { form: 'none' };
+    let spilledTarget: Buffer | undefined;
+    if (type === FileType.regular) primary = { form: 'inline', content: Buffer.alloc(0) };
+    else if (type === FileType.directory) primary = { form: 'entries', entries: Buffer.alloc(0) };
+    else if (init.target) ({ primary, spilledTarget } = placeSymlinkTarget(init.target));
+    const inode: InodeRecord = {
+      ino,
+      parentIno: init.parentIno,
+      fileId: newFileId(),
+      type,
+      mode: (init.mode & 0o7777) | modeTypeBits(type),
+      uid: init.uid,
+      gid: init.gid,
+      nlink: type === FileType.directory ? 2 : 1,
+      rdev: init.rdev ?? 0,
+      size: init.target?.length ?? 0,
+      atime: init.time,
+      mtime: init.time,
+      ctime: init.time,
+      count: 0,
+      hasLost: false,
+      primary,
+      xattrs: [],
+      spill: undefined,
+    };
+    this.inodes.add(inode);
+    if (spilledTarget) this.spillOf(inode).set({ target: spilledTarget, xattrs: [] });
+    return inode;
+  }
+
+  /** Changes an inode's attributes (chmod, chown, utimens, link counts, a regular file's size). */
+  setAttributes(ino: number, change: (inode: InodeRecord) => Partial<InodeAttributes>): InodeRecord {
+    const inode = this.inodes.require(ino);
+    const updated = { ...inode, ...change(inode) };
+    if ((updated.mode & 0o170000) !== (inode.mode & 0o170000)) throw new RangeError(`ino ${ino}: a mode change may not change the type`);
+    if (updated.size !== inode.size) {
+      if (inode.type !== FileType.regular) throw new RangeError(`ino ${ino}: only a regular file's size is set`);
+      if (this.inlineContent(ino) !== null) throw new RangeError(`ino ${ino}: an INLINE file's size changes with its content (setInline)`);
+    }
+    this.inodes.put(updated);
+    return updated;
+  }
+
+  /** Removes an inode and everything it owns, at the next commit. A directory must be empty. */
+  removeInode(ino: number): void {
+    const inode = this.inodes.require(ino);
+    if (ino === ROOT_INO) throw new FsError('EBUSY', 'the root directory is never removed');
+    if (inode.type === FileType.directory) {
+      const dir = this.directoryOf(inode);
+      if (dir.directory.count > 0) throw new FsError('ENOTEMPTY', `directory ${ino} is not empty`);
+      dir.remove();
+      this.forgetOnConfirm(dir, () => this.directories.delete(ino));
+    }
+    if (inode.type === FileType.regular) {
+      const map = this.mapOf(inode);
+      map.remove();
+      this.forgetOnConfirm(map, () => this.maps.delete(ino));
+    }
+    if (inode.spill) {
+      const spill = this.spillOf(inode);
+      spill.remove();
+      this.forgetOnConfirm(spill, () => this.spills.delete(ino));
+    }
+    this.inodes.remove(ino);
+  }
+
+  // ---- directories ----
+
+  lookup(dirIno: number, name: Buffer): DirEntry | null {
+    return this.directoryOf(this.requireDirectory(dirIno)).directory.lookup(name);
+  }
+
+  /** Every entry, in readdir's order (6.4). */
+  list(dirIno: number): DirEntry[] {
+    return this.directoryOf(this.requireDirectory(dirIno)).list();
+  }
+
+  /** Adds the entry `name` → `ino` (EEXIST when the name is taken). Link counts are the caller's. */
+  link(dirIno: number, name: Buffer, ino: number): void {
+    const dir = this.directoryOf(this.requireDirectory(dirIno));
+    dir.directory.insert(name, ino, this.inodes.require(ino).type);
+    this.changedDirectory(dir);
+  }
+
+  /** Removes the entry `name` and returns it, or null when there is none. */
+  unlink(dirIno: number, name: Buffer): DirEntry | null {
+    const dir = this.directoryOf(this.requireDirectory(dirIno));
+    const removed = dir.directory.remove(name);
+    if (removed) this.changedDirectory(dir);
+    return removed;
+  }
+
+  /** Points the existing entry `name` at `ino` (a rename over it); returns the entry it replaced, or null. */
+  relink(dirIno: number, name: Buffer, ino: number): DirEntry | null {
+    const dir = this.directoryOf(this.requireDirectory(dirIno));
+    const replaced = dir.directory.replace(name, ino, this.inodes.require(ino).type);
+    if (replaced) this.changedDirectory(dir);
+    return replaced;
+  }
+
+  // ---- a regular file's content ----
+
+  /** The content of an INLINE file, or null when the file has a piece map. */
+  inlineContent(ino: number): Buffer | null {
+    const inode = this.requireRegular(ino);
+    return inode.primary.form === 'inline' && this.mapOf(inode).isInline ? inode.primary.content : null;
+  }
+
+  /**
+   * Makes the file INLINE with `content` (section 7: at most 3,818 bytes, no preallocated or lost slot):
+   * its size becomes the content's length, and its piece map, if it had one, goes at the next commit
+   * (read pieceMap(ino).versions() first: their blobs are the caller's to delete once that is durable).
+   */
+  setInline(ino: number, content: Buffer): void {
+    const inode = this.requireRegular(ino);
+    if (content.length > INLINE_MAX) throw new RangeError(`ino ${ino}: ${content.length} bytes do not fit INLINE (at most ${INLINE_MAX})`);
+    const map = this.mapOf(inode);
+    if (!map.isInline) {
+      if (map.tree.preallocated > 0 || map.tree.lost > 0) throw new RangeError(`ino ${ino}: a file with preallocated or lost slots keeps its piece map`);
+      map.becomeInline();
+      this.changedOwner(map);
+    }
+    this.inodes.put({ ...inode, primary: { form: 'inline', content: Buffer.from(content) }, size: content.length, count: 0, hasLost: false });
+  }
+
+  /** The file's piece map for reading, or null while the file is INLINE. */
+  pieceMapIfAny(ino: number): PieceMapOwner | null {
+    const map = this.mapOf(this.requireRegular(ino));
+    return map.isInline ? null : map;
+  }
+
+  /**
+   * The file's piece map, for changes (setSlot, fill, truncate...). An INLINE file gets an empty
+   * one: its content is the caller's to store as piece 0 before setting that slot, and the size stays.
+   */
+  pieceMap(ino: number): PieceMapOwner {
+    const inode = this.requireRegular(ino);
+    const map = this.mapOf(inode);
+    if (map.isInline) {
+      map.becomeMap();
+      this.inodes.put({ ...inode, primary: { form: 'map', depth: 0, root: [] } });
+    }
+    this.changedOwner(map); // the caller may change it: kept until its commit whether or not it does
+    return map;
+  }
+
+  // ---- symlinks and xattrs ----
+
+  /** A symlink's target, from the inode or its spill. */
+  symlinkTarget(ino: number): Buffer {
+    const inode = this.inodes.require(ino);
+    if (inode.type !== FileType.symlink) throw new FsError('EINVAL', `ino ${ino} is not a symlink`);
+    if (inode.primary.form === 'target') return inode.primary.target;
+    const target = this.spillOf(inode).spilled.target;
+    if (!target) throw new IntegrityError(`ino ${ino}: the symlink's target is in neither the inode nor its spill`);
+    return target;
+  }
+
+  /** Every xattr of the inode, in name order. */
+  xattrs(ino: number): Xattr[] {
+    const inode = this.inodes.require(ino);
+    if (!inode.spill) return [...inode.xattrs];
+    return [...inode.xattrs, ...this.spillOf(inode).spilled.xattrs].sort((a, b) => Buffer.compare(a.name, b.name));
+  }
+
+  /** Replaces the inode's xattrs: a prefix of the name order in the inode, the rest spilled (6.2). */
+  setXattrs(ino: number, xattrs: readonly Xattr[]): void {
+    const inode = this.inodes.require(ino);
+    const { inInode, spilled } = placeXattrs(inode.primary, xattrs);
+    this.inodes.put({ ...inode, xattrs: inInode });
+    const spill = this.spillOf(inode);
+    const target = spill.spilled.target;
+    if (spilled.length > 0 || inode.spill || spill.spilled.xattrs.length > 0) {
+      spill.set({ target, xattrs: spilled });
+      this.changedOwner(spill);
+    }
+  }
+
+  /**
+   * A new piece version (section 11): from the commit counter, so every version a slot holds is below the
+   * number of the commit that records it, and none is handed out twice, even across a crash.
+   */
+  newPieceVersion(): number {
+    return this.counter.take();
+  }
+
+  // ---- commits ----
+
+  /** Whether anything changed since the last cut. */
+  get pending(): boolean {
+    return this.batcher.pending;
+  }
+
+  /** Cuts off every change so far under the next commit number, sealed (see the module comment). */
+  cut(): FrozenBatch {
+    return this.batcher.cut();
+  }
+
+  /** Writes a cut in one transaction; on failure it is undone and its changes go in the next cut. */
+  write(batch: FrozenBatch, durable = true): void {
+    this.batcher.write(batch, durable);
+    this.settle();
+  }
+
+  /** Drops a cut whose blobs could not be made durable; its changes go in the next cut. */
+  abandon(batch: FrozenBatch): void {
+    this.batcher.abandon(batch);
+  }
+
+  /** Cuts and writes at once: for a vault opened by a tool, and tests, where no blob waits. */
+  commitNow(durable = true): void {
+    if (!this.batcher.pending && !this.counter.wantsExtension) return;
+    this.write(this.cut(), durable);
+  }
+
+  /** Forgets clean owners past the cache limits, and clean map nodes and buckets they hold. */
+  evict(): void {
+    const busy = (owner: Owner) => this.busy.has(owner);
+    this.maps.trim(busy);
+    this.directories.trim(busy);
+    this.spills.trim(busy);
+  }
+
+  /** The table's identity check and close (the vault's close). */
+  close(): void {
+    this.table.close();
+  }
+
+  // ---- owners ----
+
+  private requireDirectory(ino: number): InodeRecord {
+    const inode = this.inodes.require(ino);
+    if (inode.type !== FileType.directory) throw new FsError('ENOTDIR', `ino ${ino} is not a directory`);
+    return inode;
+  }
+
+  private requireRegular(ino: number): InodeRecord {
+    const inode = this.inodes.require(ino);
+    if (inode.type !== FileType.regular) throw new FsError(inode.type === FileType.directory ? 'EISDIR' : 'EINVAL', `ino ${ino} is not a regular file`);
+    return inode;
+  }
+
+  private directoryOf(inode: InodeRecord): DirectoryOwner {
+    return this.directories.get(inode.ino) ?? this.directories.add(new DirectoryOwner(this.ctx, inode));
+  }
+
+  private mapOf(inode: InodeRecord): PieceMapOwner {
+    return this.maps.get(inode.ino) ?? this.maps.add(new PieceMapOwner(this.ctx, inode));
+  }
+
+  private spillOf(inode: InodeRecord): SpillOwner {
+    return this.spills.get(inode.ino) ?? this.spills.add(SpillOwner.read(this.ctx, inode));
+  }
+
+  private changedDirectory(dir: DirectoryOwner): void {
+    dir.changed();
+    this.changedOwner(dir);
+  }
+
+  /** An owner changed: it stays in memory until a commit after this one is confirmed. */
+  private changedOwner(owner: Owner): void {
+    this.busy.add(owner);
+  }
+
+  private forgetOnConfirm(owner: Owner, forget: () => void): void {
+    this.busy.add(owner);
+    this.removedIn.set(owner, forget);
+  }
+
+  /** After a confirmed write: owners with nothing left to commit may be evicted again; removed ones are forgotten. */
+  private settle(): void {
+    for (const [owner, forget] of this.removedIn) {
+      if (!owner.clean) continue;
+      forget();
+      this.removedIn.delete(owner);
+    }
+    for (const owner of this.busy) if (owner.clean && !this.removedIn.has(owner)) this.busy.delete(owner);
+  }
+}
