@@ -3,6 +3,7 @@
 // (shell tools, python3, the svault CLI), as users would.
 
 import type { ExecutionContext, TestFn } from 'ava';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mountedAt, mountedSandbox, sandbox, serverPids, sh, type Sandbox, type SandboxOptions } from './cli.js';
@@ -151,4 +152,39 @@ export async function remount(t: ExecutionContext, box: Sandbox): Promise<void> 
  */
 export function dropFileCache(path: string): string {
   return `python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' ${q(path)}`;
+}
+
+/**
+ * Maps a file that is in the page cache into another process (MAP_SHARED, MAP_POPULATE), and keeps it
+ * mapped until release(): a test that asserts "no FUSE read, the kernel's cache served it" must not fail
+ * because something else on the machine dropped caches (drop_caches skips mapped pages) meanwhile. It
+ * hides nothing svault does: a FUSE open without FOPEN_KEEP_CACHE, or attributes that change the size,
+ * invalidate mapped pages too. The mapping holds the file open until released; call it only once the
+ * file's pages are cached, or populating it reads them through FUSE.
+ */
+export async function holdPageCache(t: ExecutionContext, path: string): Promise<{ release: () => Promise<void> }> {
+  const script = [
+    'import mmap, os, sys',
+    'fd = os.open(sys.argv[1], os.O_RDONLY)',
+    'm = mmap.mmap(fd, 0, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ)',
+    'os.close(fd)',
+    'print("held", flush=True)',
+    'sys.stdin.read()',
+  ].join('\n');
+  const child = spawn('python3', ['-c', script, path], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`holding ${path} in the page cache failed (exit ${code})`)));
+  });
+  const release = async () => {
+    child.stdin.end();
+    await exited;
+  };
+  // A failed assertion must not leave the file mapped: the mount could not be unmounted.
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    return exited;
+  });
+  return { release };
 }

@@ -7,7 +7,7 @@
 import test from 'ava';
 import { join } from 'node:path';
 import type { Sandbox } from '../helpers/cli.js';
-import { checkNothingLeftMounted, dropFileCache, mountedBox, opCalls, ok, q, randomFile, sha, sha256, sleep, unmountAndCheck } from '../helpers/mount-util.js';
+import { checkNothingLeftMounted, dropFileCache, holdPageCache, mountedBox, opCalls, ok, q, randomFile, sha, sha256, sleep, unmountAndCheck } from '../helpers/mount-util.js';
 
 checkNothingLeftMounted(test);
 
@@ -30,10 +30,12 @@ test('fuse-native: an unchanged file is read again from the kernel cache; a chan
 
   const r0 = await fuseReads(box);
   t.is(await sha(t, f), sha256(data));
+  t.true((await fuseReads(box)) > r0, 'the first read after the write goes through svault');
+  const held = await holdPageCache(t, f); // so that only svault could empty the cache
   const r1 = await fuseReads(box);
-  t.true(r1 > r0, 'the first read after the write goes through svault');
   t.is(await sha(t, f), sha256(data));
   t.is(await fuseReads(box), r1, 'the second open keeps the cache: no FUSE read');
+  await held.release();
 
   // g is another name, so another kernel node with its own cache: its first open reads through svault.
   await ok(t, `ln ${q(f)} ${q(g)}`);
@@ -68,13 +70,15 @@ test('devfuse: hard links are one node with one page cache; an unchanged file is
   await ok(t, `cp ${q(join(box.dir, 'src'))} ${q(f)} && ${dropFileCache(f)}`);
   const r0 = await fuseReads(box);
   t.is(await sha(t, f), sha256(data));
+  t.true((await fuseReads(box)) > r0, 'the first read after the file\'s cache was dropped goes through svault');
+  const held = await holdPageCache(t, f); // so that only svault could empty the cache
   const r1 = await fuseReads(box);
-  t.true(r1 > r0, 'the first read after the file\'s cache was dropped goes through svault');
   t.is(await sha(t, f), sha256(data));
   t.is(await fuseReads(box), r1, 'the second open keeps the cache: no FUSE read');
   await ok(t, `ln ${q(f)} ${q(g)}`);
   t.is(await sha(t, g), sha256(data));
   t.is(await fuseReads(box), r1, 'another name of the same file reads the same cache');
+  await held.release();
   t.is((await ok(t, `stat -c %h ${q(f)}`)).trim(), '2', 'the link count through the other name, at once');
   // A write through g is in the one cache f reads: seen at once, with no stale bytes and no FUSE read.
   await ok(t, `printf CHANGED | dd of=${q(g)} bs=1 seek=1000 conv=notrunc status=none`);
