@@ -127,6 +127,19 @@ export function fragmentNameKey(masterOfEpoch: Buffer, vaultId: Buffer, storeId:
   return hkdf(masterOfEpoch, vaultId, `svault/v2/fragment-name/${storeId.toString('hex')}/${epoch}`);
 }
 
+/**
+ * The key that hides, in store `storeId`, which write of a blob a fragment of epoch e belongs to: each
+ * fragment's GCM nonce is this key's AES encryption of a random put id shared by the blob's fragments, so a
+ * reader holding the key tells a replayed old fragment from the current ones, and the stores' operators,
+ * without it, cannot match a blob's fragments by nonce. Not in section 3's table yet (the scatter store's
+ * addition; see src/core/store/scatter-store.ts).
+ */
+export function fragmentNonceKey(masterOfEpoch: Buffer, vaultId: Buffer, storeId: Buffer, epoch: number): Buffer {
+  checkMasterAndVaultId(masterOfEpoch, vaultId);
+  checkEpoch(epoch);
+  return hkdf(masterOfEpoch, vaultId, `svault/v2/fragment-nonce/${storeId.toString('hex')}/${epoch}`);
+}
+
 /** The key that wraps M under the 32-byte recovery key R (4.1). */
 export function recoveryWrapKey(recoveryKey: Buffer, vaultId: Buffer): Buffer {
   checkMasterAndVaultId(recoveryKey, vaultId);
