@@ -11,16 +11,10 @@ import { Metadata2, type Metadata2Options } from '../../src/core/format2/metadat
 import { bucketRecordName, inodeRecordName, mapNodeRecordName } from '../../src/core/format2/record-names.js';
 import { RecordTable } from '../../src/core/format2/record-table.js';
 import { HOLE, PREALLOCATED } from '../../src/core/format2/slot.js';
+import { metadata2Options, name, T0 } from '../helpers/format2.js';
 import { tempDir } from '../helpers/temp-vault.js';
 
-const OPTIONS: Metadata2Options = {
-  keys: { record: randomBytes(32), names: randomBytes(32), dirhash: randomBytes(32), chaff: randomBytes(32) },
-  vaultId: randomBytes(16),
-  pieceSize: 128 * 1024,
-  chaffRatio: 0.5,
-};
-const T0 = { sec: 1_700_000_000, nsec: 5 };
-const name = (s: string) => Buffer.from(s);
+const OPTIONS = metadata2Options(0.5);
 
 function fresh(t: ExecutionContext, options: Partial<Metadata2Options> = {}): { md: Metadata2; dir: string } {
   const dir = tempDir(t);

@@ -41,7 +41,7 @@ import {
 } from './dir-records.js';
 import { DIR_LEVEL_MAX, isFileType, type FileType, type Primary } from './inode-record.js';
 import { HOLE, MAX_VERSION } from './slot.js';
-import type { SlotTree, TreeStamp } from './slot-tree.js';
+import type { NodeDelete, SlotTree, TreeStamp } from './slot-tree.js';
 
 /** 6.4's B: the entry bytes one bucket record holds. */
 const B = BUCKET_ENTRIES_MAX; // 3,940
@@ -381,6 +381,18 @@ export class Directory {
     // a run in two: ordering the runs by their first entries orders every entry.
     runs.sort((a, b) => compareEntries(a[0] as DirEntry, b[0] as DirEntry));
     return runs.flat();
+  }
+
+  /**
+   * Where every record of the directory is, reading every bucket (as list() does, with its checks): its
+   * chain records and its bucket table's map nodes. For fsck (5.10); none while the entries are inline.
+   */
+  storedRecords(): { buckets: BucketDelete[]; tableNodes: NodeDelete[] } {
+    if (this.form === 'entries') return { buckets: [], tableNodes: [] };
+    this.loadEveryBucket();
+    const buckets: BucketDelete[] = [];
+    for (const bucket of this.held.values()) for (let p = 0; p < bucket.stored.length; p++) buckets.push({ bucket: bucket.bucket, chainPosition: p });
+    return { buckets, tableNodes: [...this.bucketTableNow().storedNodes()] };
   }
 
   /**

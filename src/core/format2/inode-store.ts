@@ -126,12 +126,16 @@ export class InodeStore {
     if (!c.removed && c.inode) this.remember(c.ino, c.inode);
   }
 
+  /** The names of inode `ino`'s metadata chaff records (5.9): derived, so a deletion and fsck know them. */
+  chaffNamesOf(ino: number): Buffer[] {
+    return Array.from({ length: chaffRecordCount(this.o.chaffKey, this.o.chaffRatio, ino) }, (_, j) => chaffRecordName(this.o.names, ino, j));
+  }
+
   /** What a changed inode's stamp writes: its record, or its removal, and its chaff (5.9). */
   stampOf(c: ChangedInode, version: number): ParticipantStamp {
     const name = inodeRecordName(this.o.names, c.ino);
     this.o.root.setInodeVersion(c.ino, c.removed ? 0 : version);
-    const chaffNames = () =>
-      Array.from({ length: chaffRecordCount(this.o.chaffKey, this.o.chaffRatio, c.ino) }, (_, j) => chaffRecordName(this.o.names, c.ino, j));
+    const chaffNames = () => this.chaffNamesOf(c.ino);
     if (c.removed) {
       // A new inode removed before its first commit has no records; deleting absent rows costs nothing.
       return { writes: [], deletes: [name, ...chaffNames()] };

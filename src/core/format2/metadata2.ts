@@ -15,6 +15,7 @@ import { FileType, INLINE_MAX, modeTypeBits, placeSymlinkTarget, placeXattrs, RO
 import { InodeStore } from './inode-store.js';
 import type { Format2Keys } from './keys.js';
 import { DirectoryOwner, newFileId, PieceMapOwner, SpillOwner, type OwnerContext } from './owners.js';
+import { bucketRecordName, inodeRecordName, mapNodeRecordName, spillRecordName, stateRecordName } from './record-names.js';
 import { RecordSealer } from './record-seal.js';
 import type { RecordTable } from './record-table.js';
 import type { Xattr } from './spill-records.js';
@@ -399,6 +400,47 @@ export class Metadata2 {
   /** The table's identity check and close (the vault's close). */
   close(): void {
     this.table.close();
+  }
+
+  // ---- for fsck (5.10): what the tree holds, read and checked ----
+
+  /** Every inode the inode table holds, with its record's version, in ino order. */
+  inodeVersions(): Generator<{ index: number; version: number }> {
+    return this.root.inodeVersions();
+  }
+
+  /** Names of the state record and the inode table's map nodes, each node read and checked. */
+  treeRecordNames(): Buffer[] {
+    const names = [stateRecordName(this.ctx.names)];
+    for (const n of this.root.inodeTableNodes()) names.push(mapNodeRecordName(this.ctx.names, 0, n.level, n.nodeNo));
+    return names;
+  }
+
+  /**
+   * Names of every record inode `inode` owns besides its own: piece map nodes, buckets and bucket table
+   * nodes, spill records. Each is read and checked on the way (IntegrityError names the first that fails).
+   */
+  ownedRecordNames(inode: InodeRecord): Buffer[] {
+    const names: Buffer[] = [];
+    const { ino } = inode;
+    if (inode.type === FileType.regular && inode.primary.form === 'map') {
+      for (const n of this.mapOf(inode).tree.storedNodes()) names.push(mapNodeRecordName(this.ctx.names, ino, n.level, n.nodeNo));
+    }
+    if (inode.type === FileType.directory) {
+      const { buckets, tableNodes } = this.directoryOf(inode).directory.storedRecords();
+      for (const b of buckets) names.push(bucketRecordName(this.ctx.names, ino, b.bucket, b.chainPosition));
+      for (const n of tableNodes) names.push(mapNodeRecordName(this.ctx.names, ino, n.level, n.nodeNo));
+    }
+    if (inode.spill) {
+      this.spillOf(inode); // reads and checks every spill record
+      for (let p = 0; p < inode.spill.count; p++) names.push(spillRecordName(this.ctx.names, ino, p));
+    }
+    return names;
+  }
+
+  /** The names of inode `ino`'s record and of the metadata chaff that must exist beside it (5.9). */
+  inodeRecordNames(ino: number): { record: Buffer; chaff: Buffer[] } {
+    return { record: inodeRecordName(this.ctx.names, ino), chaff: this.inodes.chaffNamesOf(ino) };
   }
 
   // ---- owners ----

@@ -232,6 +232,19 @@ export class RecordTable {
     }
   }
 
+  /** The name of every row whose name is a 32-byte BLOB (malformedRows() reports the others): fsck's census. */
+  *names(): Generator<Buffer> {
+    let rows: IterableIterator<unknown>;
+    try {
+      rows = this.db.prepare('SELECT k FROM r').iterate();
+    } catch (err) {
+      throw sqliteFailure(err, `listing the rows of ${this.file}`);
+    }
+    for (const row of rows as IterableIterator<{ k: unknown }>) {
+      if (Buffer.isBuffer(row.k) && row.k.length === RECORD_NAME_BYTES) yield row.k;
+    }
+  }
+
   /** Every row that is not a 32-byte BLOB name and a 4,000-byte BLOB value: each is damaged (fsck). */
   malformedRows(): MalformedRow[] {
     let rows: { id: bigint; k: unknown; kBytes: bigint; vBytes: bigint }[];

@@ -425,6 +425,14 @@ export class SlotTree {
   }
 
   /**
+   * Every map node the tree's pointers lead to, parents before children, loading (and so checking) each:
+   * the records fsck expects to find for this tree (5.10).
+   */
+  *storedNodes(): Generator<NodeDelete> {
+    yield* this.nodesUnder(this.root);
+  }
+
+  /**
    * Settles the changes made since the last stamp as commit `version` (5.6): every changed node gets that
    * version, and its pointer in its parent or the root becomes it. A node whose slots all became HOLE, or
    * all one special value, is deleted and replaced by that value as its pointer, and the depth shrinks to
@@ -833,6 +841,16 @@ export class SlotTree {
       }
     }
     return undefined;
+  }
+
+  private *nodesUnder(node: HeldNode): Generator<NodeDelete> {
+    if (node.level === 0) return;
+    for (let j = 0; j < node.slots.length; j++) {
+      if (!((node.slots[j] as number) > 0)) continue;
+      const child = this.child(node, j);
+      yield { level: child.level, nodeNo: child.nodeNo };
+      yield* this.nodesUnder(child);
+    }
   }
 
   private *versionsIn(node: HeldNode, start: number, end: number): Generator<{ index: number; version: number }> {

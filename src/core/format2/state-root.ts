@@ -118,6 +118,16 @@ export class StateRoot implements CommitParticipant {
     this.inodeTable.set(ino, version === 0 ? HOLE : version);
   }
 
+  /** Every inode the table holds and the version of its record, in ino order (fsck, 5.10). */
+  inodeVersions(): Generator<{ index: number; version: number }> {
+    return this.inodeTable.versions();
+  }
+
+  /** The inode table's map nodes, each read and checked (fsck, 5.10). */
+  inodeTableNodes(): Generator<{ level: number; nodeNo: number }> {
+    return this.inodeTable.storedNodes();
+  }
+
   stamp(c: number): ParticipantStamp {
     const reservedUpTo = this.counter.reservationForCut();
     const table = this.inodeTable.stamp(c);
