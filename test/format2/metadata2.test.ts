@@ -276,3 +276,22 @@ test('records put back from an older commit are stale when read through their ow
   stale('a map node', () => again.pieceMapIfAny(g)?.slot(5));
   again.close();
 });
+
+test('owners with changes to commit survive eviction, even with no room in the caches', (t) => {
+  const { md, dir } = fresh(t, { chaffRatio: 0, ownerCacheLimit: 0 });
+  const f = file(md, ROOT_INO, 'f');
+  const xattrs = Array.from({ length: 4 }, (_, i) => ({ name: name(`user.x${i}`), value: randomBytes(2000) }));
+  md.setXattrs(f, xattrs);
+  const map = md.pieceMap(f);
+  map.setSlot(3, md.newPieceVersion());
+  md.setAttributes(f, () => ({ size: 4 * OPTIONS.pieceSize }));
+  md.evict();
+  t.is(md.xattrs(f).length, 4, 'the spilled xattrs are still there before the commit');
+  t.true(md.pieceMapIfAny(f)?.slot(3) !== 0);
+  md.commitNow();
+  md.evict();
+  const again = reopen(md, dir, { chaffRatio: 0, ownerCacheLimit: 0 });
+  t.deepEqual(again.xattrs(f).map((x) => x.name.toString()), ['user.x0', 'user.x1', 'user.x2', 'user.x3']);
+  t.true((again.pieceMapIfAny(f)?.slot(3) ?? 0) > 0);
+  again.close();
+});

@@ -335,8 +335,10 @@ export class Metadata2 {
   /** Every xattr of the inode, in name order. */
   xattrs(ino: number): Xattr[] {
     const inode = this.inodes.require(ino);
-    if (!inode.spill) return [...inode.xattrs];
-    return [...inode.xattrs, ...this.spillOf(inode).spilled.xattrs].sort((a, b) => Buffer.compare(a.name, b.name));
+    // A spill set since the last commit is in its owner only: the inode's SPILL pointer comes with the stamp.
+    const spill = this.spills.get(ino) ?? (inode.spill ? this.spillOf(inode) : undefined);
+    if (!spill) return [...inode.xattrs];
+    return [...inode.xattrs, ...spill.spilled.xattrs].sort((a, b) => Buffer.compare(a.name, b.name));
   }
 
   /** Replaces the inode's xattrs: a prefix of the name order in the inode, the rest spilled (6.2). */
@@ -391,7 +393,8 @@ export class Metadata2 {
 
   /** Forgets clean owners past the cache limits, and clean map nodes and buckets they hold. */
   evict(): void {
-    const busy = (owner: Owner) => this.busy.has(owner);
+    // An owner with changes to commit is never dropped, whether or not it was marked busy.
+    const busy = (owner: Owner) => this.busy.has(owner) || !owner.clean;
     this.maps.trim(busy);
     this.directories.trim(busy);
     this.spills.trim(busy);
