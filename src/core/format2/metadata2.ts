@@ -19,7 +19,7 @@ import { bucketRecordName, inodeRecordName, mapNodeRecordName, spillRecordName, 
 import { RecordSealer } from './record-seal.js';
 import type { RecordTable } from './record-table.js';
 import type { Xattr } from './spill-records.js';
-import type { StateRecord } from './state-record.js';
+import type { StateRecord, UpgradeStage } from './state-record.js';
 import { StateRoot } from './state-root.js';
 import { VersionCounter } from './version-counter.js';
 
@@ -102,6 +102,8 @@ export class Metadata2 {
   private readonly busy = new Set<Owner>();
   /** Owners of removed inodes: dropped from the caches once the removal is confirmed. */
   private readonly removedIn = new Map<Owner, () => void>();
+  /** The state record's fields changed with nothing else: the next commit must still be cut. */
+  private stateChanged = false;
 
   private constructor(
     private readonly table: RecordTable,
@@ -130,9 +132,13 @@ export class Metadata2 {
     return new Metadata2(table, root, counter, batcher, inodes, sealer, o);
   }
 
-  /** A new vault's metadata in an empty meta2.db: the opening commit, then the root directory, committed. */
-  static create(table: RecordTable, o: Metadata2Options, rootDir: { mode: number; uid: number; gid: number; time: Timespec }): Metadata2 {
-    const counter = new VersionCounter(1);
+  /**
+   * A new vault's metadata in an empty meta2.db: the opening commit, then the root directory, committed.
+   * `firstCommit` is where the counter starts: 1 for a new vault, H0 for an upgrade (4.4), above every
+   * piece version format 1 may have used.
+   */
+  static create(table: RecordTable, o: Metadata2Options, rootDir: { mode: number; uid: number; gid: number; time: Timespec }, firstCommit = 1): Metadata2 {
+    const counter = new VersionCounter(firstCommit);
     const md = Metadata2.assemble(table, o, (sealer) => ({ root: StateRoot.create(o.keys.names, sealer, table, counter), counter }));
     const ino = md.inodes.allocateIno();
     if (ino !== ROOT_INO) throw new Error(`the root directory got ino ${ino}`);
@@ -170,7 +176,7 @@ export class Metadata2 {
     return this.addInode(this.inodes.allocateIno(), init);
   }
 
-  private addInode(ino: number, init: NewInode): InodeRecord {
+  private addInode(ino: number, init: NewInode, fileId = newFileId()): InodeRecord {
     const { type } = init;
     if ((type === FileType.symlink) !== (init.target !== undefined)) throw new RangeError('a symlink, and only a symlink, has a target');
     if ((init.rdev ?? 0) !== 0 && type !== FileType.charDevice && type !== FileType.blockDevice) throw new RangeError(`rdev for type ${type}`);
@@ -182,7 +188,7 @@ export class Metadata2 {
     const inode: InodeRecord = {
       ino,
       parentIno: init.parentIno,
-      fileId: newFileId(),
+      fileId,
       type,
       mode: (init.mode & 0o7777) | modeTypeBits(type),
       uid: init.uid,
@@ -202,6 +208,27 @@ export class Metadata2 {
     this.inodes.add(inode);
     if (spilledTarget) this.spillOf(inode).set({ target: spilledTarget, xattrs: [] });
     return inode;
+  }
+
+  /**
+   * Adds an inode under the ino and fileId it had in format 1 (`svault upgrade`, 4.4): a file keeps its
+   * fileId, so its pieces keep their addresses. Starts empty, as createInode's; link() and the content
+   * calls fill it. The state's nextIno is moved past it.
+   */
+  importInode(init: NewInode & { ino: number; fileId: Buffer; nlink: number; atime: Timespec; mtime: Timespec; ctime: Timespec }): InodeRecord {
+    if (this.inodes.get(init.ino) !== null) throw new Error(`inode ${init.ino} exists already`);
+    const fields = this.root.fields;
+    if (fields.nextIno <= init.ino) this.root.fields = { ...fields, nextIno: init.ino + 1 };
+    const inode = this.addInode(init.ino, init, init.fileId);
+    return this.setAttributes(inode.ino, () => ({ nlink: init.nlink, atime: init.atime, mtime: init.mtime, ctime: init.ctime }));
+  }
+
+  /** Sets the state record's counts and cursors the upgrade owns (4.4): nextIno as format 1 had it, legacyBelow and upgradeStage. */
+  setUpgradeState(state: { nextIno: number; legacyBelow: number; upgradeStage: UpgradeStage }): void {
+    const fields = this.root.fields;
+    if (state.nextIno < fields.nextIno) throw new RangeError(`nextIno ${state.nextIno} is below inodes already made (${fields.nextIno})`);
+    this.root.fields = { ...fields, ...state };
+    this.stateChanged = true; // the root is stamped in every cut, but a cut must be asked for
   }
 
   /** Changes an inode's attributes (chmod, chown, utimens, link counts, a regular file's size). */
@@ -366,12 +393,14 @@ export class Metadata2 {
 
   /** Whether anything changed since the last cut. */
   get pending(): boolean {
-    return this.batcher.pending;
+    return this.batcher.pending || this.stateChanged;
   }
 
   /** Cuts off every change so far under the next commit number, sealed (see the module comment). */
   cut(): FrozenBatch {
-    return this.batcher.cut();
+    const batch = this.batcher.cut();
+    this.stateChanged = false; // the root's stamp took the fields; an unstamp keeps them in `fields`
+    return batch;
   }
 
   /** Writes a cut in one transaction; on failure it is undone and its changes go in the next cut. */
@@ -387,7 +416,7 @@ export class Metadata2 {
 
   /** Cuts and writes at once: for a vault opened by a tool, and tests, where no blob waits. */
   commitNow(durable = true): void {
-    if (!this.batcher.pending && !this.counter.wantsExtension) return;
+    if (!this.pending && !this.counter.wantsExtension) return;
     this.write(this.cut(), durable);
   }
 

@@ -167,6 +167,14 @@ export class Metadata {
     return this.nextVersion++;
   }
 
+  /**
+   * What `svault upgrade` needs of the counters (docs/format-2.md 4.4): the end of the version reservation
+   * (undefined in a store from before reservations) and the next inode number, as the state record has them.
+   */
+  get upgradeCounters(): { versionsReserved: number | undefined; nextIno: number } {
+    return { versionsReserved: this.versionsUnknown ? undefined : this.versionsReserved, nextIno: this.nextIno };
+  }
+
   /** Runs fn once the current changes are in SQLite (see RecordStore.whenFlushed). */
   afterCommit(fn: () => void): void {
     this.records.whenFlushed(fn);

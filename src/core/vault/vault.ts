@@ -104,7 +104,7 @@ export type MetadataCheck = Pick<
   | 'transaction' | 'getInode' | 'requireInode' | 'putInode' | 'lookup' | 'list' | 'addEntry' | 'removeEntry'
   | 'vaultRecordNames' | 'recordNamesOf' | 'entryRecordName' | 'pageRecordName' | 'inodeRecordName' | 'allRecordNames'
   | 'deleteRecord' | 'rebuildDirInode' | 'rewriteEntryRecord' | 'entryRecordAt' | 'readPageIfSound' | 'rewriteListing'
-  | 'inodeRecordAt'
+  | 'inodeRecordAt' | 'upgradeCounters'
 >;
 
 /** What fsck may do with a vault's pieces and blobs: check them, find orphans and chaff, delete. */
