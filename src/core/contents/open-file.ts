@@ -55,6 +55,8 @@ export class OpenFile {
   readEnd = 0;
   /** The first piece read-ahead has not fetched yet for the current sequential run. */
   aheadNext = 0;
+  /** The first piece not yet named to the store's prefetch for the current sequential run. */
+  prefetchNext = 0;
 
   /** The pieces that hold data as the file stands (sparse.ts): the rest are holes. */
   readonly data: PieceSet = new DataPieces(this);

@@ -109,6 +109,16 @@ export class SealedPieces {
     checked(opened, id, what);
   }
 
+  /** Whether the store wants to hear of reads ahead (PieceStore.prefetch). */
+  get prefetches(): boolean {
+    return this.s.store.prefetch !== undefined;
+  }
+
+  /** Tells the store which pieces will be read next, when it wants to know. */
+  prefetch(ids: readonly PieceId[]): void {
+    if (ids.length > 0) this.s.store.prefetch?.(ids.map((id) => this.addressOf(id)));
+  }
+
   /** Removes piece `id`'s blob; an absent one is not an error. */
   delete(id: PieceId): Promise<void> {
     return this.s.store.delete(this.addressOf(id));

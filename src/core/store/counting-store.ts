@@ -6,7 +6,12 @@ import type { OpRecorder } from '../util/op-stats.js';
 import type { PieceStore } from './piece-store.js';
 
 export class CountingStore implements PieceStore {
-  constructor(private readonly inner: PieceStore, readonly stats: OpRecorder) {}
+  /** The inner store's hint, passed through when it has one (and absent when it has none). */
+  readonly prefetch?: (addresses: readonly Address[]) => void;
+
+  constructor(private readonly inner: PieceStore, readonly stats: OpRecorder) {
+    if (inner.prefetch) this.prefetch = (addresses) => inner.prefetch?.(addresses);
+  }
 
   async put(address: Address, blob: Buffer): Promise<void> {
     const t = process.hrtime.bigint();

@@ -24,6 +24,12 @@ export interface PieceStore {
   delete(address: Address): Promise<void>;
   /** Every address in the store, in no particular order. */
   list(): AsyncIterable<Address>;
+  /**
+   * A hint, optional: these blobs will be read soon (a sequential reader's next pieces), so a store with
+   * long round trips (an object store) can have their requests in flight together. A store that reads
+   * in microseconds leaves it out: the read path then computes no addresses for it.
+   */
+  prefetch?(addresses: readonly Address[]): void;
   /** Makes every put so far durable (survives power loss). Called before a metadata commit. */
   flush(): Promise<void>;
   /** Blob count and bytes, for info and statfs. */
