@@ -1,7 +1,7 @@
 // fsck over format 2's records (src/core/format2/fsck2.ts): a sound vault of every kind of record reports
 // nothing, and each kind of damage 5.10 lists is found and named by the inode it concerns.
 
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { IntegrityError } from '../../src/core/errors.js';
 import { fsck2, type Fsck2ProblemKind, type Fsck2Report } from '../../src/core/format2/fsck2.js';
@@ -9,65 +9,16 @@ import { FileType, ROOT_INO } from '../../src/core/format2/inode-record.js';
 import { Metadata2 } from '../../src/core/format2/metadata2.js';
 import { bucketRecordName, inodeRecordName, mapNodeRecordName } from '../../src/core/format2/record-names.js';
 import { RECORD_BYTES } from '../../src/core/format2/record-seal.js';
-import { RecordTable } from '../../src/core/format2/record-table.js';
-import { metadata2Options, name, T0 } from '../helpers/format2.js';
-import { tempDir } from '../helpers/temp-vault.js';
+import { fsckSample as sample, metadata2Options, name, T0 } from '../helpers/format2.js';
 
 const OPTIONS = metadata2Options(1.5);
-
-interface Sample {
-  md: Metadata2;
-  dir: string;
-  table: RecordTable;
-  /** A directory in buckets, a file with a level of map nodes, an INLINE file, a spilled symlink. */
-  bucketed: number;
-  mapped: number;
-  inline: number;
-}
-
-/** A vault holding one of each kind of record, committed and reopened. */
-function sample(t: ExecutionContext): Sample {
-  const dir = tempDir(t);
-  let md = Metadata2.create(RecordTable.create(dir), OPTIONS, { mode: 0o755, uid: 0, gid: 0, time: T0 });
-  const mkdir = (parent: number, n: string) => {
-    const ino = md.createInode({ type: FileType.directory, mode: 0o755, uid: 0, gid: 0, parentIno: parent, time: T0 }).ino;
-    md.link(parent, name(n), ino);
-    md.setAttributes(parent, (p) => ({ nlink: p.nlink + 1 }));
-    return ino;
-  };
-  const file = (parent: number, n: string) => {
-    const ino = md.createInode({ type: FileType.regular, mode: 0o644, uid: 0, gid: 0, parentIno: parent, time: T0 }).ino;
-    md.link(parent, name(n), ino);
-    return ino;
-  };
-  const bucketed = mkdir(ROOT_INO, 'many');
-  for (let i = 0; i < 400; i++) file(bucketed, `entry-${i}`);
-  const mapped = file(ROOT_INO, 'mapped');
-  const map = md.pieceMap(mapped);
-  for (let i = 0; i < 600; i++) map.setSlot(i, md.newPieceVersion());
-  md.setAttributes(mapped, () => ({ size: 600 * OPTIONS.pieceSize }));
-  const inline = file(ROOT_INO, 'inline');
-  md.setInline(inline, Buffer.from('inline bytes'));
-  md.setXattrs(inline, Array.from({ length: 3 }, (_, i) => ({ name: name(`user.big${i}`), value: randomBytes(2500) })));
-  const link = md.createInode({ type: FileType.symlink, mode: 0o777, uid: 0, gid: 0, parentIno: ROOT_INO, time: T0, target: Buffer.alloc(4000, 0x61) }).ino;
-  md.link(ROOT_INO, name('long-link'), link);
-  const fifo = md.createInode({ type: FileType.fifo, mode: 0o600, uid: 0, gid: 0, parentIno: ROOT_INO, time: T0 }).ino;
-  md.link(ROOT_INO, name('fifo'), fifo);
-  const sub = mkdir(ROOT_INO, 'sub');
-  file(sub, 'x');
-  md.commitNow();
-  md.close();
-  const table = RecordTable.open(dir);
-  md = Metadata2.open(table, OPTIONS);
-  return { md, dir, table, bucketed, mapped, inline };
-}
 
 function kinds(report: Fsck2Report): Fsck2ProblemKind[] {
   return report.problems.map((p) => p.kind);
 }
 
 test('a sound vault with every kind of record: no problem, every row reached or expected chaff', async (t) => {
-  const { md, table } = sample(t);
+  const { md, table } = sample(t, OPTIONS);
   const report = await fsck2(md, table);
   t.deepEqual(report.problems, []);
   t.is(report.unreachableRows, 0);
@@ -87,7 +38,7 @@ test('a sound vault with every kind of record: no problem, every row reached or 
 });
 
 test('each kind of damage is found and named by its inode', async (t) => {
-  const { md, table, bucketed, mapped, inline } = sample(t);
+  const { md, table, bucketed, mapped, inline } = sample(t, OPTIONS);
   const flip = (n: Buffer) => {
     const v = Buffer.from(table.get(n) as Buffer);
     v[100] = (v[100] as number) ^ 1;
@@ -106,7 +57,7 @@ test('each kind of damage is found and named by its inode', async (t) => {
 });
 
 test('a replayed inode is stale; a nameless inode, a wrong link count and a dangling entry are named', async (t) => {
-  const { md, table, inline } = sample(t);
+  const { md, table, inline } = sample(t, OPTIONS);
   const inodeName = inodeRecordName(OPTIONS.keys.names, inline);
   const old = table.get(inodeName);
   md.setInline(inline, Buffer.from('newer bytes'));
@@ -127,7 +78,7 @@ test('a replayed inode is stale; a nameless inode, a wrong link count and a dang
 });
 
 test("pieces are checked through the caller's verifyPiece, and a bad one is named", async (t) => {
-  const { md, table, mapped } = sample(t);
+  const { md, table, mapped } = sample(t, OPTIONS);
   const report = await fsck2(md, table, {
     verifyPiece: async (inode, index) => {
       if (inode.ino === mapped && index === 17) throw new IntegrityError('piece 17 fails authentication');

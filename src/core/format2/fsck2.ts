@@ -26,6 +26,13 @@ export interface Fsck2Problem {
   readonly kind: Fsck2ProblemKind;
   /** The inode the problem is about, or whose record is bad. */
   readonly ino?: number;
+  /** Which of its records: the inode table, the inode's own, what it owns (map nodes, buckets, spill), a piece. */
+  readonly of?: 'inode-table' | 'inode' | 'owned' | 'piece';
+  /** A dangling entry's directory and name. */
+  readonly dirIno?: number;
+  readonly name?: Buffer;
+  /** A bad link count: what the entries say it should be. */
+  readonly expected?: number;
   readonly detail: string;
 }
 
@@ -45,6 +52,8 @@ export interface Fsck2Report {
   missingChaff: number;
   /** Rows nothing reached that are not expected chaff. */
   unreachableRows: number;
+  /** Their names, for --repair to delete once the walk is complete. */
+  unreachableNames: Buffer[];
   problems: Fsck2Problem[];
   /**
    * What the walk could not reach: the records of an owner that failed to read are not all known, so the
@@ -61,28 +70,28 @@ export interface Fsck2Options {
 const KIND_OF: Record<IntegrityError['kind'], Fsck2ProblemKind> = { damaged: 'bad-record', stale: 'stale-record', missing: 'missing-record' };
 
 export async function fsck2(md: Metadata2, table: RecordTable, o: Fsck2Options = {}): Promise<Fsck2Report> {
-  const report: Fsck2Report = { inodes: 0, files: 0, directories: 0, symlinks: 0, special: 0, pieces: 0, records: 0, chaff: 0, missingChaff: 0, unreachableRows: 0, problems: [], incomplete: [] };
+  const report: Fsck2Report = { inodes: 0, files: 0, directories: 0, symlinks: 0, special: 0, pieces: 0, records: 0, chaff: 0, missingChaff: 0, unreachableRows: 0, unreachableNames: [], problems: [], incomplete: [] };
   const reached = new Set<string>();
   const expectedChaff = new Set<string>();
   const reach = (names: Buffer[]) => {
     for (const name of names) reached.add(name.toString('hex'));
   };
   /** Runs a read; an IntegrityError becomes a problem of its kind (and false), anything else is thrown. */
-  const checked = (ino: number | undefined, what: string, read: () => void): boolean => {
+  const checked = (ino: number | undefined, of: Fsck2Problem['of'], what: string, read: () => void): boolean => {
     try {
       read();
       return true;
     } catch (err) {
       if (!(err instanceof IntegrityError)) throw err;
-      report.problems.push({ kind: KIND_OF[err.kind], ino, detail: `${what}: ${err.message}` });
+      report.problems.push({ kind: KIND_OF[err.kind], ino, of, detail: `${what}: ${err.message}` });
       return false;
     }
   };
 
   const live: number[] = [];
   const tableRead =
-    checked(undefined, 'the inode table', () => reach(md.treeRecordNames())) &&
-    checked(undefined, 'the inode table', () => {
+    checked(undefined, 'inode-table', 'the inode table', () => reach(md.treeRecordNames())) &&
+    checked(undefined, 'inode-table', 'the inode table', () => {
       for (const { index } of md.inodeVersions()) live.push(index);
     });
   if (!tableRead) report.incomplete.push('the inode table could not be read whole: the inodes under its damaged nodes were not checked');
@@ -101,11 +110,11 @@ export async function fsck2(md: Metadata2, table: RecordTable, o: Fsck2Options =
       else report.missingChaff++;
     }
     let inode: InodeRecord | null = null;
-    if (!checked(ino, `inode ${ino}`, () => (inode = md.requireInode(ino))) || !inode) continue;
+    if (!checked(ino, 'inode', `inode ${ino}`, () => (inode = md.requireInode(ino))) || !inode) continue;
     const found: InodeRecord = inode;
     inodes.set(ino, found);
     report.inodes++;
-    if (!checked(ino, `what inode ${ino} owns`, () => reach(md.ownedRecordNames(found)))) {
+    if (!checked(ino, 'owned', `what inode ${ino} owns`, () => reach(md.ownedRecordNames(found)))) {
       report.incomplete.push(`inode ${ino}: not all of its records could be read`);
     }
     switch (found.type) {
@@ -115,10 +124,10 @@ export async function fsck2(md: Metadata2, table: RecordTable, o: Fsck2Options =
         break;
       case FileType.directory:
         report.directories++;
-        checked(ino, `directory ${ino}`, () => {
+        checked(ino, 'owned', `directory ${ino}`, () => {
           for (const entry of md.list(ino)) {
             if (!liveSet.has(entry.ino)) {
-              report.problems.push({ kind: 'dangling-entry', ino, detail: `directory ${ino}: entry ${JSON.stringify(entry.name.toString())} names inode ${entry.ino}, which the inode table does not hold` });
+              report.problems.push({ kind: 'dangling-entry', ino: entry.ino, dirIno: ino, name: entry.name, detail: `directory ${ino}: entry ${JSON.stringify(entry.name.toString())} names inode ${entry.ino}, which the inode table does not hold` });
               continue;
             }
             named.set(entry.ino, (named.get(entry.ino) ?? 0) + 1);
@@ -141,7 +150,7 @@ export async function fsck2(md: Metadata2, table: RecordTable, o: Fsck2Options =
       continue;
     }
     const want = inode.type === FileType.directory ? 2 + (subdirectories.get(ino) ?? 0) : names;
-    if (inode.nlink !== want) report.problems.push({ kind: 'bad-link-count', ino, detail: `inode ${ino}: nlink ${inode.nlink}, the entries say ${want}` });
+    if (inode.nlink !== want) report.problems.push({ kind: 'bad-link-count', ino, expected: want, detail: `inode ${ino}: nlink ${inode.nlink}, the entries say ${want}` });
   }
 
   report.records = reached.size;
@@ -150,15 +159,18 @@ export async function fsck2(md: Metadata2, table: RecordTable, o: Fsck2Options =
   }
   for (const name of table.names()) {
     const hex = name.toString('hex');
-    if (!reached.has(hex) && !expectedChaff.has(hex)) report.unreachableRows++;
+    if (!reached.has(hex) && !expectedChaff.has(hex)) {
+      report.unreachableRows++;
+      report.unreachableNames.push(name);
+    }
   }
   return report;
 }
 
 /** Counts (and, with verifyPiece, checks) the pieces a regular file's map points to. */
-async function checkPieces(md: Metadata2, inode: InodeRecord, report: Fsck2Report, o: Fsck2Options, checked: (ino: number, what: string, read: () => void) => boolean): Promise<void> {
+async function checkPieces(md: Metadata2, inode: InodeRecord, report: Fsck2Report, o: Fsck2Options, checked: (ino: number, of: Fsck2Problem['of'], what: string, read: () => void) => boolean): Promise<void> {
   const versions: { index: number; version: number }[] = [];
-  checked(inode.ino, `the piece map of inode ${inode.ino}`, () => {
+  checked(inode.ino, 'owned', `the piece map of inode ${inode.ino}`, () => {
     const map = md.pieceMapIfAny(inode.ino);
     if (map) versions.push(...map.versions());
   });
@@ -169,7 +181,7 @@ async function checkPieces(md: Metadata2, inode: InodeRecord, report: Fsck2Repor
       await o.verifyPiece(inode, index, version);
     } catch (err) {
       if (!(err instanceof IntegrityError)) throw err;
-      report.problems.push({ kind: err.kind === 'missing' ? 'missing-piece' : 'bad-piece', ino: inode.ino, detail: `inode ${inode.ino}, piece ${index}: ${err.message}` });
+      report.problems.push({ kind: err.kind === 'missing' ? 'missing-piece' : 'bad-piece', ino: inode.ino, of: 'piece', detail: `inode ${inode.ino}, piece ${index}: ${err.message}` });
     }
   }
 }

@@ -96,6 +96,18 @@ export class InodeStore {
     this.o.batcher.touch(c);
   }
 
+  /**
+   * Stages the removal of inode `ino` whose record cannot be read (fsck --repair, 5.10): its slot in the
+   * inode table goes, with its record and chaff. What it owned is left as rows nothing reaches.
+   */
+  removeUnreadable(ino: number): void {
+    const c = this.participant(ino);
+    c.inode = undefined;
+    c.removed = true;
+    this.o.root.fields = { ...this.o.root.fields, liveInodes: Math.max(0, this.o.root.fields.liveInodes - 1) };
+    this.o.batcher.touch(c);
+  }
+
   /** How many inodes are held decoded (changed ones included). */
   get held(): number {
     return this.clean.size + this.changed.size;

@@ -112,7 +112,7 @@ export class Metadata2 {
     private readonly batcher: CommitBatcher,
     readonly inodes: InodeStore,
     sealer: RecordSealer,
-    o: Metadata2Options,
+    private readonly o: Metadata2Options,
   ) {
     this.ctx = { names: o.keys.names, dirhash: o.keys.dirhash, sealer, reader: table, inodes, batcher };
     const limit = o.ownerCacheLimit ?? DEFAULT_OWNER_CACHE_LIMIT;
@@ -153,6 +153,11 @@ export class Metadata2 {
    */
   static open(table: RecordTable, o: Metadata2Options): Metadata2 {
     return Metadata2.assemble(table, o, (sealer) => StateRoot.open(o.keys.names, sealer, table, (reservedUpTo) => new VersionCounter(reservedUpTo)));
+  }
+
+  /** Bytes of a piece in this vault. */
+  get pieceSize(): number {
+    return this.o.pieceSize;
   }
 
   /** The state record as the last confirmed commit wrote it. */
@@ -473,6 +478,15 @@ export class Metadata2 {
   /** The names of inode `ino`'s record and of the metadata chaff that must exist beside it (5.9). */
   inodeRecordNames(ino: number): { record: Buffer; chaff: Buffer[] } {
     return { record: inodeRecordName(this.ctx.names, ino), chaff: this.inodes.chaffNamesOf(ino) };
+  }
+
+  /** fsck --repair: drops inode `ino`, whose record cannot be read, from the inode table (5.10). */
+  removeUnreadableInode(ino: number): void {
+    if (ino === ROOT_INO) throw new FsError('EBUSY', 'the root directory is never removed');
+    this.maps.delete(ino);
+    this.directories.delete(ino);
+    this.spills.delete(ino);
+    this.inodes.removeUnreadable(ino);
   }
 
   // ---- owners ----

@@ -15,6 +15,7 @@ import type { InodeStore } from './inode-store.js';
 import { decodeMapNode, encodeMapNode } from './map-node.js';
 import { bucketRecordName, mapNodeRecordName, spillRecordName } from './record-names.js';
 import { RecordKind, type RecordSealer } from './record-seal.js';
+import { lostSlot } from './slot.js';
 import { SlotTree, INODE_ROOT_CAPACITY, type MapNodeSource, type TreeStamp } from './slot-tree.js';
 import { decodeSpillRecord, decodeSpillStream, encodeSpillRecord, encodeSpillStream, joinSpillRecords, splitSpillStream, type SpillContent, type SpillRecord } from './spill-records.js';
 import type { RecordReader } from './state-root.js';
@@ -130,6 +131,15 @@ export class PieceMapOwner implements CommitParticipant {
   /** Sets the holes in [start, end) to `slot`: fallocate's mode 0. */
   fillHoles(start: number, end: number, slot: number): void {
     this.tree.fillHoles(start, end, slot);
+    this.changed();
+  }
+
+  /**
+   * fsck --repair: the slots in [start, end) become lost (reads of them fail with EIO), and the map nodes
+   * in the range that cannot be read are deleted unread (5.10, a bad map node).
+   */
+  quarantine(start: number, end: number): void {
+    this.tree.fill(start, end, lostSlot(0), { orphanUnreadable: true });
     this.changed();
   }
 
