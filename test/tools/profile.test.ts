@@ -35,7 +35,9 @@ function profile(args: string[], onStderr?: (text: string, child: ReturnType<typ
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'svault-profile-test-'));
   const out = path.join(tmp, 'reports');
   mkdirSync(out);
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'profiling', 'run.ts'), ...args, '--out', out], {
+  // --no-cache-drop: dropping the machine's page cache would empty those of the tests running beside this
+  // one (the mount cache tests saw it as extra FUSE reads).
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'profiling', 'run.ts'), ...args, '--no-cache-drop', '--out', out], {
     cwd: ROOT,
     env: { ...process.env, TMPDIR: tmp },
     stdio: ['ignore', 'pipe', 'pipe'],
