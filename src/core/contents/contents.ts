@@ -8,13 +8,13 @@
 
 import type { VaultKeys } from '../crypto/crypto.js';
 import type { Inode } from '../meta/inode.js';
-import type { Metadata } from '../meta/metadata.js';
 import type { Address } from '../pieces/address.js';
 import { fileKey, type PieceId } from '../pieces/piece-codec.js';
 import { SealedPieces } from '../pieces/sealed-pieces.js';
 import type { PieceStore } from '../store/piece-store.js';
 import { ByteLru } from '../util/lru.js';
 import type { OpStats } from '../util/op-stats.js';
+import type { ContentMetadata, StoredContent } from './content-metadata.js';
 import { OpenFile } from './open-file.js';
 import type { PieceOffload } from './piece-offload.js';
 import { ReadPath } from './read-path.js';
@@ -22,6 +22,8 @@ import { holesIn, seekPieces, type SeekWhence } from './sparse.js';
 import { WritePath } from './write-path.js';
 
 export { OpenFile } from './open-file.js';
+
+const EMPTY_CONTENT = Buffer.alloc(0);
 
 /** Per-file content keys kept (an HKDF each to make again): about 20,000 files' worth. */
 const FILE_KEY_CACHE_BYTES = 4 * 1024 * 1024;
@@ -33,7 +35,7 @@ export interface ContentSettings {
   vaultId: Buffer;
   keys: VaultKeys;
   store: PieceStore;
-  meta: Metadata;
+  meta: ContentMetadata;
   pieceSize: number;
   chaffRatio: number;
   stats: OpStats;
@@ -64,12 +66,12 @@ export class Contents {
     });
   }
 
-  /** The open state of a file, creating it from the inode if the file is not open yet. */
-  acquire(inode: Inode): OpenFile {
-    let of = this.open.get(inode.id);
+  /** The open state of a file, made from its stored content if the file is not open yet. */
+  acquire(file: { id: string; fileId: Buffer }, stored: () => StoredContent): OpenFile {
+    let of = this.open.get(file.id);
     if (!of) {
-      of = new OpenFile(inode.id, inode.fileId, this.fileKeyOf(inode.fileId), inode);
-      this.open.set(inode.id, of);
+      of = new OpenFile(file.id, file.fileId, this.fileKeyOf(file.fileId), stored());
+      this.open.set(file.id, of);
     }
     of.refs++;
     return of;
@@ -154,28 +156,49 @@ export class Contents {
    * metadata transaction, ordered after every change before it. The versions it supersedes are deleted
    * once that transaction is durable (the vault's committer, within its window or at an fsync).
    */
-  async commit(of: OpenFile, extra?: (inode: Inode) => void): Promise<void> {
+  async commit(of: OpenFile): Promise<void> {
     return of.lock.run(async () => {
       await this.writer.sealsDone(of);
       if (!of.needsCommit) return;
+      if (this.keepsInline(of)) return this.commitInline(of);
       await this.writer.storeAll(of);
-      this.s.meta.transaction(() => {
-        const inode = this.s.meta.requireInode(of.id);
-        inode.size = of.size;
-        inode.pieces = new Map(of.pieces);
-        inode.nextVersion = of.nextVersion;
-        inode.mtime = of.mtime;
-        inode.ctime = Math.max(inode.ctime, of.mtime);
-        inode.lost = [...of.lost];
-        extra?.(inode);
-        this.s.meta.putInode(inode);
-      });
+      this.s.meta.stage(of.id, { size: of.size, pieces: of.pieces, lost: [...of.lost], mtime: of.mtime, nextVersion: of.nextVersion });
       const superseded = [...of.committed].filter(([i, v]) => of.pieces.get(i) !== v);
       of.committed = new Map(of.pieces);
       of.uncommitted.clear();
       of.changed = false;
       if (superseded.length > 0) this.deletePiecesAfterCommit(of.fileId, superseded);
     });
+  }
+
+  /** Whether the file's next commit keeps it INLINE (format 2, section 7): small, all in piece 0, nothing quarantined. */
+  private keepsInline(of: OpenFile): boolean {
+    const max = this.s.meta.inlineMax;
+    if (max === 0 || of.size > max || of.lost.size > 0) return false;
+    for (const i of of.data.indices()) if (i !== 0) return false;
+    return true;
+  }
+
+  /**
+   * Commits a small file INLINE: its bytes go in its inode, no piece is stored, and every version it had
+   * stored goes once the commit is durable. Its bytes stay here as piece 0 (see OpenFile).
+   */
+  private async commitInline(of: OpenFile): Promise<void> {
+    const held = of.size === 0 ? EMPTY_CONTENT : (of.heldData(0) ?? (await this.reader.pieceData(of, 0)));
+    const content = Buffer.alloc(of.size);
+    held.copy(content, 0, 0, Math.min(held.length, of.size)); // bytes past what piece 0 holds read as zeros
+    this.s.meta.stage(of.id, { size: of.size, pieces: new Map(), lost: [], mtime: of.mtime, nextVersion: of.nextVersion, inline: content });
+    const dropped = new Map<string, [number, number]>();
+    for (const entry of [...of.committed, ...of.uncommitted]) dropped.set(`${entry[0]}/${entry[1]}`, entry);
+    if (of.size > 0 && !of.dirty.has(0)) {
+      of.dirty.set(0, { buf: content, len: of.size });
+      of.dirtyBytes += of.size;
+    }
+    of.pieces.clear();
+    of.committed = new Map();
+    of.uncommitted.clear();
+    of.changed = false;
+    if (dropped.size > 0) this.deletePiecesAfterCommit(of.fileId, dropped.values());
   }
 
   /** Makes every blob stored so far durable (the committer's first step). */

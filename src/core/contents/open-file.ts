@@ -4,9 +4,13 @@
 // (created, unlinked) and times through the methods here.
 
 import type { Inode } from '../meta/inode.js';
+import type { StoredContent } from './content-metadata.js';
 import { Mutex } from '../util/mutex.js';
 import type { Job } from './piece-offload.js';
 import type { PieceSet } from './sparse.js';
+
+/** Room given to an INLINE file's bytes when it is opened: a write that follows rarely needs to grow it. */
+const INLINE_BUFFER_BYTES = 4096;
 
 /** A piece being written: its plaintext so far. `len` bytes are data; the rest of `buf` is spare room. */
 export interface DirtyPiece {
@@ -64,13 +68,21 @@ export class OpenFile {
   // ---- names ----
   private unlinkedAs: Inode | undefined;
 
-  constructor(readonly id: string, readonly fileId: Buffer, readonly key: Buffer, inode: Inode) {
-    this.size = inode.size;
-    this.pieces = new Map(inode.pieces);
-    this.committed = new Map(inode.pieces);
-    this.nextVersion = inode.nextVersion;
-    this.mtime = inode.mtime;
-    this.lost = new Set(inode.lost);
+  constructor(readonly id: string, readonly fileId: Buffer, readonly key: Buffer, content: StoredContent) {
+    this.size = content.size;
+    this.pieces = new Map(content.pieces);
+    this.committed = new Map(content.pieces);
+    this.nextVersion = content.nextVersion;
+    this.mtime = content.mtime;
+    this.lost = new Set(content.lost);
+    if (content.inline && content.inline.length > 0) {
+      // An INLINE file's bytes are piece 0, held here as if just written: reads are served from them, and
+      // a file that grows past INLINE stores them as its first piece.
+      const buf = Buffer.alloc(Math.max(content.inline.length, INLINE_BUFFER_BYTES));
+      content.inline.copy(buf);
+      this.dirty.set(0, { buf, len: content.inline.length });
+      this.dirtyBytes = content.inline.length;
+    }
   }
 
   /** Unlinked while open: its blobs go when the last handle closes, and its content is never committed. */

@@ -14,6 +14,7 @@ import { deriveVaultKeys, wipeVaultKeys, type VaultKeys } from '../crypto/crypto
 import { BadStoreError, FsError } from '../errors.js';
 import { newInode, ROOT_ID, type Inode, type Kind } from '../meta/inode.js';
 import { Metadata } from '../meta/metadata.js';
+import { Format1Content, storedContentOf } from '../meta/format1-content.js';
 import { RecordStore } from '../meta/record-store.js';
 import { OpStats } from '../util/op-stats.js';
 import { PieceOffload } from '../contents/piece-offload.js';
@@ -159,7 +160,7 @@ export class Vault {
       vaultId,
       keys,
       store,
-      meta: this.meta,
+      meta: new Format1Content(this.meta),
       pieceSize: config.pieceSize,
       chaffRatio: config.chaffRatio,
       stats,
@@ -418,7 +419,7 @@ export class Vault {
     const inode = this.byInode.inode(id);
     if (inode.kind === 'dir') fail('EISDIR', `is a directory: inode ${id}`);
     if (size < 0) fail('EINVAL', 'negative size');
-    const of = this.contents.acquire(inode);
+    const of = this.contents.acquire(inode, () => storedContentOf(inode));
     try {
       await this.contents.truncate(of, size);
     } finally {
@@ -522,7 +523,7 @@ export class Vault {
 
   private newHandle(inode: Inode): number {
     const fh = this.nextHandle++;
-    this.handles.set(fh, { id: inode.id, of: this.contents.acquire(inode) });
+    this.handles.set(fh, { id: inode.id, of: this.contents.acquire(inode, () => storedContentOf(inode)) });
     return fh;
   }
 
