@@ -150,6 +150,17 @@ export interface Timespec {
   readonly nsec: number;
 }
 
+/** Milliseconds since 1970 (format 1's times, Date.now()) as seconds and nanoseconds, exactly. */
+export function timespecOfMs(ms: number): Timespec {
+  const sec = Math.floor(ms / 1000);
+  return { sec, nsec: Math.round((ms - sec * 1000) * 1_000_000) };
+}
+
+/** A time in milliseconds since 1970, as the vault's attributes give it (nanoseconds below a millisecond are dropped). */
+export function msOfTimespec(t: Timespec): number {
+  return t.sec * 1000 + Math.floor(t.nsec / 1_000_000);
+}
+
 /**
  * The primary section, by form. Which forms a type may have:
  * regular: inline or map; directory: entries or buckets; symlink: target, or none when the target is

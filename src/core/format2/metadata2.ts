@@ -104,6 +104,9 @@ export class Metadata2 {
   private readonly removedIn = new Map<Owner, () => void>();
   /** The state record's fields changed with nothing else: the next commit must still be cut. */
   private stateChanged = false;
+  /** What waits for changes not cut yet, and for the outstanding cut: run once it is written (whenDurable). */
+  private waiting: (() => void)[] = [];
+  private waitingOnCut: (() => void)[] = [];
 
   private constructor(
     private readonly table: RecordTable,
@@ -405,18 +408,45 @@ export class Metadata2 {
   cut(): FrozenBatch {
     const batch = this.batcher.cut();
     this.stateChanged = false; // the root's stamp took the fields; an unstamp keeps them in `fields`
+    this.waitingOnCut = this.waiting;
+    this.waiting = [];
     return batch;
   }
 
   /** Writes a cut in one transaction; on failure it is undone and its changes go in the next cut. */
   write(batch: FrozenBatch, durable = true): void {
-    this.batcher.write(batch, durable);
+    try {
+      this.batcher.write(batch, durable);
+    } catch (err) {
+      this.putBackWaiting();
+      throw err;
+    }
     this.settle();
+    const run = this.waitingOnCut;
+    this.waitingOnCut = [];
+    for (const fn of run) fn();
   }
 
   /** Drops a cut whose blobs could not be made durable; its changes go in the next cut. */
   abandon(batch: FrozenBatch): void {
     this.batcher.abandon(batch);
+    this.putBackWaiting();
+  }
+
+  /**
+   * Runs fn once every change made so far is written (durably, for a durable write): deleting the blobs
+   * a change superseded. At once when nothing is waiting to be written.
+   */
+  whenDurable(fn: () => void): void {
+    if (this.pending) this.waiting.push(fn);
+    else if (this.batcher.inFlight) this.waitingOnCut.push(fn);
+    else fn();
+  }
+
+  /** A cut that was not written: what waited on it waits on the next one, which takes its changes. */
+  private putBackWaiting(): void {
+    this.waiting = [...this.waitingOnCut, ...this.waiting];
+    this.waitingOnCut = [];
   }
 
   /** Cuts and writes at once: for a vault opened by a tool, and tests, where no blob waits. */

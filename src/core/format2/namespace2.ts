@@ -6,7 +6,7 @@
 
 import { FsError } from '../errors.js';
 import { nameProblem, NAME_MAX, type DirEntry } from './dir-records.js';
-import { checkXattrSpace, FileType, S_IFMT, type InodeRecord, type Timespec } from './inode-record.js';
+import { checkXattrSpace, FileType, S_IFMT, timespecOfMs, type InodeRecord, type Timespec } from './inode-record.js';
 import type { Metadata2 } from './metadata2.js';
 import { XATTR_NAME_MAX, XATTR_VALUE_MAX, type Xattr } from './spill-records.js';
 
@@ -29,8 +29,7 @@ export function checkEntryName(name: Buffer): void {
 
 /** The time now, as stored. */
 export function nowTimespec(): Timespec {
-  const ms = Date.now();
-  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1_000_000 };
+  return timespecOfMs(Date.now());
 }
 
 /** What the namespace tells the contents layer, which owns open files and blobs. */

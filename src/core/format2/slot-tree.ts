@@ -425,6 +425,14 @@ export class SlotTree {
   }
 
   /**
+   * The indexes of lost slots (piece maps: fsck quarantined them), in index order; a lost pointer stands for
+   * every slot under it. For an open file's quarantined pieces.
+   */
+  *lostIndices(): Generator<number> {
+    if (this.special) yield* this.lostIn(this.root);
+  }
+
+  /**
    * Every map node the tree's pointers lead to, parents before children, loading (and so checking) each:
    * the records fsck expects to find for this tree (5.10).
    */
@@ -841,6 +849,16 @@ export class SlotTree {
       }
     }
     return undefined;
+  }
+
+  private *lostIn(node: HeldNode): Generator<number> {
+    const span = this.spans[node.level] as number;
+    const base = this.baseOf(node);
+    for (let j = 0; j < node.slots.length; j++) {
+      const pointer = node.slots[j] as number;
+      if (isLost(pointer)) for (let i = 0; i < span; i++) yield base + j * span + i;
+      else if (node.level > 0 && pointer > 0) yield* this.lostIn(this.child(node, j));
+    }
   }
 
   private *nodesUnder(node: HeldNode): Generator<NodeDelete> {

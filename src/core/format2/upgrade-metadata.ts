@@ -8,7 +8,7 @@
 import { FsError, IntegrityError } from '../errors.js';
 import { ROOT_ID, type Inode } from '../meta/inode.js';
 import type { Metadata } from '../meta/metadata.js';
-import { FileType, ROOT_INO, type Timespec } from './inode-record.js';
+import { FileType, ROOT_INO, timespecOfMs } from './inode-record.js';
 import { Metadata2, type Metadata2Options } from './metadata2.js';
 import type { RecordTable } from './record-table.js';
 import { lostSlot } from './slot.js';
@@ -47,12 +47,6 @@ export interface ConvertedMetadata {
   lostPieces: number;
   /** What --salvage left out (its blobs become orphans). */
   leftOut: UpgradeProblem[];
-}
-
-/** Milliseconds since 1970, as format 1 kept times, in format 2's seconds and nanoseconds, exactly. */
-export function timespecOfMs(ms: number): Timespec {
-  const sec = Math.floor(ms / 1000);
-  return { sec, nsec: Math.round((ms - sec * 1000) * 1_000_000) };
 }
 
 const TYPE_OF_KIND: Record<Inode['kind'], FileType> = { file: FileType.regular, dir: FileType.directory, symlink: FileType.symlink };

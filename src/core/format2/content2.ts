@@ -1,0 +1,74 @@
+// Format 2's side of the contents engine's metadata (src/core/contents/content-metadata.ts): a file's
+// content is its inode's INLINE bytes (section 7), or its size and piece map (6.3), whose slots hold piece
+// versions from the vault's one counter (section 11) and lost slots for quarantined pieces. The engine's
+// file ids are inode numbers, in decimal.
+
+import type { ContentMetadata, StoredContent } from '../contents/content-metadata.js';
+import { INLINE_MAX, msOfTimespec, timespecOfMs } from './inode-record.js';
+import type { Metadata2 } from './metadata2.js';
+import { HOLE, lostSlot } from './slot.js';
+
+/** The engine's id of inode `ino`. */
+export function contentId(ino: number): string {
+  return String(ino);
+}
+
+function inoOf(id: string): number {
+  const ino = Number(id);
+  if (!Number.isSafeInteger(ino) || ino < 1) throw new RangeError(`not an inode number: ${id}`);
+  return ino;
+}
+
+export class Format2Content implements ContentMetadata {
+  readonly inlineMax = INLINE_MAX;
+
+  constructor(private readonly md: Metadata2) {}
+
+  newPieceVersion(): number {
+    return this.md.newPieceVersion();
+  }
+
+  stage(id: string, content: StoredContent): void {
+    const ino = inoOf(id);
+    const mtime = timespecOfMs(content.mtime);
+    if (content.inline) {
+      if (content.pieces.size > 0 || content.lost.length > 0) throw new RangeError(`ino ${ino}: an INLINE file has no pieces`);
+      this.md.setInline(ino, content.inline);
+    } else {
+      const map = this.md.pieceMap(ino);
+      const wanted = new Map<number, number>(content.pieces);
+      for (const index of content.lost) wanted.set(index, lostSlot(0));
+      // Slots the file no longer has, then the ones it has: only changed slots touch the tree.
+      const stale: number[] = [];
+      for (const { index } of map.versions()) if (!wanted.has(index)) stale.push(index);
+      for (const index of map.tree.lostIndices()) if (!wanted.has(index)) stale.push(index);
+      for (const index of stale) map.setSlot(index, HOLE);
+      for (const [index, slot] of wanted) if (map.slot(index) !== slot) map.setSlot(index, slot);
+    }
+    this.md.setAttributes(ino, (inode) => ({
+      ...(content.inline ? {} : { size: content.size }),
+      mtime,
+      ctime: msOfTimespec(inode.ctime) >= content.mtime ? inode.ctime : mtime,
+    }));
+  }
+
+  afterCommit(fn: () => void): void {
+    this.md.whenDurable(fn);
+  }
+}
+
+/** A format-2 file's stored content, for an open file: its INLINE bytes, or its piece map and quarantined pieces. */
+export function storedContent2(md: Metadata2, ino: number): StoredContent {
+  const inode = md.requireInode(ino);
+  const mtime = msOfTimespec(inode.mtime);
+  const inline = md.inlineContent(ino);
+  if (inline !== null) return { size: inode.size, pieces: new Map(), lost: [], mtime, nextVersion: 0, inline };
+  const map = md.pieceMapIfAny(ino);
+  const pieces = new Map<number, number>();
+  const lost: number[] = [];
+  if (map) {
+    for (const { index, version } of map.versions()) pieces.set(index, version);
+    for (const index of map.tree.lostIndices()) lost.push(index);
+  }
+  return { size: inode.size, pieces, lost, mtime, nextVersion: 0 };
+}
