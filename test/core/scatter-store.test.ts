@@ -650,3 +650,26 @@ const PINNED_PARITY: { '2+1': string; '4+2': string; '3+3': string } = {
   '4+2': '481213b83fb66ad05a4f33d45945e6b2866e48f1f04b85c26b0b2eec03b4e61b',
   '3+3': '0aa758d85cc16684e248a222eb364bb17479e8af2b9a9187ae4fa504655e33c6',
 };
+
+test('a reader\'s prefetch hint reaches each store that takes hints, as the names of the data fragments it holds', async (t) => {
+  class Hinted extends MemoryStore {
+    readonly hints: string[] = [];
+    prefetch(addresses: readonly Address[]): void {
+      this.hints.push(...addresses.map((a) => a.toString('hex')));
+    }
+  }
+  const stores = [new Hinted(), new Hinted(), new MemoryStore(), new Hinted()];
+  const store = scatterOver(stores, 2, 1);
+  const addresses = Array.from({ length: 20 }, addr);
+  store.prefetch(addresses);
+  for (const address of addresses) {
+    const placedIn = placement(address, stores.length, 3);
+    placedIn.forEach((s, j) => {
+      const hinted = stores[s] instanceof Hinted ? (stores[s] as Hinted).hints : null;
+      if (!hinted) return;
+      const name = store.fragmentName(s, address).toString('hex');
+      t.is(hinted.includes(name), j < 2, `store ${s}, fragment ${j}: only data fragments are fetched ahead`);
+    });
+  }
+  t.false(stores.some((s) => s instanceof Hinted && s.hints.some((h) => addresses.some((a) => a.toString('hex') === h))), 'no store hears an address: only its own fragment names');
+});

@@ -227,6 +227,25 @@ export class ScatterStore implements PieceStore {
     return blob;
   }
 
+  /**
+   * Passes a reader's hint on (PieceStore.prefetch): each store that has prefetch hears of the data
+   * fragments it holds of these blobs, the ones a healthy read fetches first.
+   */
+  prefetch(addresses: readonly Address[]): void {
+    const byStore = new Map<number, Address[]>();
+    for (const address of addresses) {
+      const stores = this.placementOf(address);
+      for (let j = 0; j < this.k; j++) {
+        const s = stores[j] as number;
+        if (!this.memberOf(s).store.prefetch) continue;
+        const list = byStore.get(s) ?? [];
+        list.push(this.nameIn(s, address));
+        byStore.set(s, list);
+      }
+    }
+    for (const [s, names] of byStore) this.memberOf(s).store.prefetch?.(names);
+  }
+
   async read<T>(address: Address, use: (blob: Buffer) => T): Promise<T | null> {
     const blob = await this.get(address);
     return blob === null ? null : use(blob);
