@@ -80,12 +80,21 @@ export class CommitBatcher {
     private readonly root: CommitParticipant,
   ) {}
 
+  /** Told after each touch outside a cut, with how many participants wait: the committer arms its window. */
+  onTouch: (count: number) => void = () => {};
+
   /** Marks a participant as changed: the next cut stamps it. */
   touch(p: CommitParticipant): void {
     if (p === this.root) return; // stamped in every cut anyway
     const level = this.touched[p.level];
     if (!level) throw new RangeError(`participant level ${p.level} is not 0 to ${COMMIT_LEVELS - 1}`);
     level.add(p);
+    if (!this.cutting) this.onTouch(this.touchedCount);
+  }
+
+  /** Participants waiting for the next cut. */
+  get touchedCount(): number {
+    return this.touched.reduce((n, level) => n + level.size, 0);
   }
 
   /** Whether anything changed since the last cut. */

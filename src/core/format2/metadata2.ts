@@ -9,6 +9,7 @@
 // committer) orders that; commitNow() does both for tools and tests that store no blobs.
 
 import { FsError, IntegrityError } from '../errors.js';
+import type { CommitSource } from '../vault/committer.js';
 import { CommitBatcher, type FrozenBatch, type RecordWriter } from './commit-batch.js';
 import type { DirEntry } from './dir-records.js';
 import { FileType, INLINE_MAX, modeTypeBits, placeSymlinkTarget, placeXattrs, ROOT_INO, type InodeRecord, type Primary, type Timespec } from './inode-record.js';
@@ -104,6 +105,7 @@ export class Metadata2 {
   private readonly removedIn = new Map<Owner, () => void>();
   /** The state record's fields changed with nothing else: the next commit must still be cut. */
   private stateChanged = false;
+  private onStateChange: () => void = () => {};
   /** What waits for changes not cut yet, and for the outstanding cut: run once it is written (whenDurable). */
   private waiting: (() => void)[] = [];
   private waitingOnCut: (() => void)[] = [];
@@ -237,6 +239,7 @@ export class Metadata2 {
     if (state.nextIno < fields.nextIno) throw new RangeError(`nextIno ${state.nextIno} is below inodes already made (${fields.nextIno})`);
     this.root.fields = { ...fields, ...state };
     this.stateChanged = true; // the root is stamped in every cut, but a cut must be asked for
+    this.onStateChange();
   }
 
   /** Changes an inode's attributes (chmod, chown, utimens, link counts, a regular file's size). */
@@ -441,6 +444,35 @@ export class Metadata2 {
     if (this.pending) this.waiting.push(fn);
     else if (this.batcher.inFlight) this.waitingOnCut.push(fn);
     else fn();
+  }
+
+  /**
+   * The metadata as the vault's committer drives it (src/core/vault/committer.ts): cut, then (once the
+   * blobs are durable) write. A cut that was never written, because the blobs could not be made durable,
+   * is abandoned by the next cut, which takes its changes under a new number.
+   */
+  commitSource(): CommitSource {
+    let batch: FrozenBatch | null = null;
+    const isPending = () => this.pending || batch !== null;
+    const source: CommitSource = {
+      onStaged: () => {},
+      get pending() {
+        return isPending();
+      },
+      cut: () => {
+        if (batch) this.abandon(batch);
+        batch = this.cut();
+      },
+      writeCut: () => {
+        const written = batch;
+        batch = null;
+        if (written) this.write(written, true); // runs what waited on it (whenDurable)
+        return [];
+      },
+    };
+    this.batcher.onTouch = (count) => source.onStaged(count);
+    this.onStateChange = () => source.onStaged(1);
+    return source;
   }
 
   /** A cut that was not written: what waited on it waits on the next one, which takes its changes. */

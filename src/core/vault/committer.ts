@@ -10,12 +10,27 @@
 // when a batch grows past BATCH_MAX, and whenever someone waits for durability (fsync, a directory's
 // fsync, unmount, `-o sync`). Commits run one at a time; callers that arrive during one share the next.
 
-import { BATCH_MAX, type RecordStore } from '../meta/record-store.js';
+import { BATCH_MAX } from '../meta/record-store.js';
 import { crashpoint } from '../util/crashpoints.js';
 import type { OpStats } from '../util/op-stats.js';
 
 /** The default window: a crash loses at most the changes of about the last second. */
 export const DEFAULT_COMMIT_MS = 1000;
+
+/**
+ * What the committer commits: a metadata store that stages changes in order and writes them in cuts
+ * (format 1's RecordStore; format 2's Metadata2.commitSource()).
+ */
+export interface CommitSource {
+  /** Set by the committer: told after each staged change how many changes wait. */
+  onStaged: (count: number) => void;
+  /** Whether changes wait to be written (staged, or cut off by a commit that has not finished). */
+  readonly pending: boolean;
+  /** Cuts off everything staged so far: the next writeCut() writes exactly that. */
+  cut(): void;
+  /** Writes the cut in one durable transaction; gives back what waited for it, for the caller to run. */
+  writeCut(): (() => void)[];
+}
 
 export class Committer {
   private timer: NodeJS.Timeout | null = null;
@@ -26,7 +41,7 @@ export class Committer {
   private quietUntil = 0;
 
   constructor(
-    private readonly records: RecordStore,
+    private readonly records: CommitSource,
     /** Makes every blob stored so far durable. */
     private readonly makeBlobsDurable: () => Promise<void>,
     private readonly windowMs: number,
