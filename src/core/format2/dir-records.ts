@@ -10,6 +10,7 @@
 import { isUtf8 } from 'node:buffer';
 import { hmacOf } from '../crypto/crypto.js';
 import { IntegrityError } from '../errors.js';
+import { MAX_RECORD_PAYLOAD } from './record-seal.js';
 import { DIR_LEVEL_MAX, INLINE_MAX, isFileType, type FileType } from './inode-record.js';
 import { isVersion, MAX_VERSION, readSlot, writeSlot } from './slot.js';
 
@@ -56,7 +57,7 @@ export interface BucketPlace {
 export const ENTRY_HEADER_BYTES = 10;
 export const NAME_MAX = 255;
 /** Largest payload a record carries (5.2: a 3,968-byte body less its 12-byte header). */
-const PAYLOAD_MAX = 3_956;
+const PAYLOAD_MAX = MAX_RECORD_PAYLOAD;
 /** u32 bucket ‖ u16 chain position ‖ u16 entries ‖ u64 next. */
 const BUCKET_HEADER_BYTES = 16;
 /** Entry bytes one bucket record holds: 3,956 − 16. */

@@ -21,7 +21,9 @@
 //   commit that wrote the record holding it: the record seal and the tree know the commit.
 
 import { FsError, IntegrityError } from '../errors.js';
-import { isLost, isVersion, MAX_VERSION, PREALLOCATED, readSlot, SLOT_BYTES, writeSlot } from './slot.js';
+import { MAP_NODE_SLOTS } from './map-node.js';
+import { MAX_RECORD_PAYLOAD } from './record-seal.js';
+import { isLost, isVersion, MAX_VERSION, PREALLOCATED, readSlot, readU64, SLOT_BYTES, writeSlot, writeU64 } from './slot.js';
 import {
   readXattrBody,
   SPILL_RECORDS_MAX,
@@ -80,7 +82,7 @@ export const ROOT_INO = 1;
 /** The fixed part of the payload. */
 export const INODE_FIXED_BYTES = 120;
 /** Largest payload a record carries (5.2: a 3,968-byte body less its 12-byte header). */
-const PAYLOAD_MAX = 3_956;
+const PAYLOAD_MAX = MAX_RECORD_PAYLOAD;
 /** The tail's room: 3,956 − 120. */
 export const TAIL_MAX = PAYLOAD_MAX - INODE_FIXED_BYTES; // 3,836
 /** u8 tag ‖ u8 0 ‖ u16 length. */
@@ -96,8 +98,6 @@ export const SPILL_SECTION_BYTES = SECTION_HEADER_BYTES + SPILL_CONTENT_BYTES; /
 export const INLINE_MAX = TAIL_MAX - SPILL_SECTION_BYTES - SECTION_HEADER_BYTES; // 3,818
 /** Root entries a MAP section holds: floor(3,818 / 8). */
 export const MAP_ROOT_MAX = Math.floor(INLINE_MAX / SLOT_BYTES); // 477
-/** Slots in one map node (5.4); the span of a root entry at depth d is MAP_NODE_SLOTS^d. */
-const MAP_NODE_SLOTS = 494;
 export const MAP_DEPTH_MAX = 3;
 /**
  * Bucket numbers are u32 (in the bucket record and its name, 5.3), and a bucket is h mod 2^(L+1) at
@@ -476,12 +476,6 @@ function bucketTableProblem(table: { level: number; split: number; depth: number
 
 // ---- encoding ----
 
-/** A u64 field below 2^53, as the fields the writer fills are. */
-function writeU64(buf: Buffer, at: number, n: number): void {
-  buf.writeUInt32BE(Math.floor(n / TWO_32), at);
-  buf.writeUInt32BE(n % TWO_32, at + 4);
-}
-
 function writeTime(buf: Buffer, at: number, t: Timespec): void {
   const high = Math.floor(t.sec / TWO_32); // i64 as a signed high word and an unsigned low word
   buf.writeInt32BE(high, at);
@@ -568,10 +562,8 @@ function damaged(what: string, problem: string): never {
 }
 
 /** A u64 field as a number: 2^53 or more cannot be held exactly, and no writer makes it. */
-function readU64(buf: Buffer, at: number, what: string, field: string): number {
-  const high = buf.readUInt32BE(at);
-  if (high >= 2 ** 21) damaged(what, `${field} is 2^53 or more`);
-  return high * TWO_32 + buf.readUInt32BE(at + 4);
+function readField(buf: Buffer, at: number, what: string, field: string): number {
+  return readU64(buf, at) ?? damaged(what, `${field} is 2^53 or more`);
 }
 
 function readTime(buf: Buffer, at: number, what: string, field: string): Timespec {
@@ -620,7 +612,7 @@ export function decodeInode(payload: Buffer, expectedIno: number, pieceSize: num
   if (!Number.isSafeInteger(pieceSize) || pieceSize < 1) throw new RangeError(`piece size ${pieceSize}`);
   const what = `inode ${expectedIno}`;
   if (payload.length < INODE_FIXED_BYTES || payload.length > PAYLOAD_MAX) damaged(what, `payload of ${payload.length} bytes`);
-  const ino = readU64(payload, At.ino, what, 'ino');
+  const ino = readField(payload, At.ino, what, 'ino');
   if (ino !== expectedIno) damaged(what, `record holds ino ${ino}`);
   const flags = payload.readUInt8(At.flags);
   if ((flags & ~FLAGS_KNOWN) !== 0) damaged(what, `reserved flag bits 0x${flags.toString(16)}`);
@@ -677,7 +669,7 @@ export function decodeInode(payload: Buffer, expectedIno: number, pieceSize: num
 
   const inode: InodeRecord = {
     ino,
-    parentIno: readU64(payload, At.parentIno, what, 'parentIno'),
+    parentIno: readField(payload, At.parentIno, what, 'parentIno'),
     fileId: Buffer.from(payload.subarray(At.fileId, At.fileId + FILE_ID_BYTES)),
     type: payload.readUInt8(At.type) as FileType, // checked with the rest, by inodeProblem
     mode: payload.readUInt32BE(At.mode),
@@ -685,11 +677,11 @@ export function decodeInode(payload: Buffer, expectedIno: number, pieceSize: num
     gid: payload.readUInt32BE(At.gid),
     nlink: payload.readUInt32BE(At.nlink),
     rdev: payload.readUInt32BE(At.rdev),
-    size: readU64(payload, At.size, what, 'size'),
+    size: readField(payload, At.size, what, 'size'),
     atime: readTime(payload, At.atime, what, 'atime'),
     mtime: readTime(payload, At.mtime, what, 'mtime'),
     ctime: readTime(payload, At.ctime, what, 'ctime'),
-    count: readU64(payload, At.count, what, 'count'),
+    count: readField(payload, At.count, what, 'count'),
     hasLost: (flags & Flag.hasLost) !== 0,
     primary,
     xattrs,

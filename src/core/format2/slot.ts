@@ -90,3 +90,16 @@ export function writeSlot(buf: Buffer, offset: number, slot: number): void {
   buf.writeUInt32BE(((tag << TAG_SHIFT) | Math.floor(value / TWO_32)) >>> 0, offset);
   buf.writeUInt32BE(value % TWO_32, offset + 4);
 }
+
+/** Writes a u64 field below 2^53, as every writer fills them (counts, inos, versions). */
+export function writeU64(buf: Buffer, at: number, n: number): void {
+  buf.writeUInt32BE(Math.floor(n / TWO_32), at);
+  buf.writeUInt32BE(n % TWO_32, at + 4);
+}
+
+/** Reads a u64 field as a number, or undefined when it is 2^53 or more: no writer makes that, so the caller calls it damage. */
+export function readU64(buf: Buffer, at: number): number | undefined {
+  const high = buf.readUInt32BE(at);
+  if (high >= 2 ** 21) return undefined;
+  return high * TWO_32 + buf.readUInt32BE(at + 4);
+}

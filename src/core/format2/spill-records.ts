@@ -5,6 +5,7 @@
 // values out, and back. Sealing, naming and versions of the records are the record store's.
 
 import { IntegrityError } from '../errors.js';
+import { MAX_RECORD_PAYLOAD } from './record-seal.js';
 import { isVersion, MAX_VERSION, readSlot, SLOT_BYTES, writeSlot } from './slot.js';
 
 /** An extended attribute as stored: its name and value as bytes. Lists of them are kept in name order. */
@@ -40,7 +41,7 @@ export const SYMLINK_TARGET_MAX = 4_095;
 export const SPILL_RECORDS_MAX = 64;
 
 /** Largest payload a record carries (5.2: a 3,968-byte body less its 12-byte header). */
-const PAYLOAD_MAX = 3_956;
+const PAYLOAD_MAX = MAX_RECORD_PAYLOAD;
 /** position (u16) and count (u16). */
 const SPILL_HEADER_BYTES = 4;
 /** Stream bytes a spill record past position 0 carries. */

@@ -11,7 +11,7 @@
 // entry is dropped, not damaged).
 
 import { IntegrityError } from '../errors.js';
-import { isVersion, MAX_VERSION, readSlot, SLOT_BYTES, writeSlot } from './slot.js';
+import { isVersion, MAX_VERSION, readSlot, readU64, SLOT_BYTES, writeSlot, writeU64 } from './slot.js';
 
 export interface StateRecord {
   /** This record's version: the commit that wrote it. */
@@ -106,16 +106,11 @@ function isVersionOrZero(n: number): boolean {
   return Number.isSafeInteger(n) && n >= 0 && n <= MAX_VERSION;
 }
 
-function writeU64(buf: Buffer, at: number, n: number): void {
-  buf.writeUInt32BE(Math.floor(n / TWO_32), at);
-  buf.writeUInt32BE(n % TWO_32, at + 4);
-}
-
 /** A u64 count as a number: 2^53 or more cannot be held exactly, and no writer makes it. */
-function readU64(buf: Buffer, at: number, what: string): number {
-  const high = buf.readUInt32BE(at);
-  if (high >= 2 ** 21) throw new IntegrityError(`${what} is 2^53 or more`);
-  return high * TWO_32 + buf.readUInt32BE(at + 4);
+function readCount(buf: Buffer, at: number, what: string): number {
+  const n = readU64(buf, at);
+  if (n === undefined) throw new IntegrityError(`${what} is 2^53 or more`);
+  return n;
 }
 
 /** What is wrong with `state` by 5.5, or undefined. The encoder refuses what the decoder would call damaged. */
@@ -166,7 +161,7 @@ export function decodeStateRecord(payload: Buffer): StateRecord {
   if (rootCount > STATE_ROOT_MAX) damaged(`inodeTableRootCount ${rootCount} (at most ${STATE_ROOT_MAX})`);
   if (payload.length !== STATE_FIXED_BYTES + SLOT_BYTES * rootCount) damaged(`payload of ${payload.length} bytes for a root of ${rootCount}`);
   if (payload.readUInt32BE(At.zeroAfterRootCount) !== 0 || payload.readUInt32BE(At.zeroAfterQueue) !== 0) damaged('a zero field is not zero');
-  const count = (field: (typeof COUNT_FIELDS)[number]) => readU64(payload, At[field], `${what}, ${field}`);
+  const count = (field: (typeof COUNT_FIELDS)[number]) => readCount(payload, At[field], `${what}, ${field}`);
   const version = (field: (typeof VERSION_FIELDS)[number]) => readSlot(payload, At[field], false, `${what}, ${field}`);
   const root: number[] = [];
   for (let i = 0; i < rootCount; i++) root.push(readSlot(payload, At.root + SLOT_BYTES * i, false, `${what}, inode table root`));
@@ -277,7 +272,7 @@ export function decodeRepairQueueRecord(payload: Buffer, position: number, place
   for (let i = 0; i < count; i++) {
     const at = REPAIR_HEADER_BYTES + REPAIR_ENTRY_BYTES * i;
     const field = `${what}, entry ${i}`;
-    entries.push({ ino: readU64(payload, at, `${field}, ino`), index: readU64(payload, at + 8, `${field}, index`), version: readSlot(payload, at + 16, false, field), missingStores: payload.readUInt32BE(at + 24) });
+    entries.push({ ino: readCount(payload, at, `${field}, ino`), index: readCount(payload, at + 8, `${field}, index`), version: readSlot(payload, at + 16, false, field), missingStores: payload.readUInt32BE(at + 24) });
   }
   const record = { position, next: readSlot(payload, 8, false, what), entries };
   const problem = repairQueueProblem(record, placementWidth);
