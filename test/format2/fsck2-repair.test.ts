@@ -7,7 +7,7 @@ import { fsck2 } from '../../src/core/format2/fsck2.js';
 import { LOST_AND_FOUND, repair2 } from '../../src/core/format2/fsck2-repair.js';
 import { FileType, ROOT_INO } from '../../src/core/format2/inode-record.js';
 import { Metadata2 } from '../../src/core/format2/metadata2.js';
-import { bucketRecordName, inodeRecordName, mapNodeRecordName } from '../../src/core/format2/record-names.js';
+import { bucketRecordName, inodeRecordName, mapNodeRecordName, spillRecordName } from '../../src/core/format2/record-names.js';
 import { RECORD_BYTES } from '../../src/core/format2/record-seal.js';
 import { RecordTable } from '../../src/core/format2/record-table.js';
 import { isLost } from '../../src/core/format2/slot.js';
@@ -117,5 +117,23 @@ test('a damaged bucket is reported as not repaired yet, and nothing is deleted a
   t.is(damaged.lookup(ROOT_INO, name(LOST_AND_FOUND)), null);
   t.is(r.deletedRows, 0, 'the walk was incomplete: the directory\'s other buckets are not unreachable');
   t.is(table.rowCount(), rows);
+  md.close();
+});
+
+test('unreadable spill records: the xattrs in them are dropped, the file stays; a symlink whose target spilled goes', async (t) => {
+  const { md, table, inline } = fsckSample(t, OPTIONS);
+  const link = md.lookup(ROOT_INO, name('long-link'))?.ino as number;
+  const kept = md.xattrs(inline).filter((x) => md.requireInode(inline).xattrs.some((y) => y.name.equals(x.name)));
+  flip(table, spillRecordName(OPTIONS.keys.names, inline, 0));
+  flip(table, spillRecordName(OPTIONS.keys.names, link, 0));
+  const damaged = Metadata2.open(table, OPTIONS);
+  const r = await repair2(damaged, table);
+  t.is(r.droppedSpills, 1);
+  t.is(r.droppedInodes, 1, 'the symlink');
+  t.deepEqual(r.after.problems, []);
+  t.is(r.after.unreachableRows, 0);
+  t.is(damaged.inlineContent(inline)?.toString(), 'inline bytes', 'the file\'s bytes are untouched');
+  t.deepEqual(damaged.xattrs(inline).map((x) => x.name.toString()), kept.map((x) => x.name.toString()), 'the xattrs kept in the inode stay');
+  t.is(damaged.lookup(ROOT_INO, name('long-link')), null);
   md.close();
 });

@@ -2,13 +2,15 @@
 // that are sound, keeping every healthy file as it is:
 // - an inode whose record is bad, stale or missing: the file is gone, its entries are removed, and what it
 //   owned is left as rows nothing reaches (its blobs become orphans, the vault's to sweep);
+// - spill records that cannot be read: the xattrs in them are dropped (a symlink whose target spilled goes
+//   whole, as an unreadable inode);
 // - a map node that cannot be read: the slots under it become lost, so reads of that range fail with EIO;
 // - an entry naming an inode the table does not hold: removed;
 // - a live inode no entry names: linked as `#<ino>` in its parentIno directory when that is sound, else in
 //   /lost+found;
 // - a link count that differs from the entries: set from them;
 // - rows nothing reaches: deleted, once a walk reaches everything else.
-// Damaged buckets, spill records and directory inodes need the adoption of 5.10 (records found by their
+// Damaged buckets and directory inodes need the adoption of 5.10 (records found by their
 // derivable names and opened at their claimed versions); they are reported as not repaired yet.
 
 import { IntegrityError } from '../errors.js';
@@ -30,6 +32,8 @@ export interface Repair2Report {
   removedEntries: number;
   /** Ranges of piece slots made lost under unreadable map nodes. */
   quarantinedRanges: number;
+  /** Inodes whose unreadable spill records went, with the xattrs in them. */
+  droppedSpills: number;
   relinked: number;
   linkCountsSet: number;
   deletedRows: number;
@@ -40,7 +44,7 @@ export interface Repair2Report {
 /** Repairs what it can, committing as it goes, and checks again. The metadata must not be in use elsewhere. */
 export async function repair2(md: Metadata2, table: RecordTable, o: Fsck2Options = {}): Promise<Repair2Report> {
   const before = await fsck2(md, table, o);
-  const report: Repair2Report = { before, after: before, droppedInodes: 0, removedEntries: 0, quarantinedRanges: 0, relinked: 0, linkCountsSet: 0, deletedRows: 0, notRepaired: [] };
+  const report: Repair2Report = { before, after: before, droppedInodes: 0, removedEntries: 0, quarantinedRanges: 0, droppedSpills: 0, relinked: 0, linkCountsSet: 0, deletedRows: 0, notRepaired: [] };
 
   // 1. Inodes that cannot be read are gone; map nodes that cannot be read make their slots lost.
   for (const p of before.problems) {
@@ -50,8 +54,25 @@ export async function repair2(md: Metadata2, table: RecordTable, o: Fsck2Options
       report.droppedInodes++;
     } else if (p.of === 'owned') {
       const inode = md.inode(p.ino);
-      if (inode?.type === FileType.regular) report.quarantinedRanges += quarantineUnreadable(md, inode);
-      else report.notRepaired.push(p);
+      if (!inode) continue;
+      let repaired = false;
+      if (inode.spill && !readable(() => md.xattrs(inode.ino))) {
+        // Its spill is gone: its xattrs are dropped, and a symlink whose target spilled goes whole.
+        if (inode.type === FileType.symlink && inode.primary.form === 'none') {
+          md.removeUnreadableInode(inode.ino);
+          report.droppedInodes++;
+          continue;
+        }
+        md.dropUnreadableSpill(inode.ino);
+        report.droppedSpills++;
+        repaired = true;
+      }
+      if (inode.type === FileType.regular) {
+        const runs = quarantineUnreadable(md, inode);
+        report.quarantinedRanges += runs;
+        repaired ||= runs > 0;
+      }
+      if (!repaired) report.notRepaired.push(p);
     } else if (p.of === 'inode-table' || (p.of === 'inode' && p.ino === ROOT_INO)) {
       report.notRepaired.push(p);
     }
@@ -138,6 +159,17 @@ function quarantineUnreadable(md: Metadata2, inode: InodeRecord): number {
   // later reads zeros there, not EIO.
   if (runs > 0) map.truncate(Math.ceil(inode.size / md.pieceSize));
   return runs;
+}
+
+/** Whether a read succeeds; an IntegrityError says no, anything else is thrown. */
+function readable(read: () => unknown): boolean {
+  try {
+    read();
+    return true;
+  } catch (err) {
+    if (err instanceof IntegrityError) return false;
+    throw err;
+  }
 }
 
 /** Runs a walk to its end, for the reads it makes. */

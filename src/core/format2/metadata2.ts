@@ -542,6 +542,19 @@ export class Metadata2 {
     return { record: inodeRecordName(this.ctx.names, ino), chaff: this.inodes.chaffNamesOf(ino) };
   }
 
+  /**
+   * fsck --repair: inode `ino`'s spill records cannot be read (5.10, a bad spill record): the xattrs in
+   * them are dropped, and the records deleted at the next commit. A symlink whose target spilled keeps
+   * nothing to point at: the caller drops such an inode instead.
+   */
+  dropUnreadableSpill(ino: number): void {
+    const inode = this.inodes.require(ino);
+    if (!inode.spill) return;
+    const spill = this.spills.add(new SpillOwner(this.ctx, ino, { target: undefined, xattrs: [] }, inode.spill.count));
+    spill.set({ target: undefined, xattrs: [] });
+    this.changedOwner(spill);
+  }
+
   /** fsck --repair: drops inode `ino`, whose record cannot be read, from the inode table (5.10). */
   removeUnreadableInode(ino: number): void {
     if (ino === ROOT_INO) throw new FsError('EBUSY', 'the root directory is never removed');
