@@ -384,6 +384,56 @@ export class Directory {
   }
 
   /**
+   * fsck --repair (5.10, a bad bucket): every bucket whose chain cannot be read is rewritten empty (its
+   * first record deleted at the next stamp; records further down its chain are left as rows nothing
+   * reaches), a bucket table node that cannot be read takes the buckets under it with it, and the count
+   * and E become what the readable buckets hold. The names the emptied buckets held are gone from the
+   * directory: their inodes come back as nameless. Returns how many buckets were emptied.
+   */
+  emptyUnreadableBuckets(): number {
+    if (this.form === 'entries') return 0;
+    const table = this.bucketTableNow();
+    let emptied = 0;
+    for (let number = 0; number < this.bucketTotal; number++) {
+      if (this.held.has(number)) continue;
+      let first: number;
+      try {
+        first = table.get(number);
+      } catch (err) {
+        if (!(err instanceof IntegrityError)) throw err;
+        // The table node that holds this bucket's slot is unreadable: its slots go (HOLE), with the node.
+        const span = table.nodeSlots;
+        const from = Math.floor(number / span) * span;
+        table.fill(from, from + span, HOLE, { orphanUnreadable: true });
+        first = HOLE;
+        emptied++;
+      }
+      if (first === HOLE) continue;
+      try {
+        this.loadBucket(number);
+      } catch (err) {
+        if (!(err instanceof IntegrityError)) throw err;
+        const bucket: HeldBucket = { bucket: number, entries: [], stored: [{ entries: [], version: first }] };
+        this.held.set(number, bucket);
+        this.changedBuckets.add(bucket);
+        emptied++;
+      }
+    }
+    if (emptied > 0) {
+      let count = 0;
+      let bytes = 0;
+      for (const bucket of this.held.values()) {
+        count += bucket.entries.length;
+        bytes += entriesLength(bucket.entries);
+      }
+      this.entryCount = count;
+      this.knownBytes = bytes;
+      this.inodeChanged = true;
+    }
+    return emptied;
+  }
+
+  /**
    * Where every record of the directory is, reading every bucket (as list() does, with its checks): its
    * chain records and its bucket table's map nodes. For fsck (5.10); none while the entries are inline.
    */

@@ -10,8 +10,9 @@
 //   /lost+found;
 // - a link count that differs from the entries: set from them;
 // - rows nothing reaches: deleted, once a walk reaches everything else.
-// Damaged buckets and directory inodes need the adoption of 5.10 (records found by their
-// derivable names and opened at their claimed versions); they are reported as not repaired yet.
+// - buckets that cannot be read: rewritten empty; the names they held come back as nameless inodes.
+// A damaged directory inode needs the adoption of 5.10 (its buckets found by their derivable names and
+// opened at their claimed versions); it is reported as not repaired yet.
 
 import { IntegrityError } from '../errors.js';
 import { fsck2, type Fsck2Options, type Fsck2Problem, type Fsck2Report } from './fsck2.js';
@@ -34,6 +35,8 @@ export interface Repair2Report {
   quarantinedRanges: number;
   /** Inodes whose unreadable spill records went, with the xattrs in them. */
   droppedSpills: number;
+  /** Directory buckets that could not be read, rewritten empty. */
+  emptiedBuckets: number;
   relinked: number;
   linkCountsSet: number;
   deletedRows: number;
@@ -44,7 +47,7 @@ export interface Repair2Report {
 /** Repairs what it can, committing as it goes, and checks again. The metadata must not be in use elsewhere. */
 export async function repair2(md: Metadata2, table: RecordTable, o: Fsck2Options = {}): Promise<Repair2Report> {
   const before = await fsck2(md, table, o);
-  const report: Repair2Report = { before, after: before, droppedInodes: 0, removedEntries: 0, quarantinedRanges: 0, droppedSpills: 0, relinked: 0, linkCountsSet: 0, deletedRows: 0, notRepaired: [] };
+  const report: Repair2Report = { before, after: before, droppedInodes: 0, removedEntries: 0, quarantinedRanges: 0, droppedSpills: 0, emptiedBuckets: 0, relinked: 0, linkCountsSet: 0, deletedRows: 0, notRepaired: [] };
 
   // 1. Inodes that cannot be read are gone; map nodes that cannot be read make their slots lost.
   for (const p of before.problems) {
@@ -71,6 +74,12 @@ export async function repair2(md: Metadata2, table: RecordTable, o: Fsck2Options
         const runs = quarantineUnreadable(md, inode);
         report.quarantinedRanges += runs;
         repaired ||= runs > 0;
+      }
+      if (inode.type === FileType.directory) {
+        // Rewritten empty; the names they held come back as nameless inodes, relinked below.
+        const emptied = md.emptyUnreadableBuckets(inode.ino);
+        report.emptiedBuckets += emptied;
+        repaired ||= emptied > 0;
       }
       if (!repaired) report.notRepaired.push(p);
     } else if (p.of === 'inode-table' || (p.of === 'inode' && p.ino === ROOT_INO)) {
@@ -181,16 +190,18 @@ function readsWhole(walk: Iterable<unknown>): void {
 function relink(md: Metadata2, ino: number): void {
   const inode = md.requireInode(ino);
   const name = Buffer.from(`#${ino}`);
-  let dir = lostAndFound(md);
+  let dir: number | undefined;
   try {
     const parent = md.inode(inode.parentIno);
     if (parent?.type === FileType.directory && md.lookup(parent.ino, name) === null) dir = parent.ino;
   } catch (err) {
     if (!(err instanceof IntegrityError)) throw err;
   }
+  dir ??= lostAndFound(md); // made only when something goes there
   md.link(dir, name, ino);
-  if (inode.type === FileType.directory) md.setAttributes(dir, (d) => ({ nlink: d.nlink + 1 }));
-  md.setAttributes(ino, () => ({ parentIno: dir }));
+  const into = dir;
+  if (inode.type === FileType.directory) md.setAttributes(into, (d) => ({ nlink: d.nlink + 1 }));
+  md.setAttributes(ino, () => ({ parentIno: into }));
 }
 
 /** /lost+found, made (mode 0700) when it is not there. */

@@ -555,6 +555,14 @@ export class Metadata2 {
     this.changedOwner(spill);
   }
 
+  /** fsck --repair: empties directory `ino`'s buckets that cannot be read (Directory.emptyUnreadableBuckets); how many. */
+  emptyUnreadableBuckets(ino: number): number {
+    const dir = this.directoryOf(this.requireDirectory(ino));
+    const emptied = dir.directory.emptyUnreadableBuckets();
+    if (emptied > 0) this.changedDirectory(dir);
+    return emptied;
+  }
+
   /** fsck --repair: drops inode `ino`, whose record cannot be read, from the inode table (5.10). */
   removeUnreadableInode(ino: number): void {
     if (ino === ROOT_INO) throw new FsError('EBUSY', 'the root directory is never removed');

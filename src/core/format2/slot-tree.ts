@@ -293,6 +293,11 @@ export class SlotTree {
     return this.root.level;
   }
 
+  /** Slots in one map node of this tree (494 in every store; fewer in some tests). */
+  get nodeSlots(): number {
+    return this.fanout;
+  }
+
   /** Slots the tree can hold at its deepest: indexes at or past it are EFBIG. */
   get maxSlots(): number {
     return this.capacityAt(MAX_TREE_DEPTH);
