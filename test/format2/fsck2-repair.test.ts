@@ -144,3 +144,20 @@ test('unreadable spill records: the xattrs in them are dropped, the file stays; 
   t.is(damaged.lookup(ROOT_INO, name('long-link')), null);
   md.close();
 });
+
+test('a directory whose inode cannot be read is made again, empty, under its ino; its children come back in it as #<ino>', async (t) => {
+  const { md, table } = fsckSample(t, OPTIONS);
+  const sub = md.lookup(ROOT_INO, name('sub'))?.ino as number;
+  const child = md.lookup(sub, name('x'))?.ino as number;
+  flip(table, inodeRecordName(OPTIONS.keys.names, sub));
+  const damaged = Metadata2.open(table, OPTIONS);
+  const r = await repair2(damaged, table);
+  t.is(r.recreatedDirectories, 1);
+  t.deepEqual(r.after.problems, []);
+  t.is(r.after.unreachableRows, 0);
+  t.is(damaged.lookup(ROOT_INO, name('sub'))?.ino, sub, 'its entry still names it');
+  const recreated = damaged.requireInode(sub);
+  t.is(recreated.mode, 0o40700);
+  t.deepEqual(damaged.list(sub).map((e) => [e.name.toString(), e.ino]), [[`#${child}`, child]]);
+  md.close();
+});

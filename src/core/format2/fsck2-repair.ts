@@ -11,8 +11,9 @@
 // - a link count that differs from the entries: set from them;
 // - rows nothing reaches: deleted, once a walk reaches everything else.
 // - buckets that cannot be read: rewritten empty; the names they held come back as nameless inodes.
-// A damaged directory inode needs the adoption of 5.10 (its buckets found by their derivable names and
-// opened at their claimed versions); it is reported as not repaired yet.
+// - a directory whose inode cannot be read: made again, empty (mode 0700), under its ino; its children come
+//   back as #<ino> in it. 5.10's adoption of its old buckets (found by their derivable names, opened at their
+//   claimed versions) would keep their names; it is not built.
 
 import { IntegrityError } from '../errors.js';
 import { fsck2, type Fsck2Options, type Fsck2Problem, type Fsck2Report } from './fsck2.js';
@@ -37,6 +38,8 @@ export interface Repair2Report {
   droppedSpills: number;
   /** Directory buckets that could not be read, rewritten empty. */
   emptiedBuckets: number;
+  /** Directories whose inode could not be read, made again empty under their ino. */
+  recreatedDirectories: number;
   relinked: number;
   linkCountsSet: number;
   deletedRows: number;
@@ -47,14 +50,21 @@ export interface Repair2Report {
 /** Repairs what it can, committing as it goes, and checks again. The metadata must not be in use elsewhere. */
 export async function repair2(md: Metadata2, table: RecordTable, o: Fsck2Options = {}): Promise<Repair2Report> {
   const before = await fsck2(md, table, o);
-  const report: Repair2Report = { before, after: before, droppedInodes: 0, removedEntries: 0, quarantinedRanges: 0, droppedSpills: 0, emptiedBuckets: 0, relinked: 0, linkCountsSet: 0, deletedRows: 0, notRepaired: [] };
+  const report: Repair2Report = { before, after: before, droppedInodes: 0, removedEntries: 0, quarantinedRanges: 0, droppedSpills: 0, emptiedBuckets: 0, recreatedDirectories: 0, relinked: 0, linkCountsSet: 0, deletedRows: 0, notRepaired: [] };
 
   // 1. Inodes that cannot be read are gone; map nodes that cannot be read make their slots lost.
   for (const p of before.problems) {
     if (p.ino === undefined) continue;
-    if (p.of === 'inode' && p.ino !== ROOT_INO) {
-      md.removeUnreadableInode(p.ino);
-      report.droppedInodes++;
+    if (p.of === 'inode') {
+      const entry = before.namedBy.get(p.ino);
+      if (p.ino === ROOT_INO || entry?.type === FileType.directory) {
+        // A directory is made again, empty, under its ino: its entry stays, its children come back nameless.
+        md.recreateDirectory(p.ino, entry?.dirIno ?? 0, nowTimespec());
+        report.recreatedDirectories++;
+      } else {
+        md.removeUnreadableInode(p.ino);
+        report.droppedInodes++;
+      }
     } else if (p.of === 'owned') {
       const inode = md.inode(p.ino);
       if (!inode) continue;
@@ -82,7 +92,7 @@ export async function repair2(md: Metadata2, table: RecordTable, o: Fsck2Options
         repaired ||= emptied > 0;
       }
       if (!repaired) report.notRepaired.push(p);
-    } else if (p.of === 'inode-table' || (p.of === 'inode' && p.ino === ROOT_INO)) {
+    } else if (p.of === 'inode-table') {
       report.notRepaired.push(p);
     }
   }

@@ -54,6 +54,8 @@ export interface Fsck2Report {
   unreachableRows: number;
   /** Their names, for --repair to delete once the walk is complete. */
   unreachableNames: Buffer[];
+  /** The first entry naming each inode, its directory and the type it gives: what an inode whose own record is unreadable was (--repair). */
+  namedBy: Map<number, { dirIno: number; type: FileType }>;
   problems: Fsck2Problem[];
   /**
    * What the walk could not reach: the records of an owner that failed to read are not all known, so the
@@ -70,7 +72,7 @@ export interface Fsck2Options {
 const KIND_OF: Record<IntegrityError['kind'], Fsck2ProblemKind> = { damaged: 'bad-record', stale: 'stale-record', missing: 'missing-record' };
 
 export async function fsck2(md: Metadata2, table: RecordTable, o: Fsck2Options = {}): Promise<Fsck2Report> {
-  const report: Fsck2Report = { inodes: 0, files: 0, directories: 0, symlinks: 0, special: 0, pieces: 0, records: 0, chaff: 0, missingChaff: 0, unreachableRows: 0, unreachableNames: [], problems: [], incomplete: [] };
+  const report: Fsck2Report = { inodes: 0, files: 0, directories: 0, symlinks: 0, special: 0, pieces: 0, records: 0, chaff: 0, missingChaff: 0, unreachableRows: 0, unreachableNames: [], namedBy: new Map(), problems: [], incomplete: [] };
   const reached = new Set<string>();
   const expectedChaff = new Set<string>();
   const reach = (names: Buffer[]) => {
@@ -126,6 +128,7 @@ export async function fsck2(md: Metadata2, table: RecordTable, o: Fsck2Options =
         report.directories++;
         checked(ino, 'owned', `directory ${ino}`, () => {
           for (const entry of md.list(ino)) {
+            if (!report.namedBy.has(entry.ino)) report.namedBy.set(entry.ino, { dirIno: ino, type: entry.type });
             if (!liveSet.has(entry.ino)) {
               report.problems.push({ kind: 'dangling-entry', ino: entry.ino, dirIno: ino, name: entry.name, detail: `directory ${ino}: entry ${JSON.stringify(entry.name.toString())} names inode ${entry.ino}, which the inode table does not hold` });
               continue;

@@ -108,6 +108,17 @@ export class InodeStore {
     this.o.batcher.touch(c);
   }
 
+  /**
+   * Stages `inode` in place of a record that cannot be read, at the same ino (fsck --repair recreating a
+   * directory, 5.10). Its chaff records are already there.
+   */
+  replaceUnreadable(inode: InodeRecord): void {
+    const c = this.participant(inode.ino);
+    c.inode = inode;
+    c.removed = false;
+    this.o.batcher.touch(c);
+  }
+
   /** How many inodes are held decoded (changed ones included). */
   get held(): number {
     return this.clean.size + this.changed.size;

@@ -563,6 +563,23 @@ export class Metadata2 {
     return emptied;
   }
 
+  /**
+   * fsck --repair: a directory whose inode record cannot be read is made again, empty, under its own ino
+   * (mode 0700, owned by root, now; 5.10). Its children come back as nameless inodes; its old buckets are
+   * rows nothing reaches.
+   */
+  recreateDirectory(ino: number, parentIno: number, time: Timespec): void {
+    this.maps.delete(ino);
+    this.directories.delete(ino);
+    this.spills.delete(ino);
+    const inode: InodeRecord = {
+      ino, parentIno: ino === ROOT_INO ? 0 : parentIno, fileId: newFileId(), type: FileType.directory, mode: 0o700 | modeTypeBits(FileType.directory),
+      uid: 0, gid: 0, nlink: 2, rdev: 0, size: 0, atime: time, mtime: time, ctime: time, count: 0, hasLost: false,
+      primary: { form: 'entries', entries: Buffer.alloc(0) }, xattrs: [], spill: undefined,
+    };
+    this.inodes.replaceUnreadable(inode);
+  }
+
   /** fsck --repair: drops inode `ino`, whose record cannot be read, from the inode table (5.10). */
   removeUnreadableInode(ino: number): void {
     if (ino === ROOT_INO) throw new FsError('EBUSY', 'the root directory is never removed');
