@@ -136,3 +136,37 @@ test('rewriting a piece stores a new version and deletes the old one after the c
   t.is(await blobs(r), 2, 'the superseded version is gone');
   r.md.close();
 });
+
+test('a commit of a big file changes just the slots that differ, and keeps a quarantined piece lost until it is written', async (t) => {
+  const r = rig(t);
+  const f = newFile(r, 'big');
+  const port = new Format2Content(r.md);
+  const pieces = new Map<number, number>();
+  for (let i = 0; i < 50_000; i++) pieces.set(i, r.md.newPieceVersion());
+  port.stage(contentId(f), { size: 50_000 * P, pieces, lost: [], mtime: 1_700_000_000_000, nextVersion: 0 });
+  r.md.commitNow();
+  const changed = new Map(pieces);
+  changed.set(123, r.md.newPieceVersion());
+  changed.delete(49_999);
+  changed.delete(500);
+  const t0 = process.hrtime.bigint();
+  port.stage(contentId(f), { size: 49_999 * P, pieces: changed, lost: [500], mtime: 1_700_000_000_001, nextVersion: 0 });
+  t.log(`staging 3 changed slots of 50,000: ${(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(1)} ms`);
+  r.md.commitNow();
+  let stored = storedContent2(r.md, f);
+  t.is(stored.pieces.get(123), changed.get(123));
+  t.false(stored.pieces.has(49_999));
+  t.deepEqual(stored.lost, [500]);
+  t.is(stored.pieces.size, 49_998);
+  t.true(r.md.requireInode(f).hasLost);
+  // Written again: no longer lost.
+  const rewritten = new Map(changed);
+  rewritten.set(500, r.md.newPieceVersion());
+  port.stage(contentId(f), { size: 49_999 * P, pieces: rewritten, lost: [], mtime: 1_700_000_000_002, nextVersion: 0 });
+  r.md.commitNow();
+  stored = storedContent2(r.md, f);
+  t.deepEqual(stored.lost, []);
+  t.is(stored.pieces.get(500), rewritten.get(500));
+  t.false(r.md.requireInode(f).hasLost);
+  r.md.close();
+});

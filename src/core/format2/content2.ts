@@ -36,14 +36,16 @@ export class Format2Content implements ContentMetadata {
       this.md.setInline(ino, content.inline);
     } else {
       const map = this.md.pieceMap(ino);
-      const wanted = new Map<number, number>(content.pieces);
-      for (const index of content.lost) wanted.set(index, lostSlot(0));
-      // Slots the file no longer has, then the ones it has: only changed slots touch the tree.
+      // Slots the file no longer has, then the ones it has: only changed slots touch the tree. (Comparing
+      // with the last commit's map instead of the tree saved about 20 % of this on 50,000 pieces: not kept.)
       const stale: number[] = [];
-      for (const { index } of map.versions()) if (!wanted.has(index)) stale.push(index);
-      for (const index of map.tree.lostIndices()) if (!wanted.has(index)) stale.push(index);
+      for (const { index } of map.versions()) if (!content.pieces.has(index)) stale.push(index);
       for (const index of stale) map.setSlot(index, HOLE);
-      for (const [index, slot] of wanted) if (map.slot(index) !== slot) map.setSlot(index, slot);
+      for (const [index, version] of content.pieces) if (map.slot(index) !== version) map.setSlot(index, version);
+      // Quarantined pieces (rare, so the tree is walked for them only when it has some).
+      const lost = new Set(content.lost);
+      if (map.tree.lost > 0) for (const index of [...map.tree.lostIndices()]) if (!lost.has(index) && !content.pieces.has(index)) map.setSlot(index, HOLE);
+      for (const index of lost) if (map.slot(index) !== lostSlot(0)) map.setSlot(index, lostSlot(0));
     }
     this.md.setAttributes(ino, (inode) => ({
       ...(content.inline ? {} : { size: content.size }),
