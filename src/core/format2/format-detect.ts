@@ -9,7 +9,7 @@
 
 import { BadStoreError } from '../errors.js';
 import type { StoreDir } from '../os/store-dir.js';
-import { CONFIG_FILE } from '../vault/config.js';
+import { CONFIG_FILE, MAX_CONFIG_BYTES } from '../vault/config.js';
 import { KEY_ID_BYTES } from './keys.js';
 import { LAYOUT_FILE } from './layout.js';
 import { STORE_MARKER_FILE } from './store-marker.js';
@@ -21,7 +21,6 @@ export const FORMAT1_METADATA = 'meta.db';
 /** Space held for preallocated ranges (section 9): format 2 only. */
 export const PREALLOC_FILE = 'svault.prealloc';
 /** As config.ts caps svault.json. */
-const MAX_CONFIG_BYTES = 64 * 1024;
 /** meta2.db, the first master's, or meta2-<key id>.db after a rekey (10.6). */
 const METADATA_DATABASE = new RegExp(`^meta2(-[0-9a-f]{${2 * KEY_ID_BYTES}})?\\.db$`);
 /** A metadata database and SQLite's files beside it. */

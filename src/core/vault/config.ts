@@ -20,7 +20,8 @@ export const SCRYPT_MIN = { N: 1 << 16, r: 8, p: 1 } as const;
 const SCRYPT_MAX = { N: 1 << 20, r: 16, p: 4 } as const;
 const SCRYPT_MAX_MEMORY = 1 << 30;
 const SCRYPT_MAX_WORK = 16 * SCRYPT_DEFAULT.N * SCRYPT_DEFAULT.r * SCRYPT_DEFAULT.p;
-const MAX_CONFIG_BYTES = 64 * 1024;
+/** svault.json is a few hundred bytes: anything this large in its place is not a config. */
+export const MAX_CONFIG_BYTES = 64 * 1024;
 
 export const MIN_PIECE_SIZE = 4096;
 export const MAX_PIECE_SIZE = 16 * 1024 * 1024;
@@ -86,13 +87,16 @@ function wrap(master: Buffer, passphrase: string, fields: Omit<VaultConfig, 'wra
   return { ...fields, wrappedKey: seal(kek, boundFields(fields), [master]).toString('base64') };
 }
 
-/** Makes a new config with a fresh vault id and master key. Returns the config and the master key. */
-export function createConfig(passphrase: string, settings: VaultSettings): { config: VaultConfig; master: Buffer } {
+/**
+ * Makes a new config with a fresh vault id and master key. Returns the config and the master key. The
+ * format is bound into the wrap, so a config of one format never opens as the other's (docs/format-2.md 4.1).
+ */
+export function createConfig(passphrase: string, settings: VaultSettings, format: 1 | 2 = FORMAT_VERSION): { config: VaultConfig; master: Buffer } {
   const problem = validateSettings(settings);
   if (problem) throw new Error(problem);
   const master = randomBytes(KEY_BYTES);
   const fields = {
-    format: FORMAT_VERSION,
+    format,
     vaultId: randomBytes(16).toString('hex'),
     cipher: CIPHER,
     pieceSize: settings.pieceSize,
@@ -102,8 +106,11 @@ export function createConfig(passphrase: string, settings: VaultSettings): { con
   return { config: wrap(master, passphrase, fields), master };
 }
 
-/** Parses and validates a config's shape and bounds; throws BadStoreError naming the problem. */
-export function parseConfig(text: string, store: string): VaultConfig {
+/**
+ * Parses and validates a config's shape and bounds; throws BadStoreError naming the problem. `formats`:
+ * the formats the caller reads (format 2's code reads 2, and 1 only to upgrade it).
+ */
+export function parseConfig(text: string, store: string, formats: readonly number[] = [FORMAT_VERSION]): VaultConfig {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -117,7 +124,10 @@ export function parseConfig(text: string, store: string): VaultConfig {
   const c = raw as Record<string, unknown>;
   const known = ['format', 'vaultId', 'cipher', 'pieceSize', 'chaffRatio', 'kdf', 'wrappedKey'];
   for (const k of Object.keys(c)) if (!known.includes(k)) bad(`unknown field "${k}"`);
-  if (c.format !== FORMAT_VERSION) bad(`unsupported format ${JSON.stringify(c.format)} (this svault reads format ${FORMAT_VERSION})`);
+  if (!formats.includes(c.format as number)) {
+    const reads = formats.includes(2) ? 'format 2, and format 1 only to upgrade it' : `format ${formats.join(' or ')}`;
+    bad(`unsupported format ${JSON.stringify(c.format)} (this svault reads ${reads})`);
+  }
   if (typeof c.vaultId !== 'string' || !/^[0-9a-f]{32}$/.test(c.vaultId)) bad('bad vaultId');
   if (c.cipher !== CIPHER) bad(`unsupported cipher ${JSON.stringify(c.cipher)}`);
   const settingsProblem = validateSettings({ pieceSize: c.pieceSize as number, chaffRatio: c.chaffRatio as number });
@@ -156,7 +166,7 @@ export function rewrapConfig(config: VaultConfig, master: Buffer, newPassphrase:
   return wrap(master, newPassphrase, { ...fields, kdf: newKdf() });
 }
 
-export function readConfig(store: string): VaultConfig {
+export function readConfig(store: string, formats: readonly number[] = [FORMAT_VERSION]): VaultConfig {
   let bytes: Buffer | null;
   let dir: StoreDir | null = null;
   try {
@@ -173,7 +183,7 @@ export function readConfig(store: string): VaultConfig {
     dir?.close();
   }
   if (bytes === null) throw new BadStoreError(store, `no vault here (${CONFIG_FILE} is missing); create one with "svault init"`);
-  return parseConfig(bytes.toString('utf8'), store);
+  return parseConfig(bytes.toString('utf8'), store, formats);
 }
 
 /** Writes the config atomically: temp file, fsync, rename, fsync of the directory; no link is followed. */

@@ -1,0 +1,112 @@
+// A format-2 store on disk (docs/format-2.md sections 2 and 4): creating one (svault.json with "format": 2,
+// svault.layout.json, the home store's svault.store marker, meta2.db with the root directory) and opening
+// one, with every check 4.1 and 4.2 ask for, in the order that gives the right message: the format first,
+// then the passphrase (exit 3), then the layout's MAC and the marker (exit 4), then the metadata. What it
+// returns is what the vault over format 2 is built on; the store lock, the anchor and the blobs are the
+// vault's.
+
+import { mkdirSync, readdirSync } from 'node:fs';
+import { BadStoreError } from '../errors.js';
+import { StoreDir } from '../os/store-dir.js';
+import { CONFIG_FILE, createConfig, MAX_CONFIG_BYTES, parseConfig, unwrapMasterKey, writeConfig, type VaultConfig, type VaultSettings } from '../vault/config.js';
+import { deriveFormat2Keys, metadataFileName, wipeFormat2Keys, type Format2Keys } from './keys.js';
+import { requireFormat2 } from './format-detect.js';
+import { timespecOfMs } from './inode-record.js';
+import { homeStore, newOneStoreLayout, readLayout, writeLayout, type BoundSettings, type Layout } from './layout.js';
+import { Metadata2 } from './metadata2.js';
+import { RecordTable } from './record-table.js';
+import { checkStoreMarker, createStoreMarker } from './store-marker.js';
+
+
+export interface Store2 {
+  readonly path: string;
+  readonly config: VaultConfig;
+  readonly vaultId: Buffer;
+  readonly keys: Format2Keys;
+  readonly layout: Layout;
+  readonly table: RecordTable;
+  readonly md: Metadata2;
+  /** Closes the metadata and wipes the keys this process holds. */
+  close(): void;
+}
+
+function settingsOf(config: VaultConfig): BoundSettings {
+  return { format: config.format, vaultId: config.vaultId, cipher: config.cipher, pieceSize: config.pieceSize, chaffRatio: config.chaffRatio };
+}
+
+function assemble(path: string, config: VaultConfig, master: Buffer, keys: Format2Keys, layout: Layout, table: RecordTable, md: Metadata2): Store2 {
+  master.fill(0); // the keys derived from it are all the store needs from here on
+  return {
+    path,
+    config,
+    vaultId: Buffer.from(config.vaultId, 'hex'),
+    keys,
+    layout,
+    table,
+    md,
+    close: () => {
+      md.close();
+      wipeFormat2Keys(keys);
+    },
+  };
+}
+
+function metadataOptions(config: VaultConfig, keys: Format2Keys) {
+  return { keys, vaultId: Buffer.from(config.vaultId, 'hex'), pieceSize: config.pieceSize, chaffRatio: config.chaffRatio };
+}
+
+/**
+ * Creates a format-2 store in `path` (absent or empty): config, layout, marker, and the metadata with an
+ * empty root directory owned by `owner` (mode 0755).
+ */
+export function createStore2(path: string, passphrase: string, settings: VaultSettings, owner: { uid: number; gid: number } = { uid: 0, gid: 0 }): Store2 {
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  if (readdirSync(path).length > 0) throw new BadStoreError(path, 'the directory is not empty: a new vault needs an empty one');
+  const { config, master } = createConfig(passphrase, settings, 2);
+  const keys = deriveFormat2Keys(master, Buffer.from(config.vaultId, 'hex'));
+  const layout = newOneStoreLayout(settingsOf(config), keys.config);
+  // The config goes last: until it is there, the directory is no vault (a crash leaves a directory that
+  // `init` refuses as not empty, and nothing that any command would read as a vault).
+  const table = StoreDir.using(path, (dir) => {
+    writeLayout(dir, layout);
+    createStoreMarker(dir, homeStore(layout).id, keys.storeMarker);
+    return RecordTable.create(path, metadataFileName(null));
+  });
+  const md = Metadata2.create(table, metadataOptions(config, keys), { mode: 0o755, ...owner, time: timespecOfMs(Date.now()) });
+  writeConfig(path, config);
+  return assemble(path, config, master, keys, layout, table, md);
+}
+
+/**
+ * Opens the format-2 store in `path`. BadStoreError (exit 4) for a format-1 store, an interrupted upgrade, a
+ * layout that does not verify or a marker of another store; WrongPassphraseError (exit 3) for a wrong
+ * passphrase; IntegrityError when the state record cannot be read.
+ */
+export function openStore2(path: string, passphrase: string): Store2 {
+  const { config, layout, keys, master } = StoreDir.using(path, (dir) => {
+    requireFormat2(dir);
+    const bytes = dir.readFile(CONFIG_FILE, MAX_CONFIG_BYTES);
+    if (bytes === null) throw new BadStoreError(path, `no vault here (${CONFIG_FILE} is missing)`);
+    const config = parseConfig(bytes.toString('utf8'), path, [2]);
+    const master = unwrapMasterKey(config, passphrase, path);
+    const keys = deriveFormat2Keys(master, Buffer.from(config.vaultId, 'hex'));
+    try {
+      const layout = readLayout(dir, settingsOf(config), keys.config);
+      checkStoreMarker(dir, homeStore(layout).id, keys.storeMarker);
+      return { config, layout, keys, master };
+    } catch (err) {
+      master.fill(0);
+      wipeFormat2Keys(keys);
+      throw err;
+    }
+  });
+  const table = RecordTable.open(path, metadataFileName(null));
+  try {
+    return assemble(path, config, master, keys, layout, table, Metadata2.open(table, metadataOptions(config, keys)));
+  } catch (err) {
+    table.close();
+    master.fill(0);
+    wipeFormat2Keys(keys);
+    throw err;
+  }
+}
