@@ -28,7 +28,7 @@ const mkfile = (ns: Namespace2, n: string) => ns.create(ROOT_INO, name(n), { typ
 
 function reopened(t: ExecutionContext, md: Metadata2, dir: string): Metadata2 {
   md.close();
-  const again = Metadata2.open(RecordTable.open(dir), OPTIONS);
+  const again = Metadata2.open(RecordTable.open(dir), OPTIONS).reserve();
   t.teardown(() => again.close());
   return again;
 }

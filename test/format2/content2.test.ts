@@ -29,7 +29,7 @@ interface Rig {
 
 function rig(t: ExecutionContext, dir = tempDir(t), store = new MemoryStore(), fresh = true): Rig {
   const table = fresh ? RecordTable.create(dir) : RecordTable.open(dir);
-  const md = fresh ? Metadata2.create(table, OPTIONS, { mode: 0o755, uid: 0, gid: 0, time: T0 }) : Metadata2.open(table, OPTIONS);
+  const md = fresh ? Metadata2.create(table, OPTIONS, { mode: 0o755, uid: 0, gid: 0, time: T0 }) : Metadata2.open(table, OPTIONS).reserve();
   const contents = new Contents({ vaultId: OPTIONS.vaultId, keys: deriveVaultKeys(MASTER, OPTIONS.vaultId), store, meta: new Format2Content(md), pieceSize: P, chaffRatio: 0, stats: new OpStats() });
   return { md, contents, store, dir };
 }

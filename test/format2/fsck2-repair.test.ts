@@ -39,7 +39,7 @@ test('an unreadable inode goes with every entry naming it and every row it had; 
   md.setAttributes(inline, (i) => ({ nlink: i.nlink + 1 }));
   md.commitNow();
   flip(table, inodeRecordName(OPTIONS.keys.names, inline));
-  const damaged = Metadata2.open(table, OPTIONS);
+  const damaged = Metadata2.open(table, OPTIONS).reserve();
   const r = await repair2(damaged, table);
   t.log(r.before.problems.map((p) => `${p.kind}: ${p.detail}`).join('\n'));
   t.is(r.droppedInodes, 1);
@@ -58,7 +58,7 @@ test('a piece map node that cannot be read makes its slots lost; the file reads 
   const before = md.pieceMapIfAny(mapped);
   const keep = before?.slot(3);
   table.apply([{ name: mapNodeRecordName(OPTIONS.keys.names, mapped, 0, 1), value: null }], true);
-  const damaged = Metadata2.open(table, OPTIONS);
+  const damaged = Metadata2.open(table, OPTIONS).reserve();
   const r = await repair2(damaged, table);
   t.is(r.quarantinedRanges, 1);
   t.deepEqual(r.after.problems, []);
@@ -101,7 +101,7 @@ test('nameless inodes are linked as #<ino> in their parent, or in a new /lost+fo
   // And the repaired metadata opens again clean.
   md.close();
   const reopened = RecordTable.open(dir);
-  const again = Metadata2.open(reopened, OPTIONS);
+  const again = Metadata2.open(reopened, OPTIONS).reserve();
   t.deepEqual((await fsck2(again, reopened)).problems, []);
   again.close();
 });
@@ -110,7 +110,7 @@ test('a bucket that cannot be read is rewritten empty; the names it held come ba
   const { md, table, bucketed } = fsckSample(t, OPTIONS);
   const before = new Map(md.list(bucketed).map((e) => [e.ino, e.name.toString()]));
   flip(table, bucketRecordName(OPTIONS.keys.names, bucketed, 0, 0));
-  const damaged = Metadata2.open(table, OPTIONS);
+  const damaged = Metadata2.open(table, OPTIONS).reserve();
   const r = await repair2(damaged, table);
   t.is(r.emptiedBuckets, 1);
   t.true(r.relinked > 0, `${r.relinked} names came back`);
@@ -133,7 +133,7 @@ test('unreadable spill records: the xattrs in them are dropped, the file stays; 
   const kept = md.xattrs(inline).filter((x) => md.requireInode(inline).xattrs.some((y) => y.name.equals(x.name)));
   flip(table, spillRecordName(OPTIONS.keys.names, inline, 0));
   flip(table, spillRecordName(OPTIONS.keys.names, link, 0));
-  const damaged = Metadata2.open(table, OPTIONS);
+  const damaged = Metadata2.open(table, OPTIONS).reserve();
   const r = await repair2(damaged, table);
   t.is(r.droppedSpills, 1);
   t.is(r.droppedInodes, 1, 'the symlink');
@@ -150,7 +150,7 @@ test('a directory whose inode cannot be read is made again, empty, under its ino
   const sub = md.lookup(ROOT_INO, name('sub'))?.ino as number;
   const child = md.lookup(sub, name('x'))?.ino as number;
   flip(table, inodeRecordName(OPTIONS.keys.names, sub));
-  const damaged = Metadata2.open(table, OPTIONS);
+  const damaged = Metadata2.open(table, OPTIONS).reserve();
   const r = await repair2(damaged, table);
   t.is(r.recreatedDirectories, 1);
   t.deepEqual(r.after.problems, []);

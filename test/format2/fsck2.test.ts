@@ -88,3 +88,26 @@ test("pieces are checked through the caller's verifyPiece, and a bad one is name
   t.deepEqual(kinds(report).sort(), ['bad-piece', 'missing-piece']);
   md.close();
 });
+
+test('a bad node of the inode table hides the inodes under it, not the whole vault; repair reports it as not repaired', async (t) => {
+  const { md, table } = sample(t, OPTIONS);
+  for (let i = 0; i < 700; i++) {
+    const ino = md.createInode({ type: FileType.regular, mode: 0o644, uid: 0, gid: 0, parentIno: ROOT_INO, time: T0 }).ino;
+    md.link(ROOT_INO, name(`more-${i}`), ino);
+  }
+  md.commitNow();
+  const total = (await fsck2(md, table)).inodes;
+  table.apply([{ name: mapNodeRecordName(OPTIONS.keys.names, 0, 0, 1), value: null }], true);
+  const damaged = Metadata2.open(table, OPTIONS);
+  const report = await fsck2(damaged, table);
+  t.true(report.problems.some((p) => p.of === 'inode-table' && p.kind === 'missing-record'));
+  t.true(report.inodes > 0 && report.inodes < total, `${report.inodes} of ${total} inodes still checked`);
+  t.true(report.incomplete.length > 0);
+  const { repair2 } = await import('../../src/core/format2/fsck2-repair.js');
+  const repaired = await repair2(damaged.reserve(), table);
+  t.true(repaired.notRepaired.some((p) => p.of === 'inode-table'));
+  t.is(repaired.deletedRows, 0, 'an incomplete walk deletes nothing');
+  t.is(repaired.removedEntries, 0, 'entries naming the hidden inodes are not taken for dangling');
+  t.is(damaged.list(ROOT_INO).filter((e) => e.name.toString().startsWith('more-')).length, 700);
+  md.close();
+});

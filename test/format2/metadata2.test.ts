@@ -5,6 +5,7 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
+import { cpSync, rmSync } from 'node:fs';
 import { FsError, IntegrityError } from '../../src/core/errors.js';
 import { FileType, INLINE_MAX, ROOT_INO } from '../../src/core/format2/inode-record.js';
 import { Metadata2, type Metadata2Options } from '../../src/core/format2/metadata2.js';
@@ -24,7 +25,7 @@ function fresh(t: ExecutionContext, options: Partial<Metadata2Options> = {}): { 
 
 function reopen(md: Metadata2, dir: string, options: Partial<Metadata2Options> = {}): Metadata2 {
   md.close();
-  return Metadata2.open(RecordTable.open(dir), { ...OPTIONS, ...options });
+  return Metadata2.open(RecordTable.open(dir), { ...OPTIONS, ...options }).reserve();
 }
 
 /** A regular file linked into `dirIno` under `n`. */
@@ -294,4 +295,89 @@ test('owners with changes to commit survive eviction, even with no room in the c
   t.deepEqual(again.xattrs(f).map((x) => x.name.toString()), ['user.x0', 'user.x1', 'user.x2', 'user.x3']);
   t.true((again.pieceMapIfAny(f)?.slot(3) ?? 0) > 0);
   again.close();
+});
+
+// ---- found by review ----
+
+test('an inode removed before its spill was ever committed takes the spill with it; later commits still work', (t) => {
+  const { md, dir } = fresh(t, { chaffRatio: 0 });
+  const link = md.createInode({ type: FileType.symlink, mode: 0o777, uid: 0, gid: 0, parentIno: ROOT_INO, time: T0, target: Buffer.alloc(4000, 0x61) }).ino;
+  md.link(ROOT_INO, name('long'), link);
+  const f = file(md, ROOT_INO, 'tagged');
+  md.setXattrs(f, [{ name: name('user.big'), value: randomBytes(5000) }]);
+  md.unlink(ROOT_INO, name('long'));
+  md.removeInode(link);
+  md.unlink(ROOT_INO, name('tagged'));
+  md.removeInode(f);
+  md.commitNow();
+  file(md, ROOT_INO, 'after');
+  md.commitNow();
+  const again = reopen(md, dir, { chaffRatio: 0 });
+  t.deepEqual(again.list(ROOT_INO).map((e) => e.name.toString()), ['after']);
+  again.close();
+});
+
+test('piece versions taken with nothing else changing still ask for the commit that extends the reservation, and leave numbers for it', (t) => {
+  const { md } = fresh(t, { chaffRatio: 0 });
+  md.commitNow();
+  t.false(md.pending);
+  let taken = 0;
+  while (!md.pending) {
+    md.newPieceVersion();
+    taken++;
+  }
+  t.true(taken < 65_536, `a commit is asked for after ${taken} versions`);
+  // A writer that outruns its commits gets EIO before the cuts' numbers are gone; the commit still works.
+  const err = t.throws(() => {
+    for (;;) md.newPieceVersion();
+  });
+  t.is((err as { errno?: string }).errno, 'EIO');
+  md.commitNow();
+  t.notThrows(() => md.newPieceVersion(), 'the commit extended the reservation');
+  md.close();
+});
+
+test('open writes nothing: a copy of an older store reports its own, older commit for the anchor check', (t) => {
+  const { md, dir } = fresh(t, { chaffRatio: 0 });
+  file(md, ROOT_INO, 'a');
+  md.commitNow();
+  const commitA = md.state.commit;
+  md.close();
+  const copy = `${dir}-copy`;
+  cpSync(dir, copy, { recursive: true });
+  const again = Metadata2.open(RecordTable.open(dir), { ...OPTIONS, chaffRatio: 0 }).reserve();
+  file(again, ROOT_INO, 'b');
+  again.commitNow();
+  t.true(again.state.commit > commitA);
+  again.close();
+  const old = Metadata2.open(RecordTable.open(copy), { ...OPTIONS, chaffRatio: 0 });
+  t.is(old.state.commit, commitA, 'what the copy holds, not a number its open wrote');
+  t.throws(() => file(old, ROOT_INO, 'c') && old.commitNow(), { message: /reserved/ }, 'no change before reserve()');
+  old.close();
+  rmSync(copy, { recursive: true, force: true });
+});
+
+test('attributes the encoder would refuse are refused when set, with EINVAL, and commits go on', (t) => {
+  const { md } = fresh(t, { chaffRatio: 0 });
+  const f = file(md, ROOT_INO, 'f');
+  for (const bad of [{ mtime: { sec: 1, nsec: 1_000_000_000 } }, { atime: { sec: 2 ** 53, nsec: 0 } }, { uid: 2 ** 32 }, { nlink: 0 }]) {
+    const err = t.throws(() => md.setAttributes(f, () => bad));
+    t.is((err as { errno?: string }).errno, 'EINVAL', JSON.stringify(bad));
+  }
+  t.notThrows(() => md.commitNow());
+  md.close();
+});
+
+test('a spill whose cut is not written yet survives eviction: the symlink reads back meanwhile', (t) => {
+  const { md } = fresh(t, { chaffRatio: 0, ownerCacheLimit: 0 });
+  const target = Buffer.alloc(4000, 0x62);
+  const link = md.createInode({ type: FileType.symlink, mode: 0o777, uid: 0, gid: 0, parentIno: ROOT_INO, time: T0, target }).ino;
+  md.link(ROOT_INO, name('long'), link);
+  const batch = md.cut();
+  md.evict();
+  t.true(md.symlinkTarget(link).equals(target));
+  md.write(batch);
+  md.evict();
+  t.true(md.symlinkTarget(link).equals(target));
+  md.close();
 });

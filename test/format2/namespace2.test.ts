@@ -22,7 +22,7 @@ interface Rig {
 }
 
 function rig(t: ExecutionContext, dir = tempDir(t), fresh = true): Rig {
-  const md = fresh ? Metadata2.create(RecordTable.create(dir), OPTIONS, { mode: 0o755, uid: 0, gid: 0, time: T0 }) : Metadata2.open(RecordTable.open(dir), OPTIONS);
+  const md = fresh ? Metadata2.create(RecordTable.create(dir), OPTIONS, { mode: 0o755, uid: 0, gid: 0, time: T0 }) : Metadata2.open(RecordTable.open(dir), OPTIONS).reserve();
   const gone: Rig['gone'] = [];
   const open = new Set<number>();
   const ns = new Namespace2(md, { isOpen: (ino) => open.has(ino), gone: (inode, versions, isOpen) => gone.push({ ino: inode.ino, versions: versions.length, open: isOpen }) });
@@ -201,4 +201,24 @@ test('xattrs: CREATE and REPLACE, ENODATA, the 64 KiB value and 255-byte name li
   const again = rig(t, r.dir, false);
   t.deepEqual(again.ns.listxattr(f.ino).map((n) => n.toString()), ['user.v0', 'user.v1', 'user.v2']);
   t.true(again.ns.getxattr(f.ino, name('user.v2')).equals(Buffer.alloc(65_536, 2)));
+});
+
+test('rmdir and rename see a directory\'s entries as they are now, not as its last commit left them', (t) => {
+  const r = rig(t);
+  mkdir(r, ROOT_INO, 'e');
+  const a = mkdir(r, ROOT_INO, 'a');
+  const b = mkdir(r, ROOT_INO, 'b');
+  r.md.commitNow();
+  const rootLinks = r.ns.inode(ROOT_INO).nlink;
+  // A child made since the commit: not empty.
+  file(r, r.ns.entry(ROOT_INO, name('e')).ino, 'y');
+  errno(t, () => r.ns.rmdir(ROOT_INO, name('e')), 'ENOTEMPTY');
+  file(r, b.ino, 'z');
+  errno(t, () => r.ns.rename(ROOT_INO, name('a'), ROOT_INO, name('b')), 'ENOTEMPTY');
+  t.is(r.ns.inode(ROOT_INO).nlink, rootLinks, 'nothing changed');
+  t.is(r.ns.entry(ROOT_INO, name('a')).ino, a.ino);
+  // The last child removed since the commit: empty now.
+  r.ns.unlink(r.ns.entry(ROOT_INO, name('e')).ino, name('y'));
+  t.notThrows(() => r.ns.rmdir(ROOT_INO, name('e')));
+  r.md.commitNow();
 });

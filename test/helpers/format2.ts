@@ -66,7 +66,7 @@ export function fsckSample(t: ExecutionContext, options: Metadata2Options): Samp
   md.commitNow();
   md.close();
   const table = RecordTable.open(dir);
-  md = Metadata2.open(table, options);
+  md = Metadata2.open(table, options).reserve();
   return { md, dir, table, bucketed, mapped, inline };
 }
 

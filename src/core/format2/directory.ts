@@ -279,6 +279,11 @@ export class Directory {
     return this.held.size;
   }
 
+  /** The commit number of the stamp that is neither confirmed nor unstamped, if there is one. */
+  get outstandingStamp(): number | undefined {
+    return this.outstanding?.version;
+  }
+
   /** Whether the next stamp has anything to write or delete. */
   get hasChanges(): boolean {
     return this.inodeChanged || this.changedBuckets.size > 0 || (this.table?.hasChanges ?? false);

@@ -54,6 +54,10 @@ export async function repair2(md: Metadata2, table: RecordTable, o: Fsck2Options
 
   // 1. Inodes that cannot be read are gone; map nodes that cannot be read make their slots lost.
   for (const p of before.problems) {
+    if (p.of === 'inode-table') {
+      report.notRepaired.push(p);
+      continue;
+    }
     if (p.ino === undefined) continue;
     if (p.of === 'inode') {
       const entry = before.namedBy.get(p.ino);
@@ -92,8 +96,6 @@ export async function repair2(md: Metadata2, table: RecordTable, o: Fsck2Options
         repaired ||= emptied > 0;
       }
       if (!repaired) report.notRepaired.push(p);
-    } else if (p.of === 'inode-table') {
-      report.notRepaired.push(p);
     }
   }
   md.commitNow();
@@ -152,7 +154,10 @@ export async function repair2(md: Metadata2, table: RecordTable, o: Fsck2Options
 function quarantineUnreadable(md: Metadata2, inode: InodeRecord): number {
   const map = md.pieceMapIfAny(inode.ino);
   if (!map) return 0;
-  const capacity = slotTreeCapacity(INODE_ROOT_CAPACITY, map.tree.depth);
+  // Only up to the file's end: nothing past it is read, and a huge sparse capacity is not walked slot by slot.
+  const pieces = Math.ceil(inode.size / md.pieceSize);
+  const treeCapacity = slotTreeCapacity(INODE_ROOT_CAPACITY, map.tree.depth);
+  const capacity = Math.min(treeCapacity, Math.ceil(pieces / MAP_NODE_SLOTS) * MAP_NODE_SLOTS);
   let runs = 0;
   for (let start = 0; start < capacity; start += MAP_NODE_SLOTS) {
     try {
@@ -165,12 +170,12 @@ function quarantineUnreadable(md: Metadata2, inode: InodeRecord): number {
     for (let span = MAP_NODE_SLOTS; ; span *= MAP_NODE_SLOTS) {
       const from = Math.floor(start / span) * span;
       try {
-        map.quarantine(from, Math.min(capacity, from + span));
+        map.quarantine(from, Math.min(treeCapacity, from + span));
         runs++;
         start = Math.max(start, from + span - MAP_NODE_SLOTS);
         break;
       } catch (err) {
-        if (!(err instanceof IntegrityError) || span >= capacity) throw err;
+        if (!(err instanceof IntegrityError) || span >= treeCapacity) throw err;
       }
     }
   }

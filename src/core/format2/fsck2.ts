@@ -91,14 +91,21 @@ export async function fsck2(md: Metadata2, table: RecordTable, o: Fsck2Options =
   };
 
   const live: number[] = [];
-  const tableRead =
-    checked(undefined, 'inode-table', 'the inode table', () => reach(md.treeRecordNames())) &&
-    checked(undefined, 'inode-table', 'the inode table', () => {
-      for (const { index } of md.inodeVersions()) live.push(index);
-    });
+  let tableRead = checked(undefined, 'inode-table', 'the inode table', () => reach(md.treeRecordNames()));
+  /** Ranges of inos under table nodes that cannot be read: an entry naming one of them is not dangling. */
+  const hidden: [number, number][] = [];
+  // Leaf by leaf: a bad node of the table hides the inodes under it, not the whole vault.
+  for (const ino of md.liveInos((err, from, to) => {
+    report.problems.push({ kind: KIND_OF[err.kind], of: 'inode-table', detail: `the inode table, inos ${from} to ${to - 1}: ${err.message}` });
+    hidden.push([from, to]);
+    tableRead = false;
+  })) {
+    live.push(ino);
+  }
   if (!tableRead) report.incomplete.push('the inode table could not be read whole: the inodes under its damaged nodes were not checked');
 
-  const inodes = new Map<number, InodeRecord>();
+  /** What the name checks need of each inode read, not the inode itself (a vault's worth would not fit). */
+  const inodes = new Map<number, { type: FileType; nlink: number }>();
   /** How many entries name each inode, and how many subdirectories each directory has. */
   const named = new Map<number, number>();
   const subdirectories = new Map<number, number>();
@@ -114,7 +121,8 @@ export async function fsck2(md: Metadata2, table: RecordTable, o: Fsck2Options =
     let inode: InodeRecord | null = null;
     if (!checked(ino, 'inode', `inode ${ino}`, () => (inode = md.requireInode(ino))) || !inode) continue;
     const found: InodeRecord = inode;
-    inodes.set(ino, found);
+    inodes.set(ino, { type: found.type, nlink: found.nlink });
+    if (inodes.size % 1000 === 0) md.evict(); // what was read for the inodes before is not needed again
     report.inodes++;
     if (!checked(ino, 'owned', `what inode ${ino} owns`, () => reach(md.ownedRecordNames(found)))) {
       report.incomplete.push(`inode ${ino}: not all of its records could be read`);
@@ -129,6 +137,7 @@ export async function fsck2(md: Metadata2, table: RecordTable, o: Fsck2Options =
         checked(ino, 'owned', `directory ${ino}`, () => {
           for (const entry of md.list(ino)) {
             if (!report.namedBy.has(entry.ino)) report.namedBy.set(entry.ino, { dirIno: ino, type: entry.type });
+            if (hidden.some(([from, to]) => entry.ino >= from && entry.ino < to)) continue; // unknown, not dangling
             if (!liveSet.has(entry.ino)) {
               report.problems.push({ kind: 'dangling-entry', ino: entry.ino, dirIno: ino, name: entry.name, detail: `directory ${ino}: entry ${JSON.stringify(entry.name.toString())} names inode ${entry.ino}, which the inode table does not hold` });
               continue;

@@ -153,7 +153,8 @@ export interface Timespec {
 /** Milliseconds since 1970 (format 1's times, Date.now()) as seconds and nanoseconds, exactly. */
 export function timespecOfMs(ms: number): Timespec {
   const sec = Math.floor(ms / 1000);
-  return { sec, nsec: Math.round((ms - sec * 1000) * 1_000_000) };
+  // Floored, and capped: a fraction of a millisecond just below the next second must not round up to 10^9.
+  return { sec, nsec: Math.min(999_999_999, Math.floor((ms - sec * 1000) * 1_000_000)) };
 }
 
 /** A time in milliseconds since 1970, as the vault's attributes give it (nanoseconds below a millisecond are dropped). */
@@ -309,6 +310,21 @@ export function mergeSpill(inode: InodeRecord, spilled: SpillContent | undefined
     if (xattrs[i - 1]!.name.equals(xattrs[i]!.name)) damaged(what, `xattr ${JSON.stringify(xattrs[i]!.name.toString('latin1'))} both in the inode and in the spill`);
   }
   return { target: inInode ?? spilled.target, xattrs };
+}
+
+/**
+ * What is wrong with an inode's attributes as a change would leave them (times, mode, owner, links, size),
+ * or undefined: the checks of the encoder that a caller's value can fail, made before it is staged.
+ */
+export function attributeProblem(inode: InodeRecord): string | undefined {
+  const timeIssue = timeProblem('atime', inode.atime) ?? timeProblem('mtime', inode.mtime) ?? timeProblem('ctime', inode.ctime);
+  if (timeIssue) return timeIssue;
+  if (!isU32(inode.mode) || inode.mode > MODE_MAX) return `mode 0o${inode.mode.toString(8)}`;
+  if (!isU32(inode.uid) || !isU32(inode.gid)) return `uid ${inode.uid} or gid ${inode.gid}`;
+  if (!isU32(inode.nlink) || inode.nlink < (inode.type === FileType.directory ? 2 : 1)) return `nlink ${inode.nlink}`;
+  if (!isCount(inode.size)) return `size ${inode.size}`;
+  if (!(inode.ino === ROOT_INO ? inode.parentIno === 0 : isCount(inode.parentIno) && inode.parentIno >= ROOT_INO)) return `parentIno ${inode.parentIno}`;
+  return undefined;
 }
 
 // ---- checks shared by the encoder and the decoder ----

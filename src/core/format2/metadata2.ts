@@ -12,7 +12,7 @@ import { FsError, IntegrityError } from '../errors.js';
 import type { CommitSource } from '../vault/committer.js';
 import { CommitBatcher, type FrozenBatch, type RecordWriter } from './commit-batch.js';
 import type { DirEntry } from './dir-records.js';
-import { FileType, INLINE_MAX, modeTypeBits, placeSymlinkTarget, placeXattrs, ROOT_INO, type InodeRecord, type Primary, type Timespec } from './inode-record.js';
+import { attributeProblem, FileType, INLINE_MAX, modeTypeBits, placeSymlinkTarget, placeXattrs, ROOT_INO, type InodeRecord, type Primary, type Timespec } from './inode-record.js';
 import { InodeStore } from './inode-store.js';
 import type { Format2Keys } from './keys.js';
 import { DirectoryOwner, newFileId, PieceMapOwner, SpillOwner, type OwnerContext } from './owners.js';
@@ -56,6 +56,8 @@ export interface NewInode {
 export type InodeAttributes = Pick<InodeRecord, 'parentIno' | 'mode' | 'uid' | 'gid' | 'nlink' | 'size' | 'atime' | 'mtime' | 'ctime'>;
 
 const DEFAULT_OWNER_CACHE_LIMIT = 2_000;
+/** Commit numbers newPieceVersion leaves to the cuts, so that a commit can always be cut. */
+const NUMBERS_KEPT_FOR_CUTS = 16;
 
 type Owner = PieceMapOwner | DirectoryOwner | SpillOwner;
 
@@ -105,6 +107,8 @@ export class Metadata2 {
   private readonly removedIn = new Map<Owner, () => void>();
   /** The state record's fields changed with nothing else: the next commit must still be cut. */
   private stateChanged = false;
+  /** The opening commit is written (reserve()). */
+  private reserved = false;
   private onStateChange: () => void = () => {};
   /** What waits for changes not cut yet, and for the outstanding cut: run once it is written (whenDurable). */
   private waiting: (() => void)[] = [];
@@ -131,8 +135,6 @@ export class Metadata2 {
     const { root, counter } = open(sealer);
     const writer: RecordWriter = { apply: (changes, durable) => table.apply(changes, durable) };
     const batcher = new CommitBatcher(writer, sealer, () => counter.take(), root);
-    // The opening commit (section 11): the state record alone, at the one number no earlier session used.
-    batcher.write(batcher.cut(counter.openingCommit()));
     const inodes = new InodeStore({ names: o.keys.names, chaffKey: o.keys.chaff, chaffRatio: o.chaffRatio, sealer, reader: table, root, batcher, pieceSize: o.pieceSize, cacheLimit: o.inodeCacheLimit });
     return new Metadata2(table, root, counter, batcher, inodes, sealer, o);
   }
@@ -144,7 +146,7 @@ export class Metadata2 {
    */
   static create(table: RecordTable, o: Metadata2Options, rootDir: { mode: number; uid: number; gid: number; time: Timespec }, firstCommit = 1): Metadata2 {
     const counter = new VersionCounter(firstCommit);
-    const md = Metadata2.assemble(table, o, (sealer) => ({ root: StateRoot.create(o.keys.names, sealer, table, counter), counter }));
+    const md = Metadata2.assemble(table, o, (sealer) => ({ root: StateRoot.create(o.keys.names, sealer, table, counter), counter })).reserve();
     const ino = md.inodes.allocateIno();
     if (ino !== ROOT_INO) throw new Error(`the root directory got ino ${ino}`);
     md.addInode(ino, { type: FileType.directory, parentIno: 0, ...rootDir });
@@ -153,11 +155,24 @@ export class Metadata2 {
   }
 
   /**
-   * The metadata as meta2.db holds it: the state record opened at the version it claims. The caller checks
-   * `state.commit` against the rollback anchor before trusting anything read.
+   * The metadata as meta2.db holds it: the state record opened at the version it claims, and nothing
+   * written. The caller checks `state.commit` against the rollback anchor, then calls reserve() before any
+   * change; a tool that only reads (fsck without --repair, info) never does, and writes nothing.
    */
   static open(table: RecordTable, o: Metadata2Options): Metadata2 {
     return Metadata2.assemble(table, o, (sealer) => StateRoot.open(o.keys.names, sealer, table, (reservedUpTo) => new VersionCounter(reservedUpTo)));
+  }
+
+  /**
+   * The opening commit (section 11): the state record alone, at the one number no earlier session used,
+   * reserving the first block of versions. Until it, no piece version or commit can be had. Once only.
+   */
+  reserve(): this {
+    if (!this.reserved) {
+      this.batcher.write(this.batcher.cut(this.counter.openingCommit()));
+      this.reserved = true;
+    }
+    return this;
   }
 
   /** Bytes of a piece in this vault. */
@@ -216,7 +231,11 @@ export class Metadata2 {
       spill: undefined,
     };
     this.inodes.add(inode);
-    if (spilledTarget) this.spillOf(inode).set({ target: spilledTarget, xattrs: [] });
+    if (spilledTarget) {
+      const spill = this.spillOf(inode);
+      spill.set({ target: spilledTarget, xattrs: [] });
+      this.changedOwner(spill);
+    }
     return inode;
   }
 
@@ -247,6 +266,9 @@ export class Metadata2 {
     const inode = this.inodes.require(ino);
     const updated = { ...inode, ...change(inode) };
     if ((updated.mode & 0o170000) !== (inode.mode & 0o170000)) throw new RangeError(`ino ${ino}: a mode change may not change the type`);
+    // Refused now, with EINVAL, what the encoder would refuse at the stamp, where it would stop every commit.
+    const problem = attributeProblem(updated);
+    if (problem) throw new FsError('EINVAL', `ino ${ino}: ${problem}`);
     if (updated.size !== inode.size) {
       if (inode.type !== FileType.regular) throw new RangeError(`ino ${ino}: only a regular file's size is set`);
       if (this.inlineContent(ino) !== null) throw new RangeError(`ino ${ino}: an INLINE file's size changes with its content (setInline)`);
@@ -270,8 +292,9 @@ export class Metadata2 {
       map.remove();
       this.forgetOnConfirm(map, () => this.maps.delete(ino));
     }
-    if (inode.spill) {
-      const spill = this.spillOf(inode);
+    // A spill set since the last commit is in its owner only (the inode's SPILL comes with the stamp).
+    const spill = this.spills.get(ino) ?? (inode.spill ? this.spillOf(inode) : undefined);
+    if (spill) {
       spill.remove();
       this.forgetOnConfirm(spill, () => this.spills.delete(ino));
     }
@@ -282,6 +305,11 @@ export class Metadata2 {
 
   lookup(dirIno: number, name: Buffer): DirEntry | null {
     return this.directoryOf(this.requireDirectory(dirIno)).directory.lookup(name);
+  }
+
+  /** Live entries of directory `dirIno` now (the inode's `count` is as of the last stamp). */
+  entryCount(dirIno: number): number {
+    return this.directoryOf(this.requireDirectory(dirIno)).directory.count;
   }
 
   /** Every entry, in readdir's order (6.4). */
@@ -397,7 +425,18 @@ export class Metadata2 {
    * number of the commit that records it, and none is handed out twice, even across a crash.
    */
   newPieceVersion(): number {
-    return this.counter.take();
+    // The last few numbers are the cuts': a writer that outran its commits gets EIO, and the commit that
+    // extends the reservation can still be cut.
+    if (this.counter.available <= NUMBERS_KEPT_FOR_CUTS) {
+      throw new FsError('EIO', 'no piece version is reserved: the commit that extends the reservation has not been written (section 11)');
+    }
+    const version = this.counter.take();
+    if (this.counter.wantsExtension && !this.stateChanged) {
+      // Nothing else may be pending: the state record must still be written to extend the reservation.
+      this.stateChanged = true;
+      this.onStateChange();
+    }
+    return version;
   }
 
   // ---- commits ----
@@ -416,10 +455,13 @@ export class Metadata2 {
     return batch;
   }
 
-  /** Writes a cut in one transaction; on failure it is undone and its changes go in the next cut. */
-  write(batch: FrozenBatch, durable = true): void {
+  /**
+   * Writes a cut in one durable transaction; on failure it is undone and its changes go in the next cut.
+   * Always durable: a confirmed write extends the version reservation and lets superseded blobs go.
+   */
+  write(batch: FrozenBatch): void {
     try {
-      this.batcher.write(batch, durable);
+      this.batcher.write(batch, true);
     } catch (err) {
       this.putBackWaiting();
       throw err;
@@ -460,13 +502,15 @@ export class Metadata2 {
         return isPending();
       },
       cut: () => {
-        if (batch) this.abandon(batch);
+        const unwritten = batch;
+        batch = null;
+        if (unwritten) this.abandon(unwritten);
         batch = this.cut();
       },
       writeCut: () => {
         const written = batch;
         batch = null;
-        if (written) this.write(written, true); // runs what waited on it (whenDurable)
+        if (written) this.write(written); // runs what waited on it (whenDurable)
         return [];
       },
     };
@@ -482,9 +526,9 @@ export class Metadata2 {
   }
 
   /** Cuts and writes at once: for a vault opened by a tool, and tests, where no blob waits. */
-  commitNow(durable = true): void {
+  commitNow(): void {
     if (!this.pending && !this.counter.wantsExtension) return;
-    this.write(this.cut(), durable);
+    this.write(this.cut());
   }
 
   /** Forgets clean owners past the cache limits, and clean map nodes and buckets they hold. */
@@ -506,6 +550,25 @@ export class Metadata2 {
   /** Every inode the inode table holds, with its record's version, in ino order. */
   inodeVersions(): Generator<{ index: number; version: number }> {
     return this.root.inodeVersions();
+  }
+
+  /**
+   * The live inos, leaf by leaf of the inode table: a part of the table that cannot be read is told to
+   * `unreadable` (its range of inos) and passed over, so one bad node does not hide the rest (fsck).
+   */
+  *liveInos(unreadable: (err: IntegrityError, from: number, to: number) => void): Generator<number> {
+    const { capacity, leaf } = this.root.inodeTableSpan;
+    for (let from = 0; from < capacity; from += leaf) {
+      let found: number[];
+      try {
+        found = [...this.root.inodeVersions(from, from + leaf)].map((v) => v.index);
+      } catch (err) {
+        if (!(err instanceof IntegrityError)) throw err;
+        unreadable(err, from, from + leaf);
+        continue;
+      }
+      yield* found;
+    }
   }
 
   /** Names of the state record and the inode table's map nodes, each node read and checked. */

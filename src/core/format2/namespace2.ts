@@ -132,7 +132,7 @@ export class Namespace2 {
     const entry = this.entry(dirIno, name);
     if (entry.type !== FileType.directory) fail('ENOTDIR', `not a directory: ${name.toString()}`);
     const target = this.inode(entry.ino);
-    if (target.count > 0) fail('ENOTEMPTY', `directory not empty: ${name.toString()}`);
+    if (this.md.entryCount(target.ino) > 0) fail('ENOTEMPTY', `directory not empty: ${name.toString()}`);
     const time = this.now();
     this.md.unlink(dirIno, name);
     this.touchDir(dirIno, time, -1);
@@ -170,7 +170,7 @@ export class Namespace2 {
       const movingDir = entry.type === FileType.directory;
       if (movingDir && replaced.type !== FileType.directory) fail('ENOTDIR', `not a directory: ${dstName.toString()}`);
       if (!movingDir && replaced.type === FileType.directory) fail('EISDIR', `is a directory: ${dstName.toString()}`);
-      if (replaced.type === FileType.directory && replaced.count > 0) fail('ENOTEMPTY', `directory not empty: ${dstName.toString()}`);
+      if (replaced.type === FileType.directory && this.md.entryCount(replaced.ino) > 0) fail('ENOTEMPTY', `directory not empty: ${dstName.toString()}`);
     }
     const time = this.now();
     const isDir = entry.type === FileType.directory;

@@ -106,9 +106,9 @@ export class PieceMapOwner implements CommitParticipant {
     return this.inline;
   }
 
-  /** Nothing to write at the next cut (and, right after a confirmed write, nothing outstanding). */
+  /** Nothing to write at the next cut, and no stamp waiting for its write: safe to forget. */
   get clean(): boolean {
-    return !this.tree.hasChanges;
+    return !this.tree.hasChanges && this.tree.outstandingStamp === undefined;
   }
 
   // ---- the map as the file's content uses it: every change marks the owner for the next cut ----
@@ -220,7 +220,7 @@ export class DirectoryOwner implements CommitParticipant {
   }
 
   get clean(): boolean {
-    return !this.directory.hasChanges;
+    return !this.directory.hasChanges && this.directory.outstandingStamp === undefined;
   }
 
   /** The directory is removed (it is empty): what records it still has go at the next cut. */
@@ -309,7 +309,7 @@ export class SpillOwner implements CommitParticipant {
   }
 
   get clean(): boolean {
-    return !this.dirty;
+    return !this.dirty && this.outstanding === undefined;
   }
 
   /** Sets what spills; the next cut writes it. */

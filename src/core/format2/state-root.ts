@@ -13,7 +13,7 @@ import { mapNodeSource, treeRecords } from './owners.js';
 import { stateRecordName } from './record-names.js';
 import { RecordKind, type RecordSealer } from './record-seal.js';
 import { HOLE } from './slot.js';
-import { SlotTree, STATE_ROOT_CAPACITY } from './slot-tree.js';
+import { SlotTree, slotTreeCapacity, STATE_ROOT_CAPACITY } from './slot-tree.js';
 import { decodeStateRecord, encodeStateRecord, type StateRecord } from './state-record.js';
 import type { VersionCounter } from './version-counter.js';
 
@@ -119,8 +119,13 @@ export class StateRoot implements CommitParticipant {
   }
 
   /** Every inode the table holds and the version of its record, in ino order (fsck, 5.10). */
-  inodeVersions(): Generator<{ index: number; version: number }> {
-    return this.inodeTable.versions();
+  inodeVersions(start?: number, end?: number): Generator<{ index: number; version: number }> {
+    return this.inodeTable.versions(start, end);
+  }
+
+  /** The inos the inode table can hold at its depth, and the inos under one of its leaves: fsck walks it leaf by leaf. */
+  get inodeTableSpan(): { capacity: number; leaf: number } {
+    return { capacity: slotTreeCapacity(STATE_ROOT_CAPACITY, this.inodeTable.depth, this.inodeTable.nodeSlots), leaf: this.inodeTable.nodeSlots };
   }
 
   /** The inode table's map nodes, each read and checked (fsck, 5.10). */

@@ -20,6 +20,10 @@ export type Format1Metadata = Pick<Metadata, 'requireInode' | 'list' | 'upgradeC
 const VERSION_MARGIN = 2 ** 32;
 /** Inodes converted per commit: about 2,000 records with their entries and chaff. */
 const INODES_PER_COMMIT = 1_000;
+/** Entries linked per commit: a commit holds every directory it changes in memory. */
+const LINKS_PER_COMMIT = 2_000;
+/** Where format 1 counted versions from in a store whose state record has no reservation (meta/metadata.ts). */
+const FORMAT1_VERSION_FLOOR = 2 ** 40;
 
 export interface UpgradeProblem {
   path: string;
@@ -111,7 +115,8 @@ export function convertMetadata(source: Format1Metadata, table: RecordTable, o: 
   let highestNext = 0;
   for (const { inode } of found) if (inode.kind === 'file') highestNext = Math.max(highestNext, inode.nextVersion);
   const counters = source.upgradeCounters;
-  const h0 = Math.max(counters.versionsReserved ?? 0, highestNext + VERSION_MARGIN);
+  // A store from before reservations counted versions from 2^40 (format 1's floor), past any file's count.
+  const h0 = Math.max(counters.versionsReserved ?? FORMAT1_VERSION_FLOOR, highestNext + VERSION_MARGIN);
 
   const [rootFound, ...rest] = found;
   const root = (rootFound as Found).inode;
@@ -159,11 +164,17 @@ export function convertMetadata(source: Format1Metadata, table: RecordTable, o: 
     if ((n + 1) % INODES_PER_COMMIT === 0) md.commitNow();
   }
 
+  let linked = 0;
   for (const [dirId, list] of entries) {
     const dirIno = inoOf.get(dirId) as number;
     for (const e of list) {
       const childIno = inoOf.get(e.id);
-      if (childIno !== undefined) md.link(dirIno, Buffer.from(e.name), childIno);
+      if (childIno === undefined) continue;
+      md.link(dirIno, Buffer.from(e.name), childIno);
+      if (++linked % LINKS_PER_COMMIT === 0) {
+        md.commitNow();
+        md.evict();
+      }
     }
   }
   let nextIno = counters.nextIno;

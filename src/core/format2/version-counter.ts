@@ -77,6 +77,11 @@ export class VersionCounter {
     this.inFlight = null;
   }
 
+  /** Values that can still be taken before a commit confirms a larger reservation. */
+  get available(): number {
+    return this.durable - this.next;
+  }
+
   /** The next value, for tests and for the state record's bookkeeping. */
   get peek(): number {
     return this.next;
