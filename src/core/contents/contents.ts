@@ -33,7 +33,8 @@ export type FileOfPieces = Pick<Inode, 'fileId'>;
 
 export interface ContentSettings {
   vaultId: Buffer;
-  keys: VaultKeys;
+  /** The keys pieces need: their per-file content keys and their addresses (the same in both formats). */
+  keys: Pick<VaultKeys, 'content' | 'address'>;
   store: PieceStore;
   meta: ContentMetadata;
   pieceSize: number;

@@ -3,7 +3,6 @@
 // happen at its next close. The contents engine changes the content; the vault tells it of names
 // (created, unlinked) and times through the methods here.
 
-import type { Inode } from '../meta/inode.js';
 import type { StoredContent } from './content-metadata.js';
 import { Mutex } from '../util/mutex.js';
 import type { Job } from './piece-offload.js';
@@ -66,7 +65,8 @@ export class OpenFile {
   readonly data: PieceSet = new DataPieces(this);
 
   // ---- names ----
-  private unlinkedAs: Inode | undefined;
+  /** The file's metadata as it was when its last name went, in the vault's format (format 1's Inode, format 2's InodeRecord). */
+  private unlinkedAs: object | undefined;
 
   constructor(readonly id: string, readonly fileId: Buffer, readonly key: Buffer, content: StoredContent) {
     this.size = content.size;
@@ -90,14 +90,14 @@ export class OpenFile {
     return this.unlinkedAs !== undefined;
   }
 
-  /** The inode as it was when its last name went (nlink 0): what fstat on the open file shows. */
-  get unlinkedInode(): Inode | undefined {
-    return this.unlinkedAs;
+  /** The inode as it was when its last name went (nlink 0): what fstat on the open file shows. The vault knows its type. */
+  unlinkedRecord<T extends object>(): T | undefined {
+    return this.unlinkedAs as T | undefined;
   }
 
   /** Its last name is gone (POSIX: the file lives on until its last close). */
-  markUnlinked(inode: Inode): void {
-    this.unlinkedAs = inode;
+  markUnlinked(record: object): void {
+    this.unlinkedAs = record;
   }
 
   /** Has content that the next commit must write. */

@@ -366,7 +366,7 @@ export class Vault {
 
   fgetattr(fh: number): Attr {
     const { id, of } = this.handle(fh);
-    return this.attrOf(of.unlinkedInode ?? this.meta.requireInode(id));
+    return this.attrOf(of.unlinkedRecord<Inode>() ?? this.meta.requireInode(id));
   }
 
   /** Whether a file has open handles (or a truncate in progress). */
@@ -384,7 +384,7 @@ export class Vault {
    * the open file's last state once it has none; ENOENT when it is gone.
    */
   unlinkedAttr(id: string): Attr {
-    const inode = this.contents.openState(id)?.unlinkedInode ?? this.meta.getInode(id) ?? fail('ENOENT', 'the unlinked file is gone');
+    const inode = this.contents.openState(id)?.unlinkedRecord<Inode>() ?? this.meta.getInode(id) ?? fail('ENOENT', 'the unlinked file is gone');
     return this.attrOf(inode);
   }
 
@@ -397,7 +397,7 @@ export class Vault {
   /** Attributes of an inode by id, with an open file's size and times ahead of its record. */
   attrOfInode(id: string): Attr {
     // A node the kernel still holds may stand for an inode whose last name and handle are gone: ENOENT.
-    return this.attrOf(this.contents.openState(id)?.unlinkedInode ?? this.meta.getInode(id) ?? fail('ENOENT', `inode ${id} is gone`));
+    return this.attrOf(this.contents.openState(id)?.unlinkedRecord<Inode>() ?? this.meta.getInode(id) ?? fail('ENOENT', `inode ${id} is gone`));
   }
 
   /** Opens a file by inode id; the handle works as one from open(path). */

@@ -1,0 +1,282 @@
+// A vault over format 2, its core (docs/format-2.md 17.3, the next step's first half): the store on disk
+// (store2.ts), the rollback anchor checked before anything is written (anchor2.ts, 5.7), the namespace on
+// inode numbers (namespace2.ts), the contents engine through format 2's port (content2.ts: small files
+// INLINE), and the group commit (the vault's committer over Metadata2.commitSource(), the anchor moved
+// after each commit). It offers path operations, for tools and tests; the FUSE adapters still call the
+// format-1 Vault, and moving them onto this is the second half of that step.
+
+import { Contents, type OpenFile } from '../contents/contents.js';
+import { FsError } from '../errors.js';
+import { directoryStoreStack, type PieceStore } from '../store/piece-store.js';
+import { CountingStore } from '../store/counting-store.js';
+import { OpStats } from '../util/op-stats.js';
+import { Committer, DEFAULT_COMMIT_MS } from '../vault/committer.js';
+import { RollbackError } from '../vault/anchor.js';
+import type { VaultSettings } from '../vault/config.js';
+import { compareWithAnchor, RollbackAnchor, SEGMENT_TAG_BYTES, type AnchoredCommit } from './anchor2.js';
+import { contentId, Format2Content, storedContent2 } from './content2.js';
+import type { DirEntry } from './dir-records.js';
+import { FileType, msOfTimespec, ROOT_INO, timespecOfMs, type InodeRecord, type Timespec } from './inode-record.js';
+import { Namespace2 } from './namespace2.js';
+import { createStore2, openStore2, type Store2 } from './store2.js';
+
+export interface Vault2Options {
+  /** Where rollback anchors live (outside the store); without it, no rollback check. */
+  anchorDir?: string;
+  /** Open a store older than its anchor (a backup restored on purpose). */
+  acceptRollback?: boolean;
+  /** A piece store in place of the store directory's (unit tests). */
+  store?: PieceStore;
+  commitWindowMs?: number;
+  stats?: OpStats;
+}
+
+/** What stat shows, from the format-2 inode and, for an open file, its content as it stands. */
+export interface Attr2 {
+  ino: number;
+  type: FileType;
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  rdev: number;
+  size: number;
+  atime: Timespec;
+  mtime: Timespec;
+  ctime: Timespec;
+}
+
+interface Handle {
+  ino: number;
+  of: OpenFile;
+}
+
+function nameBytes(name: string): Buffer {
+  return Buffer.from(name, 'utf8');
+}
+
+export class Vault2 {
+  readonly ns: Namespace2;
+  private readonly contents: Contents;
+  private readonly committer: Committer;
+  private readonly handles = new Map<number, Handle>();
+  private nextHandle = 1;
+  private closed = false;
+
+  private constructor(
+    private readonly s: Store2,
+    private readonly store: PieceStore,
+    private readonly anchor: RollbackAnchor | null,
+    opts: Vault2Options,
+  ) {
+    const stats = opts.stats ?? new OpStats();
+    this.contents = new Contents({ vaultId: s.vaultId, keys: s.keys, store, meta: new Format2Content(s.md), pieceSize: s.config.pieceSize, chaffRatio: s.config.chaffRatio, stats });
+    this.ns = new Namespace2(s.md, {
+      isOpen: (ino) => this.contents.openState(contentId(ino)) !== undefined,
+      gone: (inode, versions, open) => {
+        // An open file lives on until its last close, which deletes its pieces (Contents.release).
+        if (open) this.contents.openState(contentId(inode.ino))?.markUnlinked(inode);
+        else if (versions.length > 0) this.contents.deletePiecesAfterCommit(inode.fileId, versions.map((v) => [v.index, v.version]));
+      },
+    });
+    const source = s.md.commitSource();
+    const writeCut = source.writeCut;
+    // The anchor follows every durable commit, so a copy of the store from before it is found out.
+    source.writeCut = () => {
+      const after = writeCut();
+      this.anchor?.write(this.anchored());
+      return after;
+    };
+    this.committer = new Committer(source, () => this.contents.makeStoredDurable(), opts.commitWindowMs ?? DEFAULT_COMMIT_MS, () => undefined, stats);
+  }
+
+  /** A new vault in `path` (absent or empty). */
+  static create(path: string, passphrase: string, settings: VaultSettings, opts: Vault2Options = {}): Vault2 {
+    const s = createStore2(path, passphrase, settings, { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
+    const anchor = opts.anchorDir ? new RollbackAnchor(opts.anchorDir, s.vaultId, s.keys.anchor) : null;
+    const vault = new Vault2(s, opts.store ? new CountingStore(opts.store, opts.stats ?? new OpStats()) : directoryStoreStack(path, opts.stats ?? new OpStats()), anchor, opts);
+    anchor?.write(vault.anchored());
+    return vault;
+  }
+
+  /**
+   * The vault in `path`. The store's commit is compared with this machine's anchor before anything is
+   * written: an older store is a RollbackError unless acceptRollback. Only then is the opening commit made.
+   */
+  static open(path: string, passphrase: string, opts: Vault2Options = {}): Vault2 {
+    const s = openStore2(path, passphrase);
+    try {
+      const anchor = opts.anchorDir ? new RollbackAnchor(opts.anchorDir, s.vaultId, s.keys.anchor) : null;
+      const anchored = anchor?.read() ?? null;
+      const store: AnchoredCommit = { commit: s.md.state.commit, segmentIndex: 0, segmentTag: Buffer.alloc(SEGMENT_TAG_BYTES) };
+      if (anchored && compareWithAnchor(store, anchored) === 'behind' && !opts.acceptRollback) {
+        throw new RollbackError(path, store.commit, anchored.commit);
+      }
+      s.md.reserve();
+      const vault = new Vault2(s, opts.store ? new CountingStore(opts.store, opts.stats ?? new OpStats()) : directoryStoreStack(path, opts.stats ?? new OpStats()), anchor, opts);
+      anchor?.write(vault.anchored());
+      return vault;
+    } catch (err) {
+      s.close();
+      throw err;
+    }
+  }
+
+  private anchored(): AnchoredCommit {
+    return { commit: this.s.md.state.commit, segmentIndex: 0, segmentTag: Buffer.alloc(SEGMENT_TAG_BYTES) };
+  }
+
+  // ---- paths ----
+
+  /** The ino a path names (ENOENT, ENOTDIR on the way). */
+  inoAt(path: string): number {
+    let ino = ROOT_INO;
+    for (const part of path.split('/').filter(Boolean)) ino = this.ns.entry(ino, nameBytes(part)).ino;
+    return ino;
+  }
+
+  private parentOf(path: string): { dir: number; name: Buffer } {
+    const parts = path.split('/').filter(Boolean);
+    const last = parts.pop();
+    if (last === undefined) throw new FsError('EINVAL', 'the root has no parent');
+    return { dir: this.inoAt(`/${parts.join('/')}`), name: nameBytes(last) };
+  }
+
+  getattr(path: string): Attr2 {
+    return this.attrOf(this.inoAt(path));
+  }
+
+  attrOf(ino: number): Attr2 {
+    const of = this.contents.openState(contentId(ino));
+    const inode: InodeRecord = of?.unlinkedRecord<InodeRecord>() ?? this.ns.inode(ino);
+    const { type, mode, uid, gid, nlink, rdev, atime, mtime, ctime } = inode;
+    // An open file's size and mtime are ahead of its inode until its commit.
+    const size = of ? of.size : inode.size;
+    const shownMtime = of && msOfTimespec(mtime) !== of.mtime ? timespecOfMs(of.mtime) : mtime;
+    return { ino, type, mode, uid, gid, nlink: of?.unlinked ? 0 : nlink, rdev, size, atime, mtime: shownMtime, ctime };
+  }
+
+  readdir(path: string): DirEntry[] {
+    return this.ns.list(this.inoAt(path));
+  }
+
+  mkdir(path: string, mode: number, uid = 0, gid = 0): void {
+    const { dir, name } = this.parentOf(path);
+    this.ns.create(dir, name, { type: FileType.directory, mode, uid, gid });
+  }
+
+  /** mknod(2): a FIFO, socket or device node (section 8), with no content. */
+  mknod(path: string, type: FileType, mode: number, rdev = 0, uid = 0, gid = 0): void {
+    if (type === FileType.regular || type === FileType.directory || type === FileType.symlink) throw new FsError('EINVAL', 'mknod makes FIFOs, sockets and device nodes');
+    const { dir, name } = this.parentOf(path);
+    this.ns.create(dir, name, { type, mode, uid, gid, rdev });
+  }
+
+  symlink(target: string, path: string, uid = 0, gid = 0): void {
+    const { dir, name } = this.parentOf(path);
+    this.ns.create(dir, name, { type: FileType.symlink, mode: 0o777, uid, gid, target: Buffer.from(target) });
+  }
+
+  readlink(path: string): string {
+    return this.ns.readlink(this.inoAt(path)).toString();
+  }
+
+  link(existing: string, path: string): void {
+    const { dir, name } = this.parentOf(path);
+    this.ns.link(this.inoAt(existing), dir, name);
+  }
+
+  unlink(path: string): void {
+    const { dir, name } = this.parentOf(path);
+    this.ns.unlink(dir, name);
+  }
+
+  rmdir(path: string): void {
+    const { dir, name } = this.parentOf(path);
+    this.ns.rmdir(dir, name);
+  }
+
+  rename(from: string, to: string): void {
+    const src = this.parentOf(from);
+    const dst = this.parentOf(to);
+    this.ns.rename(src.dir, src.name, dst.dir, dst.name);
+  }
+
+  // ---- files ----
+
+  /** Creates a regular file and opens it. */
+  create(path: string, mode: number, uid = 0, gid = 0): number {
+    const { dir, name } = this.parentOf(path);
+    const inode = this.ns.create(dir, name, { type: FileType.regular, mode, uid, gid });
+    return this.openIno(inode.ino);
+  }
+
+  open(path: string): number {
+    return this.openIno(this.inoAt(path));
+  }
+
+  private openIno(ino: number): number {
+    const inode = this.ns.inode(ino);
+    if (inode.type === FileType.directory) throw new FsError('EISDIR', `is a directory: inode ${ino}`);
+    if (inode.type !== FileType.regular) throw new FsError('EINVAL', `not a regular file: inode ${ino}`);
+    const of = this.contents.acquire({ id: contentId(ino), fileId: inode.fileId }, () => storedContent2(this.s.md, ino));
+    const fh = this.nextHandle++;
+    this.handles.set(fh, { ino, of });
+    return fh;
+  }
+
+  private handle(fh: number): Handle {
+    const h = this.handles.get(fh);
+    if (!h) throw new FsError('EBADF', `no open file ${fh}`);
+    return h;
+  }
+
+  read(fh: number, target: Buffer, length: number, position: number): Promise<number> {
+    return this.contents.read(this.handle(fh).of, target, length, position);
+  }
+
+  write(fh: number, source: Buffer, position: number): Promise<number> {
+    return this.contents.write(this.handle(fh).of, source, position);
+  }
+
+  ftruncate(fh: number, size: number): Promise<void> {
+    return this.contents.truncate(this.handle(fh).of, size);
+  }
+
+  /** Durable: the file's content and every change before it (fsync). */
+  async fsync(fh: number): Promise<void> {
+    const { of } = this.handle(fh);
+    await this.contents.commit(of);
+    await this.committer.commit();
+  }
+
+  /** The last close commits the file (within the window, as format 1's close). */
+  async release(fh: number): Promise<void> {
+    const { of } = this.handle(fh);
+    this.handles.delete(fh);
+    await this.contents.release(of);
+  }
+
+  /** sync(2): every change so far durable. */
+  async sync(): Promise<void> {
+    await this.committer.commit();
+    await this.contents.settle();
+  }
+
+  /** Commits everything, checkpoints the metadata, moves the anchor, and lets go of the store. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      for (const fh of [...this.handles.keys()]) await this.release(fh);
+      await this.committer.commit();
+      await this.contents.settle();
+      await this.store.flush();
+      this.s.table.checkpoint();
+    } finally {
+      this.committer.stop();
+      this.s.close();
+      this.store.close();
+    }
+  }
+}

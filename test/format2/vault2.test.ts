@@ -1,0 +1,112 @@
+// A vault over format 2 (src/core/format2/vault2.ts), through its path operations: files of every size
+// and every file type survive a close and an open; small files take no blob; an unlinked open file lives
+// until its last close; and a copy of an older store is refused by this machine's anchor.
+
+import test, { type ExecutionContext } from 'ava';
+import { randomBytes } from 'node:crypto';
+import { cpSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { FileType } from '../../src/core/format2/inode-record.js';
+import { Vault2 } from '../../src/core/format2/vault2.js';
+import { RollbackError } from '../../src/core/vault/anchor.js';
+import { tempDir } from '../helpers/temp-vault.js';
+
+const PASS = 'correct horse battery staple';
+const SETTINGS = { pieceSize: 4096, chaffRatio: 0 };
+
+function paths(t: ExecutionContext): { store: string; anchors: string } {
+  const base = tempDir(t);
+  return { store: join(base, 'store'), anchors: join(base, 'anchors') };
+}
+
+async function writeFile(v: Vault2, path: string, data: Buffer): Promise<void> {
+  const fh = v.create(path, 0o644);
+  await v.write(fh, data, 0);
+  await v.release(fh);
+}
+
+async function readFile(v: Vault2, path: string): Promise<Buffer> {
+  const fh = v.open(path);
+  const size = v.getattr(path).size;
+  const buf = Buffer.alloc(size);
+  const n = await v.read(fh, buf, size, 0);
+  await v.release(fh);
+  return buf.subarray(0, n);
+}
+
+function blobCount(store: string): number {
+  let n = 0;
+  for (const shard of readdirSync(join(store, 'blobs'), { withFileTypes: true })) if (shard.isDirectory()) n += readdirSync(join(store, 'blobs', shard.name)).length;
+  return n;
+}
+
+test('files, directories, links and special files survive a close and an open; small files take no blob', async (t) => {
+  const { store, anchors } = paths(t);
+  const v = Vault2.create(store, PASS, SETTINGS, { anchorDir: anchors });
+  const small = Buffer.from('a small file, kept in its inode');
+  const big = randomBytes(5 * 4096 + 17);
+  v.mkdir('/docs', 0o755);
+  await writeFile(v, '/docs/small.txt', small);
+  await writeFile(v, '/docs/big.bin', big);
+  v.symlink('docs/small.txt', '/link');
+  v.symlink(`/${'deep/'.repeat(800)}`, '/long-link');
+  v.link('/docs/small.txt', '/hard');
+  v.mknod('/fifo', FileType.fifo, 0o600);
+  v.mknod('/tty', FileType.charDevice, 0o620, (4 << 8) | 1);
+  await v.close();
+  t.is(blobCount(store), 6, 'the big file\'s 6 pieces, and none for the small one');
+
+  const again = Vault2.open(store, PASS, { anchorDir: anchors });
+  t.teardown(() => again.close());
+  t.true((await readFile(again, '/docs/small.txt')).equals(small));
+  t.true((await readFile(again, '/hard')).equals(small));
+  t.true((await readFile(again, '/docs/big.bin')).equals(big));
+  t.is(again.readlink('/link'), 'docs/small.txt');
+  t.is(again.readlink('/long-link').length, 4001);
+  t.is(again.getattr('/hard').nlink, 2);
+  t.is(again.getattr('/fifo').type, FileType.fifo);
+  t.is(again.getattr('/tty').rdev, (4 << 8) | 1);
+  t.deepEqual(again.readdir('/docs').map((e) => e.name.toString()).sort(), ['big.bin', 'small.txt']);
+});
+
+test('an unlinked open file reads on until its last close; then its blobs go', async (t) => {
+  const { store } = paths(t);
+  const v = Vault2.create(store, PASS, SETTINGS);
+  t.teardown(() => v.close());
+  const data = randomBytes(3 * 4096);
+  await writeFile(v, '/f', data);
+  await v.sync();
+  const before = blobCount(store);
+  const fh = v.open('/f');
+  v.unlink('/f');
+  t.throws(() => v.getattr('/f'), { message: /no such file/ });
+  const buf = Buffer.alloc(data.length);
+  await v.read(fh, buf, data.length, 0);
+  t.true(buf.equals(data), 'still readable through its handle');
+  await v.sync();
+  t.is(blobCount(store), before, 'its pieces stay while it is open');
+  await v.release(fh);
+  await v.sync();
+  t.is(blobCount(store), before - 3);
+});
+
+test('a copy of the store from before this machine\'s last commit is refused as a rollback, unless accepted', async (t) => {
+  const { store, anchors } = paths(t);
+  const v = Vault2.create(store, PASS, SETTINGS, { anchorDir: anchors });
+  await writeFile(v, '/a', Buffer.from('one'));
+  await v.close();
+  const copy = `${store}-copy`;
+  cpSync(store, copy, { recursive: true });
+  const w = Vault2.open(store, PASS, { anchorDir: anchors });
+  await writeFile(w, '/b', Buffer.from('two'));
+  await w.close();
+  rmSync(store, { recursive: true });
+  cpSync(copy, store, { recursive: true });
+  t.throws(() => Vault2.open(store, PASS, { anchorDir: anchors }), { instanceOf: RollbackError });
+  const accepted = Vault2.open(store, PASS, { anchorDir: anchors, acceptRollback: true });
+  t.throws(() => accepted.getattr('/b'), { message: /no such file/ });
+  await accepted.close();
+  await Vault2.open(store, PASS, { anchorDir: anchors }).close(); // the accepted store is the anchor's from then on
+  t.pass();
+  rmSync(copy, { recursive: true, force: true });
+});
