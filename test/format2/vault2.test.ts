@@ -4,7 +4,8 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
-import { cpSync, readdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileType } from '../../src/core/format2/inode-record.js';
 import { Vault2 } from '../../src/core/format2/vault2.js';
@@ -122,11 +123,17 @@ test('a crash loses at most what was not yet committed; fsync\'d files are there
   await writeFile(v, '/lost', randomBytes(3 * 4096)); // closed, but its commit never ran
   const internals = v as unknown as { s: { md: { newPieceVersion(): number }; table: { close(): void } }; committer: { stop(): void } };
   const usedBefore = internals.s.md.newPieceVersion();
-  // The crash: the process dies with its staged changes; SQLite keeps what was committed.
+  const blobsBefore = blobCount(store);
+  // The crash: the process dies with its staged changes and its lock; SQLite keeps what was committed.
   internals.committer.stop();
   internals.s.table.close();
+  const dead = spawnSync('true').pid as number;
+  writeFileSync(join(store, 'svault.lock'), String(dead));
 
   const again = Vault2.open(store, PASS);
+  t.true(again.recoveredFromCrash, 'the stale lock says the last session did not close');
+  t.deepEqual(await again.sweepOrphans(), { removed: 3 }, 'the lost file\'s three stored pieces, which nothing points to');
+  t.is(blobCount(store), blobsBefore - 3);
   t.teardown(() => again.close());
   t.true((await readFile(again, '/kept')).equals(kept), 'the fsync\'d file is whole');
   t.throws(() => again.getattr('/lost'), { message: /no such file/ }, 'the change of the last window is lost, whole');

@@ -12,15 +12,20 @@ import { CountingStore } from '../store/counting-store.js';
 import { OpStats } from '../util/op-stats.js';
 import { Committer, DEFAULT_COMMIT_MS } from '../vault/committer.js';
 import { RollbackError } from '../vault/anchor.js';
+import { acquireStoreLock } from '../vault/store-lock.js';
+import { clearUncleanMark, hasUncleanMark, setUncleanMark } from '../vault/unclean-mark.js';
 import type { VaultSettings } from '../vault/config.js';
 import { compareWithAnchor, RollbackAnchor, SEGMENT_TAG_BYTES, type AnchoredCommit } from './anchor2.js';
 import { contentId, Format2Content, storedContent2 } from './content2.js';
 import type { DirEntry } from './dir-records.js';
 import { FileType, msOfTimespec, ROOT_INO, timespecOfMs, type InodeRecord, type Timespec } from './inode-record.js';
 import { Namespace2 } from './namespace2.js';
+import { fsck2 } from './fsck2.js';
 import { createStore2, openStore2, type Store2 } from './store2.js';
 
 export interface Vault2Options {
+  /** Skip the store lock (read-only inspection). */
+  noLock?: boolean;
   /** Where rollback anchors live (outside the store); without it, no rollback check. */
   anchorDir?: string;
   /** Open a store older than its anchor (a backup restored on purpose). */
@@ -51,6 +56,14 @@ interface Handle {
   of: OpenFile;
 }
 
+type StoreLock = { release: () => void; stale: boolean };
+const NO_LOCK: StoreLock = { release: () => undefined, stale: false };
+
+function storeFor(path: string, opts: Vault2Options): PieceStore {
+  const stats = opts.stats ?? new OpStats();
+  return opts.store ? new CountingStore(opts.store, stats) : directoryStoreStack(path, stats);
+}
+
 function nameBytes(name: string): Buffer {
   return Buffer.from(name, 'utf8');
 }
@@ -62,13 +75,18 @@ export class Vault2 {
   private readonly handles = new Map<number, Handle>();
   private nextHandle = 1;
   private closed = false;
+  /** The last session ended without closing (a stale lock, or an unclean mark): orphan blobs may be left. */
+  readonly recoveredFromCrash: boolean;
+  private crashCleaned = false;
 
   private constructor(
     private readonly s: Store2,
     private readonly store: PieceStore,
     private readonly anchor: RollbackAnchor | null,
+    private readonly lock: StoreLock,
     opts: Vault2Options,
   ) {
+    this.recoveredFromCrash = lock.stale || hasUncleanMark(s.path);
     const stats = opts.stats ?? new OpStats();
     this.contents = new Contents({ vaultId: s.vaultId, keys: s.keys, store, meta: new Format2Content(s.md), pieceSize: s.config.pieceSize, chaffRatio: s.config.chaffRatio, stats });
     this.ns = new Namespace2(s.md, {
@@ -93,8 +111,9 @@ export class Vault2 {
   /** A new vault in `path` (absent or empty). */
   static create(path: string, passphrase: string, settings: VaultSettings, opts: Vault2Options = {}): Vault2 {
     const s = createStore2(path, passphrase, settings, { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
+    const lock = opts.noLock ? NO_LOCK : acquireStoreLock(path);
     const anchor = opts.anchorDir ? new RollbackAnchor(opts.anchorDir, s.vaultId, s.keys.anchor) : null;
-    const vault = new Vault2(s, opts.store ? new CountingStore(opts.store, opts.stats ?? new OpStats()) : directoryStoreStack(path, opts.stats ?? new OpStats()), anchor, opts);
+    const vault = new Vault2(s, storeFor(path, opts), anchor, lock, opts);
     anchor?.write(vault.anchored());
     return vault;
   }
@@ -104,7 +123,14 @@ export class Vault2 {
    * written: an older store is a RollbackError unless acceptRollback. Only then is the opening commit made.
    */
   static open(path: string, passphrase: string, opts: Vault2Options = {}): Vault2 {
-    const s = openStore2(path, passphrase);
+    const lock = opts.noLock ? NO_LOCK : acquireStoreLock(path);
+    let s: Store2;
+    try {
+      s = openStore2(path, passphrase);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
     try {
       const anchor = opts.anchorDir ? new RollbackAnchor(opts.anchorDir, s.vaultId, s.keys.anchor) : null;
       const anchored = anchor?.read() ?? null;
@@ -113,13 +139,39 @@ export class Vault2 {
         throw new RollbackError(path, store.commit, anchored.commit);
       }
       s.md.reserve();
-      const vault = new Vault2(s, opts.store ? new CountingStore(opts.store, opts.stats ?? new OpStats()) : directoryStoreStack(path, opts.stats ?? new OpStats()), anchor, opts);
+      const vault = new Vault2(s, storeFor(path, opts), anchor, lock, opts);
       anchor?.write(vault.anchored());
       return vault;
     } catch (err) {
       s.close();
+      lock.release();
       throw err;
     }
+  }
+
+  /**
+   * After a crash: deletes the blobs nothing points to (pieces stored but never committed, versions a
+   * lost commit superseded), keeping chaff. Only from a walk that reached everything, and before anything
+   * is written in this session; otherwise the store stays marked unclean for the next open or fsck.
+   */
+  async sweepOrphans(): Promise<{ removed: number; skipped?: string }> {
+    const referenced = new Set<string>();
+    const report = await fsck2(this.s.md, this.s.table, {
+      verifyPiece: async (inode, index, version) => {
+        referenced.add(this.contents.pieceAddress(inode, index, version).toString('hex'));
+      },
+    });
+    if (report.incomplete.length > 0) return { removed: 0, skipped: `${report.incomplete.join('; ')}: run svault fsck` };
+    let removed = 0;
+    for await (const address of this.contents.blobAddresses()) {
+      if (referenced.has(address.toString('hex')) || (await this.contents.isChaffAt(address))) continue;
+      await this.contents.deleteBlobAt(address);
+      removed++;
+    }
+    await this.store.flush();
+    clearUncleanMark(this.s.path);
+    this.crashCleaned = true;
+    return { removed };
   }
 
   private anchored(): AnchoredCommit {
@@ -273,10 +325,13 @@ export class Vault2 {
       await this.contents.settle();
       await this.store.flush();
       this.s.table.checkpoint();
+      // A crash found at open and not swept: the next open sweeps.
+      if (this.recoveredFromCrash && !this.crashCleaned) setUncleanMark(this.s.path);
     } finally {
       this.committer.stop();
       this.s.close();
       this.store.close();
+      this.lock.release();
     }
   }
 }
