@@ -30,4 +30,9 @@ export interface ContentMetadata {
   afterCommit(fn: () => void): void;
   /** Files of at most this many bytes, with no quarantined piece, are kept in their inode (format 2); 0: never. */
   readonly inlineMax: number;
+  /**
+   * Whether a superseded or removed piece version's blob may be deleted. False keeps it (format 2 between
+   * an upgrade and its --finish: format 1's metadata, kept for a rollback, still points to it).
+   */
+  mayDelete?(version: number): boolean;
 }

@@ -226,7 +226,10 @@ export class Contents {
   }
 
   private async deleteAllPieces(fileId: Buffer, pieces: Iterable<[number, number]>): Promise<void> {
-    for (const [index, version] of pieces) await this.deletePiece({ fileId, index, version });
+    for (const [index, version] of pieces) {
+      if (this.s.meta.mayDelete?.(version) === false) continue; // kept for a rollback (an orphan until then)
+      await this.deletePiece({ fileId, index, version });
+    }
   }
 
   /** Deletes one piece version's blob; its plaintext leaves the clean cache too (nothing reads it again). */

@@ -57,6 +57,12 @@ export class Format2Content implements ContentMetadata {
   afterCommit(fn: () => void): void {
     this.md.whenDurable(fn);
   }
+
+  /** Between an upgrade and its --finish, format 1's pieces (below legacyBelow) stay for a rollback (4.4). */
+  mayDelete(version: number): boolean {
+    const { upgradeStage, legacyBelow } = this.md.state;
+    return upgradeStage !== 1 || version >= legacyBelow;
+  }
 }
 
 /** A format-2 file's stored content, for an open file: its INLINE bytes, or its piece map and quarantined pieces. */

@@ -155,6 +155,9 @@ export class Vault2 {
    * is written in this session; otherwise the store stays marked unclean for the next open or fsck.
    */
   async sweepOrphans(): Promise<{ removed: number; skipped?: string }> {
+    // Between an upgrade and its --finish, format 1's superseded pieces are orphans to format 2 but what a
+    // rollback needs; their versions cannot be told from their addresses, so nothing is swept until --finish.
+    if (this.s.md.state.upgradeStage === 1) return { removed: 0, skipped: 'an upgrade is not finished: format 1\'s blobs are kept for a rollback until svault upgrade --finish' };
     const referenced = new Set<string>();
     const report = await fsck2(this.s.md, this.s.table, {
       verifyPiece: async (inode, index, version) => {

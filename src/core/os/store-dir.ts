@@ -144,6 +144,12 @@ export class StoreDir {
     this.sync();
   }
 
+  /** Renames `from` over `to` in this directory, atomically, and makes the rename durable (no link is followed). */
+  renameFile(from: string, to: string): void {
+    nativeOs().renameAt(this.live(), from, this.live(), to);
+    this.sync();
+  }
+
   /** Truncates or creates the regular file `name` and writes `data` (not durable; see writeFileAtomic). */
   writeFile(name: string, data: Buffer | string, mode = 0o600): void {
     const fd = this.openFile(name, O_WRONLY | O_CREAT | O_TRUNC, mode);

@@ -160,6 +160,15 @@ export function unwrapMasterKey(config: VaultConfig, passphrase: string, store: 
   return master;
 }
 
+/**
+ * The same vault as another format (`svault upgrade` and its rollback, docs/format-2.md 4.4): the master key
+ * wrapped again under the same passphrase and scrypt salt, with `format` bound into the wrap.
+ */
+export function rewrapAsFormat(config: VaultConfig, master: Buffer, passphrase: string, format: 1 | 2): VaultConfig {
+  const { wrappedKey: _old, ...fields } = config;
+  return wrap(master, passphrase, { ...fields, format });
+}
+
 /** Rewraps the same master key under a new passphrase with a fresh salt. Nothing else changes. */
 export function rewrapConfig(config: VaultConfig, master: Buffer, newPassphrase: string): VaultConfig {
   const { wrappedKey: _old, ...fields } = config;
