@@ -177,3 +177,24 @@ test('a damaged format-1 store is refused before anything is written; --salvage 
   t.truthy(salvaged.md.lookup(inoAt(salvaged.md, '/docs'), Buffer.from('a.txt')));
   t.deepEqual((await fsck2(salvaged.md, table)).problems, []);
 });
+
+test('the free space is checked after the walk and before anything is written (4.4, step 5)', async (t) => {
+  const tv = await format1Vault(t);
+  const v1 = await Vault.open(tv.storeDir, PASSPHRASE, { inspectOnly: true, noLock: true });
+  t.teardown(() => v1.close());
+  const table = RecordTable.create(tempDir(t));
+  let asked = 0;
+  const err = t.throws(() =>
+    convertMetadata(v1.check().meta, table, metadata2Options(0.5), {
+      checkSpace: (bytes) => {
+        asked = bytes;
+        throw new Error(`no room for ${bytes} bytes (simulated)`);
+      },
+    }),
+  );
+  t.regex(err?.message ?? '', /simulated/);
+  // 310 inodes with chaff at 0.5, a 300-entry directory's buckets, 4 KiB each, with the WAL's margin.
+  t.true(asked > 310 * 1.5 * 4096 && asked < 3 * 310 * 1.5 * 4096, `${asked} bytes asked for`);
+  t.is(table.rowCount(), 0, 'nothing written');
+  table.close();
+});

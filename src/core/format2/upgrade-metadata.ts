@@ -8,7 +8,8 @@
 import { FsError, IntegrityError } from '../errors.js';
 import { ROOT_ID, type Inode } from '../meta/inode.js';
 import type { Metadata } from '../meta/metadata.js';
-import { FileType, ROOT_INO, timespecOfMs } from './inode-record.js';
+import { FileType, INLINE_MAX, MAP_ROOT_MAX, ROOT_INO, timespecOfMs } from './inode-record.js';
+import { MAP_NODE_SLOTS } from './map-node.js';
 import { Metadata2, type Metadata2Options } from './metadata2.js';
 import type { RecordTable } from './record-table.js';
 import { lostSlot } from './slot.js';
@@ -51,6 +52,22 @@ export interface ConvertedMetadata {
   lostPieces: number;
   /** What --salvage left out (its blobs become orphans). */
   leftOut: UpgradeProblem[];
+}
+
+/**
+ * 4.4, step 5: about 4,096 bytes × (inodes × (1 + chaff ratio) + bucket records + map nodes) × 1.2, the
+ * margin for the WAL. A directory needs about one bucket record per 3,900 bytes of entries past what its
+ * inode holds, a file one map node per 494 pieces past what its inode's root holds.
+ */
+function metadataBytesNeeded(found: readonly Found[], entries: ReadonlyMap<string, readonly { name: string }[]>, chaffRatio: number): number {
+  let records = found.length * (1 + chaffRatio);
+  for (const list of entries.values()) {
+    let bytes = 0;
+    for (const e of list) bytes += 10 + Buffer.byteLength(e.name);
+    if (bytes > INLINE_MAX) records += Math.ceil(bytes / (0.75 * 3_940));
+  }
+  for (const { inode } of found) if (inode.kind === 'file' && inode.pieces.size > MAP_ROOT_MAX) records += Math.ceil(inode.pieces.size / MAP_NODE_SLOTS) + 1;
+  return Math.ceil(4096 * records * 1.2);
 }
 
 const TYPE_OF_KIND: Record<Inode['kind'], FileType> = { file: FileType.regular, dir: FileType.directory, symlink: FileType.symlink };
@@ -108,9 +125,19 @@ function walkFormat1(source: Format1Metadata): { found: Found[]; entries: Map<st
  * Converts format 1's metadata into a new meta2.db (`table`, empty). Throws UpgradeRefused, before
  * writing anything, when the walk finds damage and `salvage` is not set.
  */
-export function convertMetadata(source: Format1Metadata, table: RecordTable, o: Metadata2Options, opts: { salvage?: boolean } = {}): ConvertedMetadata {
+export function convertMetadata(
+  source: Format1Metadata,
+  table: RecordTable,
+  o: Metadata2Options,
+  opts: {
+    salvage?: boolean;
+    /** Called after the walk, before anything is written, with the bytes meta2.db will need (4.4, step 5). */
+    checkSpace?: (bytes: number) => void;
+  } = {},
+): ConvertedMetadata {
   const { found, entries, problems } = walkFormat1(source);
   if (problems.length > 0 && !opts.salvage) throw new UpgradeRefused(problems);
+  opts.checkSpace?.(metadataBytesNeeded(found, entries, o.chaffRatio));
 
   let highestNext = 0;
   for (const { inode } of found) if (inode.kind === 'file') highestNext = Math.max(highestNext, inode.nextVersion);

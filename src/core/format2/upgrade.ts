@@ -7,11 +7,11 @@
 // leftovers are deleted first). After it, the store is format 2, complete; the format-1 config and meta.db
 // stay beside it until `--finish` (not built yet), so that rollback can return to them.
 
-import { rmSync } from 'node:fs';
+import { rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { sweepOrphans } from '../fsck/fsck.js';
 import { StoreDir } from '../os/store-dir.js';
-import { BadStoreError } from '../errors.js';
+import { BadStoreError, FsError } from '../errors.js';
 import { CONFIG_FILE, MAX_CONFIG_BYTES, parseConfig, rewrapAsFormat, unwrapMasterKey, writeConfig } from '../vault/config.js';
 import { acquireStoreLock } from '../vault/store-lock.js';
 import { setUncleanMark } from '../vault/unclean-mark.js';
@@ -87,7 +87,14 @@ export async function upgradeStore(path: string, passphrase: string, opts: Upgra
       let converted;
       const table = RecordTable.create(path, META2);
       try {
-        converted = convertMetadata(inspect.check().meta, table, { keys, vaultId, pieceSize: config1.pieceSize, chaffRatio: config1.chaffRatio }, { salvage: opts.salvage });
+        converted = convertMetadata(inspect.check().meta, table, { keys, vaultId, pieceSize: config1.pieceSize, chaffRatio: config1.chaffRatio }, {
+          salvage: opts.salvage,
+          checkSpace: (bytes) => {
+            const fs = statfsSync(path);
+            const free = fs.bavail * fs.bsize;
+            if (free < bytes) throw new FsError('ENOSPC', `svault upgrade needs about ${bytes} bytes free for the new metadata, and the store's disk has ${free}`);
+          },
+        });
         table.checkpoint();
       } finally {
         if (converted) converted.md.close(); // closes the table with it
