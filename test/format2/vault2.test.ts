@@ -143,3 +143,30 @@ test('a crash loses at most what was not yet committed; fsync\'d files are there
   const report = await fsck2(md.md, md.table);
   t.deepEqual(report.problems, []);
 });
+
+test('attributes, xattrs and truncate by path, across a close and an open; utimens on an open file is kept by its close', async (t) => {
+  const { store } = paths(t);
+  const v = Vault2.create(store, PASS, SETTINGS);
+  await writeFile(v, '/f', randomBytes(3 * 4096));
+  v.chmod('/f', 0o4640);
+  v.chown('/f', 1234, 5678);
+  v.setxattr('/f', 'user.a', Buffer.from('1'), 0);
+  v.setxattr('/f', 'user.b', randomBytes(6000), 0); // spills
+  v.removexattr('/f', 'user.a');
+  await v.truncate('/f', 5000);
+  const fh = v.open('/f');
+  await v.write(fh, Buffer.from('x'), 10);
+  v.utimens('/f', { sec: 1_000, nsec: 5 }, { sec: 2_000, nsec: 0 });
+  await v.release(fh);
+  t.true(v.statfs().files >= 2);
+  await v.close();
+  const again = Vault2.open(store, PASS);
+  t.teardown(() => again.close());
+  const a = again.getattr('/f');
+  t.is(a.mode, 0o104640);
+  t.deepEqual([a.uid, a.gid, a.size], [1234, 5678, 5000]);
+  t.deepEqual(a.atime, { sec: 1_000, nsec: 5 });
+  t.deepEqual(a.mtime, { sec: 2_000, nsec: 0 }, 'the write before the close did not move the mtime just set');
+  t.deepEqual(again.listxattr('/f'), ['user.b']);
+  t.is(again.getxattr('/f', 'user.b').length, 6000);
+});

@@ -5,6 +5,7 @@
 // after each commit). It offers path operations, for tools and tests; the FUSE adapters still call the
 // format-1 Vault, and moving them onto this is the second half of that step.
 
+import { statfsSync } from 'node:fs';
 import { Contents, type OpenFile } from '../contents/contents.js';
 import { FsError } from '../errors.js';
 import { directoryStoreStack, type PieceStore } from '../store/piece-store.js';
@@ -17,7 +18,7 @@ import { clearUncleanMark, hasUncleanMark, setUncleanMark } from '../vault/uncle
 import type { VaultSettings } from '../vault/config.js';
 import { compareWithAnchor, RollbackAnchor, SEGMENT_TAG_BYTES, type AnchoredCommit } from './anchor2.js';
 import { contentId, Format2Content, storedContent2 } from './content2.js';
-import type { DirEntry } from './dir-records.js';
+import { NAME_MAX, type DirEntry } from './dir-records.js';
 import { FileType, msOfTimespec, ROOT_INO, timespecOfMs, type InodeRecord, type Timespec } from './inode-record.js';
 import { Namespace2 } from './namespace2.js';
 import { fsck2 } from './fsck2.js';
@@ -255,6 +256,55 @@ export class Vault2 {
     const src = this.parentOf(from);
     const dst = this.parentOf(to);
     this.ns.rename(src.dir, src.name, dst.dir, dst.name);
+  }
+
+  // ---- attributes and xattrs by path ----
+
+  chmod(path: string, mode: number): void {
+    this.ns.chmod(this.inoAt(path), mode);
+  }
+
+  chown(path: string, uid: number, gid: number): void {
+    this.ns.chown(this.inoAt(path), uid, gid);
+  }
+
+  /** Sets times; undefined leaves one as it is (UTIME_OMIT). An open file's next commit keeps the mtime set. */
+  utimens(path: string, atime: Timespec | undefined, mtime: Timespec | undefined): void {
+    const ino = this.inoAt(path);
+    this.ns.utimens(ino, atime, mtime);
+    if (mtime) this.contents.openState(contentId(ino))?.setMtime(msOfTimespec(mtime));
+  }
+
+  setxattr(path: string, name: string, value: Buffer, flags: number): void {
+    this.ns.setxattr(this.inoAt(path), nameBytes(name), value, flags);
+  }
+
+  getxattr(path: string, name: string): Buffer {
+    return this.ns.getxattr(this.inoAt(path), nameBytes(name));
+  }
+
+  listxattr(path: string): string[] {
+    return this.ns.listxattr(this.inoAt(path)).map((n) => n.toString('utf8'));
+  }
+
+  removexattr(path: string, name: string): void {
+    this.ns.removexattr(this.inoAt(path), nameBytes(name));
+  }
+
+  /** truncate(2) by path. */
+  async truncate(path: string, size: number): Promise<void> {
+    const fh = this.open(path);
+    try {
+      await this.ftruncate(fh, size);
+    } finally {
+      await this.release(fh);
+    }
+  }
+
+  /** statfs(2): the store's disk, and the live inodes (format 2's state record counts them) as files. */
+  statfs(): { bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number; namemax: number } {
+    const fs = statfsSync(this.s.path);
+    return { bsize: fs.bsize, blocks: fs.blocks, bfree: fs.bfree, bavail: fs.bavail, files: this.s.md.state.liveInodes + fs.ffree, ffree: fs.ffree, namemax: NAME_MAX };
   }
 
   // ---- files ----
