@@ -54,6 +54,16 @@ export interface CommitParticipant {
   unstamp(c: number): void;
 }
 
+/**
+ * The stamp a participant's confirm(version) or unstamp(version) is about: its outstanding one, which must
+ * be of that version (anything else is a bug in how the batcher is driven). `op` and `what` name the call
+ * and the participant in the error.
+ */
+export function outstandingStamp<T extends { readonly version: number }>(stamp: T | null | undefined, version: number, op: string, what: string): T {
+  if (stamp?.version !== version) throw new Error(`${what}: ${op}(${version}), but the outstanding stamp is ${stamp ? String(stamp.version) : 'none'}`);
+  return stamp;
+}
+
 /** A cut: sealed and frozen, waiting for its blobs to be durable before it is written. */
 export interface FrozenBatch {
   readonly version: number;

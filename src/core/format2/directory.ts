@@ -21,6 +21,7 @@
 // knows E (see DirectoryInode.entryBytes) passes it; otherwise the first insert or remove in a bucketed
 // directory reads every bucket to sum it, once.
 
+import { outstandingStamp } from './commit-batch.js';
 import { FsError, IntegrityError } from '../errors.js';
 import {
   BUCKET_ENTRIES_MAX,
@@ -771,11 +772,8 @@ export class Directory {
     return { primary, count: this.entryCount, entryBytes: this.knownBytes };
   }
 
-  private takeOutstanding(version: number, what: string): OutstandingStamp {
-    const stamp = this.outstanding;
-    if (stamp?.version !== version) {
-      throw new Error(`${this.what}: ${what}(${version}), but the outstanding stamp is ${stamp === undefined ? 'none' : String(stamp.version)}`);
-    }
+  private takeOutstanding(version: number, op: string): OutstandingStamp {
+    const stamp = outstandingStamp(this.outstanding, version, op, this.what);
     this.outstanding = undefined;
     return stamp;
   }

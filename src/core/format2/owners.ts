@@ -7,7 +7,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { IntegrityError } from '../errors.js';
-import type { CommitBatcher, CommitParticipant, ParticipantStamp, StampedRecord } from './commit-batch.js';
+import { outstandingStamp, type CommitBatcher, type CommitParticipant, type ParticipantStamp, type StampedRecord } from './commit-batch.js';
 import { type BucketPlace, type BucketRecord, type DirEntry, decodeBucket, encodeBucket } from './dir-records.js';
 import { Directory, type DirectoryInode, type DirectoryRecords } from './directory.js';
 import { FILE_ID_BYTES, type InodeRecord } from './inode-record.js';
@@ -348,14 +348,14 @@ export class SpillOwner implements CommitParticipant {
   }
 
   confirm(c: number): void {
-    if (this.outstanding?.version !== c) throw new Error(`spill of ino ${this.ino}: confirm of ${c}, outstanding ${this.outstanding?.version}`);
+    outstandingStamp(this.outstanding, c, 'confirm', `spill of ino ${this.ino}`);
     this.outstanding = undefined;
   }
 
   unstamp(c: number): void {
-    if (this.outstanding?.version !== c) throw new Error(`spill of ino ${this.ino}: unstamp of ${c}, outstanding ${this.outstanding?.version}`);
+    const stamp = outstandingStamp(this.outstanding, c, 'unstamp', `spill of ino ${this.ino}`);
     // The store holds what it held: the next stamp deletes from there.
-    this.storedCount = this.outstanding.storedBefore;
+    this.storedCount = stamp.storedBefore;
     this.outstanding = undefined;
     this.dirty = true;
   }

@@ -29,6 +29,7 @@
 // its two edges; dropping a subtree that has nodes reads its upper nodes, to find the nodes to delete, and
 // in piece maps its leaves too, to keep the counts of preallocated and lost slots.
 
+import { outstandingStamp } from './commit-batch.js';
 import { FsError, IntegrityError } from '../errors.js';
 import { checkMapNodeSlots, isValidSlot, MAP_NODE_SLOTS, MAX_MAP_NODE_LEVEL } from './map-node.js';
 import { HOLE, isLost, isVersion, MAX_VERSION, PREALLOCATED } from './slot.js';
@@ -546,11 +547,8 @@ export class SlotTree {
     return evicted;
   }
 
-  private takeOutstanding(version: number, what: string): OutstandingStamp {
-    const stamp = this.outstanding;
-    if (stamp?.version !== version) {
-      throw new Error(`${this.what}: ${what}(${version}), but the outstanding stamp is ${stamp === undefined ? 'none' : String(stamp.version)}`);
-    }
+  private takeOutstanding(version: number, op: string): OutstandingStamp {
+    const stamp = outstandingStamp(this.outstanding, version, op, this.what);
     this.outstanding = undefined;
     return stamp;
   }

@@ -8,7 +8,7 @@
 // slot holds, so a record put back from another commit is found out as stale (5.6).
 
 import { IntegrityError } from '../errors.js';
-import type { CommitParticipant, ParticipantStamp } from './commit-batch.js';
+import { outstandingStamp, type CommitParticipant, type ParticipantStamp } from './commit-batch.js';
 import { mapNodeSource, treeRecords } from './owners.js';
 import { stateRecordName } from './record-names.js';
 import { RecordKind, type RecordSealer } from './record-seal.js';
@@ -145,15 +145,15 @@ export class StateRoot implements CommitParticipant {
   }
 
   confirm(c: number): void {
-    if (this.outstanding?.version !== c) throw new Error(`state: confirm of ${c}, outstanding ${this.outstanding?.version}`);
+    const stamp = outstandingStamp(this.outstanding, c, 'confirm', 'the state record');
     this.inodeTable.confirm(c);
-    this.committed = this.outstanding.state;
+    this.committed = stamp.state;
     this.counter.confirmed(this.committed.reservedUpTo);
     this.outstanding = null;
   }
 
   unstamp(c: number): void {
-    if (this.outstanding?.version !== c) throw new Error(`state: unstamp of ${c}, outstanding ${this.outstanding?.version}`);
+    outstandingStamp(this.outstanding, c, 'unstamp', 'the state record');
     this.inodeTable.unstamp(c);
     this.counter.failed();
     this.outstanding = null;
