@@ -44,6 +44,11 @@ export interface AnchoredCommit {
   segmentTag: Buffer;
 }
 
+/** What a vault with no segment log (a home store on a disk) anchors: its commit alone. */
+export function anchoredCommit(commit: number): AnchoredCommit {
+  return { commit, segmentIndex: 0, segmentTag: Buffer.alloc(SEGMENT_TAG_BYTES) };
+}
+
 /** A slot that verifies. */
 interface AnchorSlot {
   sequence: number;

@@ -45,7 +45,8 @@ export type StoreFormat =
       format2Leftovers: string[];
     };
 
-function isFormat2File(name: string): boolean {
+/** A file of format 2 (metadata databases with SQLite's files, layout, marker, format-1 config copy, preallocation). */
+export function isFormat2File(name: string): boolean {
   return METADATA_FILE.test(name) || [LAYOUT_FILE, STORE_MARKER_FILE, FORMAT1_CONFIG_COPY, PREALLOC_FILE].includes(name);
 }
 

@@ -491,9 +491,10 @@ export class Metadata2 {
   /**
    * The metadata as the vault's committer drives it (src/core/vault/committer.ts): cut, then (once the
    * blobs are durable) write. A cut that was never written, because the blobs could not be made durable,
-   * is abandoned by the next cut, which takes its changes under a new number.
+   * is abandoned by the next cut, which takes its changes under a new number. `onWritten` runs after each
+   * write (the vault moves its rollback anchor there).
    */
-  commitSource(): CommitSource {
+  commitSource(onWritten: () => void = () => {}): CommitSource {
     let batch: FrozenBatch | null = null;
     const isPending = () => this.pending || batch !== null;
     const source: CommitSource = {
@@ -510,7 +511,10 @@ export class Metadata2 {
       writeCut: () => {
         const written = batch;
         batch = null;
-        if (written) this.write(written); // runs what waited on it (whenDurable)
+        if (written) {
+          this.write(written); // runs what waited on it (whenDurable)
+          onWritten();
+        }
         return [];
       },
     };

@@ -13,7 +13,7 @@ import { deriveFormat2Keys, metadataFileName, wipeFormat2Keys, type Format2Keys 
 import { requireFormat2 } from './format-detect.js';
 import { timespecOfMs } from './inode-record.js';
 import { homeStore, newOneStoreLayout, readLayout, writeLayout, type BoundSettings, type Layout } from './layout.js';
-import { Metadata2 } from './metadata2.js';
+import { Metadata2, type Metadata2Options } from './metadata2.js';
 import { RecordTable } from './record-table.js';
 import { checkStoreMarker, createStoreMarker } from './store-marker.js';
 
@@ -30,7 +30,8 @@ export interface Store2 {
   close(): void;
 }
 
-function settingsOf(config: VaultConfig): BoundSettings {
+/** The settings a layout's MAC binds, from the config. */
+export function settingsOf(config: VaultConfig): BoundSettings {
   return { format: config.format, vaultId: config.vaultId, cipher: config.cipher, pieceSize: config.pieceSize, chaffRatio: config.chaffRatio };
 }
 
@@ -51,7 +52,8 @@ function assemble(path: string, config: VaultConfig, master: Buffer, keys: Forma
   };
 }
 
-function metadataOptions(config: VaultConfig, keys: Format2Keys) {
+/** Metadata2's options for a vault of this config and these keys. */
+export function metadataOptions(config: VaultConfig, keys: Format2Keys): Metadata2Options {
   return { keys, vaultId: Buffer.from(config.vaultId, 'hex'), pieceSize: config.pieceSize, chaffRatio: config.chaffRatio };
 }
 

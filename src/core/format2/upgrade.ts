@@ -16,13 +16,14 @@ import { CONFIG_FILE, MAX_CONFIG_BYTES, parseConfig, rewrapAsFormat, unwrapMaste
 import { acquireStoreLock } from '../vault/store-lock.js';
 import { setUncleanMark } from '../vault/unclean-mark.js';
 import { Vault } from '../vault/vault.js';
-import { RollbackAnchor, SEGMENT_TAG_BYTES } from './anchor2.js';
-import { detectFormat, FORMAT1_CONFIG_COPY, PREALLOC_FILE } from './format-detect.js';
+import { anchoredCommit, RollbackAnchor } from './anchor2.js';
+import { detectFormat, FORMAT1_CONFIG_COPY, isFormat2File } from './format-detect.js';
 import { deriveFormat2Keys, metadataFileName, wipeFormat2Keys } from './keys.js';
-import { homeStore, LAYOUT_FILE, newOneStoreLayout, writeLayout } from './layout.js';
+import { homeStore, newOneStoreLayout, writeLayout } from './layout.js';
 import { Metadata2 } from './metadata2.js';
 import { RecordTable } from './record-table.js';
-import { STORE_MARKER_FILE, createStoreMarker } from './store-marker.js';
+import { createStoreMarker } from './store-marker.js';
+import { metadataOptions, settingsOf } from './store2.js';
 import { convertMetadata, type UpgradeProblem } from './upgrade-metadata.js';
 
 export interface UpgradeOptions {
@@ -48,9 +49,9 @@ export interface UpgradeReport {
 
 const META2 = metadataFileName(null);
 
-/** What an interrupted upgrade or rollback may have left beside a format-1 store (4.4, step 6). */
-function format2Leftovers(): string[] {
-  return [META2, `${META2}-wal`, `${META2}-shm`, LAYOUT_FILE, STORE_MARKER_FILE, FORMAT1_CONFIG_COPY, PREALLOC_FILE];
+/** Removes every format-2 file: what an interrupted upgrade left (4.4, step 6), or what a rollback undoes. */
+function removeFormat2Files(dir: StoreDir): void {
+  for (const name of dir.names().filter(isFormat2File)) dir.remove(name);
 }
 
 /** Converts the format-1 store in `path` to format 2 (4.4, steps 1 to 12). */
@@ -60,9 +61,7 @@ export async function upgradeStore(path: string, passphrase: string, opts: Upgra
     const detected = StoreDir.using(path, detectFormat);
     if (detected.format === 2) throw new BadStoreError(path, 'the store is format 2 already');
     // Step 6 first, for a run after an interrupted one: what it left goes.
-    StoreDir.using(path, (dir) => {
-      for (const name of format2Leftovers()) dir.remove(name);
-    });
+    StoreDir.using(path, removeFormat2Files);
 
     // Steps 2 and 3: the format-1 rollback anchor, and a format-1 crash's orphans swept. A stale lock (the
     // one taken here) says a format-1 session died: the format-1 vault learns it through the unclean mark.
@@ -87,7 +86,7 @@ export async function upgradeStore(path: string, passphrase: string, opts: Upgra
       let converted;
       const table = RecordTable.create(path, META2);
       try {
-        converted = convertMetadata(inspect.check().meta, table, { keys, vaultId, pieceSize: config1.pieceSize, chaffRatio: config1.chaffRatio }, {
+        converted = convertMetadata(inspect.check().meta, table, metadataOptions(config1, keys), {
           salvage: opts.salvage,
           checkSpace: (bytes) => {
             const fs = statfsSync(path);
@@ -105,7 +104,7 @@ export async function upgradeStore(path: string, passphrase: string, opts: Upgra
       // Step 8: the layout and the home store's marker; step 9: the format-1 config kept for a rollback.
       const config2 = rewrapAsFormat(config1, master, passphrase, 2);
       StoreDir.using(path, (dir) => {
-        const layout = newOneStoreLayout({ format: 2, vaultId: config1.vaultId, cipher: config1.cipher, pieceSize: config1.pieceSize, chaffRatio: config1.chaffRatio }, keys.config);
+        const layout = newOneStoreLayout(settingsOf(config2), keys.config);
         writeLayout(dir, layout);
         createStoreMarker(dir, homeStore(layout).id, keys.storeMarker);
         dir.writeFileAtomic(FORMAT1_CONFIG_COPY, configText);
@@ -114,7 +113,7 @@ export async function upgradeStore(path: string, passphrase: string, opts: Upgra
       writeConfig(path, config2);
       // Step 11: this machine's format-2 anchor at the conversion's last commit.
       if (opts.anchorDir) {
-        new RollbackAnchor(opts.anchorDir, vaultId, keys.anchor).write({ commit: converted.md.state.commit, segmentIndex: 0, segmentTag: Buffer.alloc(SEGMENT_TAG_BYTES) });
+        new RollbackAnchor(opts.anchorDir, vaultId, keys.anchor).write(anchoredCommit(converted.md.state.commit));
       }
       return {
         inodes: converted.inodes,
@@ -156,7 +155,7 @@ export function rollbackUpgrade(path: string, passphrase: string, opts: { anchor
       // The stage is read from the format-2 metadata: after --finish there is nothing to return to.
       const table = RecordTable.open(path, META2, { readOnly: true });
       try {
-        const stage = Metadata2.open(table, { keys, vaultId, pieceSize: config1.pieceSize, chaffRatio: config1.chaffRatio }).state.upgradeStage;
+        const stage = Metadata2.open(table, metadataOptions(config1, keys)).state.upgradeStage;
         if (stage !== 1) throw new BadStoreError(path, 'the upgrade was finished (--finish): there is no format 1 to return to');
       } finally {
         table.close();
@@ -165,9 +164,7 @@ export function rollbackUpgrade(path: string, passphrase: string, opts: { anchor
       setUncleanMark(path);
       // The commit point: the format-1 config back in place.
       StoreDir.using(path, (dir) => dir.renameFile(FORMAT1_CONFIG_COPY, CONFIG_FILE));
-      StoreDir.using(path, (dir) => {
-        for (const name of format2Leftovers()) dir.remove(name);
-      });
+      StoreDir.using(path, removeFormat2Files);
       if (opts.anchorDir) rmSync(join(opts.anchorDir, `${vaultId.toString('hex')}.v2`), { force: true });
     } finally {
       wipeFormat2Keys(keys);

@@ -9,14 +9,13 @@ import { statfsSync } from 'node:fs';
 import { Contents, type OpenFile } from '../contents/contents.js';
 import { FsError } from '../errors.js';
 import { directoryStoreStack, type PieceStore } from '../store/piece-store.js';
-import { CountingStore } from '../store/counting-store.js';
 import { OpStats } from '../util/op-stats.js';
 import { Committer, DEFAULT_COMMIT_MS } from '../vault/committer.js';
 import { RollbackError } from '../vault/anchor.js';
 import { acquireStoreLock } from '../vault/store-lock.js';
 import { clearUncleanMark, hasUncleanMark, setUncleanMark } from '../vault/unclean-mark.js';
 import type { VaultSettings } from '../vault/config.js';
-import { compareWithAnchor, RollbackAnchor, SEGMENT_TAG_BYTES, type AnchoredCommit } from './anchor2.js';
+import { anchoredCommit, compareWithAnchor, RollbackAnchor, type AnchoredCommit } from './anchor2.js';
 import { contentId, Format2Content, storedContent2 } from './content2.js';
 import { NAME_MAX, type DirEntry } from './dir-records.js';
 import { FileType, msOfTimespec, ROOT_INO, timespecOfMs, type InodeRecord, type Timespec } from './inode-record.js';
@@ -61,8 +60,7 @@ type StoreLock = { release: () => void; stale: boolean };
 const NO_LOCK: StoreLock = { release: () => undefined, stale: false };
 
 function storeFor(path: string, opts: Vault2Options): PieceStore {
-  const stats = opts.stats ?? new OpStats();
-  return opts.store ? new CountingStore(opts.store, stats) : directoryStoreStack(path, stats);
+  return directoryStoreStack(path, opts.stats ?? new OpStats(), opts.store);
 }
 
 function nameBytes(name: string): Buffer {
@@ -98,14 +96,8 @@ export class Vault2 {
         else if (versions.length > 0) this.contents.deletePiecesAfterCommit(inode.fileId, versions.map((v) => [v.index, v.version]));
       },
     });
-    const source = s.md.commitSource();
-    const writeCut = source.writeCut;
     // The anchor follows every durable commit, so a copy of the store from before it is found out.
-    source.writeCut = () => {
-      const after = writeCut();
-      this.anchor?.write(this.anchored());
-      return after;
-    };
+    const source = s.md.commitSource(() => this.anchor?.write(this.anchored()));
     this.committer = new Committer(source, () => this.contents.makeStoredDurable(), opts.commitWindowMs ?? DEFAULT_COMMIT_MS, () => undefined, stats);
   }
 
@@ -135,7 +127,7 @@ export class Vault2 {
     try {
       const anchor = opts.anchorDir ? new RollbackAnchor(opts.anchorDir, s.vaultId, s.keys.anchor) : null;
       const anchored = anchor?.read() ?? null;
-      const store: AnchoredCommit = { commit: s.md.state.commit, segmentIndex: 0, segmentTag: Buffer.alloc(SEGMENT_TAG_BYTES) };
+      const store = anchoredCommit(s.md.state.commit);
       if (anchored && compareWithAnchor(store, anchored) === 'behind' && !opts.acceptRollback) {
         throw new RollbackError(path, store.commit, anchored.commit);
       }
@@ -179,7 +171,7 @@ export class Vault2 {
   }
 
   private anchored(): AnchoredCommit {
-    return { commit: this.s.md.state.commit, segmentIndex: 0, segmentTag: Buffer.alloc(SEGMENT_TAG_BYTES) };
+    return anchoredCommit(this.s.md.state.commit);
   }
 
   // ---- paths ----

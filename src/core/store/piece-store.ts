@@ -40,8 +40,9 @@ export interface PieceStore {
 
 /**
  * The store stack of a vault in a directory: blobs in the directory, counted for `svault status`. The JS
- * thread and the piece worker each open their own over the same directory.
+ * thread and the piece worker each open their own over the same directory. `instead`: a store given in
+ * the directory's place (a MemoryStore in unit tests), counted the same way.
  */
-export function directoryStoreStack(storeDir: string, stats: OpRecorder): PieceStore {
-  return new CountingStore(new LocalDirStore(storeDir), stats);
+export function directoryStoreStack(storeDir: string, stats: OpRecorder, instead?: PieceStore): PieceStore {
+  return new CountingStore(instead ?? new LocalDirStore(storeDir), stats);
 }

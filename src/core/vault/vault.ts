@@ -22,7 +22,6 @@ import { checkName, fail, NAME_MAX, Namespace } from './namespace.js';
 import { acquireStoreLock } from './store-lock.js';
 import { clearUncleanMark, hasUncleanMark, setUncleanMark } from './unclean-mark.js';
 import { Committer, DEFAULT_COMMIT_MS } from './committer.js';
-import { CountingStore } from '../store/counting-store.js';
 import { directoryStoreStack, type PieceStore } from '../store/piece-store.js';
 
 export const DEFAULT_PIECE_SIZE = 128 * 1024;
@@ -214,7 +213,7 @@ export class Vault {
       const vaultId = Buffer.from(config.vaultId, 'hex');
       const keys = deriveVaultKeys(master, vaultId);
       const stats = opts.stats ?? new OpStats();
-      store = opts.store ? new CountingStore(opts.store, stats) : directoryStoreStack(storeDir, stats);
+      store = directoryStoreStack(storeDir, stats, opts.store);
       const records = new RecordStore(storeDir, keys.meta, keys.index, vaultId);
       const useWorker = opts.store === undefined && (opts.pieceWorker ?? process.env.SVAULT_PIECE_WORKER !== '0');
       offload = useWorker
