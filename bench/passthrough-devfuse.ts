@@ -28,6 +28,7 @@ import {
 } from '../fs/kernel/protocol.js';
 import { deviceIo, FuseSession, type Handler, type SessionOps } from '../fs/kernel/session.js';
 import { OpStats } from '../src/core/util/op-stats.js';
+import { timespecOfMs } from '../src/core/format2/inode-record.js';
 
 const [backing, mountArg] = process.argv.slice(2);
 if (!backing || !mountArg) {
@@ -61,7 +62,7 @@ const nodeOf = (st: fs.Stats): number => (st.ino === ROOT_NODE ? INO_ONE : st.in
 
 function attrOf(st: fs.Stats): Attr {
   return {
-    ino: st.ino, size: st.size, blocks: st.blocks, atimeMs: st.atimeMs, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs,
+    ino: st.ino, size: st.size, blocks: st.blocks, atime: timespecOfMs(st.atimeMs), mtime: timespecOfMs(st.mtimeMs), ctime: timespecOfMs(st.ctimeMs),
     mode: st.mode, nlink: st.nlink, uid: st.uid, gid: st.gid, rdev: st.rdev, blksize: st.blksize,
   };
 }
@@ -344,7 +345,8 @@ function rename(r: RenameRequest): Buffer[] {
   return replyEmpty(r.header.unique);
 }
 
-const ZERO_ATTR: Attr = { ino: 0, size: 0, blocks: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
+const ZERO_TIME = { sec: 0, nsec: 0 };
+const ZERO_ATTR: Attr = { ino: 0, size: 0, blocks: 0, atime: ZERO_TIME, mtime: ZERO_TIME, ctime: ZERO_TIME, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
 
 const log = (line: string): void => {
   process.stderr.write(`${line}\n`);

@@ -35,8 +35,8 @@ export function hiddenNameIn(path: string): string | undefined {
  * Hidden names in use and the inode each stands for. Keyed by name, not path: libfuse renames its node
  * along with a directory that is renamed, and the names are unique per mount (node id and a counter).
  */
-export class HiddenFiles {
-  private readonly ids = new Map<string, string>();
+export class HiddenFiles<Id> {
+  private readonly ids = new Map<string, Id>();
   private highest = 0;
   private readonly recent = new Set<number>();
 
@@ -50,7 +50,7 @@ export class HiddenFiles {
     return counter > 0 && Math.abs(counter - this.highest) <= COUNTER_WINDOW && !this.recent.has(counter);
   }
 
-  hide(name: string, id: string): void {
+  hide(name: string, id: Id): void {
     this.ids.set(name, id);
     const counter = counterOf(name);
     this.highest = Math.max(this.highest, counter);
@@ -73,7 +73,7 @@ export class HiddenFiles {
   }
 
   /** The inode id a path stands for if it is a hidden name in use. */
-  idOf(path: string): string | undefined {
+  idOf(path: string): Id | undefined {
     const name = hiddenNameIn(path);
     return name === undefined ? undefined : this.ids.get(name);
   }

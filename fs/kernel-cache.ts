@@ -18,16 +18,16 @@
 /** Entries per map; past this a map is emptied (the next open of each file then drops its cache once). */
 const MAX_ENTRIES = 50_000;
 
-export class KernelCacheTracker {
+export class KernelCacheTracker<Id> {
   /** Ticks on every content change. */
   private clock = 0;
   /** Inode id → clock of its last content change; a file not here has not changed since the mount. */
-  private readonly changedAt = new Map<string, number>();
+  private readonly changedAt = new Map<Id, number>();
   /** Path → the file opened through it last, and the clock at that open. */
-  private readonly openedAt = new Map<string, { id: string; at: number }>();
+  private readonly openedAt = new Map<string, { id: Id; at: number }>();
 
   /** Called at an open of file `id` through `path`: whether the kernel may keep that node's cached pages. */
-  open(path: string, id: string): boolean {
+  open(path: string, id: Id): boolean {
     const before = this.openedAt.get(path);
     const keep = before !== undefined && before.id === id && before.at >= (this.changedAt.get(id) ?? 0);
     if (this.openedAt.size >= MAX_ENTRIES && before === undefined) this.openedAt.clear();
@@ -36,7 +36,7 @@ export class KernelCacheTracker {
   }
 
   /** Called before any change to a file's content (write, truncate), whichever name or handle it comes through. */
-  contentChanged(id: string): void {
+  contentChanged(id: Id): void {
     this.clock++;
     if (this.changedAt.size >= MAX_ENTRIES && !this.changedAt.has(id)) {
       // Forgetting a change would make a stale cache look current, so every open is forgotten with it.

@@ -10,11 +10,16 @@ import { mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { sweepOrphans } from '../src/core/fsck/fsck.js';
 import { OpStats } from '../src/core/util/op-stats.js';
 import { aeadImplementation } from '../src/core/crypto/native-aead.js';
 import { mountsDir } from '../src/cli/paths.js';
-import { Vault } from '../src/core/vault/vault.js';
+import { Vault, type OpenOptions } from '../src/core/vault/vault.js';
+import { Format1Mount } from '../src/core/vault/format1-mount.js';
+import { BadStoreError } from '../src/core/errors.js';
+import { StoreDir } from '../src/core/os/store-dir.js';
+import { detectFormat, notFormat2Message } from '../src/core/format2/format-detect.js';
+import { Vault2 } from '../src/core/format2/vault2.js';
+import type { MountableVault } from '../src/core/vault/mountable.js';
 import { isMounted, lazyUnmount, trimMallocArenas } from './fuse-binding.js';
 import { MemoryTrimmer } from './memory-trim.js';
 import type { Logger } from './svault-fs.js';
@@ -74,21 +79,38 @@ function processFigures() {
   };
 }
 
+/**
+ * Opens the store for a mount: the one place that knows which vault class serves it. Format 2 is served by
+ * Vault2; format 1 by its Vault behind Format1Mount until format 2 is the default (docs/format-2.md 17.3).
+ * A store an upgrade left half done is refused with the advice to run the upgrade again.
+ */
+async function openMountable(store: string, passphrase: string, opts: OpenOptions): Promise<MountableVault> {
+  const detected = StoreDir.using(store, (dir) => detectFormat(dir));
+  if (detected.format === 2) {
+    return Vault2.open(store, passphrase, {
+      stats: opts.stats, anchorDir: opts.anchorDir, acceptRollback: opts.acceptRollback, commitWindowMs: opts.commitWindowMs,
+      syncCommits: opts.syncCommits, log: opts.log,
+    });
+  }
+  if (detected.format !== 1) throw new BadStoreError(store, notFormat2Message(detected) ?? 'an upgrade was interrupted');
+  return new Format1Mount(await Vault.open(store, passphrase, opts));
+}
+
 export async function serve(o: ServeOptions): Promise<void> {
   const stats = new OpStats();
-  let vault: Vault;
+  let vault: MountableVault;
   let fuseOptions: string[];
   try {
     const { commit, rest } = takeCommitOptions(o.fuseOptions);
     fuseOptions = rest;
-    vault = await Vault.open(o.store, o.passphrase, { stats, anchorDir: o.anchorDir, acceptRollback: o.acceptRollback, ...commit, log: o.log });
+    vault = await openMountable(o.store, o.passphrase, { stats, anchorDir: o.anchorDir, acceptRollback: o.acceptRollback, ...commit, log: o.log });
   } catch (err) {
     o.onReady(err as Error);
     return;
   }
   if (vault.recoveredFromCrash) {
     o.log(`the previous mount of ${o.store} did not shut down cleanly; sweeping orphaned pieces`);
-    const sweep = await sweepOrphans(vault);
+    const sweep = await vault.sweepOrphans();
     o.log(sweep.skipped ? `swept nothing: ${sweep.skipped}` : `removed ${sweep.removed} orphaned blob(s)`);
   }
   if (aeadImplementation.name !== 'openssl-evp') o.log(`AES-GCM through node:crypto (slower): ${aeadImplementation.reason}`);

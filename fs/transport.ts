@@ -2,7 +2,7 @@
 // (libfuse 2's path-based API in its own threads), and svault's own transport (fs/kernel/), which speaks
 // the FUSE protocol on /dev/fuse from the event loop and works by inode.
 
-import type { Vault } from '../src/core/vault/vault.js';
+import type { MountableVault } from '../src/core/vault/mountable.js';
 import type { BindingName } from './bindings.js';
 import type { OpStats } from '../src/core/util/op-stats.js';
 import { createFuse, isMounted, lazyUnmount, loadFuse } from './fuse-binding.js';
@@ -49,11 +49,11 @@ export function mountOptionsFor(user: string[]): { options: string[]; readOnly: 
   return { options, readOnly: user.includes('ro') };
 }
 
-export function createTransport(binding: BindingName, vault: Vault, o: TransportOptions): Transport {
+export function createTransport<Id>(binding: BindingName, vault: MountableVault<Id>, o: TransportOptions): Transport {
   return binding === 'devfuse' ? devfuseTransport(vault, o) : fuseNativeTransport(vault, o);
 }
 
-function fuseNativeTransport(vault: Vault, o: TransportOptions): Transport {
+function fuseNativeTransport<Id>(vault: MountableVault<Id>, o: TransportOptions): Transport {
   const { options, readOnly } = mountOptionsFor(o.fuseOptions);
   const fuse = createFuse(o.mountpoint, svaultOperations(vault, { readOnly, log: o.log, logNames: o.logNames, stats: o.stats }), { mountOptions: options, force: true, timeout: false });
   // An external `fusermount -u` or `umount` does not reach fuse-native: look for it once a second.
@@ -91,7 +91,7 @@ function readaheadKib(): number {
   return process.env.SVAULT_READAHEAD_KB !== undefined && Number.isInteger(env) && env >= 0 ? env : 1024;
 }
 
-function devfuseTransport(vault: Vault, o: TransportOptions): Transport {
+function devfuseTransport<Id>(vault: MountableVault<Id>, o: TransportOptions): Transport {
   const opts = parseKernelMountOptions(o.fuseOptions);
   loadFuse(); // for malloc_trim, which the patched fuse-native binding carries (memory-trim.ts)
   let session: FuseSession | null = null;

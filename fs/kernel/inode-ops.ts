@@ -1,20 +1,20 @@
 // The FUSE handlers of svault's own transport: one short handler per request, each a call into the
-// vault by inode. The kernel names files by node id; svault's node id for an inode is its inode number
-// (stable, never reused), the root's is 1. A node the kernel has looked up stays known, with its lookup
-// count, until the kernel forgets it. Hard links are one node, so they share one page cache and one
-// set of cached attributes.
+// vault by inode (MountableVault, whatever the store's format). The kernel names files by node id;
+// svault's node id for an inode is its inode number (stable, never reused), the root's is 1. A node the
+// kernel has looked up stays known, with its lookup count, until the kernel forgets it. Hard links are
+// one node, so they share one page cache and one set of cached attributes.
 
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { FsError } from '../../src/core/errors.js';
-import { ROOT_ID } from '../../src/core/meta/inode.js';
-import type { Attr as VaultAttr, Vault } from '../../src/core/vault/vault.js';
+import { timespecOfMs } from '../../src/core/format2/inode-record.js';
+import type { FsAttr, FsEntry, MountableVault } from '../../src/core/vault/mountable.js';
 import { FILE_CAPS, refuseUnsupportedXattr } from '../xattr-policy.js';
 import {
   DirentPlusWriter, DirentWriter, FATTR_ATIME, FATTR_ATIME_NOW, FATTR_FH, FATTR_GID, FATTR_KILL_SUIDGID, FATTR_MODE,
   FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID, FOPEN_KEEP_CACHE, FUSE_OPEN_KILL_SUIDGID, FUSE_RELEASE_FLUSH,
-  FUSE_WRITE_KILL_SUIDGID, FUSE_WRITEBACK_CACHE, RENAME_NOREPLACE, SEEK_DATA, SEEK_HOLE, decodeName, replyAttr, replyCreate, replyData,
-  replyEmpty, replyEntry, notifyInvalInode, replyError, replyLseek, replyOpen, replyStatfs, replyWrite, replyXattrSize, timeToMs,
+  FUSE_WRITE_KILL_SUIDGID, FUSE_WRITEBACK_CACHE, RENAME_NOREPLACE, SEEK_DATA, SEEK_HOLE, decodeName, direntType, replyAttr, replyCreate, replyData,
+  replyEmpty, replyEntry, notifyInvalInode, replyError, replyLseek, replyOpen, replyStatfs, replyWrite, replyXattrSize,
   type Attr, type Entry, type InHeader, type Request,
 } from './protocol.js';
 import type { Handler, SessionOps } from './session.js';
@@ -26,7 +26,6 @@ const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
 const S_IXGRP = 0o010;
 const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 /** What a SETATTR changes; a request with none of these is a chown that keeps both ids (see setattr). */
 const FATTR_CHANGES = FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME | FATTR_MTIME | FATTR_KILL_SUIDGID;
@@ -51,26 +50,38 @@ function fail(errno: FsError['errno'], message: string): never {
   throw new FsError(errno, message);
 }
 
-/** A name from a request: UTF-8 only, since two byte names must never decode to one. */
-function nameOf(bytes: Buffer): string {
+/** An xattr name from a request: UTF-8 only, since two byte names must never decode to one. */
+function xattrNameOf(bytes: Buffer): string {
   return decodeName(bytes) ?? fail('EILSEQ', 'name is not valid UTF-8');
 }
 
+/** A name for log lines (--log-names) only: which names a directory may hold is the vault's to decide. */
+function logName(bytes: Buffer): string {
+  return bytes.toString('utf8');
+}
+
 /** The kernel's node ids and the inodes they stand for, with how many lookups the kernel holds. */
-class NodeTable {
-  private readonly nodes = new Map<number, { id: string; lookups: number; parent?: number; name?: string }>();
+class NodeTable<Id> {
+  private readonly nodes = new Map<number, { id: Id; lookups: number; parent?: number; name?: string }>();
+
+  constructor(private readonly rootId: Id) {}
 
   /** The inode id of a node the kernel holds. */
-  idOf(nodeid: number): string {
-    if (nodeid === ROOT_NODE) return ROOT_ID;
+  idOf(nodeid: number): Id {
+    if (nodeid === ROOT_NODE) return this.rootId;
     return this.nodes.get(nodeid)?.id ?? fail('ENOENT', `unknown node ${nodeid}`);
+  }
+
+  /** The node id the kernel knows an inode by. */
+  nodeOf(id: Id, ino: number): number {
+    return id === this.rootId ? ROOT_NODE : ino;
   }
 
   /**
    * One more lookup of a node by the kernel (a reply that carries its entry). `where`, under --log-names
    * only: the directory node and name it was last reached by, for log lines.
    */
-  looked(nodeid: number, id: string, where?: { parent: number; name: string }): void {
+  looked(nodeid: number, id: Id, where?: { parent: number; name: string }): void {
     if (nodeid === ROOT_NODE) return;
     let node = this.nodes.get(nodeid);
     if (node) node.lookups++;
@@ -130,33 +141,28 @@ function mayWrite(mode: number, fileGid: number, h: InHeader): boolean {
   return (mode & (callerInGroup(h, fileGid) ? 0o020 : 0o002)) !== 0;
 }
 
-/** The node id the kernel knows an inode by. */
-function nodeOf(id: string, ino: number): number {
-  return id === ROOT_ID ? ROOT_NODE : ino;
-}
-
 /** The handlers of a mount of `vault`. */
-export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeCount(): number } {
-  const nodes = new NodeTable();
+export function inodeOps<Id>(vault: MountableVault<Id>, o: InodeOpsOptions): SessionOps & { nodeCount(): number } {
+  const ns = vault.inodes;
+  const nodes = new NodeTable<Id>(ns.rootId);
   const entryTimeout = o.entryTimeout ?? 1;
   const attrTimeout = o.attrTimeout ?? 1;
-  const ns = vault.byInode;
   const readBuffers = new ReadBuffers();
   /** What to do once a reply has been written (give its read buffer back). */
   const afterReply = new WeakMap<Buffer[], () => void>();
   /** Directory listings taken at opendir, by handle: readdir reads on from an offset into them. */
-  const dirs = new Map<number, { id: string; entries: { name: string; id: string }[] }>();
+  const dirs = new Map<number, { id: Id; entries: FsEntry<Id>[] }>();
   let nextDir = 1;
 
-  const attrOf = (a: VaultAttr): Attr => ({
-    ino: a.ino, size: a.size, blocks: a.blocks, atimeMs: a.atime, mtimeMs: a.mtime, ctimeMs: a.ctime,
-    mode: a.mode, nlink: a.nlink, uid: a.uid, gid: a.gid, rdev: 0, blksize: a.blksize,
+  const attrOf = (a: FsAttr): Attr => ({
+    ino: a.ino, size: a.size, blocks: a.blocks, atime: a.atime, mtime: a.mtime, ctime: a.ctime,
+    mode: a.mode, nlink: a.nlink, uid: a.uid, gid: a.gid, rdev: a.rdev, blksize: a.blksize,
   });
   /** The entry of an inode reached by `name` in directory node `parent`, counted as a lookup by the kernel once it is sent. */
-  const entryOf = (id: string, parent: number, name: Buffer): Entry => {
-    const attr = attrOf(vault.attrOfInode(id));
-    const nodeid = nodeOf(id, attr.ino);
-    nodes.looked(nodeid, id, o.logNames ? { parent, name: nameOf(name) } : undefined);
+  const entryOf = (id: Id, parent: number, name: Buffer): Entry => {
+    const attr = attrOf(ns.attrOf(id));
+    const nodeid = nodes.nodeOf(id, attr.ino);
+    nodes.looked(nodeid, id, o.logNames ? { parent, name: logName(name) } : undefined);
     return { nodeid, generation: 0, entryValid: entryTimeout, attrValid: attrTimeout, attr };
   };
   const writable = (): void => {
@@ -169,8 +175,8 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
    * (bitsToKill). A reply that carries no attributes (write, open) leaves the kernel's cached mode as it
    * was: `node` is then told to drop its attributes.
    */
-  const killSuidGid = (id: string, h: InHeader, privileged: boolean, node?: number): void => {
-    const { mode, gid } = vault.attrOfInode(id);
+  const killSuidGid = (id: Id, h: InHeader, privileged: boolean, node?: number): void => {
+    const { mode, gid } = ns.attrOf(id);
     const kill = bitsToKill(mode, gid, h, privileged);
     if (!kill) return;
     ns.chmod(id, mode & ~kill & 0o7777);
@@ -180,17 +186,16 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
   const handlers: Partial<Record<Request['op'], Handler>> = {
     lookup: (r) => {
       if (r.op !== 'lookup') throw new TypeError(r.op);
-      const dirId = nodes.idOf(r.header.nodeid);
-      const entry = vault.byInode.entryIfAny(dirId, nameOf(r.name));
-      if (!entry) {
+      const id = ns.lookup(nodes.idOf(r.header.nodeid), r.name);
+      if (id === undefined) {
         // A negative entry the kernel may cache: every create goes through this mount.
         return replyEntry(r.header.unique, { nodeid: 0, generation: 0, entryValid: entryTimeout, attrValid: 0, attr: ZERO_ATTR });
       }
-      return replyEntry(r.header.unique, entryOf(entry.id, r.header.nodeid, r.name));
+      return replyEntry(r.header.unique, entryOf(id, r.header.nodeid, r.name));
     },
     getattr: (r) => {
       if (r.op !== 'getattr') throw new TypeError(r.op);
-      return replyAttr(r.header.unique, attrOf(vault.attrOfInode(nodes.idOf(r.header.nodeid))), attrTimeout);
+      return replyAttr(r.header.unique, attrOf(ns.attrOf(nodes.idOf(r.header.nodeid))), attrTimeout);
     },
     setattr: async (r) => {
       if (r.op !== 'setattr') throw new TypeError(r.op);
@@ -198,64 +203,63 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
       const id = nodes.idOf(r.header.nodeid);
       const v = r.valid;
       const h = r.header;
-      const isDir = (vault.attrOfInode(id).mode & S_IFMT) === S_IFDIR;
+      const isDir = (ns.attrOf(id).mode & S_IFMT) === S_IFDIR;
       if (!(v & FATTR_CHANGES)) {
         // chown(f, -1, -1), which the kernel sends with nothing to change: Linux changes ctime, and for
         // anything but a directory clears setuid and setgid as any chown does. The kernel sends the same
         // before a write that must clear them. Only the owner (or root) may clear them by chown: another
         // user gets EPERM unless they may write the file, where the two requests cannot be told apart.
-        const a = vault.attrOfInode(id);
+        const a = ns.attrOf(id);
         const kill = isDir ? 0 : bitsToKill(a.mode, a.gid, h, h.uid === 0);
         if (kill && h.uid !== 0 && h.uid !== a.uid && !mayWrite(a.mode, a.gid, h)) fail('EPERM', 'chown: only the owner may clear setuid and setgid');
-        ns.update(id, (i) => (i.mode &= ~kill));
+        ns.clearModeBits(id, kill);
       }
       if (v & FATTR_MODE) ns.chmod(id, r.mode);
       if (v & (FATTR_UID | FATTR_GID)) ns.chown(id, v & FATTR_UID ? r.uid : -1, v & FATTR_GID ? r.gid : -1);
       if (v & FATTR_SIZE) {
         if (v & FATTR_FH) await vault.ftruncate(r.fh, r.size);
-        else await vault.truncateInode(id, r.size);
+        else await ns.truncate(id, r.size);
       }
       // Sent with every chown of a non-directory, as chown(2) clears the bits on Linux (the caller's
       // privilege is then its uid), and with a truncate by a caller without CAP_FSETID.
       if (v & FATTR_KILL_SUIDGID) killSuidGid(id, h, !(v & FATTR_SIZE) && h.uid === 0);
       if (v & (FATTR_ATIME | FATTR_MTIME)) {
-        const now = Date.now();
-        const atime = v & FATTR_ATIME ? (v & FATTR_ATIME_NOW ? now : timeToMs(r.atime, r.atimensec)) : undefined;
-        const mtime = v & FATTR_MTIME ? (v & FATTR_MTIME_NOW ? now : timeToMs(r.mtime, r.mtimensec)) : undefined;
+        const now = timespecOfMs(Date.now());
+        const atime = v & FATTR_ATIME ? (v & FATTR_ATIME_NOW ? now : { sec: r.atime, nsec: r.atimensec }) : undefined;
+        const mtime = v & FATTR_MTIME ? (v & FATTR_MTIME_NOW ? now : { sec: r.mtime, nsec: r.mtimensec }) : undefined;
         ns.utimens(id, atime, mtime);
       }
-      return replyAttr(r.header.unique, attrOf(vault.attrOfInode(id)), attrTimeout);
+      return replyAttr(r.header.unique, attrOf(ns.attrOf(id)), attrTimeout);
     },
-    readlink: (r) => replyData(r.header.unique, Buffer.from(ns.readlink(nodes.idOf(r.header.nodeid)))),
+    readlink: (r) => replyData(r.header.unique, ns.readlink(nodes.idOf(r.header.nodeid))),
     symlink: (r) => {
       if (r.op !== 'symlink') throw new TypeError(r.op);
       writable();
-      const link = ns.symlink(nodes.idOf(r.header.nodeid), nameOf(r.name), nameOf(r.target), r.header.uid, r.header.gid);
-      return replyEntry(r.header.unique, entryOf(link.id, r.header.nodeid, r.name));
+      const id = ns.symlink(nodes.idOf(r.header.nodeid), r.name, r.target, r.header.uid, r.header.gid);
+      return replyEntry(r.header.unique, entryOf(id, r.header.nodeid, r.name));
     },
     mkdir: (r) => {
       if (r.op !== 'mkdir') throw new TypeError(r.op);
       writable();
-      const dir = ns.mkdir(nodes.idOf(r.header.nodeid), nameOf(r.name), r.mode, r.header.uid, r.header.gid);
-      return replyEntry(r.header.unique, entryOf(dir.id, r.header.nodeid, r.name));
+      const id = ns.mkdir(nodes.idOf(r.header.nodeid), r.name, r.mode, r.header.uid, r.header.gid);
+      return replyEntry(r.header.unique, entryOf(id, r.header.nodeid, r.name));
     },
     mknod: (r) => {
       if (r.op !== 'mknod') throw new TypeError(r.op);
       writable();
-      if ((r.mode & S_IFMT) !== S_IFREG) fail('EPERM', 'svault stores regular files, directories and symlinks only');
-      const file = ns.createFile(nodes.idOf(r.header.nodeid), nameOf(r.name), r.mode, r.header.uid, r.header.gid);
-      return replyEntry(r.header.unique, entryOf(file.id, r.header.nodeid, r.name));
+      const id = ns.mknod(nodes.idOf(r.header.nodeid), r.name, r.mode, r.rdev, r.header.uid, r.header.gid);
+      return replyEntry(r.header.unique, entryOf(id, r.header.nodeid, r.name));
     },
     unlink: (r) => {
       if (r.op !== 'unlink') throw new TypeError(r.op);
       writable();
-      ns.unlink(nodes.idOf(r.header.nodeid), nameOf(r.name));
+      ns.unlink(nodes.idOf(r.header.nodeid), r.name);
       return replyEmpty(r.header.unique);
     },
     rmdir: (r) => {
       if (r.op !== 'rmdir') throw new TypeError(r.op);
       writable();
-      ns.rmdir(nodes.idOf(r.header.nodeid), nameOf(r.name));
+      ns.rmdir(nodes.idOf(r.header.nodeid), r.name);
       return replyEmpty(r.header.unique);
     },
     rename: (r) => rename(r),
@@ -263,14 +267,15 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
     link: (r) => {
       if (r.op !== 'link') throw new TypeError(r.op);
       writable();
-      const inode = ns.link(nodes.idOf(r.oldNodeid), nodes.idOf(r.header.nodeid), nameOf(r.name));
-      return replyEntry(r.header.unique, entryOf(inode.id, r.header.nodeid, r.name));
+      const id = nodes.idOf(r.oldNodeid);
+      ns.link(id, nodes.idOf(r.header.nodeid), r.name);
+      return replyEntry(r.header.unique, entryOf(id, r.header.nodeid, r.name));
     },
     open: async (r) => {
       if (r.op !== 'open') throw new TypeError(r.op);
       if ((r.flags & O_ACCMODE) !== 0 || r.flags & O_TRUNC) writable();
       const id = nodes.idOf(r.header.nodeid);
-      const fh = vault.openInode(id);
+      const fh = ns.open(id);
       if (r.flags & O_TRUNC) {
         if (r.openFlags & FUSE_OPEN_KILL_SUIDGID) killSuidGid(id, r.header, false, r.header.nodeid);
         await vault.ftruncate(fh, 0);
@@ -282,8 +287,8 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
     create: (r) => {
       if (r.op !== 'create') throw new TypeError(r.op);
       writable();
-      const { inode, fh } = vault.createIn(nodes.idOf(r.header.nodeid), nameOf(r.name), r.mode, r.header.uid, r.header.gid);
-      return replyCreate(r.header.unique, entryOf(inode.id, r.header.nodeid, r.name), fh, FOPEN_KEEP_CACHE);
+      const { id, fh } = ns.create(nodes.idOf(r.header.nodeid), r.name, r.mode, r.header.uid, r.header.gid);
+      return replyCreate(r.header.unique, entryOf(id, r.header.nodeid, r.name), fh, FOPEN_KEEP_CACHE);
     },
     read: async (r) => {
       if (r.op !== 'read') throw new TypeError(r.op);
@@ -338,7 +343,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
     opendir: (r) => {
       if (r.op !== 'opendir') throw new TypeError(r.op);
       const id = nodes.idOf(r.header.nodeid);
-      const entries = ns.list(id).map(({ name, id: childId }) => ({ name, id: childId }));
+      const entries = ns.list(id);
       const fh = nextDir++;
       dirs.set(fh, { id, entries });
       return replyOpen(r.header.unique, fh, 0);
@@ -347,7 +352,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
       if (r.op !== 'readdir') throw new TypeError(r.op);
       const dir = dirs.get(r.fh) ?? fail('EBADF', `bad directory handle ${r.fh}`);
       const out = new DirentWriter(Math.min(r.size, 1 << 20));
-      const self = vault.attrOfInode(dir.id);
+      const self = ns.attrOf(dir.id);
       for (let k = r.offset; k < dir.entries.length + 2; k++) {
         if (k < 2) {
           if (!out.add(k === 0 ? '.' : '..', self.ino, k + 1, 4 /* DT_DIR */)) break;
@@ -355,8 +360,8 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
         }
         const e = dir.entries[k - 2];
         if (!e) break;
-        const attr = vault.attrOfInode(e.id);
-        if (!out.add(e.name, attr.ino, k + 1, (attr.mode >>> 12) & 0xf)) break;
+        const attr = ns.attrOf(e.id);
+        if (!out.add(e.name, attr.ino, k + 1, direntType(attr.mode))) break;
       }
       return replyData(r.header.unique, out.data());
     },
@@ -364,7 +369,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
       if (r.op !== 'readdirplus') throw new TypeError(r.op);
       const dir = dirs.get(r.fh) ?? fail('EBADF', `bad directory handle ${r.fh}`);
       const out = new DirentPlusWriter(Math.min(r.size, 1 << 20));
-      const self = attrOf(vault.attrOfInode(dir.id));
+      const self = attrOf(ns.attrOf(dir.id));
       for (let k = r.offset; k < dir.entries.length + 2; k++) {
         if (k < 2) {
           // "." and "..": names only (node id 0); the kernel does not count them as lookups.
@@ -374,8 +379,8 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
         }
         const e = dir.entries[k - 2];
         if (!e) break;
-        const attr = attrOf(vault.attrOfInode(e.id));
-        const entry: Entry = { nodeid: nodeOf(e.id, attr.ino), generation: 0, entryValid: entryTimeout, attrValid: attrTimeout, attr };
+        const attr = attrOf(ns.attrOf(e.id));
+        const entry: Entry = { nodeid: nodes.nodeOf(e.id, attr.ino), generation: 0, entryValid: entryTimeout, attrValid: attrTimeout, attr };
         if (!out.add(e.name, k + 1, entry)) break;
         nodes.looked(entry.nodeid, e.id, o.logNames ? { parent: r.header.nodeid, name: e.name } : undefined);
       }
@@ -400,20 +405,20 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
       return replyStatfs(r.header.unique, { blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, bsize: s.bsize, namelen: s.namemax, frsize: s.frsize });
     },
     access: (r) => {
-      vault.attrOfInode(nodes.idOf(r.header.nodeid)); // it exists; permissions are the kernel's (default_permissions)
+      ns.attrOf(nodes.idOf(r.header.nodeid)); // it exists; permissions are the kernel's (default_permissions)
       return replyEmpty(r.header.unique);
     },
     setxattr: (r) => {
       if (r.op !== 'setxattr') throw new TypeError(r.op);
       writable();
-      const name = nameOf(r.name);
+      const name = xattrNameOf(r.name);
       refuseUnsupportedXattr(name);
       ns.setxattr(nodes.idOf(r.header.nodeid), name, r.value, r.flags);
       return replyEmpty(r.header.unique);
     },
     getxattr: (r) => {
       if (r.op !== 'getxattr') throw new TypeError(r.op);
-      const name = nameOf(r.name);
+      const name = xattrNameOf(r.name);
       if (name === FILE_CAPS) return replyError(r.header.unique, errnos.ENODATA ?? 61);
       refuseUnsupportedXattr(name);
       const value = ns.getxattr(nodes.idOf(r.header.nodeid), name);
@@ -427,7 +432,7 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
     removexattr: (r) => {
       if (r.op !== 'removexattr') throw new TypeError(r.op);
       writable();
-      const name = nameOf(r.name);
+      const name = xattrNameOf(r.name);
       refuseUnsupportedXattr(name);
       ns.removexattr(nodes.idOf(r.header.nodeid), name);
       return replyEmpty(r.header.unique);
@@ -439,11 +444,8 @@ export function inodeOps(vault: Vault, o: InodeOpsOptions): SessionOps & { nodeC
     writable();
     const srcDir = nodes.idOf(r.header.nodeid);
     const dstDir = nodes.idOf(r.newdir);
-    const from = nameOf(r.oldName);
-    const to = nameOf(r.newName);
     if (r.flags & ~RENAME_NOREPLACE) fail('EINVAL', 'rename: RENAME_EXCHANGE and RENAME_WHITEOUT are not supported');
-    if (r.flags & RENAME_NOREPLACE && ns.entryIfAny(dstDir, to)) fail('EEXIST', `already exists: ${to}`);
-    ns.rename(srcDir, from, dstDir, to);
+    ns.rename(srcDir, r.oldName, dstDir, r.newName, (r.flags & RENAME_NOREPLACE) !== 0);
     return replyEmpty(r.header.unique);
   }
 
@@ -509,4 +511,5 @@ function sized(unique: bigint, size: number, value: Buffer): Buffer[] {
   return replyData(unique, value);
 }
 
-const ZERO_ATTR: Attr = { ino: 0, size: 0, blocks: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
+const ZERO_TIME = { sec: 0, nsec: 0 };
+const ZERO_ATTR: Attr = { ino: 0, size: 0, blocks: 0, atime: ZERO_TIME, mtime: ZERO_TIME, ctime: ZERO_TIME, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };

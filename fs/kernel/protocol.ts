@@ -14,6 +14,7 @@
 // Names are raw bytes (Linux names need not be UTF-8); decodeName() decodes only when that is lossless.
 
 import { isUtf8 } from 'node:buffer';
+import type { Timespec } from '../../src/core/format2/inode-record.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Constants (numbers from the uapi header)
@@ -843,10 +844,10 @@ export interface Attr {
   ino: number;
   size: number;
   blocks: number;
-  /** Milliseconds since the epoch; may be negative or fractional. */
-  atimeMs: number;
-  mtimeMs: number;
-  ctimeMs: number;
+  /** Sent exactly as given: seconds since the epoch (negative before it), nsec in [0, 1e9). */
+  atime: Timespec;
+  mtime: Timespec;
+  ctime: Timespec;
   mode: number;
   nlink: number;
   uid: number;
@@ -908,24 +909,10 @@ function writeOutHeader(b: Buffer, len: number, error: number, unique: bigint): 
   b.writeBigUInt64LE(unique, 8);
 }
 
-/** Milliseconds to (sec, nsec) with nsec in [0, 1e9): floor, so -1.5 ms is -1 s + 998.5 ms. */
-function writeTimeMs(b: Buffer, secOff: number, nsecOff: number, ms: number): void {
-  let sec = 0;
-  let nsec = 0;
-  if (Number.isFinite(ms)) {
-    sec = Math.floor(ms / 1000);
-    nsec = Math.round((ms - sec * 1000) * 1e6);
-    // Division and rounding can land just outside [0, 1e9)
-    if (nsec >= 1e9) {
-      sec += 1;
-      nsec -= 1e9;
-    } else if (nsec < 0) {
-      sec -= 1;
-      nsec += 1e9;
-    }
-  }
-  writeU64(b, secOff, sec);
-  b.writeUInt32LE(nsec >>> 0, nsecOff);
+/** A time as fuse_attr holds it: i64 seconds, u32 nanoseconds. */
+function writeTime(b: Buffer, secOff: number, nsecOff: number, t: Timespec): void {
+  writeU64(b, secOff, t.sec);
+  b.writeUInt32LE(t.nsec >>> 0, nsecOff);
 }
 
 /** A cache timeout in (fractional) seconds as (sec, nsec). */
@@ -952,9 +939,9 @@ function writeAttr(b: Buffer, o: number, a: Attr): void {
   writeU64(b, o, a.ino);
   writeU64(b, o + 8, a.size);
   writeU64(b, o + 16, a.blocks);
-  writeTimeMs(b, o + 24, o + 48, a.atimeMs);
-  writeTimeMs(b, o + 32, o + 52, a.mtimeMs);
-  writeTimeMs(b, o + 40, o + 56, a.ctimeMs);
+  writeTime(b, o + 24, o + 48, a.atime);
+  writeTime(b, o + 32, o + 52, a.mtime);
+  writeTime(b, o + 40, o + 56, a.ctime);
   b.writeUInt32LE(a.mode >>> 0, o + 60);
   b.writeUInt32LE(a.nlink >>> 0, o + 64);
   b.writeUInt32LE(a.uid >>> 0, o + 68);

@@ -107,6 +107,7 @@ import {
   requestExtensions,
   timeToMs,
 } from '../../fs/kernel/protocol.js';
+import { timespecOfStoredMs } from '../../src/core/vault/format1-mount.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Request building
@@ -751,9 +752,9 @@ const ATTR: Attr = {
   ino: 0x1_0000_0002,
   size: 2 ** 40 + 5,
   blocks: 9,
-  atimeMs: -1.5,
-  mtimeMs: 1234.5,
-  ctimeMs: 1_700_000_000_123,
+  atime: { sec: -1, nsec: 998_500_000 }, // -1.5 ms
+  mtime: { sec: 1, nsec: 234_500_000 },
+  ctime: { sec: 1_700_000_000, nsec: 123_000_000 },
   mode: 0o100640,
   nlink: 2,
   uid: 1000,
@@ -773,7 +774,6 @@ function checkAttr(t: ExecutionContext, b: Buffer, o: number, a: Attr = ATTR): v
   t.is(Number(b.readBigUInt64LE(o)), a.ino);
   t.is(Number(b.readBigUInt64LE(o + 8)), a.size);
   t.is(Number(b.readBigUInt64LE(o + 16)), a.blocks);
-  // -1.5 ms = -1 s + 998.5 ms
   t.is(b.readBigInt64LE(o + 24), -1n);
   t.is(b.readUInt32LE(o + 48), 998_500_000);
   t.is(b.readBigInt64LE(o + 32), 1n);
@@ -863,12 +863,13 @@ test('cache timeouts: negative and NaN become 0, huge values are capped', (t) =>
   t.is(tiny.readUInt32LE(24), 0);
 });
 
+/** A format-1 time (ms) as a reply carries it. */
 function attrTimes(ms: number): { sec: bigint; nsec: number } {
-  const b = single(replyAttr(1n, { ...ATTR, mtimeMs: ms }, 0));
+  const b = single(replyAttr(1n, { ...ATTR, mtime: timespecOfStoredMs(ms) }, 0));
   return { sec: b.readBigInt64LE(32 + 32), nsec: b.readUInt32LE(32 + 52) };
 }
 
-test('attribute times: negative and fractional milliseconds, nsec always in [0, 1e9)', (t) => {
+test('attribute times from format 1: negative and fractional milliseconds, nsec always in [0, 1e9)', (t) => {
   t.deepEqual(attrTimes(0), { sec: 0n, nsec: 0 });
   t.deepEqual(attrTimes(-1000), { sec: -1n, nsec: 0 });
   t.deepEqual(attrTimes(-1), { sec: -1n, nsec: 999_000_000 });

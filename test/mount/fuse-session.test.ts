@@ -8,6 +8,7 @@ import { constants } from 'node:os';
 import { inodeOps } from '../../fs/kernel/inode-ops.js';
 import { FuseSession, type DeviceIo, type SessionOps } from '../../fs/kernel/session.js';
 import { OpStats } from '../../src/core/util/op-stats.js';
+import { Format1Mount } from '../../src/core/vault/format1-mount.js';
 import { createTempVault } from '../helpers/temp-vault.js';
 import {
   OP, attrAt, cstr, direntNames, direntPlus, entryOf, initArgs, ioArgs, parseReply, request, setattrArgs, u32, u64, type Caller, type Reply,
@@ -93,7 +94,7 @@ async function init(r: Rig, flags = EVERYTHING): Promise<Reply> {
 /** A session over the inode handlers of a fresh vault, past INIT. */
 async function vaultRig(t: ExecutionContext): Promise<Rig> {
   const tv = await createTempVault(t);
-  const r = rig(inodeOps(tv.vault, { readOnly: false, log: () => undefined }));
+  const r = rig(inodeOps(new Format1Mount(tv.vault), { readOnly: false, log: () => undefined }));
   await init(r);
   return r;
 }
@@ -315,7 +316,7 @@ test('through the vault: setuid and setgid cleared on a write the kernel marks, 
 test('a read-only mount refuses changes with EROFS and still reads', async (t) => {
   const tv = await createTempVault(t);
   await tv.vault.writeFile('/f', Buffer.from('kept'));
-  const r = rig(inodeOps(tv.vault, { readOnly: true, log: () => undefined }));
+  const r = rig(inodeOps(new Format1Mount(tv.vault), { readOnly: true, log: () => undefined }));
   await init(r);
   const f = entryOf((await ok(t, r.call(OP.LOOKUP, 1, [cstr('f')]), 'lookup')).body);
   t.is((await r.call(OP.MKDIR, 1, [u32(0o755), u32(0), cstr('d')]))?.error, err('EROFS'));

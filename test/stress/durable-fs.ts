@@ -35,6 +35,7 @@ import {
 } from '../../fs/kernel/protocol.js';
 import { deviceIo, FuseSession, type Handler, type SessionOps } from '../../fs/kernel/session.js';
 import { OpStats } from '../../src/core/util/op-stats.js';
+import { timespecOfMs } from '../../src/core/format2/inode-record.js';
 import { DurableTree, fsError, type DNode } from './durable-image.js';
 
 const errnos = osConstants.errno as Record<string, number>;
@@ -50,7 +51,8 @@ function nameOf(bytes: Buffer): string {
   return name;
 }
 
-const ZERO_ATTR: Attr = { ino: 0, size: 0, blocks: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
+const ZERO_TIME = { sec: 0, nsec: 0 };
+const ZERO_ATTR: Attr = { ino: 0, size: 0, blocks: 0, atime: ZERO_TIME, mtime: ZERO_TIME, ctime: ZERO_TIME, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
 
 /** Runs a handler; an fs error becomes its errno, anything else goes to the session (EIO and a log line). */
 function h<R extends Request>(fn: (r: R) => Buffer[]): Handler {
@@ -69,7 +71,7 @@ function h<R extends Request>(fn: (r: R) => Buffer[]): Handler {
 /** The FUSE operations over a DurableTree, and a way to close the handles still open when it is replaced. */
 export function durableHandlers(tree: DurableTree): { handlers: SessionOps['handlers']; closeAll: () => void } {
   const attrOf = (n: DNode, st: fs.Stats): Attr => ({
-    ino: n.id, size: st.size, blocks: st.blocks, atimeMs: st.atimeMs, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, mode: st.mode,
+    ino: n.id, size: st.size, blocks: st.blocks, atime: timespecOfMs(st.atimeMs), mtime: timespecOfMs(st.mtimeMs), ctime: timespecOfMs(st.ctimeMs), mode: st.mode,
     // A file's links are the model's (an unlinked file kept in the graveyard has none); a directory's the backing's.
     nlink: n.kind === 'dir' ? st.nlink : n.links.length, uid: st.uid, gid: st.gid, rdev: st.rdev, blksize: st.blksize,
   });

@@ -47,11 +47,16 @@ export class Format2Content implements ContentMetadata {
       if (map.tree.lost > 0) for (const index of [...map.tree.lostIndices()]) if (!lost.has(index) && !content.pieces.has(index)) map.setSlot(index, HOLE);
       for (const index of lost) if (map.slot(index) !== lostSlot(0)) map.setSlot(index, lostSlot(0));
     }
-    this.md.setAttributes(ino, (inode) => ({
-      ...(content.inline ? {} : { size: content.size }),
-      mtime,
-      ctime: msOfTimespec(inode.ctime) >= content.mtime ? inode.ctime : mtime,
-    }));
+    this.md.setAttributes(ino, (inode) => {
+      // The engine keeps times in milliseconds. An mtime that is the inode's own in milliseconds (set by
+      // utimens while open, or not moved by a write) keeps the inode's nanoseconds.
+      const exact = msOfTimespec(inode.mtime) === content.mtime ? inode.mtime : mtime;
+      return {
+        ...(content.inline ? {} : { size: content.size }),
+        mtime: exact,
+        ctime: msOfTimespec(inode.ctime) >= content.mtime ? inode.ctime : exact,
+      };
+    });
   }
 
   afterCommit(fn: () => void): void {

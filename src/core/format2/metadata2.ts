@@ -312,6 +312,15 @@ export class Metadata2 {
     return this.directoryOf(this.requireDirectory(dirIno)).directory.count;
   }
 
+  /**
+   * A directory's size as stat shows it: its entry bytes now. The inode's `size` is as of the last stamp, so
+   * a directory changed since would show a size that moves at the next commit, with nothing changed (tar
+   * takes that for a directory changed while it was read).
+   */
+  directorySize(inode: InodeRecord): number {
+    return this.directories.get(inode.ino)?.directory.entryBytes ?? inode.size;
+  }
+
   /** Every entry, in readdir's order (6.4). */
   list(dirIno: number): DirEntry[] {
     return this.directoryOf(this.requireDirectory(dirIno)).list();

@@ -1,6 +1,6 @@
 // svault upgrade (docs/format-2.md 4.4): a format-1 store made format 2 in place, metadata only, and its
-// rollback. Not a command yet: format 2 cannot be mounted until the FUSE adapters move onto vault2.ts,
-// and an upgrade before that would leave a user with a store they cannot mount.
+// rollback. Not a command yet: format 2 mounts, but fsck, info and passwd do not read it yet, and an
+// upgrade before they do would leave a user with a store those commands refuse.
 //
 // The commit point is one atomic rename of svault.json. Before it, svault.json is format 1 and meta.db and
 // the blobs are untouched, so format-1 svault works as before and an upgrade run again starts over (its

@@ -1,27 +1,32 @@
-// A vault over format 2, its core (docs/format-2.md 17.3, the next step's first half): the store on disk
-// (store2.ts), the rollback anchor checked before anything is written (anchor2.ts, 5.7), the namespace on
-// inode numbers (namespace2.ts), the contents engine through format 2's port (content2.ts: small files
-// INLINE), and the group commit (the vault's committer over Metadata2.commitSource(), the anchor moved
-// after each commit). It offers path operations, for tools and tests; the FUSE adapters still call the
-// format-1 Vault, and moving them onto this is the second half of that step.
+// A vault over format 2 (docs/format-2.md 17.3): the store on disk (store2.ts), the rollback anchor checked
+// before anything is written (anchor2.ts, 5.7), the namespace on inode numbers (namespace2.ts), the
+// contents engine through format 2's port (content2.ts: small files INLINE) with the piece worker, and the
+// group commit (the vault's committer over Metadata2.commitSource(), the anchor moved after each commit).
+// It is a MountableVault (src/core/vault/mountable.ts): the transports call its namespace by inode or by
+// path (vault2-api.ts), and its open files and whole-vault operations here.
 
 import { statfsSync } from 'node:fs';
 import { Contents, type OpenFile } from '../contents/contents.js';
-import { FsError } from '../errors.js';
+import { fallocateOpenFile } from '../contents/fallocate.js';
+import { PieceOffload } from '../contents/piece-offload.js';
+import type { SeekWhence } from '../contents/sparse.js';
+import { FsError, IntegrityError } from '../errors.js';
 import { directoryStoreStack, type PieceStore } from '../store/piece-store.js';
 import { OpStats } from '../util/op-stats.js';
 import { Committer, DEFAULT_COMMIT_MS } from '../vault/committer.js';
 import { RollbackError } from '../vault/anchor.js';
+import type { FsAttr, FsStatfs, InodeApi, MountableVault, PathApi } from '../vault/mountable.js';
 import { acquireStoreLock } from '../vault/store-lock.js';
 import { clearUncleanMark, hasUncleanMark, setUncleanMark } from '../vault/unclean-mark.js';
 import type { VaultSettings } from '../vault/config.js';
-import { anchoredCommit, compareWithAnchor, RollbackAnchor, type AnchoredCommit } from './anchor2.js';
+import { anchoredCommit, compareWithAnchor, RollbackAnchor } from './anchor2.js';
 import { contentId, Format2Content, storedContent2 } from './content2.js';
-import { NAME_MAX, type DirEntry } from './dir-records.js';
-import { FileType, msOfTimespec, ROOT_INO, timespecOfMs, type InodeRecord, type Timespec } from './inode-record.js';
+import { NAME_MAX } from './dir-records.js';
+import { FileType, modeTypeBits, msOfTimespec, timespecOfMs, type InodeRecord, type Timespec } from './inode-record.js';
 import { Namespace2 } from './namespace2.js';
 import { fsck2 } from './fsck2.js';
 import { createStore2, openStore2, type Store2 } from './store2.js';
+import { Vault2Inodes, Vault2Paths } from './vault2-api.js';
 
 export interface Vault2Options {
   /** Skip the store lock (read-only inspection). */
@@ -32,23 +37,18 @@ export interface Vault2Options {
   acceptRollback?: boolean;
   /** A piece store in place of the store directory's (unit tests). */
   store?: PieceStore;
+  /**
+   * Seal full pieces on a worker thread (piece-offload.ts). Default: on for the store directory's own
+   * store unless SVAULT_PIECE_WORKER=0; never with a replaced store (the worker opens the directory's).
+   */
+  pieceWorker?: boolean;
+  /** How long a change may wait for its durable commit, in ms (`-o commit=SECONDS`); default 1 s. */
   commitWindowMs?: number;
+  /** Every close and metadata change is made durable before the mount answers it (`-o sync`). */
+  syncCommits?: boolean;
+  /** Where a failed background commit is reported (it is retried), and a handle close() could not release. */
+  log?: (line: string) => void;
   stats?: OpStats;
-}
-
-/** What stat shows, from the format-2 inode and, for an open file, its content as it stands. */
-export interface Attr2 {
-  ino: number;
-  type: FileType;
-  mode: number;
-  uid: number;
-  gid: number;
-  nlink: number;
-  rdev: number;
-  size: number;
-  atime: Timespec;
-  mtime: Timespec;
-  ctime: Timespec;
 }
 
 interface Handle {
@@ -59,35 +59,61 @@ interface Handle {
 type StoreLock = { release: () => void; stale: boolean };
 const NO_LOCK: StoreLock = { release: () => undefined, stale: false };
 
-function storeFor(path: string, opts: Vault2Options): PieceStore {
-  return directoryStoreStack(path, opts.stats ?? new OpStats(), opts.store);
+function fail(errno: FsError['errno'], message: string): never {
+  throw new FsError(errno, message);
 }
 
-function nameBytes(name: string): Buffer {
-  return Buffer.from(name, 'utf8');
+/** The later of two times. */
+function later(a: Timespec, b: Timespec): Timespec {
+  return a.sec > b.sec || (a.sec === b.sec && a.nsec >= b.nsec) ? a : b;
 }
 
-export class Vault2 {
+/** EINVAL for a size that is no size, EFBIG past what a file offset can be here. */
+function checkSize(size: number): void {
+  if (!Number.isInteger(size) || size < 0) fail('EINVAL', `size ${size}`);
+  if (size > Number.MAX_SAFE_INTEGER) fail('EFBIG', `size ${size} is past the largest file size`);
+}
+
+export class Vault2 implements MountableVault<number> {
+  readonly format = 2;
   readonly ns: Namespace2;
+  readonly inodes: InodeApi<number>;
+  readonly paths: PathApi<number>;
+  readonly stats: OpStats;
+  /** `-o sync`: the transports make each close and metadata change durable before answering it. */
+  readonly syncCommits: boolean;
+  /** The last session ended without closing (a stale lock, or an unclean mark): orphan blobs may be left. */
+  readonly recoveredFromCrash: boolean;
   private readonly contents: Contents;
   private readonly committer: Committer;
   private readonly handles = new Map<number, Handle>();
+  private readonly log: (line: string) => void;
+  /**
+   * Data pieces of a closed file with a piece map, by its inode record: every change of a map comes with
+   * a new record (a commit of the file sets its size and times), so a record's count never goes stale.
+   * Saves walking a large file's map at each stat.
+   */
+  private readonly piecesOfRecord = new WeakMap<InodeRecord, number>();
   private nextHandle = 1;
   private closed = false;
-  /** The last session ended without closing (a stale lock, or an unclean mark): orphan blobs may be left. */
-  readonly recoveredFromCrash: boolean;
   private crashCleaned = false;
+  /** The commit the anchor records, as far as this session wrote it. */
+  private anchoredAt = -1;
 
   private constructor(
     private readonly s: Store2,
     private readonly store: PieceStore,
     private readonly anchor: RollbackAnchor | null,
     private readonly lock: StoreLock,
+    private readonly offload: PieceOffload | undefined,
+    stats: OpStats,
     opts: Vault2Options,
   ) {
+    this.stats = stats;
+    this.syncCommits = opts.syncCommits ?? false;
+    this.log = opts.log ?? (() => undefined);
     this.recoveredFromCrash = lock.stale || hasUncleanMark(s.path);
-    const stats = opts.stats ?? new OpStats();
-    this.contents = new Contents({ vaultId: s.vaultId, keys: s.keys, store, meta: new Format2Content(s.md), pieceSize: s.config.pieceSize, chaffRatio: s.config.chaffRatio, stats });
+    this.contents = new Contents({ vaultId: s.vaultId, keys: s.keys, store, meta: new Format2Content(s.md), pieceSize: s.config.pieceSize, chaffRatio: s.config.chaffRatio, stats, offload });
     this.ns = new Namespace2(s.md, {
       isOpen: (ino) => this.contents.openState(contentId(ino)) !== undefined,
       gone: (inode, versions, open) => {
@@ -97,25 +123,41 @@ export class Vault2 {
       },
     });
     // The anchor follows every durable commit, so a copy of the store from before it is found out.
-    const source = s.md.commitSource(() => this.anchor?.write(this.anchored()));
-    this.committer = new Committer(source, () => this.contents.makeStoredDurable(), opts.commitWindowMs ?? DEFAULT_COMMIT_MS, () => undefined, stats);
+    const source = s.md.commitSource(() => this.saveAnchor());
+    this.committer = new Committer(source, () => this.contents.makeStoredDurable(), opts.commitWindowMs ?? DEFAULT_COMMIT_MS, (err) =>
+      this.log(`metadata commit failed (retried at the next one): ${err instanceof Error ? err.message : String(err)}`),
+      stats,
+    );
+    const inodes = new Vault2Inodes({
+      ns: this.ns,
+      live: (ino) => this.live(ino),
+      attrOf: (ino) => this.attrOf(ino),
+      open: (ino) => this.openIno(ino),
+      truncate: (ino, size) => this.truncateIno(ino, size),
+      setOpenMtime: (ino, mtime) => this.contents.openState(contentId(ino))?.setMtime(msOfTimespec(mtime)),
+    });
+    this.inodes = inodes;
+    this.paths = new Vault2Paths(inodes);
   }
 
   /** A new vault in `path` (absent or empty). */
-  static create(path: string, passphrase: string, settings: VaultSettings, opts: Vault2Options = {}): Vault2 {
+  static async create(path: string, passphrase: string, settings: VaultSettings, opts: Vault2Options = {}): Promise<Vault2> {
     const s = createStore2(path, passphrase, settings, { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
-    const lock = opts.noLock ? NO_LOCK : acquireStoreLock(path);
-    const anchor = opts.anchorDir ? new RollbackAnchor(opts.anchorDir, s.vaultId, s.keys.anchor) : null;
-    const vault = new Vault2(s, storeFor(path, opts), anchor, lock, opts);
-    anchor?.write(vault.anchored());
-    return vault;
+    let lock: StoreLock;
+    try {
+      lock = opts.noLock ? NO_LOCK : acquireStoreLock(path);
+    } catch (err) {
+      s.close();
+      throw err;
+    }
+    return Vault2.start(s, lock, opts.anchorDir ? new RollbackAnchor(opts.anchorDir, s.vaultId, s.keys.anchor) : null, opts);
   }
 
   /**
    * The vault in `path`. The store's commit is compared with this machine's anchor before anything is
    * written: an older store is a RollbackError unless acceptRollback. Only then is the opening commit made.
    */
-  static open(path: string, passphrase: string, opts: Vault2Options = {}): Vault2 {
+  static async open(path: string, passphrase: string, opts: Vault2Options = {}): Promise<Vault2> {
     const lock = opts.noLock ? NO_LOCK : acquireStoreLock(path);
     let s: Store2;
     try {
@@ -124,22 +166,50 @@ export class Vault2 {
       lock.release();
       throw err;
     }
+    let anchor: RollbackAnchor | null;
     try {
-      const anchor = opts.anchorDir ? new RollbackAnchor(opts.anchorDir, s.vaultId, s.keys.anchor) : null;
+      anchor = opts.anchorDir ? new RollbackAnchor(opts.anchorDir, s.vaultId, s.keys.anchor) : null;
       const anchored = anchor?.read() ?? null;
       const store = anchoredCommit(s.md.state.commit);
       if (anchored && compareWithAnchor(store, anchored) === 'behind' && !opts.acceptRollback) {
         throw new RollbackError(path, store.commit, anchored.commit);
       }
       s.md.reserve();
-      const vault = new Vault2(s, storeFor(path, opts), anchor, lock, opts);
-      anchor?.write(vault.anchored());
-      return vault;
     } catch (err) {
       s.close();
       lock.release();
       throw err;
     }
+    return Vault2.start(s, lock, anchor, opts);
+  }
+
+  /** The vault over an opened store: its piece store and worker, and the anchor moved to the store's commit. */
+  private static async start(s: Store2, lock: StoreLock, anchor: RollbackAnchor | null, opts: Vault2Options): Promise<Vault2> {
+    const stats = opts.stats ?? new OpStats();
+    const store = directoryStoreStack(s.path, stats, opts.store);
+    const useWorker = opts.store === undefined && (opts.pieceWorker ?? process.env.SVAULT_PIECE_WORKER !== '0');
+    const { pieceSize, chaffRatio } = s.config;
+    const offload = useWorker ? new PieceOffload({ storeDir: s.path, vaultId: s.vaultId, addressKey: s.keys.address, pieceSize, chaffRatio }, stats) : undefined;
+    try {
+      const vault = new Vault2(s, store, anchor, lock, offload, stats, opts);
+      vault.saveAnchor();
+      return vault;
+    } catch (err) {
+      await offload?.close(); // its thread must not outlive the open
+      store.close();
+      s.close();
+      lock.release();
+      throw err;
+    }
+  }
+
+  /**
+   * Resolves once the piece worker is up (true), or has failed to start or is off (false). Until then
+   * full pieces are sealed on this thread; nothing waits for it.
+   */
+  async pieceWorkerReady(): Promise<boolean> {
+    await this.offload?.ready;
+    return this.offload?.alive ?? false;
   }
 
   /**
@@ -170,181 +240,153 @@ export class Vault2 {
     return { removed };
   }
 
-  private anchored(): AnchoredCommit {
-    return anchoredCommit(this.s.md.state.commit);
+  // ---- inodes (the namespace itself is vault2-api.ts's) ----
+
+  /** The inode, or ENOENT (Metadata2 calls a missing record damage: here it is an inode that went). */
+  private live(ino: number): InodeRecord {
+    return this.s.md.inode(ino) ?? fail('ENOENT', `inode ${ino} is gone`);
   }
 
-  // ---- paths ----
-
-  /** The ino a path names (ENOENT, ENOTDIR on the way). */
-  inoAt(path: string): number {
-    let ino = ROOT_INO;
-    for (const part of path.split('/').filter(Boolean)) ino = this.ns.entry(ino, nameBytes(part)).ino;
-    return ino;
+  /** The inode, or for an open file that lost its last name, its record as it was then. */
+  private recordOf(ino: number): InodeRecord {
+    return this.contents.openState(contentId(ino))?.unlinkedRecord<InodeRecord>() ?? this.live(ino);
   }
 
-  private parentOf(path: string): { dir: number; name: Buffer } {
-    const parts = path.split('/').filter(Boolean);
-    const last = parts.pop();
-    if (last === undefined) throw new FsError('EINVAL', 'the root has no parent');
-    return { dir: this.inoAt(`/${parts.join('/')}`), name: nameBytes(last) };
-  }
-
-  getattr(path: string): Attr2 {
-    return this.attrOf(this.inoAt(path));
-  }
-
-  attrOf(ino: number): Attr2 {
+  /** What stat shows: the inode, and for an open file its size and times as they stand (ahead of its commit). */
+  private attrOf(ino: number): FsAttr {
     const of = this.contents.openState(contentId(ino));
-    const inode: InodeRecord = of?.unlinkedRecord<InodeRecord>() ?? this.ns.inode(ino);
-    const { type, mode, uid, gid, nlink, rdev, atime, mtime, ctime } = inode;
-    // An open file's size and mtime are ahead of its inode until its commit.
-    const size = of ? of.size : inode.size;
-    const shownMtime = of && msOfTimespec(mtime) !== of.mtime ? timespecOfMs(of.mtime) : mtime;
-    return { ino, type, mode, uid, gid, nlink: of?.unlinked ? 0 : nlink, rdev, size, atime, mtime: shownMtime, ctime };
+    const inode = this.recordOf(ino);
+    const size = of ? of.size : inode.type === FileType.directory ? this.s.md.directorySize(inode) : inode.size;
+    // The inode's own time when it is the open file's to the millisecond: its nanoseconds are kept.
+    const mtime = of && msOfTimespec(inode.mtime) !== of.mtime ? timespecOfMs(of.mtime) : inode.mtime;
+    return {
+      ino,
+      mode: modeTypeBits(inode.type) | (inode.mode & 0o7777),
+      uid: inode.uid,
+      gid: inode.gid,
+      nlink: of?.unlinked ? 0 : inode.nlink,
+      rdev: inode.rdev,
+      size,
+      blocks: this.blocksOf(inode, size, of),
+      blksize: this.s.config.pieceSize,
+      atime: inode.atime,
+      mtime,
+      // A changed open file's content changed at its mtime, which its commit will set as ctime too.
+      ctime: of?.changed ? later(inode.ctime, mtime) : inode.ctime,
+    };
   }
 
-  readdir(path: string): DirEntry[] {
-    return this.ns.list(this.inoAt(path));
+  /**
+   * st_blocks: the file's data pieces, whole, never more than its size (as format 1). A sparse file shows
+   * fewer blocks than its size; an INLINE file, and any other type, its size in blocks.
+   */
+  private blocksOf(inode: InodeRecord, size: number, of: OpenFile | undefined): number {
+    const full = Math.ceil(size / 512);
+    if (inode.type !== FileType.regular) return full;
+    const pieces = of ? new Set(of.data.indices()).size : this.storedPieces(inode);
+    return pieces === undefined ? full : Math.min(full, pieces * (this.s.config.pieceSize / 512));
   }
 
-  mkdir(path: string, mode: number, uid = 0, gid = 0): void {
-    const { dir, name } = this.parentOf(path);
-    this.ns.create(dir, name, { type: FileType.directory, mode, uid, gid });
-  }
-
-  /** mknod(2): a FIFO, socket or device node (section 8), with no content. */
-  mknod(path: string, type: FileType, mode: number, rdev = 0, uid = 0, gid = 0): void {
-    if (type === FileType.regular || type === FileType.directory || type === FileType.symlink) throw new FsError('EINVAL', 'mknod makes FIFOs, sockets and device nodes');
-    const { dir, name } = this.parentOf(path);
-    this.ns.create(dir, name, { type, mode, uid, gid, rdev });
-  }
-
-  symlink(target: string, path: string, uid = 0, gid = 0): void {
-    const { dir, name } = this.parentOf(path);
-    this.ns.create(dir, name, { type: FileType.symlink, mode: 0o777, uid, gid, target: Buffer.from(target) });
-  }
-
-  readlink(path: string): string {
-    return this.ns.readlink(this.inoAt(path)).toString();
-  }
-
-  link(existing: string, path: string): void {
-    const { dir, name } = this.parentOf(path);
-    this.ns.link(this.inoAt(existing), dir, name);
-  }
-
-  unlink(path: string): void {
-    const { dir, name } = this.parentOf(path);
-    this.ns.unlink(dir, name);
-  }
-
-  rmdir(path: string): void {
-    const { dir, name } = this.parentOf(path);
-    this.ns.rmdir(dir, name);
-  }
-
-  rename(from: string, to: string): void {
-    const src = this.parentOf(from);
-    const dst = this.parentOf(to);
-    this.ns.rename(src.dir, src.name, dst.dir, dst.name);
-  }
-
-  // ---- attributes and xattrs by path ----
-
-  chmod(path: string, mode: number): void {
-    this.ns.chmod(this.inoAt(path), mode);
-  }
-
-  chown(path: string, uid: number, gid: number): void {
-    this.ns.chown(this.inoAt(path), uid, gid);
-  }
-
-  /** Sets times; undefined leaves one as it is (UTIME_OMIT). An open file's next commit keeps the mtime set. */
-  utimens(path: string, atime: Timespec | undefined, mtime: Timespec | undefined): void {
-    const ino = this.inoAt(path);
-    this.ns.utimens(ino, atime, mtime);
-    if (mtime) this.contents.openState(contentId(ino))?.setMtime(msOfTimespec(mtime));
-  }
-
-  setxattr(path: string, name: string, value: Buffer, flags: number): void {
-    this.ns.setxattr(this.inoAt(path), nameBytes(name), value, flags);
-  }
-
-  getxattr(path: string, name: string): Buffer {
-    return this.ns.getxattr(this.inoAt(path), nameBytes(name));
-  }
-
-  listxattr(path: string): string[] {
-    return this.ns.listxattr(this.inoAt(path)).map((n) => n.toString('utf8'));
-  }
-
-  removexattr(path: string, name: string): void {
-    this.ns.removexattr(this.inoAt(path), nameBytes(name));
-  }
-
-  /** truncate(2) by path. */
-  async truncate(path: string, size: number): Promise<void> {
-    const fh = this.open(path);
+  /** Data and quarantined pieces of a closed file's piece map; undefined for an INLINE file. */
+  private storedPieces(inode: InodeRecord): number | undefined {
+    const known = this.piecesOfRecord.get(inode);
+    if (known !== undefined) return known;
+    let count: number;
     try {
-      await this.ftruncate(fh, size);
-    } finally {
-      await this.release(fh);
+      const map = this.s.md.pieceMapIfAny(inode.ino);
+      if (!map) return undefined;
+      count = map.tree.lost;
+      for (const _ of map.versions()) count++;
+    } catch (err) {
+      // A damaged map node: reading the file reports it; stat shows the size, and fsck finds the rest.
+      if (err instanceof IntegrityError) return undefined;
+      throw err;
     }
+    this.piecesOfRecord.set(inode, count);
+    return count;
   }
 
-  /** statfs(2): the store's disk, and the live inodes (format 2's state record counts them) as files. */
-  statfs(): { bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number; namemax: number } {
-    const fs = statfsSync(this.s.path);
-    return { bsize: fs.bsize, blocks: fs.blocks, bfree: fs.bfree, bavail: fs.bavail, files: this.s.md.state.liveInodes + fs.ffree, ffree: fs.ffree, namemax: NAME_MAX };
+  private acquire(ino: number, inode: InodeRecord): OpenFile {
+    return this.contents.acquire({ id: contentId(ino), fileId: inode.fileId }, () => storedContent2(this.s.md, ino));
   }
 
-  // ---- files ----
-
-  /** Creates a regular file and opens it. */
-  create(path: string, mode: number, uid = 0, gid = 0): number {
-    const { dir, name } = this.parentOf(path);
-    const inode = this.ns.create(dir, name, { type: FileType.regular, mode, uid, gid });
-    return this.openIno(inode.ino);
-  }
-
-  open(path: string): number {
-    return this.openIno(this.inoAt(path));
-  }
-
+  /**
+   * Opens a regular file. The kernel sends no OPEN for a FIFO or a socket (it handles them itself), and on
+   * a `nodev` mount opening a device node fails before it reaches here: what else comes is EINVAL.
+   */
   private openIno(ino: number): number {
-    const inode = this.ns.inode(ino);
-    if (inode.type === FileType.directory) throw new FsError('EISDIR', `is a directory: inode ${ino}`);
-    if (inode.type !== FileType.regular) throw new FsError('EINVAL', `not a regular file: inode ${ino}`);
-    const of = this.contents.acquire({ id: contentId(ino), fileId: inode.fileId }, () => storedContent2(this.s.md, ino));
+    const inode = this.recordOf(ino); // an unlinked open file may be opened again (/proc/PID/fd)
+    if (inode.type === FileType.directory) fail('EISDIR', `is a directory: inode ${ino}`);
+    if (inode.type !== FileType.regular) fail('EINVAL', `not a regular file: inode ${ino}`);
     const fh = this.nextHandle++;
-    this.handles.set(fh, { ino, of });
+    this.handles.set(fh, { ino, of: this.acquire(ino, inode) });
     return fh;
   }
 
+  /** truncate(2) by inode: committed as the close of a handle would. */
+  private async truncateIno(ino: number, size: number): Promise<void> {
+    const inode = this.recordOf(ino);
+    if (inode.type === FileType.directory) fail('EISDIR', `is a directory: inode ${ino}`);
+    if (inode.type !== FileType.regular) fail('EINVAL', `not a regular file: inode ${ino}`);
+    checkSize(size);
+    const of = this.acquire(ino, inode);
+    try {
+      await this.contents.truncate(of, size);
+    } finally {
+      await this.contents.release(of); // the last reference commits
+    }
+  }
+
+  // ---- open files, by handle ----
+
   private handle(fh: number): Handle {
-    const h = this.handles.get(fh);
-    if (!h) throw new FsError('EBADF', `no open file ${fh}`);
-    return h;
+    return this.handles.get(fh) ?? fail('EBADF', `no open file ${fh}`);
+  }
+
+  /** Attributes of an open file, also once its last name is gone (nlink 0). */
+  fgetattr(fh: number): FsAttr {
+    return this.attrOf(this.handle(fh).ino);
+  }
+
+  idOfHandle(fh: number): number {
+    return this.handle(fh).ino;
+  }
+
+  isOpen(id: number): boolean {
+    return this.contents.openState(contentId(id)) !== undefined;
   }
 
   read(fh: number, target: Buffer, length: number, position: number): Promise<number> {
     return this.contents.read(this.handle(fh).of, target, length, position);
   }
 
+  readView(fh: number, target: Buffer, length: number, position: number): Promise<Buffer> {
+    return this.contents.readView(this.handle(fh).of, target, length, position);
+  }
+
   write(fh: number, source: Buffer, position: number): Promise<number> {
     return this.contents.write(this.handle(fh).of, source, position);
   }
 
-  ftruncate(fh: number, size: number): Promise<void> {
-    return this.contents.truncate(this.handle(fh).of, size);
+  /** ftruncate(2), committed at once as format 1's: a size change is not left to the close. */
+  async ftruncate(fh: number, size: number): Promise<void> {
+    const { of } = this.handle(fh);
+    checkSize(size);
+    await this.contents.truncate(of, size);
+    await this.contents.commit(of);
   }
 
-  /** Durable: the file's content and every change before it (fsync). */
+  /** close(2): commits the file, durable within the commit window (or at once under `-o sync`, by the transports' sync()). */
+  async flush(fh: number): Promise<void> {
+    const { of } = this.handle(fh);
+    if (of.needsCommit) await this.contents.commit(of);
+  }
+
+  /** fsync(2): the file's content and every change before it are durable when this resolves. */
   async fsync(fh: number): Promise<void> {
     const { of } = this.handle(fh);
-    await this.contents.commit(of);
-    await this.committer.commit();
+    if (of.needsCommit) await this.contents.commit(of);
+    await this.sync();
   }
 
   /** The last close commits the file (within the window, as format 1's close). */
@@ -354,26 +396,78 @@ export class Vault2 {
     await this.contents.release(of);
   }
 
-  /** sync(2): every change so far durable. */
-  async sync(): Promise<void> {
+  /** lseek(2)'s SEEK_DATA and SEEK_HOLE, from the file's pieces as they stand, uncommitted ones included. */
+  async seek(fh: number, offset: number, whence: SeekWhence): Promise<number> {
+    const found = await this.contents.seek(this.handle(fh).of, offset, whence);
+    return found ?? fail('ENXIO', whence === 'data' ? 'no data at or after the offset' : 'offset at or past the end of the file');
+  }
+
+  /**
+   * fallocate(2), `mode` as Linux's flags, as format 1 does it: PUNCH_HOLE (with KEEP_SIZE) and ZERO_RANGE
+   * zero the range and drop its whole pieces; mode 0 and KEEP_SIZE check that the store has room for the
+   * range's holes (ENOSPC up front), and mode 0 extends the size. Committed like ftruncate. Section 9's
+   * PREALLOCATED slots, which would hold the room, are not built yet: the room is checked, not kept.
+   */
+  async fallocate(fh: number, mode: number, offset: number, length: number): Promise<void> {
+    await fallocateOpenFile(this.contents, this.handle(fh).of, mode, offset, length, { storeDir: this.s.path, pieceSize: this.s.config.pieceSize, chaffRatio: this.s.config.chaffRatio });
+  }
+
+
+  // ---- the whole vault ----
+
+  /** statfs(2): the store's disk, and the live inodes (format 2's state record counts them) as files. */
+  statfs(): FsStatfs {
+    const fs = statfsSync(this.s.path);
+    return { bsize: fs.bsize, frsize: fs.bsize, blocks: fs.blocks, bfree: fs.bfree, bavail: fs.bavail, files: this.s.md.state.liveInodes + fs.ffree, ffree: fs.ffree, namemax: NAME_MAX };
+  }
+
+  /** sync(2): every change so far durable (blobs, then metadata). */
+  sync(): Promise<void> {
+    return this.committer.commit();
+  }
+
+  /** sync(), and the blob deletions that waited on it done (tools and tests). */
+  async settle(): Promise<void> {
     await this.committer.commit();
     await this.contents.settle();
+  }
+
+  openFileCount(): number {
+    return this.contents.openCount();
+  }
+
+  /** Records the store's last durable commit in the rollback anchor; nothing is written when it has not moved. */
+  saveAnchor(): void {
+    const commit = this.s.md.state.commit;
+    if (!this.anchor || commit === this.anchoredAt) return;
+    this.anchor.write(anchoredCommit(commit));
+    this.anchoredAt = commit;
   }
 
   /** Commits everything, checkpoints the metadata, moves the anchor, and lets go of the store. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const fh of [...this.handles.keys()]) {
+      try {
+        await this.release(fh);
+      } catch (err) {
+        // The others are still released, and the commit below still runs.
+        this.log(`closing open file ${fh} failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
     try {
-      for (const fh of [...this.handles.keys()]) await this.release(fh);
+      // A crash found at open and not swept: the next open sweeps.
+      if (this.recoveredFromCrash && !this.crashCleaned) setUncleanMark(this.s.path);
       await this.committer.commit();
       await this.contents.settle();
       await this.store.flush();
       this.s.table.checkpoint();
-      // A crash found at open and not swept: the next open sweeps.
-      if (this.recoveredFromCrash && !this.crashCleaned) setUncleanMark(this.s.path);
     } finally {
+      // Even when the last commit failed (a full disk), the store is released: the next open finds the
+      // metadata as of the last commit that made it. The worker goes before the keys it was given are wiped.
       this.committer.stop();
+      await this.offload?.close();
       this.s.close();
       this.store.close();
       this.lock.release();

@@ -8,8 +8,8 @@ import { accessSync, constants as fsConstants, existsSync, mkdirSync, readdirSyn
 import { createConfig, readConfig, rewrapConfig, unwrapMasterKey, writeConfig, type VaultConfig, type VaultSettings } from './config.js';
 import { Anchor, AnchorError, RollbackError } from './anchor.js';
 import { Contents, type OpenFile } from '../contents/contents.js';
-import { fallocateOp, type SeekWhence } from '../contents/sparse.js';
-import { PIECE_OVERHEAD } from '../pieces/piece-codec.js';
+import { fallocateOpenFile } from '../contents/fallocate.js';
+import type { SeekWhence } from '../contents/sparse.js';
 import { deriveVaultKeys, wipeVaultKeys, type VaultKeys } from '../crypto/crypto.js';
 import { BadStoreError, FsError } from '../errors.js';
 import { newInode, ROOT_ID, type Inode, type Kind } from '../meta/inode.js';
@@ -597,25 +597,9 @@ export class Vault {
    * the allocation, so the room is not held (docs/format-2.md, section 9). Committed like ftruncate.
    */
   async fallocate(fh: number, mode: number, offset: number, length: number): Promise<void> {
-    const of = this.handle(fh).of;
-    const op = fallocateOp(mode) ?? fail('EOPNOTSUPP', `fallocate mode 0x${mode.toString(16)} is not supported`);
-    if (!(offset >= 0) || !(length > 0)) fail('EINVAL', 'fallocate: negative offset or empty range');
-    if (offset + length > Number.MAX_SAFE_INTEGER) fail('EFBIG', 'fallocate: the range ends past the largest file size');
-    if (op.op === 'allocate') await this.contents.allocate(of, offset, length, op.keepSize, (holes) => this.checkRoomForPieces(holes));
-    else await this.contents.zeroRange(of, offset, length, op.keepSize);
-    if (of.needsCommit) await this.contents.commit(of);
+    await fallocateOpenFile(this.contents, this.handle(fh).of, mode, offset, length, { storeDir: this.storeDir, pieceSize: this.pieceSize, chaffRatio: this.config.chaffRatio });
   }
 
-  /** ENOSPC unless the store's filesystem has room now for `pieces` full pieces, their chaff and its block rounding. */
-  private checkRoomForPieces(pieces: number): void {
-    if (pieces === 0) return;
-    const s = statfsSync(this.storeDir);
-    const blob = Math.ceil((this.pieceSize + PIECE_OVERHEAD) / s.bsize) * s.bsize;
-    const need = Math.ceil(pieces * (1 + this.config.chaffRatio)) * blob;
-    if (need > s.bavail * s.bsize) {
-      fail('ENOSPC', `fallocate: the store has room for ${Math.floor((s.bavail * s.bsize) / blob)} more pieces, the range needs ${pieces}`);
-    }
-  }
 
   async truncate(path: string, size: number): Promise<void> {
     await this.truncateInode(this.inodeAt(path).id, size);
