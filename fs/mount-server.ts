@@ -53,6 +53,8 @@ export interface MountRecord {
   started: string;
   readOnly: boolean;
   binding: BindingName;
+  /** The store's format (1 or 2). */
+  format: number;
 }
 
 /**
@@ -125,7 +127,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   }
   const readOnly = transport.readOnly;
 
-  const record: MountRecord = { pid: process.pid, mountpoint: o.mountpoint, store: o.store, log: o.logFile, started: new Date().toISOString(), readOnly, binding };
+  const record: MountRecord = { pid: process.pid, mountpoint: o.mountpoint, store: o.store, log: o.logFile, started: new Date().toISOString(), readOnly, binding, format: vault.format };
   const registry = join(mountsDir(), `${process.pid}.json`);
   const socketPath = join(mountsDir(), `${process.pid}.sock`);
   let statusServer: Server | null = null;

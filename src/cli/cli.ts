@@ -22,6 +22,10 @@ import { lockHolder } from '../core/vault/store-lock.js';
 import { processAlive } from '../core/util/process-alive.js';
 import { DEFAULT_CHAFF_RATIO, DEFAULT_PIECE_SIZE, Vault } from '../core/vault/vault.js';
 import { Vault2 } from '../core/format2/vault2.js';
+import { detectFormat, notFormat2Message, requireFormat2 } from '../core/format2/format-detect.js';
+import { fsckVault2, isClean2, scanVault2, usageVault2, type Vault2FsckReport } from '../core/format2/fsck2-vault.js';
+import { rewrapStore2 } from '../core/format2/store2.js';
+import { StoreDir } from '../core/os/store-dir.js';
 import { serverExecArgv } from './server-flags.js';
 import type { OpSummary } from '../core/util/op-stats.js';
 import type { AeadImplementation } from '../core/crypto/native-aead.js';
@@ -69,20 +73,35 @@ function toCliError(err: unknown): CliError {
   return new CliError(EXIT.ERROR, (err as Error)?.stack ?? String(err));
 }
 
-/** Opens the vault of a store, asking for the passphrase as configured. */
-async function openVault(o: StoreOpts, extra: { noLock?: boolean; inspectOnly?: boolean } = {}): Promise<Vault> {
+/**
+ * The store's format, from svault.json; for format 2 also the files it must have (4.2). "No vault here" and
+ * the like (exit 4) come from here, before a passphrase is asked for.
+ */
+function storeFormat(store: string): 1 | 2 {
+  if (readConfig(store, [1, 2]).format !== 2) return 1;
+  StoreDir.using(store, (dir) => requireFormat2(dir));
+  return 2;
+}
+
+/**
+ * Opens the vault of a store, of either format, asking for the passphrase as configured. inspectOnly: opened
+ * to look (docs/format-2.md 11: no version reservation, nothing written).
+ */
+async function openVault(o: StoreOpts, extra: { noLock?: boolean; inspectOnly?: boolean } = {}): Promise<Vault | Vault2> {
   const { store, isDefault } = resolveStore(o.store);
-  readConfig(store); // "no vault here" before asking for a passphrase
+  const format = storeFormat(store);
   const passphrase = await getPassphrase({ passphraseFile: o.passphraseFile, isDefaultStore: isDefault });
+  // No piece worker for format 2: these commands write no piece.
+  if (format === 2) return Vault2.open(store, passphrase, { ...extra, anchorDir: anchorDir(), acceptRollback: o.acceptRollback, pieceWorker: false });
   return Vault.open(store, passphrase, { ...extra, anchorDir: anchorDir(), acceptRollback: o.acceptRollback });
 }
 
 // ---------- init ----------
 
 /**
- * The store format a new vault gets: 1, or 2 with SVAULT_INIT_FORMAT=2. Format 2 mounts, but svault's other
- * commands do not read it yet, so it is not the default (docs/format-2.md 17.3); the variable lets the
- * format-2 tests and the benchmarks make one. It goes when format 2 becomes the default.
+ * The store format a new vault gets: 1, or 2 with SVAULT_INIT_FORMAT=2. Every command reads both, but
+ * `svault upgrade` is not built yet, so format 2 is not the default (docs/format-2.md 17.3); the variable
+ * lets the format-2 tests and the benchmarks make one. It goes when format 2 becomes the default.
  */
 function initFormat(): 1 | 2 {
   const v = process.env.SVAULT_INIT_FORMAT;
@@ -264,8 +283,11 @@ async function cmdMount(mnt: string, o: MountOpts): Promise<void> {
     if (!isDefault) throw new CliError(EXIT.STORE, `no vault in ${store}; create one with "svault init --store ${store}"`);
     passphrase = await createDefaultVault(store, o);
   } else {
+    // The store's format, and what is wrong with it, before asking for a passphrase.
+    const detected = StoreDir.using(store, (dir) => detectFormat(dir));
+    if (detected.format === 'interrupted-upgrade') throw new CliError(EXIT.STORE, notFormat2Message(detected) ?? 'an upgrade was interrupted');
     passphrase = await getPassphrase({ passphraseFile: o.passphraseFile, isDefaultStore: isDefault });
-    unwrapMasterKey(readConfig(store, [1, 2]), passphrase, store); // a wrong passphrase fails here, before anything else
+    unwrapMasterKey(readConfig(store, [detected.format]), passphrase, store); // a wrong passphrase fails here, before anything else
   }
   const holder = lockHolder(store);
   if (holder !== null) throw new CliError(EXIT.BUSY, `the vault in ${store} is already mounted (server process ${holder})`);
@@ -493,7 +515,7 @@ async function cmdStatus(o: { json?: boolean }): Promise<void> {
     return;
   }
   for (const r of rows) {
-    process.stdout.write(`${r.mountpoint}  store ${r.store}  pid ${r.pid}  since ${r.started}${r.readOnly ? '  read-only' : ''}${r.binding ? `  via ${r.binding}` : ''}\n`);
+    process.stdout.write(`${r.mountpoint}  store ${r.store}  pid ${r.pid}  since ${r.started}${r.readOnly ? '  read-only' : ''}${r.binding ? `  via ${r.binding}` : ''}${r.format ? `  format ${r.format}` : ''}\n`);
     if (r.log) process.stdout.write(`  log ${r.log}\n`);
     if (!r.live) {
       process.stdout.write('  (server did not answer)\n');
@@ -524,26 +546,30 @@ function human(bytes: number): string {
 }
 
 async function cmdInfo(o: StoreOpts & { json?: boolean }): Promise<void> {
-  const vault = await openVault(o, { noLock: true });
+  // Without the lock, so info works while the vault is mounted: a format-2 vault must then write nothing.
+  const vault = await openVault(o, { noLock: true, inspectOnly: true });
   try {
-    const { report } = await scan(vault, false);
-    const usage = await vault.usage();
+    const { config, storeDir } = vault instanceof Vault2 ? vault.check() : vault;
+    const report: FsckReport | Vault2FsckReport = vault instanceof Vault2 ? (await scanVault2(vault, false)).report : (await scan(vault, false)).report;
+    const usage = vault instanceof Vault2 ? await usageVault2(vault) : await vault.usage();
     const stored = usage.blobBytes + usage.metadataBytes;
     const { isDefault } = resolveStore(o.store);
     const generated = isDefault && existsSync(defaultPassphraseFile()) ? defaultPassphraseFile() : null;
     const info = {
-      store: vault.storeDir,
+      store: storeDir,
       /** The file holding a generated passphrase (never the passphrase itself), or null. */
       generatedPassphraseFile: generated,
-      format: vault.config.format,
-      vaultId: vault.config.vaultId,
-      cipher: vault.config.cipher,
-      kdf: `${vault.config.kdf.name} N=${vault.config.kdf.N} r=${vault.config.kdf.r} p=${vault.config.kdf.p}`,
-      pieceSize: vault.config.pieceSize,
-      chaffRatio: vault.config.chaffRatio,
+      format: config.format,
+      vaultId: config.vaultId,
+      cipher: config.cipher,
+      kdf: `${config.kdf.name} N=${config.kdf.N} r=${config.kdf.r} p=${config.kdf.p}`,
+      pieceSize: config.pieceSize,
+      chaffRatio: config.chaffRatio,
       files: report.files,
       directories: report.directories,
       symlinks: report.symlinks,
+      /** FIFOs, sockets and device nodes: format 2 only (format 1 cannot hold them). */
+      ...('format' in report ? { specialFiles: report.special } : {}),
       pieces: report.pieces,
       chaffBlobs: report.chaff,
       blobs: usage.blobs,
@@ -562,7 +588,7 @@ async function cmdInfo(o: StoreOpts & { json?: boolean }): Promise<void> {
       ['vault id', info.vaultId],
       ['piece size', `${info.pieceSize} bytes`],
       ['chaff ratio', String(info.chaffRatio)],
-      ['files', `${info.files} files, ${info.directories} directories, ${info.symlinks} symlinks`],
+      ['files', `${info.files} files, ${info.directories} directories, ${info.symlinks} symlinks${'format' in report ? `, ${report.special} special files` : ''}`],
       ['data', human(info.logicalBytes)],
       ['blobs', `${info.blobs} (${info.pieces} pieces, ${info.chaffBlobs} chaff), ${human(info.blobBytes)}`],
       ['metadata', human(info.metadataBytes)],
@@ -575,29 +601,40 @@ async function cmdInfo(o: StoreOpts & { json?: boolean }): Promise<void> {
   }
 }
 
-function printFsck(r: FsckReport, title: string): void {
-  process.stdout.write(`${title}: ${r.files} files, ${r.directories} directories, ${r.symlinks} symlinks, ${r.pieces} pieces checked, ${r.chaff} chaff blobs\n`);
-  for (const p of r.problems) process.stdout.write(`  ${p.kind}: ${p.path}: ${p.detail}\n`);
+function isCleanReport(r: FsckReport | Vault2FsckReport): boolean {
+  return 'format' in r ? isClean2(r) : isClean(r);
+}
+
+/** Format 1's report, or format 2's: the same lines, with format 2's special files, notes and problems by inode. */
+function printFsck(r: FsckReport | Vault2FsckReport, title: string): void {
+  const v2 = 'format' in r ? r : null;
+  process.stdout.write(`${title}: ${r.files} files, ${r.directories} directories, ${r.symlinks} symlinks${v2 ? `, ${v2.special} special files` : ''}, ${r.pieces} pieces checked, ${r.chaff} chaff blobs\n`);
+  // Format 2's problems name inodes, not paths (as its logs: security finding 11); their detail starts with that subject.
+  for (const p of r.problems) process.stdout.write('path' in p ? `  ${p.kind}: ${p.path}: ${p.detail}\n` : `  ${p.kind}: ${p.detail}\n`);
   if (r.incomplete.length > 0) process.stdout.write(`  the check could not reach every file (${r.incomplete.join('; ')}): blobs it did not reach are kept\n`);
   if (r.orphans) process.stdout.write(`  ${r.orphans} orphaned blob(s) (no file points to them)\n`);
   if (r.unreachableRecords) process.stdout.write(`  ${r.unreachableRecords} unreachable metadata record(s)\n`);
-  if (r.quarantinedFiles) process.stdout.write(`  ${r.quarantinedFiles} quarantined file(s) in /lost+found (damaged pieces read as errors)\n`);
-  if (isClean(r)) process.stdout.write('  clean\n');
+  if (r.quarantinedFiles) {
+    // Format 2 also quarantines in place, under a map node that could not be read.
+    process.stdout.write(v2 ? `  ${r.quarantinedFiles} file(s) with quarantined pieces (damaged pieces read as errors)\n` : `  ${r.quarantinedFiles} quarantined file(s) in /lost+found (damaged pieces read as errors)\n`);
+  }
+  for (const note of v2?.notes ?? []) process.stdout.write(`  note: ${note}\n`);
+  if (isCleanReport(r)) process.stdout.write('  clean\n');
 }
 
 async function cmdFsck(o: StoreOpts & { repair?: boolean; json?: boolean }): Promise<number> {
   // A check without --repair leaves the metadata as it found it (no version reservation either).
   const vault = await openVault(o, { inspectOnly: !o.repair });
   try {
-    const result = await fsck(vault, { repair: o.repair });
+    const result = vault instanceof Vault2 ? await fsckVault2(vault, { repair: o.repair }) : await fsck(vault, { repair: o.repair });
     if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
     else {
       printFsck(result.before, 'check');
       if (result.after) printFsck(result.after, 'after repair');
     }
-    if (isClean(result.before)) return EXIT.OK;
+    if (isCleanReport(result.before)) return EXIT.OK;
     if (!result.after) return EXIT.FSCK_PROBLEMS;
-    return isClean(result.after) ? EXIT.FSCK_REPAIRED : EXIT.FSCK_UNREPAIRED;
+    return isCleanReport(result.after) ? EXIT.FSCK_REPAIRED : EXIT.FSCK_UNREPAIRED;
   } finally {
     await vault.close();
   }
@@ -605,9 +642,14 @@ async function cmdFsck(o: StoreOpts & { repair?: boolean; json?: boolean }): Pro
 
 async function cmdPasswd(o: StoreOpts & { newPassphraseFile?: string }): Promise<void> {
   const { store, isDefault } = resolveStore(o.store);
-  readConfig(store); // "no vault here" before asking for a passphrase
+  const format = storeFormat(store); // "no vault here" before asking for a passphrase
   const current = await getPassphrase({ passphraseFile: o.passphraseFile, isDefaultStore: isDefault });
-  const vault = await Vault.open(store, current, { noLock: true, anchorDir: anchorDir(), acceptRollback: o.acceptRollback });
+  // Opened to check the store as any command does (the passphrase, format 2's layout, the anchor); format 2's
+  // without writing, since it may be mounted.
+  const vault =
+    format === 2
+      ? await Vault2.open(store, current, { noLock: true, inspectOnly: true, anchorDir: anchorDir(), acceptRollback: o.acceptRollback, pieceWorker: false })
+      : await Vault.open(store, current, { noLock: true, anchorDir: anchorDir(), acceptRollback: o.acceptRollback });
   try {
     // Never from SVAULT_PASSPHRASE: that is where the current one comes from (security finding 8).
     if (!o.newPassphraseFile && !process.stdin.isTTY) {
@@ -617,7 +659,8 @@ async function cmdPasswd(o: StoreOpts & { newPassphraseFile?: string }): Promise
       ? await getNewPassphrase({ passphraseFile: o.newPassphraseFile })
       : await getNewPassphrase({ ignoreEnvironment: true }, 'New passphrase');
     if (next === current) throw new CliError(EXIT.USAGE, 'the new passphrase is the current one: nothing was changed');
-    vault.changePassphrase(next);
+    if (vault instanceof Vault2) rewrapStore2(store, current, next); // svault.json only (4.1)
+    else vault.changePassphrase(next);
   } finally {
     await vault.close();
   }

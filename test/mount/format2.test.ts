@@ -54,6 +54,7 @@ for (const binding of BINDINGS) {
       t.is(await ok(t, listing(box.mnt)), await ok(t, listing(src)), `${what}: types, modes, link counts, sizes and mtimes`);
     };
     await compare('mounted');
+    t.regex((await box.svault(['status'])).stdout, new RegExp(`via ${binding}  format 2`));
     await remount(t, box);
     await compare('remounted');
     // Changes after the remount: a rewrite in the middle, an append, a truncate, a rename over a file.
@@ -63,6 +64,13 @@ for (const binding of BINDINGS) {
     const d = await sh(`diff -r --no-dereference ${q(src)} ${q(box.mnt)}`);
     t.is(d.code, 0, d.stdout + d.stderr);
     await unmountAndCheck(t, box);
+    const fsck = await box.svault(['fsck', '--store', box.store]);
+    t.is(fsck.code, 0, fsck.stdout + fsck.stderr);
+    t.regex(fsck.stdout, /clean/);
+    const info = await box.svault(['info', '--store', box.store, '--json']);
+    t.is(info.code, 0, info.stderr);
+    const facts = JSON.parse(info.stdout) as { format: number; files: number; directories: number; symlinks: number };
+    t.deepEqual([facts.format, facts.files, facts.directories, facts.symlinks], [2, 10, 4, 1], 'files (a hard link once, one replaced by the rename), directories with the root, symlinks');
   });
 }
 

@@ -159,7 +159,9 @@ const CONFIG_CASES: { what: string; change: (c: Record<string, unknown>, text: s
   },
   { what: 'KDF weakened', change: (c) => JSON.stringify({ ...c, kdf: { ...(c.kdf as object), N: 1024 } }), code: 4, message: /below the minimum/ },
   { what: 'KDF swapped', change: (c) => JSON.stringify({ ...c, kdf: { ...(c.kdf as object), name: 'pbkdf2' } }), code: 4, message: /unsupported KDF/ },
-  { what: 'format 2', change: (c) => JSON.stringify({ ...c, format: 2 }), code: 4, message: /unsupported format/ },
+  // A format-1 store whose config says format 2: format 2's layout is not there.
+  { what: 'format 2', change: (c) => JSON.stringify({ ...c, format: 2 }), code: 4, message: /format 2, but svault\.layout\.json is missing/ },
+  { what: 'format 3', change: (c) => JSON.stringify({ ...c, format: 3 }), code: 4, message: /unsupported format 3/ },
   { what: 'cipher changed', change: (c) => JSON.stringify({ ...c, cipher: 'none' }), code: 4, message: /unsupported cipher/ },
   { what: 'field added', change: (c) => JSON.stringify({ ...c, backdoor: true }), code: 4, message: /unknown field/ },
   { what: 'wrapped key removed', change: (c) => JSON.stringify({ ...c, wrappedKey: undefined }), code: 4, message: /wrappedKey/ },

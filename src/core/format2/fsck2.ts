@@ -45,6 +45,10 @@ export interface Fsck2Report {
   special: number;
   /** Piece versions the piece maps point to, each checked when verifyPiece is given. */
   pieces: number;
+  /** The regular files' sizes, summed: what the user stored. */
+  logicalBytes: number;
+  /** Regular files with lost piece slots: quarantined by a repair, their reads there fail with EIO. */
+  quarantinedFiles: number;
   /** Records reached through the tree, the state record included. */
   records: number;
   /** Expected chaff rows found, and expected ones missing (a note, not a problem: 5.9). */
@@ -72,7 +76,7 @@ export interface Fsck2Options {
 const KIND_OF: Record<IntegrityError['kind'], Fsck2ProblemKind> = { damaged: 'bad-record', stale: 'stale-record', missing: 'missing-record' };
 
 export async function fsck2(md: Metadata2, table: RecordTable, o: Fsck2Options = {}): Promise<Fsck2Report> {
-  const report: Fsck2Report = { inodes: 0, files: 0, directories: 0, symlinks: 0, special: 0, pieces: 0, records: 0, chaff: 0, missingChaff: 0, unreachableRows: 0, unreachableNames: [], namedBy: new Map(), problems: [], incomplete: [] };
+  const report: Fsck2Report = { inodes: 0, files: 0, directories: 0, symlinks: 0, special: 0, pieces: 0, logicalBytes: 0, quarantinedFiles: 0, records: 0, chaff: 0, missingChaff: 0, unreachableRows: 0, unreachableNames: [], namedBy: new Map(), problems: [], incomplete: [] };
   const reached = new Set<string>();
   const expectedChaff = new Set<string>();
   const reach = (names: Buffer[]) => {
@@ -130,6 +134,8 @@ export async function fsck2(md: Metadata2, table: RecordTable, o: Fsck2Options =
     switch (found.type) {
       case FileType.regular:
         report.files++;
+        report.logicalBytes += found.size;
+        if (found.hasLost) report.quarantinedFiles++;
         await checkPieces(md, found, report, o, checked);
         break;
       case FileType.directory:

@@ -8,7 +8,7 @@
 import { mkdirSync, readdirSync } from 'node:fs';
 import { BadStoreError } from '../errors.js';
 import { StoreDir } from '../os/store-dir.js';
-import { CONFIG_FILE, createConfig, MAX_CONFIG_BYTES, parseConfig, unwrapMasterKey, writeConfig, type VaultConfig, type VaultSettings } from '../vault/config.js';
+import { CONFIG_FILE, createConfig, MAX_CONFIG_BYTES, parseConfig, rewrapConfig, unwrapMasterKey, writeConfig, type VaultConfig, type VaultSettings } from '../vault/config.js';
 import { deriveFormat2Keys, metadataFileName, wipeFormat2Keys, type Format2Keys } from './keys.js';
 import { requireFormat2 } from './format-detect.js';
 import { timespecOfMs } from './inode-record.js';
@@ -80,28 +80,34 @@ export function createStore2(path: string, passphrase: string, settings: VaultSe
 }
 
 /**
+ * The checks of 4.1 and 4.2 before the metadata is opened, in the order that gives the right message: the
+ * format, the passphrase, the layout's MAC and the home store's marker. The caller wipes the master and keys.
+ */
+function unlockStore2(dir: StoreDir, path: string, passphrase: string): { config: VaultConfig; layout: Layout; keys: Format2Keys; master: Buffer } {
+  requireFormat2(dir);
+  const bytes = dir.readFile(CONFIG_FILE, MAX_CONFIG_BYTES);
+  if (bytes === null) throw new BadStoreError(path, `no vault here (${CONFIG_FILE} is missing)`);
+  const config = parseConfig(bytes.toString('utf8'), path, [2]);
+  const master = unwrapMasterKey(config, passphrase, path);
+  const keys = deriveFormat2Keys(master, Buffer.from(config.vaultId, 'hex'));
+  try {
+    const layout = readLayout(dir, settingsOf(config), keys.config);
+    checkStoreMarker(dir, homeStore(layout).id, keys.storeMarker);
+    return { config, layout, keys, master };
+  } catch (err) {
+    master.fill(0);
+    wipeFormat2Keys(keys);
+    throw err;
+  }
+}
+
+/**
  * Opens the format-2 store in `path`. BadStoreError (exit 4) for a format-1 store, an interrupted upgrade, a
  * layout that does not verify or a marker of another store; WrongPassphraseError (exit 3) for a wrong
  * passphrase; IntegrityError when the state record cannot be read.
  */
 export function openStore2(path: string, passphrase: string): Store2 {
-  const { config, layout, keys, master } = StoreDir.using(path, (dir) => {
-    requireFormat2(dir);
-    const bytes = dir.readFile(CONFIG_FILE, MAX_CONFIG_BYTES);
-    if (bytes === null) throw new BadStoreError(path, `no vault here (${CONFIG_FILE} is missing)`);
-    const config = parseConfig(bytes.toString('utf8'), path, [2]);
-    const master = unwrapMasterKey(config, passphrase, path);
-    const keys = deriveFormat2Keys(master, Buffer.from(config.vaultId, 'hex'));
-    try {
-      const layout = readLayout(dir, settingsOf(config), keys.config);
-      checkStoreMarker(dir, homeStore(layout).id, keys.storeMarker);
-      return { config, layout, keys, master };
-    } catch (err) {
-      master.fill(0);
-      wipeFormat2Keys(keys);
-      throw err;
-    }
-  });
+  const { config, layout, keys, master } = StoreDir.using(path, (dir) => unlockStore2(dir, path, passphrase));
   const table = RecordTable.open(path, metadataFileName(null));
   try {
     return assemble(path, config, master, keys, layout, table, Metadata2.open(table, metadataOptions(config, keys)));
@@ -110,5 +116,21 @@ export function openStore2(path: string, passphrase: string): Store2 {
     master.fill(0);
     wipeFormat2Keys(keys);
     throw err;
+  }
+}
+
+/**
+ * `svault passwd` on a format-2 store (4.1): svault.json only, the same master key wrapped under the new
+ * passphrase with a fresh scrypt salt. The layout's MAC binds the settings and not the KDF, so it still
+ * verifies afterwards; the store is checked as openStore2 checks it before anything is written, so a wrong
+ * passphrase (exit 3) or a layout that does not verify (exit 4) changes nothing.
+ */
+export function rewrapStore2(path: string, passphrase: string, newPassphrase: string): void {
+  const { config, keys, master } = StoreDir.using(path, (dir) => unlockStore2(dir, path, passphrase));
+  try {
+    writeConfig(path, rewrapConfig(config, master, newPassphrase));
+  } finally {
+    master.fill(0);
+    wipeFormat2Keys(keys);
   }
 }

@@ -18,19 +18,27 @@ import { RollbackError } from '../vault/anchor.js';
 import type { FsAttr, FsStatfs, InodeApi, MountableVault, PathApi } from '../vault/mountable.js';
 import { acquireStoreLock } from '../vault/store-lock.js';
 import { clearUncleanMark, hasUncleanMark, setUncleanMark } from '../vault/unclean-mark.js';
-import type { VaultSettings } from '../vault/config.js';
+import type { VaultConfig, VaultSettings } from '../vault/config.js';
 import { anchoredCommit, compareWithAnchor, RollbackAnchor } from './anchor2.js';
 import { contentId, Format2Content, storedContent2 } from './content2.js';
 import { NAME_MAX } from './dir-records.js';
 import { FileType, modeTypeBits, msOfTimespec, timespecOfMs, type InodeRecord, type Timespec } from './inode-record.js';
 import { Namespace2 } from './namespace2.js';
 import { fsck2 } from './fsck2.js';
+import type { Metadata2 } from './metadata2.js';
+import type { RecordTable } from './record-table.js';
 import { createStore2, openStore2, type Store2 } from './store2.js';
 import { Vault2Inodes, Vault2Paths } from './vault2-api.js';
 
 export interface Vault2Options {
   /** Skip the store lock (read-only inspection). */
   noLock?: boolean;
+  /**
+   * Opened to look, not to change (`svault info`, `svault fsck` without `--repair`, `svault passwd`): no
+   * opening commit, so no piece versions are reserved (section 11), and close() commits and checkpoints
+   * nothing, so the metadata is left as it was. Nothing may be written through such a vault. Open only.
+   */
+  inspectOnly?: boolean;
   /** Where rollback anchors live (outside the store); without it, no rollback check. */
   anchorDir?: string;
   /** Open a store older than its anchor (a backup restored on purpose). */
@@ -59,6 +67,18 @@ interface Handle {
 type StoreLock = { release: () => void; stale: boolean };
 const NO_LOCK: StoreLock = { release: () => undefined, stale: false };
 
+/**
+ * A vault as fsck and info see it (Vault2.check(), fsck2-vault.ts): its metadata and table, its pieces and
+ * blobs, and the store's path and config. Also what tests use to find a piece's blob.
+ */
+export interface Vault2Check {
+  readonly md: Metadata2;
+  readonly table: RecordTable;
+  readonly pieces: Pick<Contents, 'pieceAddress' | 'verifyPiece' | 'deleteDamagedPiece' | 'blobAddresses' | 'isChaffAt' | 'flushStore' | 'usage'>;
+  readonly storeDir: string;
+  readonly config: VaultConfig;
+}
+
 function fail(errno: FsError['errno'], message: string): never {
   throw new FsError(errno, message);
 }
@@ -84,6 +104,8 @@ export class Vault2 implements MountableVault<number> {
   readonly syncCommits: boolean;
   /** The last session ended without closing (a stale lock, or an unclean mark): orphan blobs may be left. */
   readonly recoveredFromCrash: boolean;
+  /** Opened with inspectOnly: close() writes nothing but the unclean mark a crash found. */
+  private readonly inspectOnly: boolean;
   private readonly contents: Contents;
   private readonly committer: Committer;
   private readonly handles = new Map<number, Handle>();
@@ -111,6 +133,7 @@ export class Vault2 implements MountableVault<number> {
   ) {
     this.stats = stats;
     this.syncCommits = opts.syncCommits ?? false;
+    this.inspectOnly = opts.inspectOnly ?? false;
     this.log = opts.log ?? (() => undefined);
     this.recoveredFromCrash = lock.stale || hasUncleanMark(s.path);
     this.contents = new Contents({ vaultId: s.vaultId, keys: s.keys, store, meta: new Format2Content(s.md), pieceSize: s.config.pieceSize, chaffRatio: s.config.chaffRatio, stats, offload });
@@ -150,7 +173,8 @@ export class Vault2 implements MountableVault<number> {
       s.close();
       throw err;
     }
-    return Vault2.start(s, lock, opts.anchorDir ? new RollbackAnchor(opts.anchorDir, s.vaultId, s.keys.anchor) : null, opts);
+    // A new vault is written whatever the options say: inspectOnly is open()'s.
+    return Vault2.start(s, lock, opts.anchorDir ? new RollbackAnchor(opts.anchorDir, s.vaultId, s.keys.anchor) : null, { ...opts, inspectOnly: false });
   }
 
   /**
@@ -174,7 +198,7 @@ export class Vault2 implements MountableVault<number> {
       if (anchored && compareWithAnchor(store, anchored) === 'behind' && !opts.acceptRollback) {
         throw new RollbackError(path, store.commit, anchored.commit);
       }
-      s.md.reserve();
+      if (!opts.inspectOnly) s.md.reserve();
     } catch (err) {
       s.close();
       lock.release();
@@ -238,6 +262,11 @@ export class Vault2 implements MountableVault<number> {
     clearUncleanMark(this.s.path);
     this.crashCleaned = true;
     return { removed };
+  }
+
+  /** The vault's metadata, pieces and config as fsck and info may use them (see Vault2Check). */
+  check(): Vault2Check {
+    return { md: this.s.md, table: this.s.table, pieces: this.contents, storeDir: this.s.path, config: this.s.config };
   }
 
   // ---- inodes (the namespace itself is vault2-api.ts's) ----
@@ -459,10 +488,12 @@ export class Vault2 implements MountableVault<number> {
     try {
       // A crash found at open and not swept: the next open sweeps.
       if (this.recoveredFromCrash && !this.crashCleaned) setUncleanMark(this.s.path);
-      await this.committer.commit();
-      await this.contents.settle();
-      await this.store.flush();
-      this.s.table.checkpoint();
+      if (!this.inspectOnly) {
+        await this.committer.commit();
+        await this.contents.settle();
+        await this.store.flush();
+        this.s.table.checkpoint();
+      }
     } finally {
       // Even when the last commit failed (a full disk), the store is released: the next open finds the
       // metadata as of the last commit that made it. The worker goes before the keys it was given are wiped.
