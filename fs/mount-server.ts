@@ -13,12 +13,10 @@ import { performance } from 'node:perf_hooks';
 import { OpStats } from '../src/core/util/op-stats.js';
 import { aeadImplementation } from '../src/core/crypto/native-aead.js';
 import { mountsDir } from '../src/cli/paths.js';
-import { Vault, type OpenOptions } from '../src/core/vault/vault.js';
-import { Format1Mount } from '../src/core/vault/format1-mount.js';
 import { BadStoreError } from '../src/core/errors.js';
 import { StoreDir } from '../src/core/os/store-dir.js';
-import { detectFormat, notFormat2Message } from '../src/core/format2/format-detect.js';
-import { Vault2 } from '../src/core/format2/vault2.js';
+import { detectFormat, FORMAT1_ADVICE, notFormat2Message } from '../src/core/format2/format-detect.js';
+import { Vault2, type Vault2Options } from '../src/core/format2/vault2.js';
 import type { MountableVault } from '../src/core/vault/mountable.js';
 import { isMounted, lazyUnmount, trimMallocArenas } from './fuse-binding.js';
 import { MemoryTrimmer } from './memory-trim.js';
@@ -39,6 +37,8 @@ export interface ServeOptions {
   logFile?: string;
   anchorDir?: string;
   acceptRollback?: boolean;
+  /** --reset-anchor: replace this machine's rollback anchor for the store with the store's commit. */
+  resetAnchor?: boolean;
   /** Name files by path or name in log lines; by default they are named by inode number only (security finding 11). */
   logNames?: boolean;
   /** Called once the mount is live, or with the error that stopped it. */
@@ -82,20 +82,13 @@ function processFigures() {
 }
 
 /**
- * Opens the store for a mount: the one place that knows which vault class serves it. Format 2 is served by
- * Vault2; format 1 by its Vault behind Format1Mount until format 2 is the default (docs/format-2.md 17.3).
- * A store an upgrade left half done is refused with the advice to run the upgrade again.
+ * Opens the store for a mount. Format 2 only: a format-1 store is refused with the advice to upgrade it
+ * (docs/format-2.md 4.3), and so is a store an upgrade left half done.
  */
-async function openMountable(store: string, passphrase: string, opts: OpenOptions): Promise<MountableVault> {
+async function openMountable(store: string, passphrase: string, opts: Vault2Options): Promise<MountableVault> {
   const detected = StoreDir.using(store, (dir) => detectFormat(dir));
-  if (detected.format === 2) {
-    return Vault2.open(store, passphrase, {
-      stats: opts.stats, anchorDir: opts.anchorDir, acceptRollback: opts.acceptRollback, commitWindowMs: opts.commitWindowMs,
-      syncCommits: opts.syncCommits, log: opts.log,
-    });
-  }
-  if (detected.format !== 1) throw new BadStoreError(store, notFormat2Message(detected) ?? 'an upgrade was interrupted');
-  return new Format1Mount(await Vault.open(store, passphrase, opts));
+  if (detected.format !== 2) throw new BadStoreError(store, `${notFormat2Message(detected) ?? FORMAT1_ADVICE} --store ${store}`);
+  return Vault2.open(store, passphrase, opts);
 }
 
 export async function serve(o: ServeOptions): Promise<void> {
@@ -105,7 +98,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   try {
     const { commit, rest } = takeCommitOptions(o.fuseOptions);
     fuseOptions = rest;
-    vault = await openMountable(o.store, o.passphrase, { stats, anchorDir: o.anchorDir, acceptRollback: o.acceptRollback, ...commit, log: o.log });
+    vault = await openMountable(o.store, o.passphrase, { stats, anchorDir: o.anchorDir, acceptRollback: o.acceptRollback, resetAnchor: o.resetAnchor, ...commit, log: o.log });
   } catch (err) {
     o.onReady(err as Error);
     return;

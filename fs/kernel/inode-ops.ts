@@ -360,8 +360,10 @@ export function inodeOps<Id>(vault: MountableVault<Id>, o: InodeOpsOptions): Ses
         }
         const e = dir.entries[k - 2];
         if (!e) break;
-        const attr = ns.attrOf(e.id);
-        if (!out.add(e.name, attr.ino, k + 1, direntType(attr.mode))) break;
+        // The directory records the child's number and type (format 2): no inode is read, so a damaged child
+        // does not hide its siblings.
+        const known = e.ino !== undefined && e.typeBits !== undefined ? { ino: e.ino, mode: e.typeBits } : ns.attrOf(e.id);
+        if (!out.add(e.name, known.ino, k + 1, direntType(known.mode))) break;
       }
       return replyData(r.header.unique, out.data());
     },
@@ -379,7 +381,17 @@ export function inodeOps<Id>(vault: MountableVault<Id>, o: InodeOpsOptions): Ses
         }
         const e = dir.entries[k - 2];
         if (!e) break;
-        const attr = attrOf(ns.attrOf(e.id));
+        let attr: Attr;
+        try {
+          attr = attrOf(ns.attrOf(e.id));
+        } catch (err) {
+          if (e.ino === undefined || e.typeBits === undefined || !(err instanceof Error)) throw err;
+          // A child whose inode cannot be read: its name alone (node id 0, no lookup counted), so the listing
+          // still shows every name; a lookup of this one then fails with the error.
+          o.log(`readdirplus: inode ${e.ino}: ${err.message}`);
+          if (!out.add(e.name, k + 1, { nodeid: 0, generation: 0, entryValid: 0, attrValid: 0, attr: { ...ZERO_ATTR, ino: e.ino, mode: e.typeBits } })) break;
+          continue;
+        }
         const entry: Entry = { nodeid: nodes.nodeOf(e.id, attr.ino), generation: 0, entryValid: entryTimeout, attrValid: attrTimeout, attr };
         if (!out.add(e.name, k + 1, entry)) break;
         nodes.looked(entry.nodeid, e.id, o.logNames ? { parent: r.header.nodeid, name: e.name } : undefined);

@@ -7,14 +7,15 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { fork } from 'node:child_process';
 import { accessSync, constants as fsc, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
+import { createInterface } from 'node:readline/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AnchorError, RollbackError } from '../core/vault/anchor.js';
 import { readConfig, unwrapMasterKey, validateSettings } from '../core/vault/config.js';
-import { BadStoreError, IntegrityError, StoreLockedError, WrongPassphraseError } from '../core/errors.js';
+import { BadStoreError, FsError, IntegrityError, StoreLockedError, WrongPassphraseError } from '../core/errors.js';
 import { CliError, EXIT } from './exitcodes.js';
 import { makeProcessUndumpable } from '../core/os/harden.js';
-import { fsck, isClean, scan, type FsckReport } from '../core/fsck/fsck.js';
+import { isClean, scan, type FsckReport } from '../core/fsck/fsck.js';
 import { defaultPassphraseFile, logsDir, mountsDir, resolveStore, stateDir } from './paths.js';
 import { generateDefaultPassphrase, getNewPassphrase, getPassphrase } from './passphrase.js';
 import { CappedLog } from './log-file.js';
@@ -22,9 +23,12 @@ import { lockHolder } from '../core/vault/store-lock.js';
 import { processAlive } from '../core/util/process-alive.js';
 import { DEFAULT_CHAFF_RATIO, DEFAULT_PIECE_SIZE, Vault } from '../core/vault/vault.js';
 import { Vault2 } from '../core/format2/vault2.js';
-import { detectFormat, notFormat2Message, requireFormat2 } from '../core/format2/format-detect.js';
+import { detectFormat, FORMAT1_ADVICE, FORMAT1_CONFIG_COPY, notFormat2Message, type StoreFormat } from '../core/format2/format-detect.js';
 import { fsckVault2, isClean2, scanVault2, usageVault2, type Vault2FsckReport } from '../core/format2/fsck2-vault.js';
 import { rewrapStore2 } from '../core/format2/store2.js';
+import { removeInterruptedUpgrade, rollbackUpgrade, upgradeStore } from '../core/format2/upgrade.js';
+import { UpgradeRefused } from '../core/format2/upgrade-metadata.js';
+import { finishUpgrade } from '../core/format2/upgrade-finish.js';
 import { StoreDir } from '../core/os/store-dir.js';
 import { serverExecArgv } from './server-flags.js';
 import type { OpSummary } from '../core/util/op-stats.js';
@@ -39,6 +43,8 @@ interface StoreOpts {
   store?: string;
   passphraseFile?: string;
   acceptRollback?: boolean;
+  /** Replace this machine's rollback anchor (a damaged one) with the store's commit. */
+  resetAnchor?: boolean;
 }
 
 /** Rollback anchors live outside every store, in the user's state directory. */
@@ -77,47 +83,43 @@ function toCliError(err: unknown): CliError {
  * The store's format, from svault.json; for format 2 also the files it must have (4.2). "No vault here" and
  * the like (exit 4) come from here, before a passphrase is asked for.
  */
-function storeFormat(store: string): 1 | 2 {
-  if (readConfig(store, [1, 2]).format !== 2) return 1;
-  StoreDir.using(store, (dir) => requireFormat2(dir));
-  return 2;
+function storeFormat(store: string, readFormat1 = false): 1 | 2 {
+  const detected = StoreDir.using(store, (dir) => detectFormat(dir));
+  // Format-2 files beside a format-1 config: an upgrade (or a rollback) did not finish. Said before a
+  // passphrase is asked for, which the format-1 config would take for a wrong one.
+  if (detected.format === 'interrupted-upgrade') throw new BadStoreError(store, notFormat2Message(detected) ?? FORMAT1_ADVICE);
+  // This svault reads format 1 only to upgrade it, and for `info` (docs/format-2.md 4.3).
+  if (detected.format === 1 && !readFormat1) throw new BadStoreError(store, `${FORMAT1_ADVICE} --store ${store} (docs/format-2.md; README, "Upgrading a format-1 vault")`);
+  return detected.format;
 }
 
 /**
- * Opens the vault of a store, of either format, asking for the passphrase as configured. inspectOnly: opened
- * to look (docs/format-2.md 11: no version reservation, nothing written).
+ * Opens the vault of a format-2 store, asking for the passphrase as configured. inspectOnly: opened to look
+ * (docs/format-2.md 11: no version reservation, nothing written).
  */
-async function openVault(o: StoreOpts, extra: { noLock?: boolean; inspectOnly?: boolean } = {}): Promise<Vault | Vault2> {
+async function openVault(o: StoreOpts, extra: { noLock?: boolean; inspectOnly?: boolean } = {}): Promise<Vault2> {
   const { store, isDefault } = resolveStore(o.store);
-  const format = storeFormat(store);
+  storeFormat(store);
   const passphrase = await getPassphrase({ passphraseFile: o.passphraseFile, isDefaultStore: isDefault });
-  // No piece worker for format 2: these commands write no piece.
-  if (format === 2) return Vault2.open(store, passphrase, { ...extra, anchorDir: anchorDir(), acceptRollback: o.acceptRollback, pieceWorker: false });
-  return Vault.open(store, passphrase, { ...extra, anchorDir: anchorDir(), acceptRollback: o.acceptRollback });
+  // No piece worker: these commands write no piece.
+  return Vault2.open(store, passphrase, { ...extra, anchorDir: anchorDir(), acceptRollback: o.acceptRollback, resetAnchor: o.resetAnchor, pieceWorker: false });
+}
+
+/** `svault info` reads format 1 too: what a store is, before it is upgraded. */
+async function openVaultForInfo(o: StoreOpts): Promise<Vault | Vault2> {
+  const { store, isDefault } = resolveStore(o.store);
+  const format = storeFormat(store, true);
+  const passphrase = await getPassphrase({ passphraseFile: o.passphraseFile, isDefaultStore: isDefault });
+  // Without the lock, so info works while the vault is mounted: a format-2 vault must then write nothing.
+  if (format === 2) return Vault2.open(store, passphrase, { noLock: true, inspectOnly: true, anchorDir: anchorDir(), acceptRollback: o.acceptRollback, pieceWorker: false });
+  return Vault.open(store, passphrase, { noLock: true, inspectOnly: true, anchorDir: anchorDir(), acceptRollback: o.acceptRollback });
 }
 
 // ---------- init ----------
 
-/**
- * The store format a new vault gets: 1, or 2 with SVAULT_INIT_FORMAT=2. Every command reads both, but
- * `svault upgrade` is not built yet, so format 2 is not the default (docs/format-2.md 17.3); the variable
- * lets the format-2 tests and the benchmarks make one. It goes when format 2 becomes the default.
- */
-function initFormat(): 1 | 2 {
-  const v = process.env.SVAULT_INIT_FORMAT;
-  if (v === undefined || v === '' || v === '1') return 1;
-  if (v === '2') return 2;
-  throw new CliError(EXIT.USAGE, `SVAULT_INIT_FORMAT must be 1 or 2, not ${JSON.stringify(v)}`);
-}
-
-/** Creates a vault of initFormat() and closes it. */
+/** Creates a vault (store format 2) and closes it. */
 async function createVault(store: string, passphrase: string, settings: { pieceSize: number; chaffRatio: number }): Promise<void> {
-  if (initFormat() === 2) {
-    const vault = await Vault2.create(store, passphrase, settings, { pieceWorker: false });
-    await vault.close();
-    return;
-  }
-  const vault = await Vault.create(store, passphrase, settings);
+  const vault = await Vault2.create(store, passphrase, settings, { pieceWorker: false });
   await vault.close();
 }
 
@@ -283,11 +285,9 @@ async function cmdMount(mnt: string, o: MountOpts): Promise<void> {
     if (!isDefault) throw new CliError(EXIT.STORE, `no vault in ${store}; create one with "svault init --store ${store}"`);
     passphrase = await createDefaultVault(store, o);
   } else {
-    // The store's format, and what is wrong with it, before asking for a passphrase.
-    const detected = StoreDir.using(store, (dir) => detectFormat(dir));
-    if (detected.format === 'interrupted-upgrade') throw new CliError(EXIT.STORE, notFormat2Message(detected) ?? 'an upgrade was interrupted');
+    storeFormat(store); // format 1, or what is wrong with the store, before asking for a passphrase
     passphrase = await getPassphrase({ passphraseFile: o.passphraseFile, isDefaultStore: isDefault });
-    unwrapMasterKey(readConfig(store, [detected.format]), passphrase, store); // a wrong passphrase fails here, before anything else
+    unwrapMasterKey(readConfig(store, [2]), passphrase, store); // a wrong passphrase fails here, before anything else
   }
   const holder = lockHolder(store);
   if (holder !== null) throw new CliError(EXIT.BUSY, `the vault in ${store} is already mounted (server process ${holder})`);
@@ -301,14 +301,14 @@ async function cmdMount(mnt: string, o: MountOpts): Promise<void> {
       await new Promise<void>((resolveReady, reject) => {
         // .catch: a throw before onReady (such as bad mount options) must reach the cleanup below too.
         serve({
-          store, mountpoint, passphrase, fuseOptions, binding, log, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback, logNames: !!o.logNames,
+          store, mountpoint, passphrase, fuseOptions, binding, log, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback, resetAnchor: !!o.resetAnchor, logNames: !!o.logNames,
           onReady: (err) => (err ? reject(err) : resolveReady()),
         }).catch(reject);
       });
       say(`mounted ${store} on ${mountpoint}; Ctrl-C unmounts`);
       return; // the server keeps the process alive
     }
-    await mountInBackground({ store, mountpoint, passphrase, fuseOptions, binding, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback, logNames: !!o.logNames });
+    await mountInBackground({ store, mountpoint, passphrase, fuseOptions, binding, anchorDir: anchorDir(), acceptRollback: !!o.acceptRollback, resetAnchor: !!o.resetAnchor, logNames: !!o.logNames });
   } catch (err) {
     if (createdMountpoint) await removeCreatedMountpoint(mountpoint);
     throw err;
@@ -348,6 +348,7 @@ interface ServerOrders {
   binding: BindingName;
   anchorDir: string;
   acceptRollback: boolean;
+  resetAnchor: boolean;
   logNames: boolean;
 }
 
@@ -546,8 +547,7 @@ function human(bytes: number): string {
 }
 
 async function cmdInfo(o: StoreOpts & { json?: boolean }): Promise<void> {
-  // Without the lock, so info works while the vault is mounted: a format-2 vault must then write nothing.
-  const vault = await openVault(o, { noLock: true, inspectOnly: true });
+  const vault = await openVaultForInfo(o);
   try {
     const { config, storeDir } = vault instanceof Vault2 ? vault.check() : vault;
     const report: FsckReport | Vault2FsckReport = vault instanceof Vault2 ? (await scanVault2(vault, false)).report : (await scan(vault, false)).report;
@@ -626,7 +626,7 @@ async function cmdFsck(o: StoreOpts & { repair?: boolean; json?: boolean }): Pro
   // A check without --repair leaves the metadata as it found it (no version reservation either).
   const vault = await openVault(o, { inspectOnly: !o.repair });
   try {
-    const result = vault instanceof Vault2 ? await fsckVault2(vault, { repair: o.repair }) : await fsck(vault, { repair: o.repair });
+    const result = await fsckVault2(vault, { repair: o.repair });
     if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
     else {
       printFsck(result.before, 'check');
@@ -642,14 +642,11 @@ async function cmdFsck(o: StoreOpts & { repair?: boolean; json?: boolean }): Pro
 
 async function cmdPasswd(o: StoreOpts & { newPassphraseFile?: string }): Promise<void> {
   const { store, isDefault } = resolveStore(o.store);
-  const format = storeFormat(store); // "no vault here" before asking for a passphrase
+  storeFormat(store); // "no vault here", or format 1, before asking for a passphrase
   const current = await getPassphrase({ passphraseFile: o.passphraseFile, isDefaultStore: isDefault });
-  // Opened to check the store as any command does (the passphrase, format 2's layout, the anchor); format 2's
-  // without writing, since it may be mounted.
-  const vault =
-    format === 2
-      ? await Vault2.open(store, current, { noLock: true, inspectOnly: true, anchorDir: anchorDir(), acceptRollback: o.acceptRollback, pieceWorker: false })
-      : await Vault.open(store, current, { noLock: true, anchorDir: anchorDir(), acceptRollback: o.acceptRollback });
+  // Opened to check the store as any command does (the passphrase, the layout, the anchor), without writing,
+  // since it may be mounted.
+  const vault = await Vault2.open(store, current, { noLock: true, inspectOnly: true, anchorDir: anchorDir(), acceptRollback: o.acceptRollback, pieceWorker: false });
   try {
     // Never from SVAULT_PASSPHRASE: that is where the current one comes from (security finding 8).
     if (!o.newPassphraseFile && !process.stdin.isTTY) {
@@ -659,8 +656,7 @@ async function cmdPasswd(o: StoreOpts & { newPassphraseFile?: string }): Promise
       ? await getNewPassphrase({ passphraseFile: o.newPassphraseFile })
       : await getNewPassphrase({ ignoreEnvironment: true }, 'New passphrase');
     if (next === current) throw new CliError(EXIT.USAGE, 'the new passphrase is the current one: nothing was changed');
-    if (vault instanceof Vault2) rewrapStore2(store, current, next); // svault.json only (4.1)
-    else vault.changePassphrase(next);
+    rewrapStore2(store, current, next); // svault.json only (4.1)
   } finally {
     await vault.close();
   }
@@ -673,6 +669,140 @@ async function cmdPasswd(o: StoreOpts & { newPassphraseFile?: string }): Promise
   say('note: the master key is unchanged. A copy of the old svault.json (a backup, a sync service\'s file history)');
   say('  still opens the vault with the old passphrase. If the old passphrase leaked, copy the files into a new');
   say('  vault (svault init, then cp -a through both mounts): that is the only way to a new key for now.');
+}
+
+// ---------- upgrade ----------
+
+interface UpgradeOpts extends StoreOpts {
+  finish?: boolean;
+  rollback?: boolean;
+  salvage?: boolean;
+  yes?: boolean;
+}
+
+/** Exit 6 before the passphrase is asked for, when a live process (a mount) holds the store. */
+function refuseIfLocked(store: string): void {
+  const holder = lockHolder(store);
+  if (holder !== null) throw new StoreLockedError(store, holder);
+}
+
+/** svault upgrade, --finish and --rollback (docs/format-2.md 4.4). */
+async function cmdUpgrade(o: UpgradeOpts): Promise<void> {
+  if (o.finish && o.rollback) throw new CliError(EXIT.USAGE, '--finish and --rollback exclude each other');
+  if ((o.finish || o.rollback) && o.salvage) throw new CliError(EXIT.USAGE, '--salvage goes with the conversion only (svault upgrade --salvage)');
+  if (o.rollback && o.acceptRollback) throw new CliError(EXIT.USAGE, '--accept-rollback does not go with --rollback');
+  if (!o.rollback && o.yes) throw new CliError(EXIT.USAGE, '--yes goes with --rollback only');
+  const { store, isDefault } = resolveStore(o.store);
+  readConfig(store, [1, 2]); // "no vault here", a config that does not parse, an unknown format: exit 4
+  const detected = StoreDir.using(store, detectFormat);
+  const passphrase = () => getPassphrase({ passphraseFile: o.passphraseFile, isDefaultStore: isDefault });
+  if (o.finish) return upgradeFinish(store, detected, passphrase, o);
+  if (o.rollback) return upgradeRollback(store, detected, passphrase, o);
+  return upgradeConvert(store, detected, passphrase, o);
+}
+
+async function upgradeConvert(store: string, detected: StoreFormat, passphrase: () => Promise<string>, o: UpgradeOpts): Promise<void> {
+  if (detected.format === 2) {
+    if (detected.format1Leftovers.includes(FORMAT1_CONFIG_COPY)) {
+      say(`${store} is upgraded to format 2 already; its format-1 files are kept (${detected.format1Leftovers.join(', ')}).`);
+      say('  "svault upgrade --finish" removes them; until then "svault upgrade --rollback" returns to format 1.');
+    } else {
+      say(`${store} is format 2 already: there is nothing to upgrade.`);
+    }
+    return;
+  }
+  refuseIfLocked(store);
+  if (detected.format === 'interrupted-upgrade') say(`an earlier upgrade or rollback was interrupted (it left ${detected.format2Leftovers.join(', ')}): starting over`);
+  let report;
+  try {
+    report = await upgradeStore(store, await passphrase(), { anchorDir: anchorDir(), acceptRollback: o.acceptRollback, salvage: o.salvage });
+  } catch (err) {
+    if (err instanceof UpgradeRefused) {
+      for (const p of err.problems) say(`  ${p.path}: ${p.detail}`);
+      throw new CliError(
+        EXIT.STORE,
+        `${store}: nothing was converted: the format-1 metadata has ${err.problems.length} problem(s), listed above. Repair them with svault 0.1 ("svault fsck --repair"), or convert what is readable with "svault upgrade --salvage"`,
+      );
+    }
+    if (err instanceof FsError && err.errno === 'ENOSPC') throw new CliError(EXIT.STORE, `${store}: ${err.message}; nothing was converted`);
+    throw err;
+  }
+  const symlinks = report.inodes - report.files - report.directories;
+  say(`upgraded ${store} to format 2: ${report.files} files, ${report.directories} directories, ${symlinks} symlinks; their ${report.pieces} pieces stay where they were (no blob was rewritten)`);
+  if (report.sweptOrphans > 0) say(`  deleted ${report.sweptOrphans} orphaned blob(s) an earlier crash of format 1 had left`);
+  if (report.leftOut.length > 0) {
+    say(`  --salvage left out ${report.leftOut.length} path(s) it could not read; their blobs are kept until --finish deletes them:`);
+    for (const p of report.leftOut) say(`    ${p.path}: ${p.detail}`);
+  }
+  say('the format-1 config and metadata are kept as svault.format1.json and meta.db; "svault upgrade --finish" removes them;');
+  say('  until then "svault upgrade --rollback" returns to format 1 (it asks for the passphrase of now, even after svault passwd).');
+  say('next: use and check the vault (svault fsck), then run "svault upgrade --finish".');
+}
+
+async function upgradeFinish(store: string, detected: StoreFormat, passphrase: () => Promise<string>, o: UpgradeOpts): Promise<void> {
+  const advice = notFormat2Message(detected);
+  if (advice !== null) throw new CliError(EXIT.STORE, `${store}: ${advice}; there is no upgrade to finish`);
+  refuseIfLocked(store);
+  const r = await finishUpgrade(store, await passphrase(), { anchorDir: anchorDir(), acceptRollback: o.acceptRollback });
+  if (r.outcome === 'not-upgraded') {
+    say(`${store} was made as format 2: there is no upgrade to finish.`);
+    return;
+  }
+  if (r.outcome === 'already-finished') {
+    say(`the upgrade of ${store} is finished already${r.format1FilesRemoved.length > 0 ? ` (removed format-1 files left behind: ${r.format1FilesRemoved.join(', ')})` : ''}.`);
+    return;
+  }
+  const resumed = r.resumedAt === null ? '' : ` (going on from inode ${r.resumedAt}, where an earlier --finish stopped)`;
+  say(`finished the upgrade of ${store}${resumed}:`);
+  say(`  ${r.inlined} small file(s) moved into their inodes (${r.inlinedBlobs} blob(s) deleted)`);
+  say(`  ${r.orphansDeleted} blob(s) no file pointed to deleted (format-1 pieces superseded since the upgrade among them)`);
+  say(`  format 1's chaff replaced: ${r.chaffAdded} chaff blob(s) written for format-1 pieces, ${r.format1ChaffDeleted} format-1 chaff blob(s) deleted`);
+  if (r.format1FilesRemoved.length > 0) say(`  removed ${r.format1FilesRemoved.join(', ')}`);
+  if (r.notInlined.length > 0) say(`  ${r.notInlined.length} small file(s) kept their blobs: a record or piece of theirs could not be read (svault fsck reports them)`);
+  say('the vault is format 2 only now: "svault upgrade --rollback" is no longer possible.');
+}
+
+/** Asks before a rollback throws away what was written since the upgrade (4.4: unless --yes). */
+async function confirmRollback(store: string): Promise<void> {
+  if (!process.stdin.isTTY) {
+    throw new CliError(EXIT.USAGE, `svault upgrade --rollback loses every change made in ${store} since the upgrade: add --yes to go ahead`);
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`Every change made in ${store} since the upgrade will be lost. Return to format 1? [y/N] `);
+    if (!/^y(es)?$/i.test(answer.trim())) throw new CliError(EXIT.USAGE, 'cancelled: nothing was changed');
+  } finally {
+    rl.close();
+  }
+}
+
+async function upgradeRollback(store: string, detected: StoreFormat, passphrase: () => Promise<string>, o: UpgradeOpts): Promise<void> {
+  if (detected.format === 1) {
+    say(`${store} is format 1: there is nothing to roll back.`);
+    return;
+  }
+  if (detected.format === 'interrupted-upgrade') {
+    // Format 1 is in place already; what an interrupted upgrade or rollback left beside it goes.
+    refuseIfLocked(store);
+    const removed = removeInterruptedUpgrade(store, { anchorDir: anchorDir() });
+    say(`${store} is format 1; removed what an interrupted upgrade or rollback had left: ${removed.join(', ')}`);
+    return;
+  }
+  if (!detected.format1Leftovers.includes(FORMAT1_CONFIG_COPY)) {
+    throw new CliError(EXIT.STORE, `${store}: rollback refused: the format-1 files are gone (svault upgrade --finish removed them, or the vault was made as format 2), so there is no format 1 to return to`);
+  }
+  refuseIfLocked(store);
+  if (!o.yes) await confirmRollback(store);
+  try {
+    rollbackUpgrade(store, await passphrase(), { anchorDir: anchorDir() });
+  } catch (err) {
+    if (err instanceof WrongPassphraseError) {
+      throw new CliError(EXIT.PASSPHRASE, `${err.message}; --rollback takes the passphrase the vault had when it was upgraded (svault.format1.json keeps it)`);
+    }
+    throw err;
+  }
+  say(`rolled ${store} back to format 1, as it was at the upgrade: every change made since is gone.`);
+  say('  The next format-1 mount deletes the blobs format 2 wrote.');
 }
 
 // ---------- program ----------
@@ -704,6 +834,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   storeOptions(program.command('mount <mountpoint>'))
     .description('mount a vault (the default vault is created on first use)')
     .option('--accept-rollback', 'mount a store older than this machine last saw it (a backup restored on purpose)')
+    .option('--reset-anchor', 'trust the store as it is: replace this machine\'s rollback anchor for it (a damaged one) with the store\'s state')
     .option('-f, --foreground', 'stay in the foreground and log to stderr (Ctrl-C unmounts)')
     .option('--log-names', 'name files by their paths in the server\'s log (by default only inode numbers, which do not show names)')
     .option('-o, --options <options>', 'FUSE mount options, comma separated: allow_other, default_permissions, ro, nonempty, ...', (v: string, prev: string[] = []) => [...prev, v])
@@ -732,6 +863,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('check every record and piece; --repair removes orphans and quarantines damaged files')
     .option('--repair', 'delete orphaned blobs and move damaged files to /lost+found')
     .option('--accept-rollback', 'check a store older than this machine last saw it (a backup restored on purpose)')
+    .option('--reset-anchor', 'trust the store as it is: replace this machine\'s rollback anchor for it (a damaged one) with the store\'s state')
     .option('--json', 'machine-readable output')
     .addHelpText('after', `\nExit codes: 0 clean, ${EXIT.FSCK_PROBLEMS} problems found, ${EXIT.FSCK_REPAIRED} repaired, ${EXIT.FSCK_UNREPAIRED} not all repaired.\n\nExamples:\n  svault fsck --store ~/vault\n  svault fsck --store ~/vault --repair\n`)
     .action(action(cmdFsck));
@@ -741,6 +873,16 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--new-passphrase-file <file>', 'read the new passphrase from FILE instead of prompting')
     .addHelpText('after', '\nExamples:\n  svault passwd --store ~/vault\n')
     .action(action(cmdPasswd));
+
+  storeOptions(program.command('upgrade'))
+    .description('convert a format-1 vault to format 2 (metadata only); --finish drops the format-1 files, --rollback returns to format 1')
+    .option('--finish', 'remove the format-1 files kept for a rollback and finish the conversion (small files go inline)')
+    .option('--rollback', 'return to format 1, as it was at the upgrade (before --finish only; changes since are lost)')
+    .option('--salvage', 'convert what is readable of a damaged format-1 store, and list what is left out')
+    .option('--accept-rollback', 'upgrade a store older than this machine last saw it (a backup restored on purpose)')
+    .option('--yes', 'with --rollback: do not ask before losing the changes made since the upgrade')
+    .addHelpText('after', '\nExamples:\n  svault upgrade --store ~/vault\n  svault upgrade --finish --store ~/vault\n  svault upgrade --rollback --store ~/vault\n')
+    .action(action(cmdUpgrade));
 
   return program;
 }
@@ -764,13 +906,24 @@ async function main(): Promise<void> {
   } catch (err) {
     if (err instanceof CommanderError) {
       const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help';
-      process.exit(ok ? EXIT.OK : EXIT.USAGE);
+      exitAfterOutput(ok ? EXIT.OK : EXIT.USAGE);
+      return;
     }
     const e = toCliError(err);
     say(`svault: ${e.message}`);
-    process.exit(e.exitCode);
+    exitAfterOutput(e.exitCode);
+    return;
   }
-  if (exitCode !== 0) process.exit(exitCode);
+  if (exitCode !== 0) exitAfterOutput(exitCode);
+}
+
+/**
+ * Exits with `code` once what was written to stdout and stderr has gone out. Writes to a pipe are
+ * asynchronous: process.exit() right after a long report (fsck's, --json) cut it short.
+ */
+function exitAfterOutput(code: number): void {
+  process.exitCode = code;
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
 }
 
 void main();

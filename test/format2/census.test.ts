@@ -350,10 +350,10 @@ test.serial('census, chaff 0.1: rows of one size, chaff rows and chaff blobs wit
   //   with the vault, so over vaults, with the PRF taken as a random function, the b of distinct inodes are
   //   independent Bernoulli(0.1) draws: the chaff rows are Binomial(live inodes, 0.1), the live inodes being
   //   the files, /set and the root. (The threshold is ceil(0.1 × 2^64) / 2^64: 0.1 to within 10^-16.)
-  // - blob chaff (10.2; as built, sealed-pieces.ts chaffCount): each piece version stored draws floor(ρ) + b
-  //   chaff blobs, b = 1 with probability 0.1 (Math.random()), independently: the chaff blobs are
-  //   Binomial(pieces, 0.1). The spec's derived draw (a PRF of the piece under the chaff key) gives the same
-  //   law. An INLINE file has no piece, so no chaff blob: exactly 0.
+  // - blob chaff (10.2, src/core/pieces/chaff.ts): each piece version has floor(ρ) + b chaff blobs,
+  //   b = 1 when u64(PRF(chaff key, "piece", fileId, u64 index, u64 version)) / 2^64 < ρ − floor(ρ): over
+  //   vaults (a random chaff key), independent Bernoulli(0.1) draws, so the chaff blobs of the live pieces
+  //   are Binomial(pieces, 0.1). An INLINE file has no piece, so no chaff blob: exactly 0.
   for (const c of [small, big]) {
     const [lo, hi] = binomialRange(c.ledger.inodes, rho, TAIL);
     const chaffRows = c.rows - (FILES + structuralRows(c.ledger));

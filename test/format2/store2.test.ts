@@ -3,7 +3,7 @@
 // marker of another vault, a format-1 store, and a format-2 config read by format 1's parser.
 
 import test from 'ava';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadStoreError, WrongPassphraseError } from '../../src/core/errors.js';
 import { FileType, ROOT_INO } from '../../src/core/format2/inode-record.js';
@@ -11,6 +11,7 @@ import { LAYOUT_FILE } from '../../src/core/format2/layout.js';
 import { STORE_MARKER_FILE } from '../../src/core/format2/store-marker.js';
 import { createStore2, openStore2 } from '../../src/core/format2/store2.js';
 import { CONFIG_FILE, parseConfig } from '../../src/core/vault/config.js';
+import { RESERVE_FILE } from '../../src/core/vault/space-reserve.js';
 import { Vault } from '../../src/core/vault/vault.js';
 import { name } from '../helpers/format2.js';
 import { tempDir } from '../helpers/temp-vault.js';
@@ -32,6 +33,20 @@ test('a new format-2 store opens again with its root directory and what was comm
   t.is(opened.md.requireInode(ROOT_INO).uid, 1000);
   t.is(opened.md.lookup(ROOT_INO, name('f'))?.ino, ino);
   t.deepEqual(JSON.parse(readFileSync(join(dir, CONFIG_FILE), 'utf8')).format, 2);
+});
+
+test('svault.reserve (section 2): 1 MiB of zeroes made at a commit when the disk has room; opening to look makes none', (t) => {
+  const dir = join(tempDir(t), 'store');
+  createStore2(dir, PASS, SETTINGS).close();
+  const reserve = join(dir, RESERVE_FILE);
+  t.deepEqual(readFileSync(reserve), Buffer.alloc(1024 * 1024), 'the new store has its reserve');
+  rmSync(reserve);
+  openStore2(dir, PASS).close();
+  t.false(existsSync(reserve), 'an open that commits nothing writes nothing');
+  const opened = openStore2(dir, PASS);
+  opened.md.reserve(); // a vault's opening commit (section 11)
+  opened.close();
+  t.is(statSync(reserve).size, 1024 * 1024, 'the next commit made it again');
 });
 
 test('refusals: a wrong passphrase (exit 3), a tampered layout and another vault\'s marker (exit 4)', (t) => {

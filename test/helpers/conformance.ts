@@ -23,7 +23,7 @@ export const USERS: Record<UserName, { uid: number; gid: number }> = {
 
 export const FILE_TYPES = ['file', 'dir', 'symlink', 'fifo', 'sock', 'chr', 'blk'] as const;
 export type FileType = (typeof FILE_TYPES)[number];
-/** Types svault cannot create until store format 2 (docs/format-2.md). */
+/** FIFOs, sockets and device nodes (store format 2 holds them: docs/format-2.md section 8; format 1 could not). */
 export const SPECIAL_TYPES: readonly FileType[] = ['fifo', 'sock', 'chr', 'blk'];
 
 /** One system call for the worker (see conformance-worker.py for the ops and their fields). */

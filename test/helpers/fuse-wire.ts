@@ -77,7 +77,7 @@ export function parseReply(parts: Buffer[]): Reply {
 }
 
 /** fuse_attr at `at`. */
-export function attrAt(b: Buffer, at: number): { ino: number; size: number; mode: number; nlink: number; uid: number; gid: number; mtimeSec: number } {
+export function attrAt(b: Buffer, at: number): { ino: number; size: number; mode: number; nlink: number; uid: number; gid: number; rdev: number; mtimeSec: number } {
   return {
     ino: Number(b.readBigUInt64LE(at)),
     size: Number(b.readBigUInt64LE(at + 8)),
@@ -86,6 +86,7 @@ export function attrAt(b: Buffer, at: number): { ino: number; size: number; mode
     nlink: b.readUInt32LE(at + 64),
     uid: b.readUInt32LE(at + 68),
     gid: b.readUInt32LE(at + 72),
+    rdev: b.readUInt32LE(at + 76),
   };
 }
 

@@ -10,6 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { META_FILE } from '../../src/core/meta/record-store.js';
 import { Vault } from '../../src/core/vault/vault.js';
+import { Vault2 } from '../../src/core/format2/vault2.js';
+import { META2_FILE } from '../../src/core/format2/record-table.js';
+import { bucketRecordName, inodeRecordName, mapNodeRecordName, spillRecordName, stateRecordName } from '../../src/core/format2/record-names.js';
 import { CLI, mountedAt, PASSPHRASE, run, serverPids, type RunResult, type Sandbox } from './cli.js';
 import { alive, checkNothingLeftMounted, mountsUnder, sleep, waitFor } from './mount-util.js';
 
@@ -155,6 +158,85 @@ export function deleteRecord(store: string, name: Buffer): void {
   const db = new Database(join(store, META_FILE));
   try {
     if (db.prepare('DELETE FROM records WHERE k = ?').run(name).changes !== 1) throw new Error('record not deleted');
+  } finally {
+    db.close();
+  }
+}
+
+// ---- format 2: the same damage targets, named as format 2 names them ----
+
+/**
+ * Opens a (closed, unmounted) format-2 store with the core library to locate damage targets: no store lock,
+ * no rollback anchor, inspect-only (nothing is written), no piece worker. Closes it afterwards.
+ */
+export async function withVault2<T>(store: string, fn: (v: Vault2) => T | Promise<T>): Promise<T> {
+  const v = await Vault2.open(store, PASSPHRASE, { noLock: true, inspectOnly: true, pieceWorker: false });
+  try {
+    return await fn(v);
+  } finally {
+    await v.close();
+  }
+}
+
+/** The blob files ("shard/name") of every committed piece of the format-2 file at path, by piece index (none for an INLINE file). */
+export function blobsOf2(v: Vault2, path: string): string[] {
+  const { md, pieces } = v.check();
+  const inode = md.requireInode(v.paths.idAt(path));
+  const versions = [...(md.pieceMapIfAny(inode.ino)?.versions() ?? [])].sort((a, b) => a.index - b.index);
+  return versions.map(({ index, version }) => {
+    const hex = pieces.pieceAddress(inode, index, version).toString('hex');
+    return `${hex.slice(0, 2)}/${hex}`;
+  });
+}
+
+/** The keyed names of a format-2 vault's metadata records (record-names.ts), for damaging one on purpose. */
+export function recordNames2(v: Vault2) {
+  const key = v.check().namesKey;
+  return {
+    state: () => stateRecordName(key),
+    inode: (ino: number) => inodeRecordName(key, ino),
+    bucket: (dirIno: number, bucket = 0, chainPosition = 0) => bucketRecordName(key, dirIno, bucket, chainPosition),
+    mapNode: (ownerIno: number, level: number, nodeNumber: number) => mapNodeRecordName(key, ownerIno, level, nodeNumber),
+    spill: (ino: number, position = 0) => spillRecordName(key, ino, position),
+  };
+}
+
+/** Changes the sealed value of one format-2 metadata row (by its keyed name) in place with fn. */
+export function changeRecord2(store: string, name: Buffer, fn: (value: Buffer) => Buffer | string | number): void {
+  const db = new Database(join(store, META2_FILE));
+  try {
+    const row = db.prepare<[Buffer], { v: Buffer }>('SELECT v FROM r WHERE k = ?').get(name);
+    if (!row) throw new Error(`no record ${name.toString('hex')}`);
+    if (db.prepare<[Buffer | string | number, Buffer]>('UPDATE r SET v = ? WHERE k = ?').run(fn(Buffer.from(row.v)), name).changes !== 1) throw new Error('record not updated');
+  } finally {
+    db.close();
+  }
+}
+
+/** Flips one bit in the middle of a format-2 row's sealed value. */
+export function flipRecord2(store: string, name: Buffer): void {
+  changeRecord2(store, name, (v) => {
+    v[v.length >> 1] = (v[v.length >> 1] as number) ^ 0x10;
+    return v;
+  });
+}
+
+export function deleteRecord2(store: string, name: Buffer): void {
+  const db = new Database(join(store, META2_FILE));
+  try {
+    if (db.prepare('DELETE FROM r WHERE k = ?').run(name).changes !== 1) throw new Error('record not deleted');
+  } finally {
+    db.close();
+  }
+}
+
+/** The value of one format-2 row now (to put it back later: a replay). */
+export function readRecord2(store: string, name: Buffer): Buffer {
+  const db = new Database(join(store, META2_FILE), { readonly: true });
+  try {
+    const row = db.prepare<[Buffer], { v: Buffer }>('SELECT v FROM r WHERE k = ?').get(name);
+    if (!row) throw new Error(`no record ${name.toString('hex')}`);
+    return Buffer.from(row.v);
   } finally {
     db.close();
   }

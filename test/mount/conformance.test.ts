@@ -1,10 +1,11 @@
 // svault's own conformance test (issue 25): every file type × every operation × (owner, another user
 // through allow_other, root), run with real system calls from one process per user, against a native
-// directory (ext4 under /var/tmp) and against a mount with `-o allow_other,default_permissions`, in the
+// directory (ext4 under /var/tmp) and against a mount with `-o allow_other,default_permissions,dev`, in the
 // same run, on each binding. Any cell whose result differs is a failure unless KNOWN_DIFFERENCES lists
 // it with its reason, and that list is exact: every cell it lists must still differ, so a difference
-// that went away has to be taken off it. Each entry is either what waits on store format 2 (FIFOs,
-// sockets, devices) or quotes the README's "Known limitations", which must still say it.
+// that went away has to be taken off it. Each entry quotes the README's "Known limitations", which must
+// still say it. FIFOs, sockets and device nodes are made and compared like any other type (store format 2
+// holds them; format 1 could not, and this list waived them until format 2).
 
 import test from 'ava';
 import { chmodSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -21,8 +22,8 @@ interface KnownDifference {
   /** The cells it covers: their keys (see conformance.ts), or a rule. Every one of them must differ. */
   cells: readonly string[] | ((cell: Cell) => boolean);
   reason: string;
-  /** Words of the README's "Known limitations" that document it; null only for what waits on format 2. */
-  readme: string | null;
+  /** Words of the README's "Known limitations" that document it. */
+  readme: string;
   /** Only on this binding (default: both). */
   binding?: BindingName;
   /**
@@ -32,19 +33,17 @@ interface KnownDifference {
   transient?: boolean;
 }
 
+/** Every type that is not a directory: what a hard link, a chown of a file or a write applies to. */
+const NON_DIRS = ['file', 'symlink', ...SPECIAL_TYPES];
+
 /** Every key of group × type × operation × user. */
-function keys(groups: string[], types: string[], ops: string[], users: string[]): string[] {
+function keys(groups: readonly string[], types: readonly string[], ops: readonly string[], users: readonly string[]): string[] {
   return groups.flatMap((g) => types.flatMap((t) => ops.flatMap((o) => users.map((u) => `${g}/${t}/${o}/${u}`))));
 }
 
 const KNOWN_DIFFERENCES: KnownDifference[] = [
   {
-    cells: (c) => c.type !== null && SPECIAL_TYPES.includes(c.type),
-    reason: 'FIFOs, sockets and device nodes cannot be created until store format 2 (docs/format-2.md): the fixture itself fails with EPERM',
-    readme: null,
-  },
-  {
-    cells: keys(['suid6777', 'suid2767'], ['file', 'symlink'], ['chown-keep'], ['other']),
+    cells: keys(['suid6777', 'suid2767'], NON_DIRS, ['chown-keep'], ['other']),
     reason:
       'chown(f, -1, -1) by a user who may write a setuid or setgid file but does not own it: the kernel sends the same empty ' +
       'SETATTR as before that user\'s write, so svault clears the bits as the write would, where Linux answers EPERM',
@@ -53,10 +52,11 @@ const KNOWN_DIFFERENCES: KnownDifference[] = [
   },
   {
     cells: [
-      ...keys(['plain', 'sticky'], ['file', 'symlink'], ['link'], ['owner', 'root']),
+      ...keys(['plain', 'sticky'], NON_DIRS, ['link'], ['owner', 'root']),
       ...keys(['hardlink'], ['file'], ['chmod', 'unlink', 'write', 'truncate', 'rename-over', 'rename-away', 'link', 'utime'], ['owner', 'root']),
       ...keys(['hardlink'], ['symlink'], ['unlink', 'rename-over', 'rename-away', 'link', 'utime'], ['owner', 'root']),
-      ...keys(['hardlink'], ['file', 'symlink'], ['lchown'], ['root']),
+      ...keys(['hardlink'], SPECIAL_TYPES, ['chmod', 'unlink', 'rename-over', 'rename-away', 'link', 'utime'], ['owner', 'root']),
+      ...keys(['hardlink'], NON_DIRS, ['lchown'], ['root']),
     ],
     reason: 'libfuse 2 makes each name of a hard-linked file its own kernel node, whose attributes are cached for a second',
     readme: 'the kernel caches attributes for one second, per name',
@@ -71,7 +71,7 @@ const KNOWN_DIFFERENCES: KnownDifference[] = [
   },
   {
     cells: [
-      ...keys(['suid2767'], ['file', 'symlink'], ['chown-keep'], ['owner', 'other', 'root']),
+      ...keys(['suid2767'], NON_DIRS, ['chown-keep'], ['owner', 'other', 'root']),
       ...keys(['suid6777', 'suid2767', 'suid6755'], ['dir'], ['chown-keep'], ['owner', 'other', 'root']),
     ],
     reason: 'chown(f, -1, -1) reaches libfuse 2 as a SETATTR with nothing to set, which it passes to no handler: ctime stays',
@@ -97,7 +97,9 @@ for (const binding of BINDINGS) {
     chmodSync(native, 0o755);
     const init = await box.svault(['init', '--store', box.store, '--chaff', '0']);
     t.is(init.code, 0, init.stderr);
-    const m = await box.mount(['-o', 'allow_other,default_permissions']);
+    // `dev` (root only): the native tree lets the kernel open device nodes, so the mount must too (svault
+    // mounts are nodev otherwise), or every open of a device node would differ by the mount option alone.
+    const m = await box.mount(['-o', 'allow_other,default_permissions,dev']);
     t.is(m.code, 0, m.stderr);
     chmodSync(box.mnt, 0o755);
 
@@ -120,7 +122,7 @@ for (const binding of BINDINGS) {
       const gone = covered.filter((key) => !diffs.has(key));
       if (k.transient) t.true(gone.length < covered.length, `a known difference no longer seen in any of its cells (take it off): ${k.reason}`);
       else t.deepEqual(gone, [], `cells that a known difference lists but that no longer differ (take them off): ${k.reason}`);
-      if (k.readme !== null) t.true(README_LIMITATIONS.includes(k.readme), `README's known limitations must document: ${k.reason} ("${k.readme}")`);
+      t.true(README_LIMITATIONS.includes(k.readme), `README's known limitations must document: ${k.reason} ("${k.readme}")`);
     }
     await unmountAndCheck(t, box);
   });

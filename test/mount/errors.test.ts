@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { BINDINGS } from '../../fs/bindings.js';
 import { CLI, mountedAt, serverPids, sh, type Sandbox } from '../helpers/cli.js';
-import { deleteRecord, withVault } from '../helpers/reliability-util.js';
+import { blobsOf2, deleteRecord2, recordNames2, withVault2 } from '../helpers/reliability-util.js';
 import {
   alive,
   checkNothingLeftMounted,
@@ -257,7 +257,8 @@ test('a damaged piece makes reads of its file fail with EIO while other files re
   await unmountAndCheck(t, box);
 
   // Flip one byte in the middle of one of A's blobs.
-  const victim = join(box.store, 'blobs', [...blobsOfA][3] as string);
+  const victimBlob = [...blobsOfA][3] as string;
+  const victim = join(box.store, 'blobs', victimBlob);
   const blob = readFileSync(victim);
   blob[blob.length >> 1] = (blob[blob.length >> 1] as number) ^ 0x40;
   writeFileSync(victim, blob);
@@ -281,8 +282,11 @@ test('a damaged piece makes reads of its file fail with EIO while other files re
 
   const fsck = await box.svault(['fsck', '--store', box.store]);
   t.is(fsck.code, 7, fsck.stdout + fsck.stderr);
-  t.regex(fsck.stdout, /bad-piece: \/A:/);
-  t.notRegex(fsck.stdout, /\/B/);
+  // Format 2's fsck names inodes, not paths (security finding 11).
+  const [inoA, inoB, piece] = await withVault2(box.store, (v) => [v.paths.idAt('/A'), v.paths.idAt('/B'), blobsOf2(v, '/A').indexOf(victimBlob)]);
+  t.true(piece >= 0, 'the damaged blob is one of A\'s pieces');
+  t.regex(fsck.stdout, new RegExp(`bad-piece: inode ${inoA}: piece ${piece}\\b`), 'fsck names A\'s inode and the damaged piece');
+  t.notRegex(fsck.stdout, new RegExp(`inode ${inoB}\\b`), 'and nothing of B');
   const repair = await box.svault(['fsck', '--store', box.store, '--repair']);
   t.is(repair.code, 8, repair.stdout + repair.stderr);
   const after = await box.svault(['fsck', '--store', box.store]);
@@ -406,12 +410,12 @@ test('svault status lists the mount with live operation counts; svault info show
   const info = await box.svault(['info', '--store', box.store]);
   t.is(info.code, 0, info.stderr);
   t.regex(info.stdout, /piece size:\s+65536 bytes/);
-  // 1 MiB in 64 KiB pieces, plus one piece for each small file; chaff 0.
-  t.regex(info.stdout, /blobs:\s+19 \(19 pieces, 0 chaff\)/);
+  // 1 MiB in 64 KiB pieces; chaff 0. The three small files are INLINE (in their inode records): no blob.
+  t.regex(info.stdout, /blobs:\s+16 \(16 pieces, 0 chaff\)/);
   t.regex(info.stdout, /files:\s+4 files, 1 directories/);
   const j = JSON.parse((await box.svault(['info', '--store', box.store, '--json'])).stdout) as { pieceSize: number; blobs: number; files: number; chaffRatio: number };
-  t.like(j, { pieceSize: 65536, blobs: 19, files: 4, chaffRatio: 0 });
-  t.is(blobFiles(box).size, 19, 'and that is what lies in the store');
+  t.like(j, { pieceSize: 65536, blobs: 16, files: 4, chaffRatio: 0 });
+  t.is(blobFiles(box).size, 16, 'and that is what lies in the store');
 });
 
 test('unmount never signals a process that only has a dead server\'s pid (security finding 14)', async (t) => {
@@ -439,33 +443,149 @@ test('the background mount server does not hold SVAULT_PASSPHRASE in its environ
   await unmountAndCheck(t, box);
 });
 
+/** Runs a python3 script with arguments; returns its stdout parsed as JSON. */
+async function py<T>(script: string, args: string[]): Promise<T> {
+  const r = await sh(`python3 -c ${q(script)} ${args.map(q).join(' ')}`);
+  if (r.code !== 0) throw new Error(`python3 failed (${r.code}): ${r.stderr.slice(-2000)}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+/**
+ * How each name of a directory answers through the mount, lookups first (on devfuse a listing, readdirplus,
+ * hands the kernel each name with its inode, and the kernel then needs no lookup for it): reading it
+ * ('ok' when it holds its own name, 'other' for anything else, or the errno), then, for those that do not
+ * read, making it again as a file (O_EXCL), a directory and a symlink (ok or the errno); and the listing.
+ */
+const PROBE_NAMES = `
+import os, sys, json, errno
+d, names = sys.argv[1], sys.argv[2:]
+def err(e): return errno.errorcode.get(e.errno, str(e.errno))
+out = {'read': {}, 'remake': {}, 'ls': None}
+for n in names:
+    p = os.path.join(d, n)
+    try:
+        with open(p, 'rb') as f: out['read'][n] = 'ok' if f.read() == n.encode() else 'other'
+    except OSError as e:
+        out['read'][n] = err(e)
+for n in [n for n in names if out['read'][n] != 'ok']:
+    p, r = os.path.join(d, n), []
+    for make in (lambda: os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)), lambda: os.mkdir(p), lambda: os.symlink('x', p)):
+        try:
+            make(); r.append('ok')
+        except OSError as e:
+            r.append(err(e))
+    out['remake'][n] = r
+try:
+    out['ls'] = sorted(os.listdir(d))
+except OSError as e:
+    out['ls'] = err(e)
+print(json.dumps(out))
+`;
+
+interface NameProbe {
+  read: Record<string, string>;
+  remake: Record<string, string[]>;
+  ls: string[] | string;
+}
+
+// Security finding 13: a record deleted from the store must not turn a name into "No such file or
+// directory", where the next create would put a second file (the attacker's choice of content) in its
+// place. Format 1 kept each name in an entry record of its own; format 2 keeps the names in the directory's
+// inode or, past 3,818 bytes of entries, in bucket records (docs/format-2.md 6.4), and a file's attributes
+// and small content in its inode record. Both kinds are deleted here, through both transports.
 for (const binding of BINDINGS) {
-  test(`${binding}: a name whose entry record was deleted from the store answers EIO, not ENOENT, while ls lists it; fsck --repair restores it (security finding 13)`, async (t) => {
+  test(`${binding}: names whose bucket record was deleted from the store answer EIO, never ENOENT or a second file; fsck names it; --repair brings their files back as #<ino> (security finding 13)`, async (t) => {
+    const box = await mountedBox(t, ['--chaff', '0'], { binding });
+    // 100 entries of 50 bytes: more than the directory's inode holds (3,818 bytes), so in buckets.
+    const names = Array.from({ length: 100 }, (_, i) => `entry-${String(i).padStart(3, '0')}-${'x'.repeat(34)}`);
+    await ok(t, `mkdir ${q(box.mnt)}/d && cd ${q(box.mnt)}/d && for n in ${names.join(' ')}; do printf "$n" > "$n"; done`);
+    await unmountAndCheck(t, box);
+    const dirIno = await withVault2(box.store, (v) => {
+      const ino = v.paths.idAt('/d');
+      t.is(v.check().md.requireInode(ino).primary.form, 'buckets', 'd keeps its entries in bucket records');
+      return ino;
+    });
+    // The attacker deletes bucket 0 from meta2.db. Which names it held is found offline: their lookups fail.
+    await withVault2(box.store, (v) => deleteRecord2(box.store, recordNames2(v).bucket(dirIno, 0)));
+    const lost = await withVault2(box.store, (v) =>
+      names.filter((n) => {
+        try {
+          v.check().md.lookup(dirIno, Buffer.from(n));
+          return false;
+        } catch {
+          return true;
+        }
+      }),
+    );
+    t.true(lost.length > 0 && lost.length < names.length, `bucket 0 held ${lost.length} of the ${names.length} names`);
+
+    t.is((await box.mount()).code, 0);
+    const p = await py<NameProbe>(PROBE_NAMES, [join(box.mnt, 'd'), ...names]);
+    for (const n of names) {
+      if (lost.includes(n)) {
+        t.is(p.read[n], 'EIO', `${n}, in the deleted bucket: EIO, never ENOENT`);
+        t.deepEqual(p.remake[n], ['EIO', 'EIO', 'EIO'], `${n}: no second file, directory or symlink is made in its place`);
+      } else {
+        t.is(p.read[n], 'ok', `${n}, in another bucket, reads its own content`);
+      }
+    }
+    t.is(p.ls, 'EIO', 'ls of d fails with EIO: the listing never leaves names out silently');
+    await unmountAndCheck(t, box);
+
+    const fsck = await box.svault(['fsck', '--store', box.store]);
+    t.is(fsck.code, 7, fsck.stdout + fsck.stderr);
+    t.regex(fsck.stdout, new RegExp(`missing-record: directory ${dirIno}\\b.*bucket 0`), 'fsck names the missing bucket and its directory');
+    // Format 2's repair (5.10): the bucket is rewritten empty, and the files it named come back as nameless
+    // inodes, linked as #<ino> in their directory, with their content.
+    const repair = await box.svault(['fsck', '--store', box.store, '--repair']);
+    t.is(repair.code, 8, repair.stdout + repair.stderr);
+    const after = await box.svault(['fsck', '--store', box.store]);
+    t.is(after.code, 0, after.stdout + after.stderr);
+    t.is((await box.mount()).code, 0);
+    const listed = (await ok(t, `ls -A ${q(box.mnt)}/d`)).split('\n').filter(Boolean);
+    const recovered = listed.filter((n) => /^#\d+$/.test(n));
+    t.deepEqual(listed.filter((n) => !recovered.includes(n)).sort(), names.filter((n) => !lost.includes(n)).sort(), 'the other names are all there');
+    const contents = await Promise.all(recovered.map((n) => ok(t, `cat ${q(join(box.mnt, 'd', n))}`)));
+    t.deepEqual(contents.sort(), [...lost].sort(), 'each file of the deleted bucket is back as #<ino>, with its content');
+    await unmountAndCheck(t, box);
+  });
+
+  test(`${binding}: a name whose inode record was deleted from the store answers EIO, not ENOENT, while ls lists it; fsck names it; --repair removes it (security finding 13)`, async (t) => {
     const box = await mountedBox(t, ['--chaff', '0'], { binding });
     await ok(t, `mkdir ${q(box.mnt)}/d && printf healthy > ${q(box.mnt)}/d/a && printf precious > ${q(box.mnt)}/d/b`);
     await unmountAndCheck(t, box);
-    // The attacker deletes one entry record from meta.db: the listing page, sealed apart, still holds the name.
-    await withVault(box.store, (v) => deleteRecord(box.store, v.check().meta.entryRecordName(v.inodeAt('/d').id, 'b')));
+    // The attacker deletes b's inode record from meta2.db: d's inode, sealed apart, still holds the name.
+    const ino = await withVault2(box.store, (v) => {
+      const b = v.paths.idAt('/d/b');
+      deleteRecord2(box.store, recordNames2(v).inode(b));
+      return b;
+    });
 
     t.is((await box.mount()).code, 0);
-    // Lookups first: on devfuse a listing (readdirplus) hands the kernel the name with its inode, from
-    // the listing page, and the kernel then needs no lookup for it.
+    // Lookups first (see PROBE_NAMES).
     for (const line of [`stat ${q(box.mnt)}/d/b`, `cat ${q(box.mnt)}/d/b`, `printf new > ${q(box.mnt)}/d/b`, `mkdir ${q(box.mnt)}/d/b`, `ln -s x ${q(box.mnt)}/d/b`]) {
       const r = await sh(line);
       t.not(r.code, 0, line);
       t.regex(r.stderr, /Input\/output error/, `${line}: EIO, never "No such file or directory" (or a second b)`);
     }
+    // Listed from d's own entries, which record each child's number and type: b's inode is not needed.
     t.deepEqual((await ok(t, `ls ${q(box.mnt)}/d`)).split('\n').filter(Boolean), ['a', 'b'], 'the listing shows b, once: no second b was made');
     t.is(await ok(t, `cat ${q(box.mnt)}/d/a`), 'healthy', 'the healthy neighbour reads');
     await unmountAndCheck(t, box);
 
     const fsck = await box.svault(['fsck', '--store', box.store]);
     t.is(fsck.code, 7, fsck.stdout + fsck.stderr);
-    t.regex(fsck.stdout, /bad-record: \/d\/b:/);
+    t.regex(fsck.stdout, new RegExp(`missing-record: inode ${ino}\\b`), 'fsck names b\'s inode');
+    // Format 2's repair (5.10, section 7): a file whose inode record is gone is gone, as in format 1 for a
+    // damaged inode; its INLINE content went with the record (there is no second copy). Its name goes too.
     const repair = await box.svault(['fsck', '--store', box.store, '--repair']);
     t.is(repair.code, 8, repair.stdout + repair.stderr);
+    const after = await box.svault(['fsck', '--store', box.store]);
+    t.is(after.code, 0, after.stdout + after.stderr);
     t.is((await box.mount()).code, 0);
-    t.is(await ok(t, `cat ${q(box.mnt)}/d/b`), 'precious', 'rebuilt from the listing page');
+    t.deepEqual((await ok(t, `ls ${q(box.mnt)}/d`)).split('\n').filter(Boolean), ['a'], 'the repair removed the name of the lost file');
+    await ok(t, `printf again > ${q(box.mnt)}/d/b`);
+    t.is(await ok(t, `cat ${q(box.mnt)}/d/b`), 'again', 'and the name can be used again');
     await unmountAndCheck(t, box);
   });
 }

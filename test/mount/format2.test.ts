@@ -1,6 +1,5 @@
-// Format 2 through real mounts (docs/format-2.md 17.3, step 1): a store `svault init` wrote in format 2
-// (SVAULT_INIT_FORMAT=2, until format 2 is the default), mounted through both transports and driven from
-// other processes: a tree copied in and compared across a remount, tar and git, every file type
+// Format 2 through real mounts (docs/format-2.md): a store `svault init` made, mounted through both
+// transports and driven from other processes: a tree copied in and compared across a remount, tar and git, every file type
 // (FIFOs, sockets and device nodes, with -o dev or without), link counts and nanosecond times right at
 // once, SEEK_DATA/SEEK_HOLE and fallocate, and an fsync that survives a kill -9 of the server.
 
@@ -13,7 +12,6 @@ import type { BindingName } from '../../fs/bindings.js';
 
 checkNothingLeftMounted(test);
 
-const FORMAT2 = { SVAULT_INIT_FORMAT: '2' };
 const BINDINGS: BindingName[] = ['devfuse', 'fuse-native'];
 const asRoot = process.getuid?.() === 0;
 const rootTest = asRoot ? test : test.skip;
@@ -21,7 +19,7 @@ const rootTest = asRoot ? test : test.skip;
 /** A format-2 vault, mounted through `binding` (extra mount options after the store). */
 async function format2Box(t: ExecutionContext, binding: BindingName, mountOptions: string[] = []): Promise<Sandbox> {
   const box = sandbox(t, 'f2', { binding });
-  const init = await box.svault(['init', '--store', box.store, '--chaff', '0.1'], { env: FORMAT2 });
+  const init = await box.svault(['init', '--store', box.store, '--chaff', '0.1']);
   if (init.code !== 0) throw new Error(`init failed: ${init.stderr}`);
   const config = JSON.parse(readFileSync(join(box.store, 'svault.json'), 'utf8')) as { format: number };
   t.is(config.format, 2, 'the store is format 2');

@@ -8,8 +8,9 @@ import { constants } from 'node:os';
 import { inodeOps } from '../../fs/kernel/inode-ops.js';
 import { FuseSession, type DeviceIo, type SessionOps } from '../../fs/kernel/session.js';
 import { OpStats } from '../../src/core/util/op-stats.js';
-import { Format1Mount } from '../../src/core/vault/format1-mount.js';
-import { createTempVault } from '../helpers/temp-vault.js';
+import { join } from 'node:path';
+import { Vault2 } from '../../src/core/format2/vault2.js';
+import { PASSPHRASE, tempDir } from '../helpers/temp-vault.js';
 import {
   OP, attrAt, cstr, direntNames, direntPlus, entryOf, initArgs, ioArgs, parseReply, request, setattrArgs, u32, u64, type Caller, type Reply,
 } from '../helpers/fuse-wire.js';
@@ -91,10 +92,16 @@ async function init(r: Rig, flags = EVERYTHING): Promise<Reply> {
   return reply;
 }
 
+/** A fresh vault in a temporary store, closed at teardown. */
+async function tempVault2(t: ExecutionContext): Promise<Vault2> {
+  const v = await Vault2.create(join(tempDir(t), 'store'), PASSPHRASE, { pieceSize: 4096, chaffRatio: 0 }, { pieceWorker: false });
+  t.teardown(() => v.close());
+  return v;
+}
+
 /** A session over the inode handlers of a fresh vault, past INIT. */
 async function vaultRig(t: ExecutionContext): Promise<Rig> {
-  const tv = await createTempVault(t);
-  const r = rig(inodeOps(new Format1Mount(tv.vault), { readOnly: false, log: () => undefined }));
+  const r = rig(inodeOps(await tempVault2(t), { readOnly: false, log: () => undefined }));
   await init(r);
   return r;
 }
@@ -274,7 +281,10 @@ test('through the vault: link, unlink, rename, RENAME_NOREPLACE, rmdir, symlink;
   const sl = entryOf((await ok(t, r.call(OP.SYMLINK, 1, [cstr('s'), cstr('d/moved')]), 'symlink')).body);
   t.is((await ok(t, r.call(OP.READLINK, sl.nodeid), 'readlink')).body.toString(), 'd/moved');
   t.is((await r.call(OP.UNLINK, 1, [cstr('d')]))?.error, err('EISDIR'));
-  t.is((await r.call(OP.MKNOD, 1, [u32(0o010644), u32(0), u32(0), u32(0), cstr('fifo')]))?.error, err('EPERM'), 'no special files yet');
+  const fifo = entryOf((await ok(t, r.call(OP.MKNOD, 1, [u32(0o010644), u32(0), u32(0), u32(0), cstr('fifo')]), 'mknod of a FIFO')).body);
+  t.is(attrAt((await ok(t, r.call(OP.GETATTR, fifo.nodeid, [Buffer.alloc(16)]), 'getattr fifo')).body, 16).mode, 0o010644);
+  const dev = entryOf((await ok(t, r.call(OP.MKNOD, 1, [u32(0o020600), u32((1 << 8) | 3), u32(0), u32(0), cstr('null')]), 'mknod of a device')).body);
+  t.is(attrAt((await ok(t, r.call(OP.GETATTR, dev.nodeid, [Buffer.alloc(16)]), 'getattr null')).body, 16).rdev, (1 << 8) | 3);
   t.is((await r.call(OP.LOOKUP, 1, [Buffer.from([0xff, 0xfe, 0])]))?.error, err('EILSEQ'), 'names that are not UTF-8');
   t.is((await r.call(OP.GETATTR, 987654, [Buffer.alloc(16)]))?.error, err('ENOENT'), 'a node the kernel never looked up');
 });
@@ -314,9 +324,11 @@ test('through the vault: setuid and setgid cleared on a write the kernel marks, 
 });
 
 test('a read-only mount refuses changes with EROFS and still reads', async (t) => {
-  const tv = await createTempVault(t);
-  await tv.vault.writeFile('/f', Buffer.from('kept'));
-  const r = rig(inodeOps(new Format1Mount(tv.vault), { readOnly: true, log: () => undefined }));
+  const v = await tempVault2(t);
+  const made = v.paths.create('/f', 0o644, 0, 0);
+  await v.write(made, Buffer.from('kept'), 0);
+  await v.release(made);
+  const r = rig(inodeOps(v, { readOnly: true, log: () => undefined }));
   await init(r);
   const f = entryOf((await ok(t, r.call(OP.LOOKUP, 1, [cstr('f')]), 'lookup')).body);
   t.is((await r.call(OP.MKDIR, 1, [u32(0o755), u32(0), cstr('d')]))?.error, err('EROFS'));

@@ -114,16 +114,20 @@ test('mv of a directory with contents keeps every file, to a new name and into a
 test('rename over an existing file replaces it and frees its pieces', async (t) => {
   const box = await mountedBox(t, ['--chaff', '0']);
   const m = box.mnt;
+  // Every file here is bigger than format 2 keeps INLINE (3,818 bytes), so each has a blob to free.
   writeFileSync(join(box.dir, 'big'), randomBytes(600_000));
-  await ok(t, `cp ${q(join(box.dir, 'big'))} ${q(m)}/old && echo new contents > ${q(m)}/new`);
+  writeFileSync(join(box.dir, 'new'), randomBytes(5000));
+  await ok(t, `cp ${q(join(box.dir, 'big'))} ${q(m)}/old && cp ${q(join(box.dir, 'new'))} ${q(m)}/new`);
   const wantNew = await sha(t, join(m, 'new'));
   await ok(t, `mv -f ${q(m)}/new ${q(m)}/old`);
   t.deepEqual((await ok(t, `ls -A ${q(m)}`)).split('\n').filter(Boolean), ['old']);
   t.is(await sha(t, join(m, 'old')), wantNew);
-  t.is(await stat(t, '%s', join(m, 'old')), String('new contents\n'.length));
+  t.is(await stat(t, '%s', join(m, 'old')), '5000');
 
   // Through rename(2) directly as well (python's os.replace), over a file that is open for reading.
-  await ok(t, `printf one > ${q(m)}/p && printf two > ${q(m)}/r`);
+  writeFileSync(join(box.dir, 'p'), 'one'.repeat(2000));
+  writeFileSync(join(box.dir, 'r'), 'two'.repeat(2000));
+  await ok(t, `cp ${q(join(box.dir, 'p'))} ${q(m)}/p && cp ${q(join(box.dir, 'r'))} ${q(m)}/r`);
   const out = await ok(t, `python3 -c ${q(`
 import os, sys
 m = sys.argv[1]
@@ -132,14 +136,14 @@ os.replace(os.path.join(m, 'p'), os.path.join(m, 'r'))
 print(f.read().decode(), open(os.path.join(m, 'r'), 'rb').read().decode(), os.path.exists(os.path.join(m, 'p')))
 f.close()
 `)} ${q(m)}`);
-  t.is(out.trim(), 'two one False', 'the open old file keeps its data; the name now holds the new one');
+  t.is(out.trim(), `${'two'.repeat(2000)} ${'one'.repeat(2000)} False`, 'the open old file keeps its data; the name now holds the new one');
 
   await unmountAndCheck(t, box);
   const fsck = await box.svault(['fsck', '--store', box.store, '--json']);
   t.is(fsck.code, 0, `no orphaned pieces after the replaced files are gone: ${fsck.stdout}`);
   const info = JSON.parse((await box.svault(['info', '--store', box.store, '--json'])).stdout) as { blobs: number; files: number };
   t.is(info.files, 2);
-  t.is(info.blobs, 2, 'only the pieces of the two small files are left (chaff 0)');
+  t.is(info.blobs, 2, 'only the pieces of old and r are left (chaff 0): the replaced files\' pieces are freed');
 });
 
 test('rmdir of a non-empty directory fails with "Directory not empty"', async (t) => {

@@ -392,8 +392,9 @@ except OSError as e:
 f.seek(0); data = f.read()
 out['readBack'] = data == b'x' * 300000 + b'y' * 1000 + b'z' * 10
 f.close()
-with open(os.path.join(mnt, 'a'), 'w') as a: a.write('new')
-with open(os.path.join(mnt, 'b'), 'w') as b: b.write('old')
+# Past format 2's inline limit (3,818 bytes), so each has a blob whose freeing the test can count.
+with open(os.path.join(mnt, 'a'), 'w') as a: a.write('new' * 2000)
+with open(os.path.join(mnt, 'b'), 'w') as b: b.write('old' * 2000)
 held = open(os.path.join(mnt, 'b'))
 os.rename(os.path.join(mnt, 'a'), os.path.join(mnt, 'b'))
 out['afterRenameOver'] = sorted(os.listdir(mnt))
@@ -415,12 +416,14 @@ test('unlink or rename over an open file: no hidden name, rmdir works, fstat and
   // no path to ask for its attributes. svault's own transport asks by inode.
   t.is(r.fstatNoDir, testBinding() === 'fuse-native' ? 'ENOENT' : 'ok', 'fstat of a file whose directory was removed after the unlink');
   t.deepEqual(r.afterRenameOver, ['b'], 'rename over an open file leaves one name');
-  t.is(r.newContent, 'new');
-  t.is(r.heldContent, 'old', 'the replaced file stays readable through the fd that holds it');
+  t.is(r.newContent, 'new'.repeat(2000));
+  t.is(r.heldContent, 'old'.repeat(2000), 'the replaced file stays readable through the fd that holds it');
   const listing = async () => (await ok(t, `ls -A ${q(box.mnt)}`)).trim().split('\n');
   await waitForAsync(async () => (await listing()).length === 1, 10_000); // the releases come after close(2)
   t.deepEqual(await listing(), ['b']);
   await unmountAndCheck(t, box);
+  // The unlinked file's pieces and the replaced b's are freed; a and b are bigger than an inline file, so
+  // the new b is one piece.
   t.is(await blobCount(box), 1, 'only b\'s piece is left in the store');
   await fsckClean(t, box);
 });

@@ -42,6 +42,13 @@ async function until(cond: () => Promise<boolean>, ms: number): Promise<boolean>
   return cond();
 }
 
+/** Runs a python3 one-liner with arguments; its stdout, trimmed (fails the test if it fails). */
+async function py(script: string, args: string[]): Promise<string> {
+  const r = await run('python3', ['-c', script, ...args]);
+  if (r.code !== 0) throw new Error(`python3 failed (${r.code}): ${r.stderr.slice(-2000)}`);
+  return r.stdout.trim();
+}
+
 async function fsckClean(t: ExecutionContext, box: Sandbox, store: string): Promise<void> {
   const f = await box.svault(['fsck', '--store', store]);
   t.is(f.code, 0, `fsck after unmount: ${f.stdout}${f.stderr}`);
@@ -128,8 +135,10 @@ test('a store full to the last byte (metadata cannot grow either): rm still free
   let n = 0;
   while (n < 10 && (await sh(`cp ${q(big)} ${q(join(box.mnt, `f${n}`))}`)).code === 0) n++;
   t.true(n >= 2 && n < 10, `${n} big files fitted`);
-  // Now small files (a 4 KiB blob and a few metadata records each) until even they do not fit. python
-  // checks every step, close included (bash ignores the result of close after "echo x > file").
+  // Now small files until even they do not fit. Their bytes are INLINE (in the inode record, no blob), so
+  // they live only in the commit that writes that record: svault refuses them at close once the disk has
+  // no room for that commit, instead of losing them when it fails. python checks every step, close
+  // included (bash ignores the result of close after "echo x > file").
   const fill = await run('python3', ['-c', `
 import os, sys, errno
 d = sys.argv[1]
@@ -145,6 +154,12 @@ print('all 5000 fitted')
 `, box.mnt]);
   t.log(`${n} big files, then ${fill.stdout.trim()}`);
   t.regex(fill.stdout, /failed: ENOSPC/, 'small files stop fitting too, with ENOSPC');
+  // svault stops files from growing while the disk still has room for the next commit (a few hundred KiB);
+  // another program takes that, as on a disk shared with anything else.
+  await sh(`dd if=/dev/zero of=${q(join(disk, 'other-program'))} bs=4k status=none`);
+  const left = await avail(t, disk);
+  t.log(`${left} bytes left on the store's disk`);
+  t.is(left, 0, 'the store\'s disk is full to the last byte');
 
   // Reading needs no space.
   t.is(await sha(t, join(box.mnt, 'f0')), sha256(data), 'reads work on a full store');
@@ -170,6 +185,10 @@ print('all 5000 fitted')
   await fsckClean(t, box, store);
   t.is((await mountStore(box, store)).code, 0);
   t.is((await sh(`stat ${q(join(box.mnt, 'f0'))}`)).code, 1, 'the deletion is durable: f0 stays gone after a remount');
+  // Every small file whose close succeeded is there with its bytes: none was accepted and then lost.
+  const closed = Number(/^(\d+) small files/.exec(fill.stdout)?.[1] ?? -1);
+  const small = await py(`import os, sys, json; d = sys.argv[1]; n = int(sys.argv[2]); print(json.dumps(sum(1 for i in range(n) if open(os.path.join(d, 's%d' % i), 'rb').read() == b'hello')))`, [box.mnt, String(closed)]);
+  t.is(small, String(closed), `the ${closed} small files closed before ENOSPC read back after a remount`);
   t.is(await sha(t, join(box.mnt, 'after')), sha256(data));
   await unmountAndCheck(t, box);
 });

@@ -15,7 +15,7 @@ import { Vault2 } from '../../src/core/format2/vault2.js';
 import { BLOB_DIR } from '../../src/core/store/local-dir-store.js';
 import { Vault } from '../../src/core/vault/vault.js';
 import { PASSPHRASE, sandbox, type Sandbox } from '../helpers/cli.js';
-import { blobFiles, blobsOf } from '../helpers/reliability-util.js';
+import { blobFiles } from '../helpers/reliability-util.js';
 import { snapshotDir, snapshotObject } from '../helpers/temp-vault.js';
 
 const P = 16384;
@@ -313,21 +313,24 @@ test('between an upgrade and its --finish, format 1\'s superseded pieces are kep
   t.deepEqual(blobFiles(box.store), blobs, '--repair deletes none of them');
 });
 
-test('format 1 is as before: no special files in info or fsck, and problems by path', async (t) => {
+test('a format-1 store: info reads it; fsck, passwd and mount refuse it with exit 4 and the advice to upgrade, before asking for a passphrase', async (t) => {
   const box = sandbox(t, 'f1cli');
-  t.is((await box.svault(['init', '--store', box.store, '--chaff', '0', '--piece-size', String(P)])).code, 0);
+  // A format-1 store, as an earlier svault made it.
+  await (await Vault.create(box.store, PASSPHRASE, { pieceSize: P, chaffRatio: 0 })).close();
   const v = await Vault.open(box.store, PASSPHRASE, { pieceWorker: false });
   await v.writeFile('/f', randomBytes(2 * P));
-  const blob = blobsOf(v, '/f')[1] as string;
   await v.close();
+  const before = snapshotObject(snapshotDir(box.store));
   const info = await box.svault(['info', '--store', box.store]);
+  t.is(info.code, 0, info.stderr);
   t.regex(info.stdout, /^files:\s+1 files, 1 directories, 0 symlinks\n/m);
   const j = JSON.parse((await box.svault(['info', '--store', box.store, '--json'])).stdout) as Record<string, unknown>;
   t.is(j.format, 1);
-  t.false('specialFiles' in j);
-  unlinkSync(join(box.store, BLOB_DIR, blob));
-  const f = await fsck(box);
-  t.is(f.code, 7);
-  t.regex(f.stdout, /^check: 1 files, 1 directories, 0 symlinks, 2 pieces checked, 0 chaff blobs\n  missing-piece: \/f: \/f: piece 1 /);
-  t.is((await fsck(box, ['--repair'])).code, 8);
+  for (const args of [['fsck', '--store', box.store], ['fsck', '--repair', '--store', box.store], ['passwd', '--store', box.store, '--new-passphrase-file', '/dev/null'], ['mount', '--store', box.store, box.mnt]]) {
+    // No passphrase anywhere: the refusal must come before one is asked for.
+    const r = await box.svault(args, { env: { SVAULT_PASSPHRASE: '' } });
+    t.is(r.code, 4, `${args[0]}: ${r.stderr}`);
+    t.regex(r.stderr, /format 1: run svault upgrade --store /, args[0]);
+  }
+  t.deepEqual(snapshotObject(snapshotDir(box.store)), before, 'nothing in the store changed');
 });

@@ -9,6 +9,7 @@
 import type { VaultKeys } from '../crypto/crypto.js';
 import type { Inode } from '../meta/inode.js';
 import type { Address } from '../pieces/address.js';
+import type { ChaffChoice } from '../pieces/chaff.js';
 import { fileKey, type PieceId } from '../pieces/piece-codec.js';
 import { SealedPieces } from '../pieces/sealed-pieces.js';
 import type { PieceStore } from '../store/piece-store.js';
@@ -39,6 +40,12 @@ export interface ContentSettings {
   meta: ContentMetadata;
   pieceSize: number;
   chaffRatio: number;
+  /**
+   * The vault's chaff scheme (src/core/pieces/chaff.ts): format 1's when not given (drawn at random, kept
+   * forever), or format 2's derived chaff (10.2), stored and deleted with each piece version. The piece
+   * worker, when there is one, must have been given the same.
+   */
+  chaff?: ChaffChoice;
   stats: OpStats;
   /** A worker thread that seals full pieces behind the writer; without it that work runs here. */
   offload?: PieceOffload;
@@ -55,7 +62,7 @@ export class Contents {
 
   constructor(private readonly s: ContentSettings) {
     this.pieceSize = s.pieceSize;
-    this.pieces = new SealedPieces({ vaultId: s.vaultId, addressKey: s.keys.address, store: s.store, pieceSize: s.pieceSize, chaffRatio: s.chaffRatio, stats: s.stats });
+    this.pieces = new SealedPieces({ vaultId: s.vaultId, addressKey: s.keys.address, store: s.store, pieceSize: s.pieceSize, chaffRatio: s.chaffRatio, chaff: s.chaff, stats: s.stats });
     this.reader = new ReadPath(this.pieces, s.stats);
     this.writer = new WritePath({
       pieces: this.pieces,
@@ -232,7 +239,10 @@ export class Contents {
     }
   }
 
-  /** Deletes one piece version's blob; its plaintext leaves the clean cache too (nothing reads it again). */
+  /**
+   * Deletes one piece version's blob, and its derived chaff (format 2); its plaintext leaves the clean cache
+   * too (nothing reads it again). Every deletion of a piece version comes here.
+   */
   private async deletePiece(id: PieceId): Promise<void> {
     this.reader.forget(id);
     await this.pieces.delete(id);
@@ -261,7 +271,10 @@ export class Contents {
     await this.reader.gather({ fileId: file.fileId, index, version }, this.fileKeyOf(file.fileId), what);
   }
 
-  /** Deletes a committed piece fsck found damaged (the inode no longer points to it). */
+  /**
+   * Deletes a committed piece fsck found damaged (the inode no longer points to it), or one --finish made
+   * INLINE; its derived chaff goes with it.
+   */
   deleteDamagedPiece(file: FileOfPieces, index: number, version: number): Promise<void> {
     return this.deletePiece({ fileId: file.fileId, index, version });
   }
@@ -271,11 +284,28 @@ export class Contents {
     return this.pieces.addresses();
   }
 
+  /**
+   * Whether a blob is chaff by format 1's rule (its name a PRF of its first bytes): all of format 1's chaff.
+   * Format 2 asks only while an upgrade is not finished; its own chaff it finds by chaffAddresses().
+   */
   isChaffAt(address: Address): Promise<boolean> {
     return this.pieces.isChaffAt(address);
   }
 
-  /** Deletes an orphaned blob. */
+  /** Where a piece version's derived chaff is (format 2, 10.2): what fsck and the sweep count as chaff. None under format 1's chaff. */
+  chaffAddresses(file: FileOfPieces, index: number, version: number): Address[] {
+    return this.pieces.chaffAddressesOf({ fileId: file.fileId, index, version });
+  }
+
+  /**
+   * Gives a stored piece version its derived chaff (a format-1 piece at `svault upgrade --finish`); written
+   * again where it is there already. How many chaff blobs were written: none when the piece is not stored.
+   */
+  addChaff(file: FileOfPieces, index: number, version: number): Promise<number> {
+    return this.pieces.addChaff({ fileId: file.fileId, index, version });
+  }
+
+  /** Deletes an orphaned blob (or format 1's chaff, at --finish). */
   deleteBlobAt(address: Address): Promise<void> {
     return this.pieces.deleteAt(address);
   }

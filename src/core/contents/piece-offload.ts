@@ -30,6 +30,11 @@ export interface OffloadSetup {
   addressKey: Uint8Array;
   pieceSize: number;
   chaffRatio: number;
+  /**
+   * The vault's chaff scheme (src/core/pieces/chaff.ts), the one its Contents has; format 1's when not
+   * given. Its key crosses to the worker as a Uint8Array (structured clone).
+   */
+  chaff?: { scheme: 'format1' } | { scheme: 'derived'; chaffKey: Uint8Array };
   slots: number;
   control: SharedArrayBuffer;
   jobs: SharedArrayBuffer;

@@ -30,6 +30,7 @@ const pieces = new SealedPieces({
   store,
   pieceSize: setup.pieceSize,
   chaffRatio: setup.chaffRatio,
+  chaff: setup.chaff?.scheme === 'derived' ? { scheme: 'derived', chaffKey: Buffer.from(setup.chaff.chaffKey) } : undefined,
   stats: log,
   oneBlobAtATime: true, // the jobs run one after another
 });

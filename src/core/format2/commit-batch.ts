@@ -112,6 +112,11 @@ export class CommitBatcher {
     return this.touched.some((s) => s.size > 0);
   }
 
+  /** Participants the next written cut will stamp, about: those waiting, and those of a cut not written yet. */
+  get unwrittenCount(): number {
+    return this.touchedCount + (this.outstanding?.participants.length ?? 0);
+  }
+
   /** Whether a cut is waiting to be written. */
   get inFlight(): boolean {
     return this.outstanding !== null;

@@ -22,7 +22,17 @@ function inoOf(id: string): number {
 export class Format2Content implements ContentMetadata {
   readonly inlineMax = INLINE_MAX;
 
-  constructor(private readonly md: Metadata2) {}
+  constructor(
+    private readonly md: Metadata2,
+    /**
+     * Throws ENOSPC when the store's disk has no room for the metadata the next commit writes. Asked before
+     * a file grows: INLINE bytes live only in that commit, and a 4,000-byte record per changed inode, bucket
+     * or map node fills a disk that blobs have left nearly full. So the file's close fails with ENOSPC, as
+     * for a blob that does not fit, and what it stored is given back; else a commit that can never be
+     * written would hold everything after it, deletions too, until it is lost at unmount.
+     */
+    private readonly room: () => void = () => {},
+  ) {}
 
   newPieceVersion(): number {
     return this.md.newPieceVersion();
@@ -31,6 +41,7 @@ export class Format2Content implements ContentMetadata {
   stage(id: string, content: StoredContent): void {
     const ino = inoOf(id);
     const mtime = timespecOfMs(content.mtime);
+    if (content.size > this.md.requireInode(ino).size) this.room(); // before anything changes
     if (content.inline) {
       if (content.pieces.size > 0 || content.lost.length > 0) throw new RangeError(`ino ${ino}: an INLINE file has no pieces`);
       this.md.setInline(ino, content.inline);

@@ -1,10 +1,11 @@
 // fsck and info over a format-2 vault (docs/format-2.md 5.10, 10.2 and 4.4's table of what fsck says
 // midway): the record walk of fsck2.ts with every piece the piece maps point to read and checked, then the
 // blob walk format 1's fsck does (src/core/fsck/fsck.ts), where every blob is a referenced piece, chaff or an
-// orphan. --repair repairs the records (fsck2-repair.ts), quarantines damaged pieces as format 1 does (their
-// slots become lost, so reads of them fail with EIO, and the file moves to /lost+found), and deletes the
-// orphans once a walk reaches everything (Vault2.sweepOrphans). Problems name inode numbers, not paths, as
-// format 2's logs do (security finding 11).
+// orphan. Chaff is the derived chaff of a piece a map points to (10.2: its addresses computed from the piece),
+// and while an upgrade is not finished, a blob that is chaff by format 1's rule. --repair repairs the records
+// (fsck2-repair.ts), quarantines damaged pieces as format 1 does (their slots become lost, so reads of them
+// fail with EIO, and the file moves to /lost+found), and deletes the orphans once a walk reaches everything
+// (Vault2.sweepOrphans). Problems name inode numbers, not paths, as format 2's logs do (security finding 11).
 
 import { FsError, IntegrityError } from '../errors.js';
 import { StoreDir } from '../os/store-dir.js';
@@ -80,19 +81,28 @@ function problemOf(p: Fsck2Problem): Vault2FsckProblem {
  */
 export async function scanVault2(vault: Vault2, verifyPieces = true): Promise<Vault2Scan> {
   const { md, table, pieces, storeDir } = vault.check();
+  const { upgradeStage, finishCursor, legacyBelow } = md.state;
   const referenced = new Set<string>();
+  /** The derived chaff the live pieces should have (10.2), by address: whether it was found, or need not be. */
+  const expectedChaff = new Map<string, boolean>();
   const damaged: DamagedPiece[] = [];
   // Worded here rather than by fsck2, whose detail would name the inode and piece twice.
   const pieceProblems: Vault2FsckProblem[] = [];
   const records = await fsck2(md, table, {
     verifyPiece: async (inode, index, version) => {
       referenced.add(pieces.pieceAddress(inode, index, version).toString('hex'));
+      // A format-1 piece has format 1's chaff until --finish gives it its own: not missing before then.
+      const legacy = upgradeStage !== 0 && version < legacyBelow;
+      for (const a of pieces.chaffAddresses(inode, index, version)) expectedChaff.set(a.toString('hex'), legacy);
       if (!verifyPieces) return;
+      const subject = `inode ${inode.ino}`;
       try {
-        await pieces.verifyPiece(inode, index, version, `inode ${inode.ino}`);
+        await pieces.verifyPiece(inode, index, version, subject);
       } catch (err) {
         if (!(err instanceof IntegrityError)) throw err;
-        pieceProblems.push({ kind: err.kind === 'missing' ? 'missing-piece' : 'bad-piece', ino: inode.ino, detail: err.message });
+        // The store's own refusals (a link or a special file where the blob should be) do not say whose piece it is.
+        const detail = err.message.startsWith(`${subject}:`) ? err.message : `${subject}, piece ${index} (version ${version}): ${err.message}`;
+        pieceProblems.push({ kind: err.kind === 'missing' ? 'missing-piece' : 'bad-piece', ino: inode.ino, detail });
         damaged.push({ ino: inode.ino, fileId: inode.fileId, index, version });
       }
     },
@@ -101,14 +111,23 @@ export async function scanVault2(vault: Vault2, verifyPieces = true): Promise<Va
   let chaff = 0;
   let orphans = 0;
   for await (const address of pieces.blobAddresses()) {
-    if (referenced.has(address.toString('hex'))) continue;
-    if (await pieces.isChaffAt(address)) chaff++;
-    else orphans++;
+    const hex = address.toString('hex');
+    if (referenced.has(hex)) continue;
+    if (expectedChaff.has(hex)) {
+      expectedChaff.set(hex, true);
+      chaff++;
+    } else if (upgradeStage !== 0 && (await pieces.isChaffAt(address))) {
+      chaff++; // format 1's, kept until --finish deletes it (4.4); an orphan after
+    } else {
+      orphans++;
+    }
   }
+  let missingChaffBlobs = 0;
+  for (const found of expectedChaff.values()) if (!found) missingChaffBlobs++;
 
   const notes: string[] = [];
   if (records.missingChaff > 0) notes.push(`${records.missingChaff} metadata chaff record(s) missing: they only hide how many files there are, no data is lost`);
-  const { upgradeStage, finishCursor } = md.state;
+  if (missingChaffBlobs > 0) notes.push(`${missingChaffBlobs} chaff blob(s) of live pieces missing: they only hide how much data there is, no data is lost`);
   if (upgradeStage !== 0) {
     const kept = StoreDir.using(storeDir, (dir) => {
       const found = detectFormat(dir);
@@ -119,6 +138,12 @@ export async function scanVault2(vault: Vault2, verifyPieces = true): Promise<Va
   // Until --finish, format 1's superseded pieces are what a rollback reads: kept, and no problem (4.4).
   if (upgradeStage === 1 && orphans > 0) {
     notes.push(`${orphans} blob(s) no file points to, among them format 1's pieces superseded since the upgrade, are kept until svault upgrade --finish`);
+    orphans = 0;
+  }
+  // Midway through --finish (stage 2), the same blobs, and those of small files it has just made INLINE, are
+  // what its last step deletes: still notes, not problems (4.4's table).
+  if (upgradeStage === 2 && orphans > 0) {
+    notes.push(`${orphans} blob(s) no file points to, among them format 1's pieces superseded since the upgrade, are deleted when svault upgrade --finish is run again`);
     orphans = 0;
   }
   if (upgradeStage === 2) notes.push(`svault upgrade --finish was interrupted at inode ${finishCursor}: run it again`);

@@ -123,7 +123,12 @@ export async function fsck2(md: Metadata2, table: RecordTable, o: Fsck2Options =
       else report.missingChaff++;
     }
     let inode: InodeRecord | null = null;
-    if (!checked(ino, 'inode', `inode ${ino}`, () => (inode = md.requireInode(ino))) || !inode) continue;
+    if (!checked(ino, 'inode', `inode ${ino}`, () => (inode = md.requireInode(ino))) || !inode) {
+      // What it owns (its pieces, buckets, map nodes) cannot be listed: none of it may be taken for an orphan
+      // or an unreachable row (the sweep after a crash, --repair) until the inode is repaired.
+      report.incomplete.push(`inode ${ino} could not be read: what it owns was not reached`);
+      continue;
+    }
     const found: InodeRecord = inode;
     inodes.set(ino, { type: found.type, nlink: found.nlink });
     if (inodes.size % 1000 === 0) md.evict(); // what was read for the inodes before is not needed again

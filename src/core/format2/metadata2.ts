@@ -252,10 +252,13 @@ export class Metadata2 {
     return this.setAttributes(inode.ino, () => ({ nlink: init.nlink, atime: init.atime, mtime: init.mtime, ctime: init.ctime }));
   }
 
-  /** Sets the state record's counts and cursors the upgrade owns (4.4): nextIno as format 1 had it, legacyBelow and upgradeStage. */
-  setUpgradeState(state: { nextIno: number; legacyBelow: number; upgradeStage: UpgradeStage }): void {
+  /**
+   * Sets the state record's counts and cursors the upgrade owns (4.4): nextIno as format 1 had it,
+   * legacyBelow and upgradeStage at the conversion; upgradeStage and finishCursor as --finish goes.
+   */
+  setUpgradeState(state: { nextIno?: number; legacyBelow?: number; upgradeStage?: UpgradeStage; finishCursor?: number }): void {
     const fields = this.root.fields;
-    if (state.nextIno < fields.nextIno) throw new RangeError(`nextIno ${state.nextIno} is below inodes already made (${fields.nextIno})`);
+    if (state.nextIno !== undefined && state.nextIno < fields.nextIno) throw new RangeError(`nextIno ${state.nextIno} is below inodes already made (${fields.nextIno})`);
     this.root.fields = { ...fields, ...state };
     this.stateChanged = true; // the root is stamped in every cut, but a cut must be asked for
     this.onStateChange();
@@ -455,6 +458,14 @@ export class Metadata2 {
     return this.batcher.pending || this.stateChanged;
   }
 
+  /**
+   * Records changed and not yet written, about (one per owner: an inode, bucket, map node or spill record),
+   * cut or not: what the next commit must find room for on the store's disk.
+   */
+  get unwrittenRecords(): number {
+    return this.batcher.unwrittenCount;
+  }
+
   /** Cuts off every change so far under the next commit number, sealed (see the module comment). */
   cut(): FrozenBatch {
     const batch = this.batcher.cut();
@@ -560,9 +571,9 @@ export class Metadata2 {
 
   // ---- for fsck (5.10): what the tree holds, read and checked ----
 
-  /** Every inode the inode table holds, with its record's version, in ino order. */
-  inodeVersions(): Generator<{ index: number; version: number }> {
-    return this.root.inodeVersions();
+  /** Every inode the inode table holds from ino `from` (up to `to`, exclusive), with its record's version, in ino order. */
+  inodeVersions(from?: number, to?: number): Generator<{ index: number; version: number }> {
+    return this.root.inodeVersions(from, to);
   }
 
   /**

@@ -10,6 +10,8 @@ import { lstatSync, readdirSync, readlinkSync, realpathSync, statSync, type BigI
 import { join } from 'node:path';
 import { randomBytesPooled } from '../crypto/crypto.js';
 import { BadStoreError, FsError, IntegrityError, fromSystemError } from '../errors.js';
+import { StoreDir } from '../os/store-dir.js';
+import { SpaceReserve } from '../vault/space-reserve.js';
 import { metadataFileName } from './keys.js';
 import { RECORD_NAME_BYTES } from './record-names.js';
 import { RECORD_BYTES } from './record-seal.js';
@@ -49,6 +51,12 @@ export interface RecordTableOptions {
   drawId?: () => bigint;
   /** For tests: runs after the files are lstat'ed and before SQLite opens them, where a swap would happen. */
   beforeSqliteOpens?: () => void;
+  /**
+   * Keeps svault.reserve in `dir` (a vault's store; section 2): a batch that deletes rows and finds the disk
+   * full gives it back and is tried once more, so deleting files can free space. Restored after a write
+   * when there is room again; never created or touched by a table that writes nothing.
+   */
+  spaceReserve?: boolean;
 }
 
 /** A random positive 63-bit id: the table's page order then says nothing about the order of inserts. */
@@ -70,6 +78,8 @@ export class RecordTable {
   /** The synchronous mode set on the connection, so a batch sets it only when it changes. */
   private synchronousFull: boolean | null = null;
   private readonly applyInTransaction: (changes: readonly RecordChange[]) => void;
+  /** svault.reserve's keeper, through the store directory held open (RecordTableOptions.spaceReserve). */
+  private readonly reserve: { dir: StoreDir; keeper: SpaceReserve } | null;
 
   private constructor(
     private readonly db: Database.Database,
@@ -78,7 +88,9 @@ export class RecordTable {
     private readonly identity: FileIdentity,
     readonly readOnly: boolean,
     options: RecordTableOptions,
+    reserveDir: StoreDir | null,
   ) {
+    this.reserve = reserveDir ? { dir: reserveDir, keeper: new SpaceReserve(reserveDir) } : null;
     this.drawId = options.drawId ?? randomRowId;
     this.getStmt = db.prepare('SELECT v FROM r WHERE k = ?');
     this.updateStmt = db.prepare('UPDATE r SET v = ? WHERE k = ?');
@@ -162,6 +174,7 @@ export class RecordTable {
     setUp: (db: Database.Database) => void,
   ): RecordTable {
     let db: Database.Database | undefined;
+    let reserveDir: StoreDir | null = null;
     try {
       db = new Database(join(dir, file), { readonly: readOnly, fileMustExist: readOnly });
       // The database file first, before anything is read from it or written to it.
@@ -173,9 +186,11 @@ export class RecordTable {
         db.pragma('secure_delete = ON');
         db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
       }
-      return new RecordTable(db, file, before, readOnly, options);
+      reserveDir = options.spaceReserve && !readOnly ? StoreDir.open(dir) : null;
+      return new RecordTable(db, file, before, readOnly, options, reserveDir);
     } catch (err) {
       db?.close();
+      reserveDir?.close();
       if (err instanceof BadStoreError) throw err;
       if (isSqliteError(err)) throw new BadStoreError(dir, `${file} is damaged or not a database (${(err as Error).message})`);
       throw fromSystemError(err, `opening ${join(dir, file)}`);
@@ -217,7 +232,8 @@ export class RecordTable {
         this.db.pragma(`synchronous = ${durable ? 'FULL' : 'NORMAL'}`);
         this.synchronousFull = durable;
       }
-      this.applyInTransaction(changes);
+      if (this.reserve) this.reserve.keeper.write(() => this.applyInTransaction(changes), () => changes.some((c) => c.value === null));
+      else this.applyInTransaction(changes);
     } catch (err) {
       throw sqliteFailure(err, `writing ${this.file}`);
     }
@@ -281,7 +297,11 @@ export class RecordTable {
   }
 
   close(): void {
-    this.db.close();
+    try {
+      this.db.close();
+    } finally {
+      this.reserve?.dir.close();
+    }
   }
 
   private refuseIfReadOnly(): void {

@@ -8,6 +8,7 @@
 import { mkdirSync, readdirSync } from 'node:fs';
 import { BadStoreError } from '../errors.js';
 import { StoreDir } from '../os/store-dir.js';
+import { requireWritableStore } from '../vault/store-lock.js';
 import { CONFIG_FILE, createConfig, MAX_CONFIG_BYTES, parseConfig, rewrapConfig, unwrapMasterKey, writeConfig, type VaultConfig, type VaultSettings } from '../vault/config.js';
 import { deriveFormat2Keys, metadataFileName, wipeFormat2Keys, type Format2Keys } from './keys.js';
 import { requireFormat2 } from './format-detect.js';
@@ -72,7 +73,7 @@ export function createStore2(path: string, passphrase: string, settings: VaultSe
   const table = StoreDir.using(path, (dir) => {
     writeLayout(dir, layout);
     createStoreMarker(dir, homeStore(layout).id, keys.storeMarker);
-    return RecordTable.create(path, metadataFileName(null));
+    return RecordTable.create(path, metadataFileName(null), { spaceReserve: true });
   });
   const md = Metadata2.create(table, metadataOptions(config, keys), { mode: 0o755, ...owner, time: timespecOfMs(Date.now()) });
   writeConfig(path, config);
@@ -103,12 +104,24 @@ function unlockStore2(dir: StoreDir, path: string, passphrase: string): { config
 
 /**
  * Opens the format-2 store in `path`. BadStoreError (exit 4) for a format-1 store, an interrupted upgrade, a
- * layout that does not verify or a marker of another store; WrongPassphraseError (exit 3) for a wrong
- * passphrase; IntegrityError when the state record cannot be read.
+ * layout that does not verify, a marker of another store or a store that is not writable; WrongPassphraseError
+ * (exit 3) for a wrong passphrase; IntegrityError when the state record cannot be read. beforeMetadata runs
+ * after those checks and before the metadata is opened (the vault takes the store's lock there).
  */
-export function openStore2(path: string, passphrase: string): Store2 {
+export function openStore2(path: string, passphrase: string, opts: { beforeMetadata?: () => void } = {}): Store2 {
   const { config, layout, keys, master } = StoreDir.using(path, (dir) => unlockStore2(dir, path, passphrase));
-  const table = RecordTable.open(path, metadataFileName(null));
+  let table: RecordTable;
+  try {
+    // Then, as format 1 does: a store svault cannot write is refused (exit 4), since even reading needs the
+    // lock and the database's WAL; then the caller's step before the metadata (the vault takes its lock).
+    requireWritableStore(path);
+    opts.beforeMetadata?.();
+    table = RecordTable.open(path, metadataFileName(null), { spaceReserve: true });
+  } catch (err) {
+    master.fill(0);
+    wipeFormat2Keys(keys);
+    throw err;
+  }
   try {
     return assemble(path, config, master, keys, layout, table, Metadata2.open(table, metadataOptions(config, keys)));
   } catch (err) {

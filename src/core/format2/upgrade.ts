@@ -1,11 +1,10 @@
 // svault upgrade (docs/format-2.md 4.4): a format-1 store made format 2 in place, metadata only, and its
-// rollback. Not a command yet: format 2 mounts, but fsck, info and passwd do not read it yet, and an
-// upgrade before they do would leave a user with a store those commands refuse.
+// rollback. `svault upgrade` and `--rollback` call these; `--finish` is upgrade-finish.ts.
 //
 // The commit point is one atomic rename of svault.json. Before it, svault.json is format 1 and meta.db and
 // the blobs are untouched, so format-1 svault works as before and an upgrade run again starts over (its
 // leftovers are deleted first). After it, the store is format 2, complete; the format-1 config and meta.db
-// stay beside it until `--finish` (not built yet), so that rollback can return to them.
+// stay beside it until `--finish`, so that rollback can return to them.
 
 import { rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -124,10 +123,49 @@ export async function upgradeStore(path: string, passphrase: string, opts: Upgra
         leftOut: converted.leftOut,
         sweptOrphans,
       };
+    } catch (err) {
+      // Before the commit point (step 10), what this run wrote is no part of the store: it goes, so that a
+      // refused or failed upgrade leaves format 1 as it found it. After it, svault.json says format 2 and
+      // nothing is removed.
+      try {
+        StoreDir.using(path, (dir) => {
+          if (detectFormat(dir).format !== 2) removeFormat2Files(dir);
+        });
+      } catch {
+        // The error below is the one to report; an upgrade run again deletes what is left (step 6).
+      }
+      throw err;
     } finally {
       master.fill(0);
       wipeFormat2Keys(keys);
     }
+  } finally {
+    lock.release();
+  }
+}
+
+/** The format-2 anchor of the vault `vaultId` (hex) on this machine. */
+function removeFormat2Anchor(anchorDir: string | undefined, vaultId: string): void {
+  if (anchorDir) rmSync(join(anchorDir, `${vaultId}.v2`), { force: true });
+}
+
+/**
+ * A format-1 store with format-2 files beside it (an upgrade interrupted before its commit point, or a
+ * rollback after its own): removes them, and this machine's format-2 anchor, as rollback's step 4 does.
+ * Returns what it removed; nothing for a store that is not in that state. Needs no passphrase: format 1
+ * reads none of these files.
+ */
+export function removeInterruptedUpgrade(path: string, opts: { anchorDir?: string } = {}): string[] {
+  const lock = acquireStoreLock(path);
+  try {
+    return StoreDir.using(path, (dir) => {
+      const detected = detectFormat(dir);
+      if (detected.format !== 'interrupted-upgrade') return [];
+      const vaultId = parseConfig(dir.readFile(CONFIG_FILE, MAX_CONFIG_BYTES)?.toString('utf8') ?? '', path, [1]).vaultId;
+      removeFormat2Files(dir);
+      removeFormat2Anchor(opts.anchorDir, vaultId);
+      return detected.format2Leftovers;
+    });
   } finally {
     lock.release();
   }
@@ -142,8 +180,9 @@ export function rollbackUpgrade(path: string, passphrase: string, opts: { anchor
   const lock = acquireStoreLock(path);
   try {
     const detected = StoreDir.using(path, detectFormat);
-    if (detected.format !== 2 || !detected.format1Leftovers.includes(FORMAT1_CONFIG_COPY)) {
-      throw new BadStoreError(path, 'nothing to roll back: the store is not an upgraded store with its format-1 files kept');
+    if (detected.format !== 2) throw new BadStoreError(path, 'nothing to roll back: the store is format 1');
+    if (!detected.format1Leftovers.includes(FORMAT1_CONFIG_COPY)) {
+      throw new BadStoreError(path, 'rollback refused: the format-1 files are gone (svault upgrade --finish removed them, or the store was made as format 2), so there is no format 1 to return to');
     }
     const text = StoreDir.using(path, (dir) => dir.readFile(FORMAT1_CONFIG_COPY, MAX_CONFIG_BYTES))?.toString('utf8') ?? '';
     const config1 = parseConfig(text, path, [1]);
@@ -156,7 +195,8 @@ export function rollbackUpgrade(path: string, passphrase: string, opts: { anchor
       const table = RecordTable.open(path, META2, { readOnly: true });
       try {
         const stage = Metadata2.open(table, metadataOptions(config1, keys)).state.upgradeStage;
-        if (stage !== 1) throw new BadStoreError(path, 'the upgrade was finished (--finish): there is no format 1 to return to');
+        if (stage === 2) throw new BadStoreError(path, 'rollback refused: svault upgrade --finish has begun, and format 2 may have deleted blobs format 1 needs; run svault upgrade --finish again to complete it');
+        if (stage !== 1) throw new BadStoreError(path, 'rollback refused: the upgrade was finished (svault upgrade --finish), so there is no format 1 to return to');
       } finally {
         table.close();
       }
@@ -165,7 +205,7 @@ export function rollbackUpgrade(path: string, passphrase: string, opts: { anchor
       // The commit point: the format-1 config back in place.
       StoreDir.using(path, (dir) => dir.renameFile(FORMAT1_CONFIG_COPY, CONFIG_FILE));
       StoreDir.using(path, removeFormat2Files);
-      if (opts.anchorDir) rmSync(join(opts.anchorDir, `${vaultId.toString('hex')}.v2`), { force: true });
+      removeFormat2Anchor(opts.anchorDir, config1.vaultId);
     } finally {
       wipeFormat2Keys(keys);
     }

@@ -6,7 +6,7 @@
 
 import { FsError } from '../errors.js';
 import type { FsAttr, FsEntry, InodeApi, PathApi } from '../vault/mountable.js';
-import { FileType, fileTypeOfMode, ROOT_INO, S_IFMT, type InodeRecord, type Timespec } from './inode-record.js';
+import { FileType, fileTypeOfMode, modeTypeBits, ROOT_INO, S_IFMT, type InodeRecord, type Timespec } from './inode-record.js';
 import type { Namespace2, NewNode } from './namespace2.js';
 import { SYMLINK_TARGET_MAX } from './spill-records.js';
 
@@ -66,7 +66,7 @@ export class Vault2Inodes implements InodeApi<number> {
   list(dir: number): FsEntry<number>[] {
     this.v.live(dir);
     // Names are stored as UTF-8 (Namespace2 refuses others), so the string is exact.
-    return this.ns.list(dir).map((e) => ({ name: e.name.toString('utf8'), id: e.ino }));
+    return this.ns.list(dir).map((e) => ({ name: e.name.toString('utf8'), id: e.ino, ino: e.ino, typeBits: modeTypeBits(e.type) }));
   }
 
   mkdir(dir: number, name: Buffer, mode: number, uid: number, gid: number): number {

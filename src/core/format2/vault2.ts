@@ -26,7 +26,7 @@ import { FileType, modeTypeBits, msOfTimespec, timespecOfMs, type InodeRecord, t
 import { Namespace2 } from './namespace2.js';
 import { fsck2 } from './fsck2.js';
 import type { Metadata2 } from './metadata2.js';
-import type { RecordTable } from './record-table.js';
+import { PAGE_SIZE, type RecordTable } from './record-table.js';
 import { createStore2, openStore2, type Store2 } from './store2.js';
 import { Vault2Inodes, Vault2Paths } from './vault2-api.js';
 
@@ -41,6 +41,11 @@ export interface Vault2Options {
   inspectOnly?: boolean;
   /** Where rollback anchors live (outside the store); without it, no rollback check. */
   anchorDir?: string;
+  /**
+   * --reset-anchor: this machine's anchor is replaced, whatever it holds (a damaged one fails closed), by one
+   * that records the store's commit: the user trusts the store as it is (5.7).
+   */
+  resetAnchor?: boolean;
   /** Open a store older than its anchor (a backup restored on purpose). */
   acceptRollback?: boolean;
   /** A piece store in place of the store directory's (unit tests). */
@@ -74,9 +79,13 @@ const NO_LOCK: StoreLock = { release: () => undefined, stale: false };
 export interface Vault2Check {
   readonly md: Metadata2;
   readonly table: RecordTable;
-  readonly pieces: Pick<Contents, 'pieceAddress' | 'verifyPiece' | 'deleteDamagedPiece' | 'blobAddresses' | 'isChaffAt' | 'flushStore' | 'usage'>;
+  readonly pieces: Pick<Contents, 'pieceAddress' | 'chaffAddresses' | 'addChaff' | 'verifyPiece' | 'deleteDamagedPiece' | 'blobAddresses' | 'isChaffAt' | 'flushStore' | 'usage'>;
   readonly storeDir: string;
   readonly config: VaultConfig;
+  /** The key that names metadata records (record-names.ts), for tests that damage one record on purpose. */
+  readonly namesKey: Buffer;
+  /** The address and chaff keys of epoch 0, for tests that compute 10.2's chaff addresses on their own. */
+  readonly chaffKeys: { readonly address: Buffer; readonly chaff: Buffer };
 }
 
 function fail(errno: FsError['errno'], message: string): never {
@@ -92,6 +101,33 @@ function later(a: Timespec, b: Timespec): Timespec {
 function checkSize(size: number): void {
   if (!Number.isInteger(size) || size < 0) fail('EINVAL', `size ${size}`);
   if (size > Number.MAX_SAFE_INTEGER) fail('EFBIG', `size ${size} is past the largest file size`);
+}
+
+/** Disk one changed record may take at its commit, at most about: its page in the WAL and in meta2.db, and a B-tree page. */
+const COMMIT_BYTES_PER_RECORD = 3 * (PAGE_SIZE + 24);
+/** And every commit: the state record, the B-trees' upper pages, the WAL's header. */
+const COMMIT_BYTES_FIXED = 256 * 1024;
+/** Free space past what the commit needs beyond which statfs is not asked again for a second. */
+const PLENTY_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Format2Content's room check (the ENOSPC before INLINE content grows): whether the disk of the store's
+ * metadata has room for everything the next commit writes. statfs is asked at most once a second while
+ * the disk has plenty of room, and at every check when it has not.
+ */
+function metadataRoom(s: Store2): () => void {
+  let free = 0;
+  let at = -Infinity;
+  return () => {
+    const need = COMMIT_BYTES_FIXED + s.md.unwrittenRecords * COMMIT_BYTES_PER_RECORD;
+    const now = Date.now();
+    if (now - at > 1000 || free - need < PLENTY_BYTES) {
+      const fs = statfsSync(s.path);
+      free = fs.bavail * fs.bsize;
+      at = now;
+    }
+    if (free < need) fail('ENOSPC', `the store's disk has ${free} bytes free, and the metadata waiting for its commit needs about ${need}`);
+  };
 }
 
 export class Vault2 implements MountableVault<number> {
@@ -136,7 +172,17 @@ export class Vault2 implements MountableVault<number> {
     this.inspectOnly = opts.inspectOnly ?? false;
     this.log = opts.log ?? (() => undefined);
     this.recoveredFromCrash = lock.stale || hasUncleanMark(s.path);
-    this.contents = new Contents({ vaultId: s.vaultId, keys: s.keys, store, meta: new Format2Content(s.md), pieceSize: s.config.pieceSize, chaffRatio: s.config.chaffRatio, stats, offload });
+    this.contents = new Contents({
+      vaultId: s.vaultId,
+      keys: s.keys,
+      store,
+      meta: new Format2Content(s.md, metadataRoom(s)),
+      pieceSize: s.config.pieceSize,
+      chaffRatio: s.config.chaffRatio,
+      chaff: { scheme: 'derived', chaffKey: s.keys.chaff }, // 10.2: chaff lives and dies with its piece version
+      stats,
+      offload,
+    });
     this.ns = new Namespace2(s.md, {
       isOpen: (ino) => this.contents.openState(contentId(ino)) !== undefined,
       gone: (inode, versions, open) => {
@@ -182,10 +228,11 @@ export class Vault2 implements MountableVault<number> {
    * written: an older store is a RollbackError unless acceptRollback. Only then is the opening commit made.
    */
   static async open(path: string, passphrase: string, opts: Vault2Options = {}): Promise<Vault2> {
-    const lock = opts.noLock ? NO_LOCK : acquireStoreLock(path);
+    // The lock is taken as format 1 takes it: after the passphrase and the check that the store is writable.
+    let lock = NO_LOCK;
     let s: Store2;
     try {
-      s = openStore2(path, passphrase);
+      s = openStore2(path, passphrase, { beforeMetadata: () => (lock = opts.noLock ? NO_LOCK : acquireStoreLock(path)) });
     } catch (err) {
       lock.release();
       throw err;
@@ -193,8 +240,9 @@ export class Vault2 implements MountableVault<number> {
     let anchor: RollbackAnchor | null;
     try {
       anchor = opts.anchorDir ? new RollbackAnchor(opts.anchorDir, s.vaultId, s.keys.anchor) : null;
-      const anchored = anchor?.read() ?? null;
       const store = anchoredCommit(s.md.state.commit);
+      if (anchor && opts.resetAnchor) anchor.reset(store);
+      const anchored = anchor?.read() ?? null;
       if (anchored && compareWithAnchor(store, anchored) === 'behind' && !opts.acceptRollback) {
         throw new RollbackError(path, store.commit, anchored.commit);
       }
@@ -213,7 +261,8 @@ export class Vault2 implements MountableVault<number> {
     const store = directoryStoreStack(s.path, stats, opts.store);
     const useWorker = opts.store === undefined && (opts.pieceWorker ?? process.env.SVAULT_PIECE_WORKER !== '0');
     const { pieceSize, chaffRatio } = s.config;
-    const offload = useWorker ? new PieceOffload({ storeDir: s.path, vaultId: s.vaultId, addressKey: s.keys.address, pieceSize, chaffRatio }, stats) : undefined;
+    const chaff = { scheme: 'derived', chaffKey: s.keys.chaff } as const; // as the vault's Contents (10.2)
+    const offload = useWorker ? new PieceOffload({ storeDir: s.path, vaultId: s.vaultId, addressKey: s.keys.address, pieceSize, chaffRatio, chaff }, stats) : undefined;
     try {
       const vault = new Vault2(s, store, anchor, lock, offload, stats, opts);
       vault.saveAnchor();
@@ -238,35 +287,46 @@ export class Vault2 implements MountableVault<number> {
 
   /**
    * After a crash: deletes the blobs nothing points to (pieces stored but never committed, versions a
-   * lost commit superseded), keeping chaff. Only from a walk that reached everything, and before anything
-   * is written in this session; otherwise the store stays marked unclean for the next open or fsck.
+   * lost commit superseded, and their chaff). A blob is kept when it is a piece a map points to or the
+   * derived chaff of one (10.2: its addresses are computed from the piece), and while an upgrade is not
+   * finished, when it is chaff by format 1's rule; `deleteFormat1Chaff` (--finish's step 4) deletes that
+   * too, and counts it apart. Only from a walk that reached everything, and before anything is written in
+   * this session; otherwise the store stays marked unclean for the next open or fsck.
    */
-  async sweepOrphans(): Promise<{ removed: number; skipped?: string }> {
+  async sweepOrphans(opts: { deleteFormat1Chaff?: boolean } = {}): Promise<{ removed: number; format1Chaff?: number; skipped?: string }> {
+    const { upgradeStage } = this.s.md.state;
     // Between an upgrade and its --finish, format 1's superseded pieces are orphans to format 2 but what a
     // rollback needs; their versions cannot be told from their addresses, so nothing is swept until --finish.
-    if (this.s.md.state.upgradeStage === 1) return { removed: 0, skipped: 'an upgrade is not finished: format 1\'s blobs are kept for a rollback until svault upgrade --finish' };
-    const referenced = new Set<string>();
+    if (upgradeStage === 1) return { removed: 0, skipped: 'an upgrade is not finished: format 1\'s blobs are kept for a rollback until svault upgrade --finish' };
+    const live = new Set<string>();
     const report = await fsck2(this.s.md, this.s.table, {
       verifyPiece: async (inode, index, version) => {
-        referenced.add(this.contents.pieceAddress(inode, index, version).toString('hex'));
+        live.add(this.contents.pieceAddress(inode, index, version).toString('hex'));
+        for (const a of this.contents.chaffAddresses(inode, index, version)) live.add(a.toString('hex'));
       },
     });
     if (report.incomplete.length > 0) return { removed: 0, skipped: `${report.incomplete.join('; ')}: run svault fsck` };
     let removed = 0;
+    let format1Chaff = 0;
     for await (const address of this.contents.blobAddresses()) {
-      if (referenced.has(address.toString('hex')) || (await this.contents.isChaffAt(address))) continue;
+      if (live.has(address.toString('hex'))) continue;
+      // Format 1's chaff is chaff until --finish deletes it (4.4); after, it is an orphan as any other blob.
+      const oldChaff = upgradeStage !== 0 && (await this.contents.isChaffAt(address));
+      if (oldChaff && !opts.deleteFormat1Chaff) continue;
       await this.contents.deleteBlobAt(address);
-      removed++;
+      if (oldChaff) format1Chaff++;
+      else removed++;
     }
     await this.store.flush();
     clearUncleanMark(this.s.path);
     this.crashCleaned = true;
-    return { removed };
+    return opts.deleteFormat1Chaff ? { removed, format1Chaff } : { removed };
   }
 
   /** The vault's metadata, pieces and config as fsck and info may use them (see Vault2Check). */
   check(): Vault2Check {
-    return { md: this.s.md, table: this.s.table, pieces: this.contents, storeDir: this.s.path, config: this.s.config };
+    const { md, table, path: storeDir, config, keys } = this.s;
+    return { md, table, pieces: this.contents, storeDir, config, namesKey: keys.names, chaffKeys: { address: keys.address, chaff: keys.chaff } };
   }
 
   // ---- inodes (the namespace itself is vault2-api.ts's) ----

@@ -10,12 +10,12 @@
 // (tar's create, chmod, chown and utimes of one file) is sealed and written once.
 
 import Database from 'better-sqlite3';
-import { statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, prf, seal } from '../crypto/crypto.js';
 import { BadStoreError, IntegrityError, fromSystemError } from '../errors.js';
 import { checkSqliteFilesAfterOpen, checkSqliteFilesBeforeOpen } from '../os/sqlite-files.js';
 import { StoreDir } from '../os/store-dir.js';
+import { isDiskFull, RESERVE_FILE, SpaceReserve } from '../vault/space-reserve.js';
 import { ByteLru } from '../util/lru.js';
 import { zeroBytes } from '../util/zero-bytes.js';
 
@@ -29,55 +29,7 @@ const READ_CACHE_BYTES = 16 * 1024 * 1024;
 /** Record names computed (each is an HMAC, and the same ones are asked for over and over). */
 const NAME_CACHE_BYTES = 8 * 1024 * 1024;
 
-export const RESERVE_FILE = 'svault.reserve';
-const RESERVE_BYTES = 1024 * 1024;
-
-function isDiskFull(err: unknown): boolean {
-  return err instanceof Error && /SQLITE_FULL|disk is full/i.test(`${(err as { code?: string }).code ?? ''} ${err.message}`);
-}
-
-/**
- * A few MiB kept in the store for the day the disk fills up: freeing space needs a metadata commit
- * first (blobs of a removed file go only after its removal is committed), so that commit must fit.
- */
-class SpaceReserve {
-  /** Whether the reserve may be missing: checked at the first commit and after a release only, not at every one. */
-  private maybeMissing = true;
-
-  constructor(private readonly dir: StoreDir) {}
-
-  /** Deletes the reserve; false if there was none. */
-  release(): boolean {
-    this.maybeMissing = true;
-    try {
-      return this.dir.remove(RESERVE_FILE);
-    } catch {
-      return false;
-    }
-  }
-
-  /**
-   * Recreates the reserve when it is missing, short (a power cut can leave it empty) or not a regular
-   * file, and the disk has plenty of room again. It is written durably, so what it holds survives a power
-   * cut as the space it stands for.
-   */
-  restoreIfRoom(): void {
-    if (!this.maybeMissing) return;
-    const st = this.dir.stat(RESERVE_FILE);
-    if (st?.isFile() && st.size >= RESERVE_BYTES) {
-      this.maybeMissing = false;
-      return;
-    }
-    try {
-      const fs = statfsSync(this.dir.viaDescriptor());
-      if (fs.bavail * fs.bsize < 2 * RESERVE_BYTES) return;
-      this.dir.writeFileAtomic(RESERVE_FILE, Buffer.alloc(RESERVE_BYTES)); // fsynced, and its name too
-      this.maybeMissing = false;
-    } catch {
-      /* no room or no permission: try again at a later commit */
-    }
-  }
-}
+export { RESERVE_FILE };
 
 /** Weight of a cached record or name: its bytes, the key's, and a fixed overhead, so absent records count too. */
 function weigh(key: string, value: Buffer | null): number {
@@ -300,21 +252,13 @@ export class RecordStore {
       }
     });
     try {
-      try {
-        write();
-      } catch (err) {
-        // A full disk: if this batch removes records (deleting files, which needs a metadata commit
-        // before any blob goes), give back the reserve and try once more, so space can be freed.
-        // Batches that only add keep failing: the reserve is not for new data.
-        const frees = [...batch.values()].some((c) => c.value === null);
-        if (!isDiskFull(err) || !frees || !this.reserve.release()) throw err;
-        write();
-      }
+      // A full disk: if this batch removes records (deleting files, which needs a metadata commit before
+      // any blob goes), the reserve is given back and the batch tried once more, so space can be freed.
+      this.reserve.write(write, () => [...batch.values()].some((c) => c.value === null));
     } catch (err) {
       if (isDiskFull(err)) throw fromSystemError(Object.assign(err as Error, { code: 'ENOSPC' }), 'metadata commit');
       throw err;
     }
-    this.reserve.restoreIfRoom();
   }
 
   hasAny(): boolean {

@@ -8,9 +8,13 @@ import type { PieceStore } from './piece-store.js';
 export class CountingStore implements PieceStore {
   /** The inner store's hint, passed through when it has one (and absent when it has none). */
   readonly prefetch?: (addresses: readonly Address[]) => void;
+  /** The inner store's blob size, passed through when it has one. */
+  readonly blobSize?: (address: Address) => Promise<number | null>;
 
   constructor(private readonly inner: PieceStore, readonly stats: OpRecorder) {
     if (inner.prefetch) this.prefetch = (addresses) => inner.prefetch?.(addresses);
+    const blobSize = inner.blobSize?.bind(inner);
+    if (blobSize) this.blobSize = blobSize;
   }
 
   async put(address: Address, blob: Buffer): Promise<void> {

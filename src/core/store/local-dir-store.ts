@@ -183,6 +183,23 @@ export class LocalDirStore implements PieceStore {
     return this.readBuffer.subarray(0, off);
   }
 
+  /** The blob's size from an lstat, or null when there is none (nor a shard for it). Not a regular file: an IntegrityError. */
+  async blobSize(address: Address): Promise<number | null> {
+    const rel = blobPath(address);
+    const [shardName, name] = splitBlobPath(rel);
+    try {
+      const st = this.shard(shardName, false)?.stat(name) ?? null;
+      if (st === null) return null;
+      if (!st.isFile()) throw new IntegrityError(`blob ${rel} is not a blob: not a regular file`);
+      return st.size;
+    } catch (err) {
+      if (err instanceof IntegrityError) throw err;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      if (err instanceof BadStoreError) throw new IntegrityError(`blob ${rel} is not a blob: ${err.message}`);
+      throw fromSystemError(err, `reading blob ${rel}`);
+    }
+  }
+
   async delete(address: Address): Promise<void> {
     const rel = blobPath(address);
     const [shardName, name] = splitBlobPath(rel);

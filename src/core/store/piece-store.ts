@@ -20,6 +20,11 @@ export interface PieceStore {
    * cost more than the read itself.
    */
   read<T>(address: Address, use: (blob: Buffer) => T): Promise<T | null>;
+  /**
+   * Optional: the size of the blob at an address, or null when there is none, without reading it (a stat).
+   * Without it, callers read the blob to learn its size (derived chaff for a format-1 piece, at --finish).
+   */
+  blobSize?(address: Address): Promise<number | null>;
   /** Removes a blob; removing an absent blob is not an error. */
   delete(address: Address): Promise<void>;
   /** Every address in the store, in no particular order. */

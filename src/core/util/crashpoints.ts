@@ -2,7 +2,9 @@
 // the n-th time it reaches that point (n defaults to 1). Unset, each call is one comparison.
 // Points: piece.put (before a blob write), piece.partial (half a blob written), meta.commit (inside the
 // metadata transaction, before it commits), meta.committed (after the commit, before superseded pieces
-// are deleted).
+// are deleted); svault upgrade --finish's upgrade.finish.stage2 (after its first commit), upgrade.finish.commit
+// (after each commit of its walk, before the blobs of the files it made INLINE are deleted) and
+// upgrade.finish.swept (after its blob sweep, before its last commit).
 
 import { closeSync, openSync, writeSync } from 'node:fs';
 

@@ -1,7 +1,6 @@
 // What a mount asks of a vault, whatever the store's format (docs/format-2.md 17.3): the two transports
-// (fs/) and the mount server call only this. Format 1's Vault is served through format1-mount.ts, format 2's
-// Vault2 gives it itself. `Id` is how the vault names an inode: format 1's string ids, format 2's inode
-// numbers. svault's own transport works by inode (`inodes`), fuse-native's by path (`paths`); open files
+// (fs/) and the mount server call only this; format 2's Vault2 gives it (format 1 is not mounted: it is
+// upgraded). `Id` is how the vault names an inode: format 2's inode numbers. svault's own transport works by inode (`inodes`), fuse-native's by path (`paths`); open files
 // are handles (`fh`) either way.
 
 import type { SeekWhence } from '../contents/sparse.js';
@@ -40,6 +39,9 @@ export interface FsStatfs {
 export interface FsEntry<Id> {
   name: string;
   id: Id;
+  /** The child's inode number and type bits (S_IFMT), when the directory itself records them: readdir needs no inode then. */
+  ino?: number;
+  typeBits?: number;
 }
 
 /**

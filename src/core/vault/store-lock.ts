@@ -2,6 +2,7 @@
 // (kill -9) is taken over; one held by a live process is refused. The lock is created exclusively and
 // read without following links (StoreDir), so a link planted at svault.lock is refused, not written through.
 
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { BadStoreError, StoreLockedError } from '../errors.js';
 import { StoreDir } from '../os/store-dir.js';
 import { processAlive } from '../util/process-alive.js';
@@ -22,6 +23,19 @@ function holderIn(dir: StoreDir): number | null {
   if (text === undefined) return null;
   const pid = Number.parseInt(text, 10);
   return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : null;
+}
+
+/**
+ * Refuses a store this process cannot write (a read-only mount, no permission): BadStoreError (exit 4). Even
+ * reading needs the lock file and the metadata database's journal, so this is asked before either, instead
+ * of failing later with a bare EROFS or EACCES.
+ */
+export function requireWritableStore(store: string): void {
+  try {
+    accessSync(store, fsConstants.W_OK);
+  } catch (err) {
+    throw new BadStoreError(store, `the store is not writable (${(err as NodeJS.ErrnoException).code}); svault needs write access to its store, even to read`);
+  }
 }
 
 /** Takes the store's lock. `stale` says a dead process held it: that process did not shut down cleanly. */

@@ -4,7 +4,7 @@
 // (with a path cache) and carried out by the namespace by inode (namespace.ts) and the contents engine
 // (scatter and gather). FUSE-free: fs/ adapts it to FUSE.
 
-import { accessSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statfsSync } from 'node:fs';
 import { createConfig, readConfig, rewrapConfig, unwrapMasterKey, writeConfig, type VaultConfig, type VaultSettings } from './config.js';
 import { Anchor, AnchorError, RollbackError } from './anchor.js';
 import { Contents, type OpenFile } from '../contents/contents.js';
@@ -19,7 +19,7 @@ import { RecordStore } from '../meta/record-store.js';
 import { OpStats } from '../util/op-stats.js';
 import { PieceOffload } from '../contents/piece-offload.js';
 import { checkName, fail, NAME_MAX, Namespace } from './namespace.js';
-import { acquireStoreLock } from './store-lock.js';
+import { acquireStoreLock, requireWritableStore } from './store-lock.js';
 import { clearUncleanMark, hasUncleanMark, setUncleanMark } from './unclean-mark.js';
 import { Committer, DEFAULT_COMMIT_MS } from './committer.js';
 import { directoryStoreStack, type PieceStore } from '../store/piece-store.js';
@@ -199,12 +199,7 @@ export class Vault {
   static async open(storeDir: string, passphrase: string, opts: OpenOptions = {}): Promise<Vault> {
     const config = readConfig(storeDir);
     const master = unwrapMasterKey(config, passphrase, storeDir);
-    try {
-      accessSync(storeDir, fsConstants.W_OK);
-    } catch (err) {
-      // Even reading needs the lock file and SQLite's journal: refuse clearly instead of failing later.
-      throw new BadStoreError(storeDir, `the store is not writable (${(err as NodeJS.ErrnoException).code}); svault needs write access to its store, even to read`);
-    }
+    requireWritableStore(storeDir);
     const lock = opts.noLock ? { release: () => {}, stale: false } : acquireStoreLock(storeDir);
     const unlock = lock.release;
     let offload: PieceOffload | undefined;
