@@ -189,6 +189,20 @@ export function blobsOf2(v: Vault2, path: string): string[] {
   });
 }
 
+/** Every blob file of the format-2 file at path: its pieces and their derived chaff (10.2), which live and die together. */
+export function fileBlobs2(v: Vault2, path: string): string[] {
+  const { md, pieces } = v.check();
+  const inode = md.requireInode(v.paths.idAt(path));
+  const out: string[] = [];
+  for (const { index, version } of md.pieceMapIfAny(inode.ino)?.versions() ?? []) {
+    for (const a of [pieces.pieceAddress(inode, index, version), ...pieces.chaffAddresses(inode, index, version)]) {
+      const hex = a.toString('hex');
+      out.push(`${hex.slice(0, 2)}/${hex}`);
+    }
+  }
+  return out;
+}
+
 /** The keyed names of a format-2 vault's metadata records (record-names.ts), for damaging one on purpose. */
 export function recordNames2(v: Vault2) {
   const key = v.check().namesKey;

@@ -32,6 +32,7 @@ import { emptyBox, ok, q, unmountAndCheck } from '../helpers/mount-util.js';
 import {
   blobFiles,
   blobsOf2,
+  fileBlobs2,
   changeRecord2,
   checkNothingLeftMountedAtAll,
   deleteRecord2,
@@ -480,7 +481,7 @@ check('orphan blobs (from another vault, at their own and at another path, and a
 check('damaged inode record of a file: fsck names the inode; repair drops the unreadable file and exactly its blobs (8); healthy files intact', async (t) => {
   const box = await copyOfPristine(t);
   const gBlobs = await withVault2(box.store, (v) => {
-    const blobs = blobsOf2(v, '/d/sub/g'); // before its record is damaged
+    const blobs = fileBlobs2(v, '/d/sub/g'); // pieces and chaff, before its record is damaged
     flipRecord2(box.store, recordNames2(v).inode(ino('d/sub/g')));
     return blobs;
   });
@@ -562,7 +563,7 @@ check('replayed bucket record (an unlink undone): fsck says stale-record; repair
   const victim = inBucket(bucket).find((e) => e.pieces) as BigEntry;
   const name = await withVault2(box.store, (v) => recordNames2(v).bucket(at.big.ino, bucket));
   const old = readRecord2(box.store, name);
-  const victimBlobs = await withVault2(box.store, (v) => blobsOf2(v, `/${BIG_DIR}/${victim.name}`));
+  const victimBlobs = await withVault2(box.store, (v) => fileBlobs2(v, `/${BIG_DIR}/${victim.name}`));
   t.is((await box.mount()).code, 0);
   await ok(t, `rm ${q(join(box.mnt, BIG_DIR, victim.name))}`);
   await unmountAndCheck(t, box);
@@ -644,7 +645,7 @@ check('damaged bucket, and the inode record of a file it names: the rest comes b
   const bucket = bucketWithPieces();
   const lost = inBucket(bucket).find((e) => e.pieces) as BigEntry;
   const lostBlobs = await withVault2(box.store, (v) => {
-    const blobs = blobsOf2(v, `/${BIG_DIR}/${lost.name}`);
+    const blobs = fileBlobs2(v, `/${BIG_DIR}/${lost.name}`); // pieces and chaff
     flipRecord2(box.store, recordNames2(v).inode(lost.ino));
     flipRecord2(box.store, recordNames2(v).bucket(at.big.ino, bucket));
     return blobs;

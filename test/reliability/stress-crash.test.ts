@@ -18,7 +18,7 @@ cleanupOnExit();
 const SEED = Number(process.env.SVAULT_STRESS_SEED ?? 20261127);
 
 const MODES: { name: string; sync: boolean; crashes: number; kinds: readonly CrashKind[]; budgetMs: number }[] = [
-  { name: 'group commit', sync: false, crashes: 5, kinds: CRASH_KINDS, budgetMs: 60_000 },
+  { name: 'group commit', sync: false, crashes: 5, kinds: CRASH_KINDS, budgetMs: 90_000 },
   { name: '-o sync', sync: true, crashes: 3, kinds: ['kill', 'meta.commit', 'meta.committed'], budgetMs: 50_000 },
 ];
 
