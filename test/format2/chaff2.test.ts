@@ -10,7 +10,6 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../../src/core/contents/sparse.js';
@@ -28,6 +27,7 @@ import { MemoryStore } from '../../src/core/store/memory-store.js';
 import type { PieceStore } from '../../src/core/store/piece-store.js';
 import { OpStats } from '../../src/core/util/op-stats.js';
 import { chaffAddresses2, chaffCount2 } from '../helpers/chaff2.js';
+import { crash2, readAll2 } from '../helpers/format2.js';
 import { tempDir } from '../helpers/temp-vault.js';
 
 const PASS = 'correct horse battery staple';
@@ -126,23 +126,6 @@ async function writeAt(v: Vault2, path: string, data: Buffer, position: number, 
   }
 }
 
-async function readAll(v: Vault2, path: string): Promise<Buffer> {
-  const fh = v.paths.open(path);
-  try {
-    const size = v.fgetattr(fh).size;
-    const buf = Buffer.alloc(size);
-    let done = 0;
-    while (done < size) {
-      const n = await v.read(fh, buf.subarray(done), size - done, done);
-      if (n === 0) break;
-      done += n;
-    }
-    return buf;
-  } finally {
-    await v.release(fh);
-  }
-}
-
 /** The chaff of `before` that belonged to pieces no longer live: gone from the store. */
 function checkGone(t: ExecutionContext, store: string, before: Live, after: Live, label: string): void {
   const disk = blobsOnDisk(store);
@@ -211,7 +194,7 @@ for (const { chaffRatio, pieceWorker } of [
       await v.paths.truncate('/b', 200); // INLINE again: its pieces go
       l = await checkStore(t, v, store, 'shrunk to INLINE');
       checkGone(t, store, prev, l, 'shrunk to INLINE');
-      t.true((await readAll(v, '/b')).equals(b.subarray(0, 200)));
+      t.true((await readAll2(v, '/b')).equals(b.subarray(0, 200)));
 
       // An unlinked open file keeps its pieces and chaff until its last close.
       prev = l;
@@ -269,15 +252,6 @@ test('fsck: a planted random blob is an orphan, and so is format 1\'s chaff once
   }
 });
 
-/** The process dies: its staged changes and its lock are left behind (as vault2.test.ts's crash()). */
-function crash(v: Vault2, store: string): void {
-  const internals = v as unknown as { s: { table: { close(): void } }; committer: { stop(): void } };
-  internals.committer.stop();
-  internals.s.table.close();
-  const dead = spawnSync('true').pid as number;
-  writeFileSync(join(store, 'svault.lock'), String(dead));
-}
-
 test('a crash between the pieces\' put and their commit leaves chaff that the next sweep removes with the pieces', async (t) => {
   const store = join(tempDir(t), 'store');
   const v = await Vault2.create(store, PASS, { pieceSize: P, chaffRatio: 1 }, { commitWindowMs: 60_000, pieceWorker: false });
@@ -291,14 +265,14 @@ test('a crash between the pieces\' put and their commit leaves chaff that the ne
   await writeAt(v, '/kept', randomBytes(P), 0); // a new version of piece 0, stored, never committed
   await writeAt(v, '/lost', randomBytes(3 * P), 0, true); // closed, but its commit never ran
   t.is(blobsOnDisk(store).size, 4 + 2 + 6, 'the uncommitted pieces were stored with their chaff');
-  crash(v, store);
+  crash2(v, store);
 
   const again = await Vault2.open(store, PASS, { pieceWorker: false });
   try {
     t.true(again.recoveredFromCrash);
     t.deepEqual(await again.sweepOrphans(), { removed: 8 }, 'four pieces nothing points to, and their four chaff blobs');
     t.deepEqual(sorted(blobsOnDisk(store).keys()), sorted(committed.keys()), 'what is left is the committed pieces and their chaff');
-    t.true((await readAll(again, '/kept')).equals(kept));
+    t.true((await readAll2(again, '/kept')).equals(kept));
     await checkStore(t, again, store, 'after the sweep');
   } finally {
     await again.close();

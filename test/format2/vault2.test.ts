@@ -7,14 +7,14 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { cpSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../../src/core/contents/sparse.js';
 import { FsError } from '../../src/core/errors.js';
 import { S_IFMT, type Timespec } from '../../src/core/format2/inode-record.js';
 import { Vault2 } from '../../src/core/format2/vault2.js';
 import { RollbackError } from '../../src/core/vault/anchor.js';
+import { crash2, readAll2 } from '../helpers/format2.js';
 import { tempDir } from '../helpers/temp-vault.js';
 
 const PASS = 'correct horse battery staple';
@@ -54,31 +54,10 @@ async function writeFile(v: Vault2, path: string, data: Buffer): Promise<void> {
   await v.release(fh);
 }
 
-async function readFile(v: Vault2, path: string): Promise<Buffer> {
-  const fh = v.paths.open(path);
-  const size = v.paths.getattr(path).size;
-  const buf = Buffer.alloc(size);
-  const n = await v.read(fh, buf, size, 0);
-  await v.release(fh);
-  return buf.subarray(0, n);
-}
-
 function blobCount(store: string): number {
   let n = 0;
   for (const shard of readdirSync(join(store, 'blobs'), { withFileTypes: true })) if (shard.isDirectory()) n += readdirSync(join(store, 'blobs', shard.name)).length;
   return n;
-}
-
-/**
- * The process dies: its staged changes and its lock are left behind, SQLite keeps what was committed.
- * Vaults that crash run without the piece worker, whose thread would outlive them.
- */
-function crash(v: Vault2, store: string): void {
-  const internals = v as unknown as { s: { table: { close(): void } }; committer: { stop(): void } };
-  internals.committer.stop();
-  internals.s.table.close();
-  const dead = spawnSync('true').pid as number;
-  writeFileSync(join(store, 'svault.lock'), String(dead));
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -105,9 +84,9 @@ test('files, directories, links and special files survive a close and an open; s
 
   const again = await Vault2.open(store, PASS, { anchorDir: anchors });
   t.teardown(() => again.close());
-  t.true((await readFile(again, '/docs/small.txt')).equals(small));
-  t.true((await readFile(again, '/hard')).equals(small));
-  t.true((await readFile(again, '/docs/big.bin')).equals(big));
+  t.true((await readAll2(again, '/docs/small.txt')).equals(small));
+  t.true((await readAll2(again, '/hard')).equals(small));
+  t.true((await readAll2(again, '/docs/big.bin')).equals(big));
   t.is(again.paths.readlink('/link'), 'docs/small.txt');
   t.is(again.paths.readlink('/long-link').length, 4001);
   t.is(again.paths.getattr('/hard').nlink, 2);
@@ -220,14 +199,14 @@ test('a crash loses at most what was not yet committed; fsync\'d files are there
   await writeFile(v, '/lost', randomBytes(3 * P)); // closed, but its commit never ran
   const usedBefore = (v as unknown as { s: { md: { newPieceVersion(): number } } }).s.md.newPieceVersion();
   const blobsBefore = blobCount(store);
-  crash(v, store);
+  crash2(v, store);
 
   const again = await Vault2.open(store, PASS);
   t.true(again.recoveredFromCrash, 'the stale lock says the last session did not close');
   t.deepEqual(await again.sweepOrphans(), { removed: 3 }, 'the lost file\'s three stored pieces, which nothing points to');
   t.is(blobCount(store), blobsBefore - 3);
   t.teardown(() => again.close());
-  t.true((await readFile(again, '/kept')).equals(kept), 'the fsync\'d file is whole');
+  t.true((await readAll2(again, '/kept')).equals(kept), 'the fsync\'d file is whole');
   t.throws(() => again.paths.getattr('/lost'), { message: /no such file/ }, 'the change of the last window is lost, whole');
   const md = (again as unknown as { s: { md: import('../../src/core/format2/metadata2.js').Metadata2; table: import('../../src/core/format2/record-table.js').RecordTable } }).s;
   t.true(md.md.newPieceVersion() > usedBefore, 'versions after the crash start past every one handed out before it');
@@ -247,10 +226,10 @@ test('fsync through a handle is durable before the close; a file only closed wit
   await v.write(closed, Buffer.from('flushed, not synced'), 0);
   await v.flush(closed);
   await v.release(closed);
-  crash(v, store);
+  crash2(v, store);
   const again = await Vault2.open(store, PASS);
   t.teardown(() => again.close());
-  t.true((await readFile(again, '/synced')).equals(synced));
+  t.true((await readAll2(again, '/synced')).equals(synced));
   errno(t, () => again.paths.getattr('/closed'), 'ENOENT');
 });
 
@@ -265,10 +244,10 @@ test('sync makes every change so far durable: a flushed file and namespace chang
   v.paths.mknod('/d/fifo', S_IFIFO | 0o644, 0, 0, 0);
   await v.sync();
   v.paths.mkdir('/after', 0o755, 0, 0);
-  crash(v, store);
+  crash2(v, store);
   const again = await Vault2.open(store, PASS);
   t.teardown(() => again.close());
-  t.true((await readFile(again, '/d/f')).equals(data));
+  t.true((await readAll2(again, '/d/f')).equals(data));
   t.is(again.paths.getattr('/d/fifo').mode, S_IFIFO | 0o644);
   errno(t, () => again.paths.getattr('/after'), 'ENOENT');
 });
@@ -283,11 +262,11 @@ test('ftruncate is committed at once: the new size survives a crash before the c
   await errnoAsync(t, v.ftruncate(fh, -1), 'EINVAL');
   t.is(v.fgetattr(fh).size, P + 7);
   await v.sync();
-  crash(v, store);
+  crash2(v, store);
   const again = await Vault2.open(store, PASS);
   t.teardown(() => again.close());
   t.is(again.paths.getattr('/f').size, P + 7);
-  t.true((await readFile(again, '/f')).equals(data.subarray(0, P + 7)));
+  t.true((await readAll2(again, '/f')).equals(data.subarray(0, P + 7)));
 });
 
 test('mknod by mode: a FIFO and a character device show their type bits and rdev; regular files; directories and symlinks refused', async (t) => {
@@ -368,7 +347,7 @@ test('hard links: nlink counts the names, the inode lives while one remains, dir
   errno(t, () => v.inodes.link(id, root, name('b')), 'EEXIST');
   v.inodes.unlink(root, name('a'));
   t.is(v.inodes.attrOf(id).nlink, 2);
-  t.true((await readFile(v, '/d/c')).equals(Buffer.from('linked')));
+  t.true((await readAll2(v, '/d/c')).equals(Buffer.from('linked')));
   v.inodes.unlink(root, name('b'));
   v.inodes.unlink(d, name('c'));
   errno(t, () => v.inodes.attrOf(id), 'ENOENT');
@@ -384,13 +363,13 @@ test('rename: RENAME_NOREPLACE refuses an existing target and leaves both; a dir
   await writeFile(v, '/b', Buffer.from('B'));
   const a = v.paths.idAt('/a');
   errno(t, () => v.inodes.rename(root, name('a'), root, name('b'), true), 'EEXIST');
-  t.true((await readFile(v, '/a')).equals(Buffer.from('A')));
-  t.true((await readFile(v, '/b')).equals(Buffer.from('B')));
+  t.true((await readAll2(v, '/a')).equals(Buffer.from('A')));
+  t.true((await readAll2(v, '/b')).equals(Buffer.from('B')));
   v.inodes.rename(root, name('a'), root, name('c'), true);
   t.is(v.inodes.lookup(root, name('a')), undefined);
   t.is(v.inodes.lookup(root, name('c')), a);
   v.inodes.rename(root, name('c'), root, name('b'), false);
-  t.true((await readFile(v, '/b')).equals(Buffer.from('A')), 'without NOREPLACE, the target is replaced');
+  t.true((await readAll2(v, '/b')).equals(Buffer.from('A')), 'without NOREPLACE, the target is replaced');
 
   v.paths.mkdir('/d', 0o755, 0, 0);
   v.paths.mkdir('/d/e', 0o755, 0, 0);
@@ -472,11 +451,11 @@ test('fallocate: PUNCH_HOLE zeros a range and drops its pieces, mode 0 extends t
   await errnoAsync(t, v.fallocate(fh, 0, -1, 10), 'EINVAL');
   await errnoAsync(t, v.fallocate(fh, 0, Number.MAX_SAFE_INTEGER, 10), 'EFBIG');
   await v.sync(); // the handle stays open: only fallocate's own commit put the content in the metadata
-  crash(v, store);
+  crash2(v, store);
   const again = await Vault2.open(store, PASS);
   t.teardown(() => again.close());
   t.is(again.paths.getattr('/f').size, 6 * P);
-  t.true((await readFile(again, '/f')).equals(Buffer.concat([data, Buffer.alloc(2 * P)])));
+  t.true((await readAll2(again, '/f')).equals(Buffer.concat([data, Buffer.alloc(2 * P)])));
 });
 
 test('by inode: clearModeBits keeps the type and moves ctime, utimens leaves an omitted time, truncate commits', async (t) => {
@@ -594,7 +573,7 @@ test('the piece worker seals full pieces and the file reads back after reopening
   const again = await Vault2.open(store, PASS, { pieceWorker: false });
   t.teardown(() => again.close());
   t.false(await again.pieceWorkerReady());
-  t.true((await readFile(again, '/big')).equals(data));
+  t.true((await readAll2(again, '/big')).equals(data));
 });
 
 test('a background commit that fails is reported to log, and the next commit takes its changes', async (t) => {

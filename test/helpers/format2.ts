@@ -1,11 +1,15 @@
-// What the format-2 metadata tests share: fresh random keys for a vault, a fixed time, and a vault holding
-// one of every kind of record.
+// What the format-2 tests share: fresh random keys for a vault, a fixed time, a vault holding one of every
+// kind of record, and for tests of a whole Vault2, reading a file and a simulated crash.
 
 import type { ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { FileType, ROOT_INO } from '../../src/core/format2/inode-record.js';
 import { Metadata2, type Metadata2Options } from '../../src/core/format2/metadata2.js';
 import { RecordTable } from '../../src/core/format2/record-table.js';
+import type { Vault2 } from '../../src/core/format2/vault2.js';
 import { tempDir } from './temp-vault.js';
 
 /** Options for a test vault's Metadata2: random keys and vault id, 128 KiB pieces, the given chaff ratio. */
@@ -70,3 +74,33 @@ export function fsckSample(t: ExecutionContext, options: Metadata2Options): Samp
   return { md, dir, table, bucketed, mapped, inline };
 }
 
+
+/** A whole file of a Vault2, through a handle. */
+export async function readAll2(v: Vault2, path: string): Promise<Buffer> {
+  const fh = v.paths.open(path);
+  try {
+    const size = v.fgetattr(fh).size;
+    const buf = Buffer.alloc(size);
+    let done = 0;
+    while (done < size) {
+      const n = await v.read(fh, buf.subarray(done), size - done, done);
+      if (n === 0) break;
+      done += n;
+    }
+    return buf;
+  } finally {
+    await v.release(fh);
+  }
+}
+
+/**
+ * The process dies: its staged changes and its lock are left behind, SQLite keeps what was committed.
+ * Vaults that crash run without the piece worker, whose thread would outlive them.
+ */
+export function crash2(v: Vault2, store: string): void {
+  const internals = v as unknown as { s: { table: { close(): void } }; committer: { stop(): void } };
+  internals.committer.stop();
+  internals.s.table.close();
+  const dead = spawnSync('true').pid as number;
+  writeFileSync(join(store, 'svault.lock'), String(dead));
+}

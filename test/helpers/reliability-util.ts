@@ -8,9 +8,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { META_FILE } from '../../src/core/meta/record-store.js';
-import { Vault } from '../../src/core/vault/vault.js';
 import { Vault2 } from '../../src/core/format2/vault2.js';
+import { blobPath } from '../../src/core/pieces/address.js';
 import { META2_FILE } from '../../src/core/format2/record-table.js';
 import { bucketRecordName, inodeRecordName, mapNodeRecordName, spillRecordName, stateRecordName } from '../../src/core/format2/record-names.js';
 import { CLI, mountedAt, PASSPHRASE, run, serverPids, type RunResult, type Sandbox } from './cli.js';
@@ -109,58 +108,10 @@ export function onlyServer(box: Sandbox): number {
 /** A JavaScript stack trace in CLI output: what exit 1 ("a bug") prints. A clear error has none. */
 export const STACK_TRACE = /\n\s+at .+:\d+:\d+\)?/;
 
-/**
- * Opens a (closed, unmounted) store with the core library, without the store lock and without a rollback
- * anchor, to locate damage targets (blob files of a path, record names). Closes it afterwards.
- */
-export async function withVault<T>(store: string, fn: (v: Vault) => T | Promise<T>): Promise<T> {
-  const v = await Vault.open(store, PASSPHRASE, { noLock: true });
-  try {
-    return await fn(v);
-  } finally {
-    await v.close();
-  }
-}
-
-/** The blob files ("shard/name") of every committed piece of the file at path, by piece index. */
-export function blobsOf(v: Vault, path: string): string[] {
-  const inode = v.inodeAt(path);
-  return [...inode.pieces.entries()]
-    .sort((a, b) => a[0] - b[0])
-    .map(([i, ver]) => {
-      const hex = v.check().pieces.pieceAddress(inode, i, ver).toString('hex');
-      return `${hex.slice(0, 2)}/${hex}`;
-    });
-}
-
-/** Changes the sealed value of one metadata record (by its keyed name) in place with fn. */
-export function changeRecord(store: string, name: Buffer, fn: (value: Buffer) => Buffer | string | number): void {
-  const db = new Database(join(store, META_FILE));
-  try {
-    const row = db.prepare<[Buffer], { v: Buffer }>('SELECT v FROM records WHERE k = ?').get(name);
-    if (!row) throw new Error(`no record ${name.toString('hex')}`);
-    const changed = db.prepare<[Buffer | string | number, Buffer]>('UPDATE records SET v = ? WHERE k = ?').run(fn(Buffer.from(row.v)), name);
-    if (changed.changes !== 1) throw new Error('record not updated');
-  } finally {
-    db.close();
-  }
-}
-
-/** Flips one bit in the middle of a record's sealed value. */
-export function flipRecord(store: string, name: Buffer): void {
-  changeRecord(store, name, (v) => {
-    v[v.length >> 1] = (v[v.length >> 1] as number) ^ 0x10;
-    return v;
-  });
-}
-
-export function deleteRecord(store: string, name: Buffer): void {
-  const db = new Database(join(store, META_FILE));
-  try {
-    if (db.prepare('DELETE FROM records WHERE k = ?').run(name).changes !== 1) throw new Error('record not deleted');
-  } finally {
-    db.close();
-  }
+/** Flips one bit in the middle of a row's sealed value. */
+function flipRow(value: Buffer): Buffer {
+  value[value.length >> 1] = (value[value.length >> 1] as number) ^ 0x10;
+  return value;
 }
 
 // ---- format 2: the same damage targets, named as format 2 names them ----
@@ -169,8 +120,8 @@ export function deleteRecord(store: string, name: Buffer): void {
  * Opens a (closed, unmounted) format-2 store with the core library to locate damage targets: no store lock,
  * no rollback anchor, inspect-only (nothing is written), no piece worker. Closes it afterwards.
  */
-export async function withVault2<T>(store: string, fn: (v: Vault2) => T | Promise<T>): Promise<T> {
-  const v = await Vault2.open(store, PASSPHRASE, { noLock: true, inspectOnly: true, pieceWorker: false });
+export async function withVault2<T>(store: string, fn: (v: Vault2) => T | Promise<T>, passphrase = PASSPHRASE): Promise<T> {
+  const v = await Vault2.open(store, passphrase, { noLock: true, inspectOnly: true, pieceWorker: false });
   try {
     return await fn(v);
   } finally {
@@ -183,10 +134,7 @@ export function blobsOf2(v: Vault2, path: string): string[] {
   const { md, pieces } = v.check();
   const inode = md.requireInode(v.paths.idAt(path));
   const versions = [...(md.pieceMapIfAny(inode.ino)?.versions() ?? [])].sort((a, b) => a.index - b.index);
-  return versions.map(({ index, version }) => {
-    const hex = pieces.pieceAddress(inode, index, version).toString('hex');
-    return `${hex.slice(0, 2)}/${hex}`;
-  });
+  return versions.map(({ index, version }) => blobPath(pieces.pieceAddress(inode, index, version)));
 }
 
 /** Every blob file of the format-2 file at path: its pieces and their derived chaff (10.2), which live and die together. */
@@ -195,10 +143,7 @@ export function fileBlobs2(v: Vault2, path: string): string[] {
   const inode = md.requireInode(v.paths.idAt(path));
   const out: string[] = [];
   for (const { index, version } of md.pieceMapIfAny(inode.ino)?.versions() ?? []) {
-    for (const a of [pieces.pieceAddress(inode, index, version), ...pieces.chaffAddresses(inode, index, version)]) {
-      const hex = a.toString('hex');
-      out.push(`${hex.slice(0, 2)}/${hex}`);
-    }
+    for (const a of [pieces.pieceAddress(inode, index, version), ...pieces.chaffAddresses(inode, index, version)]) out.push(blobPath(a));
   }
   return out;
 }
@@ -229,10 +174,7 @@ export function changeRecord2(store: string, name: Buffer, fn: (value: Buffer) =
 
 /** Flips one bit in the middle of a format-2 row's sealed value. */
 export function flipRecord2(store: string, name: Buffer): void {
-  changeRecord2(store, name, (v) => {
-    v[v.length >> 1] = (v[v.length >> 1] as number) ^ 0x10;
-    return v;
-  });
+  changeRecord2(store, name, flipRow);
 }
 
 export function deleteRecord2(store: string, name: Buffer): void {

@@ -13,7 +13,8 @@ import { Vault2 } from '../../src/core/format2/vault2.js';
 import { FsError } from '../../src/core/errors.js';
 import { Vault } from '../../src/core/vault/vault.js';
 import { chaffAddresses2 } from './chaff2.js';
-import { blobFiles } from './reliability-util.js';
+import { readAll2 } from './format2.js';
+import { blobFiles, withVault2 } from './reliability-util.js';
 import { patternBytes } from './temp-vault.js';
 
 export const PIECE = 4096;
@@ -128,31 +129,11 @@ export async function makeFormat1Store(store: string, anchorDir?: string): Promi
 }
 
 /** Opens a format-2 store to look (no lock, nothing written) and runs fn. */
-export async function looking<T>(store: string, fn: (v: Vault2) => T | Promise<T>): Promise<T> {
-  const v = await Vault2.open(store, UPGRADE_PASS, { noLock: true, inspectOnly: true, pieceWorker: false });
-  try {
-    return await fn(v);
-  } finally {
-    await v.close();
-  }
+export function looking<T>(store: string, fn: (v: Vault2) => T | Promise<T>): Promise<T> {
+  return withVault2(store, fn, UPGRADE_PASS);
 }
 
-export async function readAll2(v: Vault2, path: string): Promise<Buffer> {
-  const fh = v.paths.open(path);
-  try {
-    const size = v.fgetattr(fh).size;
-    const buf = Buffer.alloc(size);
-    let done = 0;
-    while (done < size) {
-      const n = await v.read(fh, buf.subarray(done), size - done, done);
-      if (n === 0) break;
-      done += n;
-    }
-    return buf;
-  } finally {
-    await v.release(fh);
-  }
-}
+export { readAll2 };
 
 /** What format 2 shows of a path, in the manifest's terms (times in ms: format 1 kept ms). */
 export function manifestOf2(v: Vault2, path: string): Manifest {
