@@ -8,6 +8,7 @@
 // (Vault2.sweepOrphans). Problems name inode numbers, not paths, as format 2's logs do (security finding 11).
 
 import { FsError, IntegrityError } from '../errors.js';
+import type { FsckReport } from '../fsck/fsck.js';
 import { StoreDir } from '../os/store-dir.js';
 import { NAME_MAX, type DirEntry } from './dir-records.js';
 import { detectFormat } from './format-detect.js';
@@ -27,31 +28,17 @@ export interface Vault2FsckProblem {
   detail: string;
 }
 
-/** What `svault fsck` reports of a format-2 vault: format 1's report (FsckReport), by inode, with special files. */
-export interface Vault2FsckReport {
+/**
+ * What `svault fsck` reports of a format-2 vault: format 1's report (FsckReport, the same counts and meanings),
+ * with problems by inode, special files, metadata chaff and notes.
+ */
+export interface Vault2FsckReport extends Omit<FsckReport, 'problems'> {
   format: 2;
-  files: number;
-  directories: number;
-  symlinks: number;
   /** FIFOs, sockets and device nodes. */
   special: number;
-  /** Piece versions the piece maps point to. */
-  pieces: number;
-  /** The regular files' sizes, summed. */
-  logicalBytes: number;
-  /** Chaff blobs. */
-  chaff: number;
-  /** Blobs that are neither a piece a map points to nor chaff. */
-  orphans: number;
-  /** Metadata rows nothing reaches that are not expected chaff. */
-  unreachableRecords: number;
-  /** Regular files with lost piece slots (quarantined). */
-  quarantinedFiles: number;
   /** Metadata chaff rows (5.9). */
   metadataChaff: number;
   problems: Vault2FsckProblem[];
-  /** Set when the walk could not reach everything: orphan counts then include healthy files' blobs. */
-  incomplete: string[];
   /** Worth knowing, and not a problem (section 13): missing chaff, what an upgrade keeps for a rollback (4.4). */
   notes: string[];
 }
